@@ -1,0 +1,34 @@
+# dm-dedup: top-level Makefile.
+#
+#   make test        everything (installs dependencies first); ends with "N passed, N failed"
+#   make check       a faster subset: unit tests, module build, two guest tests
+#   make module      build dm-dedup/dm-dedup.ko against Debian's 6.1 headers (no warnings)
+#   make sparse      sparse (C=2) over the module; warnings in our files fail
+#   make vm-test T=01-load   boot the test guest and run one script from tests/vm/
+#   make clean
+# See README.md and docs/testing.md.
+
+.DEFAULT_GOAL := all
+SHELL := /bin/bash
+
+# The userspace engine, tools, unit and fuzz tests (targets userspace, unit-tap,
+# fuzz-smoke) live in mk/userspace.mk.
+-include mk/userspace.mk
+include mk/kernel.mk
+include mk/vm.mk
+
+.PHONY: all test check clean help
+
+all: module
+
+test:
+	@scripts/run-tests.sh
+
+check:
+	@scripts/run-tests.sh --quick
+
+clean: kernel-clean
+	rm -rf build
+
+help:
+	@sed -n '3,10s/^# \{0,1\}//p' Makefile

@@ -1,0 +1,28 @@
+# Kernel module builds (included by the top-level Makefile).
+# Everything goes through scripts/kbuild.sh, which installs what is missing, reads the
+# guest kernel's ABI from build/kver and fails on any warning.
+
+.PHONY: deps module module-w1 sparse selftest-modules kernel-clean
+
+deps:
+	@scripts/deps.sh
+
+module:
+	@scripts/kbuild.sh dm-dedup
+
+# W=1: extra warnings (informational in `make test`).
+module-w1:
+	@scripts/kbuild.sh --w1 dm-dedup
+
+sparse:
+	@scripts/kbuild.sh --sparse dm-dedup
+
+# Test-only modules the harness self-tests load in the guest.
+selftest-modules:
+	@scripts/kbuild.sh tests/vm/selftest-warn
+
+kernel-clean:
+	@if [ -f build/kver ]; then \
+		scripts/kbuild.sh --clean dm-dedup; \
+		scripts/kbuild.sh --clean tests/vm/selftest-warn; \
+	fi

@@ -1,0 +1,14 @@
+# QEMU test guest (included by the top-level Makefile).  See docs/testing.md.
+
+.PHONY: initramfs vm-test
+
+# Our tools (build/bin/) go into the guest too, once mk/userspace.mk builds them.
+DD_USERSPACE_TARGET := $(if $(wildcard mk/userspace.mk),userspace)
+
+initramfs: module selftest-modules $(DD_USERSPACE_TARGET)
+	@scripts/vm/build-initramfs.sh
+
+# make vm-test T=01-load   (or T=tests/vm/01-load.sh)
+vm-test: initramfs
+	@if [ -z "$(T)" ]; then echo "usage: make vm-test T=<script in tests/vm/>" >&2; exit 2; fi
+	@scripts/vm/run.sh --no-build $(T)
