@@ -1,0 +1,137 @@
+#!/bin/bash
+# Boot Debian's kernel under QEMU (TCG) and run ONE guest script from tests/vm/.
+#
+#   scripts/vm/run.sh [-q] [-t SECONDS] [--no-build] <script>
+#     <script>    tests/vm/01-load.sh, 01-load.sh or 01-load
+#     -q          do not stream the console (it is still saved; its tail is shown on failure)
+#     -t SECONDS  timeout for the whole boot (default: the script's "# vm: timeout=" or 300)
+#     --no-build  do not (re)build the module/initramfs first (the runner builds once)
+#
+# A guest script may ask for resources on a line of its own:
+#   # vm: timeout=120 disks=2 disk_size=2G mem=2G
+# (disks are sparse raw files in build/vm/out/<name>/, the guest's /dev/vda, /dev/vdb, ...).
+#
+# Results land in build/vm/out/<name>/: console.log, share/{test.log,dmesg.txt,rc,results/}.
+# The last line printed is "VM-RESULT <name>: PASS" or "VM-RESULT <name>: FAIL: <reasons>".
+# Exit status: 0 pass; 1 the script failed; 2 kernel WARN/BUG/oops/panic/hung task;
+# 3 timeout; 4 no result file (guest died before the end); 5 harness error.
+# With several reasons the order of precedence is 3, 2, 4, 1.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+quiet=0
+timeout_override=
+build=1
+while [ $# -gt 0 ]; do
+	case "$1" in
+	-q) quiet=1; shift ;;
+	-t) timeout_override=$2; shift 2 ;;
+	--no-build) build=0; shift ;;
+	-*) echo "run.sh: unknown option $1" >&2; exit 5 ;;
+	*) break ;;
+	esac
+done
+[ $# -eq 1 ] || { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 5; }
+
+name=$(basename "$1")
+name=${name%.sh}
+script=$ROOT/tests/vm/$name.sh
+[ -f "$script" ] || { echo "run.sh: no guest script $script" >&2; exit 5; }
+
+if [ "$build" = 1 ]; then
+	make -s --no-print-directory -C "$ROOT" initramfs
+fi
+K=$(cat "$ROOT/build/kver")
+INITRD=$ROOT/build/vm/initramfs.cpio
+[ -f "$INITRD" ] || { echo "run.sh: $INITRD missing" >&2; exit 5; }
+
+# Per-script resources.
+opt() { # opt KEY DEFAULT
+	local v
+	v=$(sed -n 's/^# vm:.*\b'"$1"'=\([^ ]*\).*/\1/p' "$script" | head -n1)
+	echo "${v:-$2}"
+}
+tmo=${timeout_override:-$(opt timeout 300)}
+ndisks=$(opt disks 0)
+disk_size=$(opt disk_size 1G)
+mem=$(opt mem 2G)
+
+OUT=$ROOT/build/vm/out/$name
+rm -rf "$OUT"
+mkdir -p "$OUT/share"
+drives=()
+for ((i = 0; i < ndisks; i++)); do
+	truncate -s "$disk_size" "$OUT/disk$i.img"
+	drives+=(-drive "file=$OUT/disk$i.img,if=virtio,format=raw,cache=none,aio=threads")
+done
+
+cmd=(timeout --kill-after=10 "$tmo"
+	qemu-system-x86_64 -accel tcg,thread=multi,tb-size=512 -cpu max -smp 2 -m "$mem"
+	-nographic -no-reboot -kernel "/boot/vmlinuz-$K" -initrd "$INITRD"
+	-append "console=ttyS0 panic=-1 oops=panic quiet loglevel=5 dd.test=$name.sh"
+	-virtfs "local,path=$OUT/share,mount_tag=out,security_model=none,id=out"
+	"${drives[@]}")
+
+echo "vm: $name: booting ($K, timeout ${tmo}s, ${ndisks} disk(s), $mem)"
+start=$SECONDS
+set +e
+if [ "$quiet" = 1 ]; then
+	"${cmd[@]}" </dev/null 2>&1 | sed -u -e 's/\x1b\[[0-9;?]*[a-zA-Z]//g' -e 's/\x1bc//g' -e 's/\r$//' >"$OUT/console.log"
+else
+	"${cmd[@]}" </dev/null 2>&1 | sed -u -e 's/\x1b\[[0-9;?]*[a-zA-Z]//g' -e 's/\x1bc//g' -e 's/\r$//' | tee "$OUT/console.log" | sed -u 's/^/  | /'
+fi
+qrc=${PIPESTATUS[0]}
+set -e
+elapsed=$((SECONDS - start))
+
+# --- verdict -----------------------------------------------------------------------
+# Kernel trouble, in dmesg or on the console.  On the console only what follows a printk
+# timestamp is scanned, so a test's own output cannot match by accident.
+KPAT='WARNING: CPU|WARNING: at |BUG: |kernel BUG at|Oops|Call Trace|Kernel panic|general protection fault|UBSAN:|KASAN:|list_(add|del) corruption|blocked for more than [0-9]+ seconds|RIP: [0-9]{4}:'
+kernel_lines=$(
+	{
+		grep -aoE '\[ *[0-9]+\.[0-9]{6}\] .*' "$OUT/console.log" || true
+		cat "$OUT/share/dmesg.txt" 2>/dev/null || true
+	} | grep -aE "$KPAT" | head -n 5 || true
+)
+
+reasons=()
+code=0
+if [ "$qrc" -eq 124 ] || [ "$qrc" -eq 137 ]; then
+	reasons+=("timeout after ${tmo}s")
+	code=3
+fi
+if [ -n "$kernel_lines" ]; then
+	reasons+=("kernel problem: $(echo "$kernel_lines" | head -n1 | sed 's/^\[ *[0-9.]*\] //')")
+	[ "$code" -eq 0 ] && code=2
+fi
+if [ ! -f "$OUT/share/rc" ]; then
+	if [ "$code" -eq 0 ]; then
+		reasons+=("no result file: the guest stopped before the end (qemu exit $qrc)")
+		code=4
+	fi
+else
+	trc=$(cat "$OUT/share/rc")
+	if [ "$trc" != 0 ]; then
+		reasons+=("test failed (exit $trc)")
+		[ "$code" -eq 0 ] && code=1
+	fi
+fi
+
+if [ "$code" -ne 0 ]; then
+	if [ -n "$kernel_lines" ]; then
+		echo "vm: $name: kernel lines:"
+		echo "$kernel_lines" | sed 's/^/    /'
+	fi
+	if grep -q '^not ok' "$OUT/share/test.log" 2>/dev/null; then
+		echo "vm: $name: failed checks:"
+		grep '^not ok' "$OUT/share/test.log" | sed 's/^/    /'
+	fi
+	echo "vm: $name: last 50 console lines:"
+	tail -n 50 "$OUT/console.log" | sed 's/^/  | /'
+	printf -v joined '%s; ' "${reasons[@]}"
+	echo "VM-RESULT $name: FAIL: ${joined%; } (${elapsed}s)"
+else
+	echo "VM-RESULT $name: PASS (${elapsed}s)"
+fi
+exit "$code"
