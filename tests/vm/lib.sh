@@ -1,0 +1,233 @@
+# tests/vm/lib.sh: helpers for guest test scripts.  POSIX sh: the guest runs busybox sh,
+# a real host runs /bin/sh (see docs/testing.md).  A script sources it, makes its checks,
+# and ends with `finish`:
+#
+#     . "$(dirname "$0")/lib.sh"
+#     dd_load_module
+#     check "targets are registered" dmsetup targets
+#     finish
+#
+# Environment (set by the guest's /init, or by run-native.sh on a real host):
+#   DD_TEST    the script's name (01-load)
+#   DD_OUT     a directory for result files; it comes back to the host
+#              (build/vm/out/<name>/share/results/)
+#   DD_TMP     scratch space (a tmpfs in the guest)
+#   DD_TESTS   the directory holding the guest scripts and this file
+#   DD_NATIVE  1 on a real host, 0 in the guest
+#   DD_DISKS   the virtio disks asked for with "# vm: disks=N" (guest only; empty natively)
+#   DD_MODULE  natively: the dm-dedup.ko to insmod
+#
+# Names: dm devices made by tests start with "ddt-"; dd_cleanup removes them and the
+# loop devices made with dd_loop, on exit.
+
+: "${DD_TEST:=$(basename "$0" .sh)}"
+: "${DD_TMP:=/tmp}"
+: "${DD_OUT:=$DD_TMP/dd-out-$DD_TEST}"
+: "${DD_NATIVE:=0}"
+: "${DD_TESTS:=$(cd "$(dirname "$0")" && pwd)}"
+# Without udev (the guest) libdevmapper makes the /dev/mapper nodes itself.
+[ "$DD_NATIVE" = 1 ] || export DM_DISABLE_UDEV=1
+mkdir -p "$DD_OUT"
+
+DD_CHECKS=0
+DD_FAILED=0
+DD_STATE=$DD_TMP/.dd-state-$DD_TEST.$$
+mkdir -p "$DD_STATE"
+: >"$DD_STATE/loops"
+
+# Kernel messages that mean the kernel is in trouble (the harness scans for the same).
+DD_KPAT='WARNING: CPU|WARNING: at |BUG: |kernel BUG at|Oops|Call Trace|Kernel panic|general protection fault|UBSAN:|KASAN:|list_(add|del) corruption|blocked for more than [0-9]+ seconds'
+
+log() { echo "# $*"; }
+
+ok() {
+	DD_CHECKS=$((DD_CHECKS + 1))
+	echo "ok $DD_CHECKS - $*"
+}
+
+fail() {
+	DD_CHECKS=$((DD_CHECKS + 1))
+	DD_FAILED=$((DD_FAILED + 1))
+	echo "not ok $DD_CHECKS - $*"
+}
+
+# Show a file indented, so that it can never be read as a result line.
+_dd_show() { sed 's/^/#   | /' "$1"; }
+
+# check DESC CMD [ARGS...]: CMD must succeed.  Its output is shown when it fails.
+check() {
+	_desc=$1
+	shift
+	if "$@" >"$DD_STATE/out" 2>&1; then
+		ok "$_desc"
+	else
+		fail "$_desc (exit $?: $*)"
+		_dd_show "$DD_STATE/out"
+	fi
+}
+
+# expect_fail DESC CMD [ARGS...]: CMD must fail.
+expect_fail() {
+	_desc=$1
+	shift
+	if "$@" >"$DD_STATE/out" 2>&1; then
+		fail "$_desc (succeeded, expected a failure: $*)"
+		_dd_show "$DD_STATE/out"
+	else
+		ok "$_desc"
+	fi
+}
+
+# check_eq DESC GOT WANT
+check_eq() {
+	if [ "$2" = "$3" ]; then
+		ok "$1"
+	else
+		fail "$1"
+		log "  got:  '$2'"
+		log "  want: '$3'"
+	fi
+}
+
+# die MSG: a failure the script cannot go on after.
+die() {
+	fail "$*"
+	finish
+}
+
+# finish: clean up, print the tally, exit 1 if any check failed (or none ran).
+finish() {
+	trap - EXIT
+	dd_cleanup
+	if [ "$DD_CHECKS" -eq 0 ]; then
+		echo "# $DD_TEST: no check was made"
+		exit 1
+	fi
+	echo "# $DD_TEST: $DD_CHECKS checks, $DD_FAILED failed"
+	[ "$DD_FAILED" -eq 0 ] || exit 1
+	exit 0
+}
+
+# --- kernel log ----------------------------------------------------------------------
+
+# dd_mark TAG: put a marker line into the kernel log.
+dd_mark() { echo "dd-mark: $1" >/dev/kmsg; }
+
+# dd_dmesg_since TAG: the kernel log from the marker TAG on.
+dd_dmesg_since() { dmesg | sed -n "/dd-mark: $1\$/,\$p"; }
+
+# dd_kernel_clean_since TAG: no WARN/BUG/oops/... since the marker TAG.
+dd_kernel_clean_since() {
+	if dd_dmesg_since "$1" | grep -E "$DD_KPAT" >"$DD_STATE/kbad"; then
+		_dd_show "$DD_STATE/kbad"
+		return 1
+	fi
+	return 0
+}
+
+# --- module --------------------------------------------------------------------------
+
+dd_module_loaded() { grep -q '^dm_dedup ' /proc/modules; }
+
+# dd_load_module: load dm-dedup (and dm-mod etc.): modprobe in the guest, insmod of the
+# freshly built $DD_MODULE on a real host.
+dd_load_module() {
+	dd_module_loaded && return 0
+	if [ "$DD_NATIVE" = 1 ]; then
+		_deps=$(modinfo -F depends "$DD_MODULE" | tr ',' ' ')
+		for _m in dm-mod $_deps; do
+			modprobe "$_m" || return 1
+		done
+		insmod "$DD_MODULE"
+	else
+		modprobe dm-dedup
+	fi
+}
+
+dd_unload_module() { rmmod dm_dedup; }
+
+# --- scratch block devices -------------------------------------------------------------
+
+# dd_loop SIZE: a zeroed loop device backed by a sparse file in $DD_TMP; prints its
+# name.  SIZE as truncate takes it (16M, 2K).  Detached by dd_cleanup.
+dd_loop() {
+	modprobe loop 2>/dev/null
+	_n=$(wc -l <"$DD_STATE/loops")
+	_f=$DD_STATE/loop$_n.img
+	rm -f "$_f"
+	truncate -s "$1" "$_f" || return 1
+	# Both busybox and util-linux losetup accept this form.
+	_d=$(losetup -f) || return 1
+	losetup "$_d" "$_f" || return 1
+	echo "$_d $_f" >>"$DD_STATE/loops"
+	echo "$_d"
+}
+
+# dd_brd COUNT SIZE_MIB: load brd with COUNT ram disks (/dev/ram0...) of SIZE_MIB each.
+dd_brd() {
+	if grep -q '^brd ' /proc/modules; then
+		echo "brd is already loaded" >&2
+		return 1
+	fi
+	modprobe brd rd_nr="$1" rd_size=$(($2 * 1024))
+}
+
+# dd_sectors DEV: size in 512-byte sectors.
+dd_sectors() { blockdev --getsz "$1"; }
+
+# dd_devno DEV: "major:minor" of a block device, as dm tables print it.
+dd_devno() {
+	# shellcheck disable=SC2046 # two hex numbers, major and minor
+	set -- $(stat -L -c '%t %T' "$1") || return 1
+	printf '%d:%d\n' "0x$1" "0x$2"
+}
+
+# expect_table_error DESC NAME TARGET MESSAGE TABLE
+#   Creating dm device NAME from TABLE (one or more lines) must fail, the kernel log
+#   must show "<TARGET>: <MESSAGE> (" (how dm reports a constructor's ti->error; with
+#   TARGET "-" just MESSAGE), and the kernel must stay clean (no WARN/BUG/oops).
+DD_CASE=0
+expect_table_error() {
+	DD_CASE=$((DD_CASE + 1))
+	_tag="$DD_TEST.case$DD_CASE.$$"
+	if [ "$3" = - ]; then _want=$4; else _want=": $3: $4 ("; fi
+	dd_mark "$_tag"
+	if printf '%s\n' "$5" | dmsetup create "$2" >"$DD_STATE/out" 2>&1; then
+		fail "$1: the table was accepted"
+		dmsetup remove "$2" >/dev/null 2>&1
+		return
+	fi
+	dmsetup remove "$2" >/dev/null 2>&1
+	if ! dd_dmesg_since "$_tag" | grep -F -- "$_want" >/dev/null; then
+		fail "$1: no '$_want' in the kernel log"
+		dd_dmesg_since "$_tag" >"$DD_STATE/klog"
+		_dd_show "$DD_STATE/klog"
+		_dd_show "$DD_STATE/out"
+		return
+	fi
+	if ! dd_kernel_clean_since "$_tag"; then
+		fail "$1: kernel trouble after the rejection"
+		return
+	fi
+	ok "$1: rejected with '$4'"
+}
+
+# dd_cleanup: remove the ddt-* dm devices and the loop devices this script made.
+dd_cleanup() {
+	if command -v dmsetup >/dev/null 2>&1 && [ -e /dev/mapper/control ]; then
+		# Volumes before pools: a pool is held open by its volumes.
+		for _pass in 1 2 3; do
+			for _dev in $(dmsetup ls 2>/dev/null | awk '$1 ~ /^ddt-/ {print $1}'); do
+				dmsetup remove "$_dev" >/dev/null 2>&1
+			done
+		done
+	fi
+	if [ -f "$DD_STATE/loops" ]; then
+		while read -r _d _f; do
+			losetup -d "$_d" 2>/dev/null
+			rm -f "$_f"
+		done <"$DD_STATE/loops"
+	fi
+	rm -rf "$DD_STATE"
+}
+trap dd_cleanup EXIT
