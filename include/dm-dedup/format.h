@@ -1,0 +1,264 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * dm-dedup on-disk format.  This is the only definition of the format:
+ * the kernel target, the engine, the tools and the tests all include it.
+ * docs/format.md explains every structure and the commit protocol.
+ *
+ * Rules: little-endian fixed-width fields, natural alignment, packed,
+ * sizes asserted at compile time.  Every metadata block is DD_BLOCK_SIZE
+ * bytes and starts with struct dd_disk_header, whose checksum is salted
+ * with the block type.
+ */
+#ifndef DM_DEDUP_FORMAT_H
+#define DM_DEDUP_FORMAT_H
+
+#include <linux/types.h>
+
+/* Every structure is a multiple of 8 bytes with naturally aligned fields:
+ * packed guarantees no padding, aligned(8) keeps member pointers aligned. */
+#define DD_PACKED __attribute__((packed, aligned(8)))
+
+/* ---- geometry -------------------------------------------------------- */
+
+#define DD_BLOCK_SHIFT		12
+#define DD_BLOCK_SIZE		(1u << DD_BLOCK_SHIFT)	/* metadata and data */
+#define DD_SECTOR_SHIFT		9
+#define DD_SECTORS_PER_BLOCK	(DD_BLOCK_SIZE >> DD_SECTOR_SHIFT)
+
+#define DD_MAGIC		0x7075646564646d64ULL	/* "dmdedup" (le) */
+#define DD_VERSION		1
+
+/* Feature words: an unknown incompat bit refuses to open, an unknown
+ * ro_compat bit opens read-only, an unknown compat bit is ignored. */
+#define DD_FEATURE_COMPAT_SUPP		0u
+#define DD_FEATURE_RO_COMPAT_SUPP	0u
+#define DD_FEATURE_INCOMPAT_SUPP	0u
+
+/* Superblock flags */
+#define DD_SB_NEEDS_CHECK	(1u << 0)	/* metadata error seen: check before rw */
+
+/* Limits */
+#define DD_ADDR_BITS		48
+#define DD_MAX_ADDR		((1ULL << DD_ADDR_BITS) - 1)	/* max LBN / PBN */
+#define DD_MAX_VOLUME_ID	((1u << 24) - 1)		/* user-visible ids */
+#define DD_NO_VOLUME		0xffffffffu
+
+/* Layout of the metadata device */
+#define DD_SB_SLOTS		2	/* superblock of txn t lives in block t % 2 */
+#define DD_JOURNAL_AREAS	2	/* txn t is journalled in area t % 2 */
+#define DD_JOURNAL_MIN_BLOCKS	128	/* per area */
+#define DD_JOURNAL_MAX_BLOCKS	4096	/* per area */
+#define DD_META_MIN_BLOCKS	512	/* 2 MiB */
+
+/* ---- block types: checksum salt and type check ------------------------ */
+
+#define DD_FOURCC(a, b, c, d) \
+	((__u32)(a) | ((__u32)(b) << 8) | ((__u32)(c) << 16) | ((__u32)(d) << 24))
+
+#define DD_BT_SUPER	DD_FOURCC('S', 'U', 'P', 'R')	/* superblock */
+#define DD_BT_NODE	DD_FOURCC('N', 'O', 'D', 'E')	/* radix interior node */
+#define DD_BT_MAP	DD_FOURCC('L', 'M', 'A', 'P')	/* LBN -> PBN leaf */
+#define DD_BT_REFS	DD_FOURCC('R', 'E', 'F', 'S')	/* per-PBN records */
+#define DD_BT_DBITMAP	DD_FOURCC('D', 'B', 'M', 'P')	/* data allocation bits */
+#define DD_BT_MBITMAP	DD_FOURCC('M', 'B', 'M', 'P')	/* metadata allocation bits */
+#define DD_BT_VOLS	DD_FOURCC('V', 'O', 'L', 'S')	/* volume table leaf */
+#define DD_BT_WRITTEN	DD_FOURCC('W', 'B', 'M', 'P')	/* written-since-scan bits */
+#define DD_BT_INDEX	DD_FOURCC('I', 'N', 'D', 'X')	/* scanner hash index */
+
+#define DD_CSUM_SEED	0x5eedd0d0u
+
+/* Which tree a radix block belongs to (header.tree) */
+enum dd_tree_id {
+	DD_TREE_NONE = 0,
+	DD_TREE_VOLS = 1,
+	DD_TREE_MAP = 2,
+	DD_TREE_REFS = 3,
+	DD_TREE_DALLOC = 4,
+	DD_TREE_WRITTEN = 5,
+	DD_TREE_INDEX = 6,
+	DD_TREE_MAX
+};
+
+/* ---- common block header --------------------------------------------- */
+
+struct dd_disk_header {
+	__le32 csum;	/* crc32c(DD_CSUM_SEED ^ type) of bytes [4, DD_BLOCK_SIZE) */
+	__le32 type;	/* DD_BT_* */
+	__le64 blocknr;	/* home location of this block (misdirected-write check) */
+	__le64 txn;	/* transaction that last wrote this block */
+	__le16 count;	/* live entries (children, mappings, records, set bits) */
+	__u8 level;	/* radix: 0 = leaf, else height above the leaves */
+	__u8 tree;	/* enum dd_tree_id */
+	__le32 owner;	/* map trees: volume id; else 0 */
+} DD_PACKED;
+
+#define DD_PAYLOAD_SIZE		(DD_BLOCK_SIZE - sizeof(struct dd_disk_header))
+
+/* ---- radix trees -------------------------------------------------------
+ * All growable structures are radix trees of 4 KiB blocks keyed by a leaf
+ * index: interior nodes hold DD_NODE_FANOUT child block numbers (0 = none),
+ * a tree of height h addresses DD_NODE_FANOUT^h leaves.  A missing leaf
+ * reads as all zero (unmapped, refcount 0, free).
+ */
+#define DD_NODE_FANOUT		(DD_PAYLOAD_SIZE / 8)		/* 508 */
+
+struct dd_disk_node {
+	struct dd_disk_header hdr;
+	__le64 child[DD_NODE_FANOUT];
+} DD_PACKED;
+
+struct dd_disk_root {
+	__le64 root;	/* block of the root node or leaf, 0 = empty tree */
+	__u8 height;	/* number of interior levels above the leaves */
+	__u8 pad[7];
+} DD_PACKED;
+
+/* ---- LBN -> PBN map leaf ---------------------------------------------- */
+
+#define DD_MAP_ENTRIES		(DD_PAYLOAD_SIZE / 8)		/* 508 */
+#define DD_ME_PBN_MASK		DD_MAX_ADDR
+#define DD_ME_EXCL		(1ULL << 62)	/* in-place write allowed, see format.md */
+#define DD_ME_MAPPED		(1ULL << 63)
+#define DD_ME_KNOWN		(DD_ME_PBN_MASK | DD_ME_EXCL | DD_ME_MAPPED)
+
+struct dd_disk_map_leaf {
+	struct dd_disk_header hdr;	/* count = mapped entries */
+	__le64 entry[DD_MAP_ENTRIES];
+} DD_PACKED;
+
+/* ---- per-PBN records (reference count + owner back-pointer) ------------ */
+
+#define DD_REC_LBN_MASK		DD_MAX_ADDR
+#define DD_REC_GEN_SHIFT	48		/* 8 bits: scanner generation */
+#define DD_REC_GEN_MASK		(0xffULL << DD_REC_GEN_SHIFT)
+#define DD_REC_OWNED		(1ULL << 56)	/* owner_vol/lbn is the only referrer */
+#define DD_REC_KNOWN_FLAGS	(DD_REC_OWNED)
+
+struct dd_disk_rec {
+	__le32 refcount;	/* number of map entries that point here */
+	__le32 owner_vol;	/* valid if DD_REC_OWNED */
+	__le64 owner_lbn;	/* LBN | generation | flags */
+} DD_PACKED;
+
+#define DD_RECS_PER_LEAF	(DD_PAYLOAD_SIZE / sizeof(struct dd_disk_rec))	/* 254 */
+
+struct dd_disk_refs_leaf {
+	struct dd_disk_header hdr;	/* count = records with refcount > 0 */
+	struct dd_disk_rec rec[DD_RECS_PER_LEAF];
+} DD_PACKED;
+
+/* ---- bitmaps (data allocation, written-since-scan, metadata) ------------ */
+
+#define DD_BITMAP_WORDS		(DD_PAYLOAD_SIZE / 8)		/* 508 */
+#define DD_BITS_PER_BITMAP	(DD_BITMAP_WORDS * 64)		/* 32512 */
+
+struct dd_disk_bitmap {
+	struct dd_disk_header hdr;	/* count unused for bitmaps (bits > 16 bit) */
+	__le64 word[DD_BITMAP_WORDS];	/* bit i of word w = block w * 64 + i */
+} DD_PACKED;
+
+/* ---- volume table ---------------------------------------------------- */
+
+#define DD_VOL_VALID		(1u << 0)
+#define DD_VOL_INCOMPLETE	(1u << 1)	/* snapshot being copied: dropped on open */
+#define DD_VOL_DELETING		(1u << 2)	/* deleted, blocks being freed */
+#define DD_VOL_KNOWN_FLAGS	(DD_VOL_VALID | DD_VOL_INCOMPLETE | DD_VOL_DELETING)
+
+struct dd_disk_volume {
+	__le32 id;
+	__le32 flags;
+	struct dd_disk_root map;
+	__le64 mapped_blocks;
+	__le64 created_txn;
+	__le32 origin;		/* snapshot origin id, DD_NO_VOLUME if none */
+	__le32 domain;		/* dedup domain (0 = default) */
+	__le64 progress;	/* INCOMPLETE / DELETING: next LBN to process */
+	__le64 reserved;
+} DD_PACKED;
+
+#define DD_VOLS_PER_LEAF	(DD_PAYLOAD_SIZE / sizeof(struct dd_disk_volume))	/* 63 */
+
+struct dd_disk_vols_leaf {
+	struct dd_disk_header hdr;	/* count = valid entries */
+	struct dd_disk_volume vol[DD_VOLS_PER_LEAF];
+	__u8 pad[DD_PAYLOAD_SIZE - DD_VOLS_PER_LEAF * sizeof(struct dd_disk_volume)];
+} DD_PACKED;
+
+/* ---- scanner index (reserved in version 1: format room, no writer yet) - */
+
+struct dd_disk_index_entry {
+	__le64 hash;		/* xxh64 of the block, seed DD_INDEX_SEED */
+	__le64 pbn;		/* candidate canonical PBN, 0 = empty slot */
+} DD_PACKED;
+
+#define DD_INDEX_SEED		0
+#define DD_INDEX_PER_LEAF	(DD_PAYLOAD_SIZE / sizeof(struct dd_disk_index_entry))
+
+/* ---- superblock -------------------------------------------------------- */
+
+struct dd_disk_journal_desc {
+	__le64 txn;		/* transaction whose block images the area holds */
+	__le32 nr_blocks;	/* images in the area, 0 = nothing to replay */
+	__le32 csum;		/* crc32c over the images' header csums, in order */
+} DD_PACKED;
+
+struct dd_disk_stats {
+	__le64 data_used;	/* PBNs with refcount > 0 */
+	__le64 meta_used;	/* allocated metadata blocks */
+	__le64 shared_blocks;	/* PBNs with refcount > 1 */
+	__le64 mapped_blocks;	/* map entries over all volumes */
+	__le64 zero_elided;	/* whole-block zero writes turned into unmaps */
+	__le64 discarded;	/* blocks unmapped by discard */
+	__le64 cow_splits;	/* writes that broke sharing */
+	__le64 reserved[9];
+} DD_PACKED;
+
+struct dd_disk_superblock {
+	struct dd_disk_header hdr;	/* hdr.txn = committed transaction */
+	__le64 magic;
+	__le32 version;
+	__le32 flags;			/* DD_SB_* */
+	__le32 compat;
+	__le32 ro_compat;
+	__le32 incompat;
+	__le32 data_block_sectors;	/* 8 in version 1 */
+	__u8 uuid[16];
+	__le64 user_txn_id;		/* set_transaction_id message */
+	__le64 nr_meta_blocks;
+	__le64 nr_data_blocks;
+	__le64 journal_start;		/* area a starts at journal_start + a * journal_blocks */
+	__le32 journal_blocks;		/* per area */
+	__le32 mbitmap_blocks;
+	__le64 mbitmap_start;
+	__le64 reserved1;
+	__le32 nr_volumes;		/* valid, user-visible volumes */
+	__le32 pad0;
+	struct dd_disk_journal_desc journal;	/* images to replay on open */
+	struct dd_disk_root vols;
+	struct dd_disk_root refs;
+	struct dd_disk_root dalloc;
+	struct dd_disk_root written;	/* reserved for the scanner */
+	struct dd_disk_root index;	/* reserved for the scanner */
+	struct dd_disk_stats stats;
+	__u8 reserved[DD_BLOCK_SIZE - 368];
+} DD_PACKED;
+
+/* ---- compile-time size checks ------------------------------------------ */
+
+_Static_assert(sizeof(struct dd_disk_header) == 32, "header size");
+_Static_assert(sizeof(struct dd_disk_node) == DD_BLOCK_SIZE, "node size");
+_Static_assert(sizeof(struct dd_disk_root) == 16, "root size");
+_Static_assert(sizeof(struct dd_disk_map_leaf) == DD_BLOCK_SIZE, "map leaf size");
+_Static_assert(sizeof(struct dd_disk_rec) == 16, "record size");
+_Static_assert(sizeof(struct dd_disk_refs_leaf) == DD_BLOCK_SIZE, "refs leaf size");
+_Static_assert(sizeof(struct dd_disk_bitmap) == DD_BLOCK_SIZE, "bitmap size");
+_Static_assert(sizeof(struct dd_disk_volume) == 64, "volume entry size");
+_Static_assert(sizeof(struct dd_disk_vols_leaf) == DD_BLOCK_SIZE, "vols leaf size");
+_Static_assert(sizeof(struct dd_disk_index_entry) == 16, "index entry size");
+_Static_assert(sizeof(struct dd_disk_journal_desc) == 16, "journal desc size");
+_Static_assert(sizeof(struct dd_disk_stats) == 128, "stats size");
+_Static_assert(sizeof(struct dd_disk_superblock) == DD_BLOCK_SIZE, "superblock size");
+_Static_assert(DD_NODE_FANOUT == 508 && DD_RECS_PER_LEAF == 254 &&
+	       DD_BITS_PER_BITMAP == 32512 && DD_VOLS_PER_LEAF == 63, "fan-outs");
+
+#endif /* DM_DEDUP_FORMAT_H */
