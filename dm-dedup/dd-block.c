@@ -1,0 +1,558 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Metadata blocks and transactions: checksums, validation, the dirty set of
+ * the open transaction, the commit protocol and journal replay.
+ *
+ * Commit of transaction t (docs/format.md, "Commit protocol"):
+ *   1. stamp every dirty block (blocknr, txn t, checksum) and copy it into
+ *      journal area t % 2;
+ *   2. write back all dirty buffers (the home copies of transaction t - 1
+ *      and the journal images), flush;
+ *   3. write the superblock of t into slot t % 2 (it names the journal),
+ *      flush;
+ *   4. mark the blocks of t dirty in the block manager: they go home at
+ *      any time, at the latest in step 2 of the next commit.
+ * A crash before 3 is durable leaves the superblock of t - 1, whose journal
+ * (area (t - 1) % 2, untouched by t) is replayed on open; after 3 the
+ * journal of t is replayed.  Replay is idempotent.
+ */
+#include "dd-internal.h"
+
+u32 dd_block_csum(const void *data, u32 type)
+{
+	return dd_crc32c(DD_CSUM_SEED ^ type, (const u8 *)data + 4, DD_BLOCK_SIZE - 4);
+}
+
+void dd_block_init(void *data, u32 type, u8 tree, u8 level, u32 owner)
+{
+	struct dd_disk_header *h = data;
+
+	memset(data, 0, DD_BLOCK_SIZE);
+	h->type = cpu_to_le32(type);
+	h->tree = tree;
+	h->level = level;
+	h->owner = cpu_to_le32(owner);
+}
+
+/*
+ * Checks a block read from 'blocknr' against what the reader expects.
+ * tree/level/owner of 0xff/0xff/DD_NO_VOLUME are not checked.
+ */
+int dd_block_validate(const void *data, u64 blocknr, u32 type, u8 tree, u8 level, u32 owner)
+{
+	const struct dd_disk_header *h = data;
+
+	if (le32_to_cpu(h->type) != type)
+		return -EILSEQ;
+	if (le32_to_cpu(h->csum) != dd_block_csum(data, type))
+		return -EILSEQ;
+	if (le64_to_cpu(h->blocknr) != blocknr)
+		return -EILSEQ;
+	if (tree != 0xff && h->tree != tree)
+		return -EILSEQ;
+	if (level != 0xff && h->level != level)
+		return -EILSEQ;
+	if (owner != DD_NO_VOLUME && le32_to_cpu(h->owner) != owner)
+		return -EILSEQ;
+	return 0;
+}
+
+static const char *dd_type_name(u32 type)
+{
+	switch (type) {
+	case DD_BT_SUPER: return "superblock";
+	case DD_BT_NODE: return "tree node";
+	case DD_BT_MAP: return "map leaf";
+	case DD_BT_REFS: return "record leaf";
+	case DD_BT_DBITMAP: return "data bitmap";
+	case DD_BT_MBITMAP: return "metadata bitmap";
+	case DD_BT_VOLS: return "volume table";
+	default: return "block";
+	}
+}
+
+static bool dd_block_in_range(struct dd_pool *pool, u64 b)
+{
+	return b >= pool->mbitmap_start && b < pool->nr_meta_blocks;
+}
+
+int dd_blk_get(struct dd_pool *pool, u64 b, u32 type, u8 tree, u8 level, u32 owner,
+	       unsigned flags, struct dd_buf **out)
+{
+	struct dd_buf *buf;
+	struct dd_aux *aux;
+	int r;
+
+	if (!dd_block_in_range(pool, b)) {
+		dd_err("metadata %s pointer %llu out of range", dd_type_name(type),
+		       (unsigned long long)b);
+		return -EILSEQ;
+	}
+	r = (flags & DD_NOWAIT) ? dd_bm_read_try(pool->bm, b, &buf) : dd_bm_read(pool->bm, b, &buf);
+	if (r)
+		return r;
+	aux = dd_aux(buf);
+	if (!(aux->flags & DD_AUX_CHECKED)) {
+		/* Blocks of the open transaction are valid by construction. */
+		if (aux->dirty_txn != pool->open_txn) {
+			r = dd_block_validate(dd_data(buf), b, type, tree, level, owner);
+			if (r) {
+				dd_bm_put(buf);
+				dd_err("metadata %s %llu fails its checks", dd_type_name(type),
+				       (unsigned long long)b);
+				return r;
+			}
+		}
+		aux->flags |= DD_AUX_CHECKED;
+	} else {
+		const struct dd_disk_header *h = dd_data(buf);
+
+		/* Cheap re-check of the identity: catches a stale pointer. */
+		if (le32_to_cpu(h->type) != type || (level != 0xff && h->level != level)) {
+			dd_bm_put(buf);
+			dd_err("metadata block %llu is a %s, expected a %s",
+			       (unsigned long long)b, dd_type_name(le32_to_cpu(h->type)),
+			       dd_type_name(type));
+			return -EILSEQ;
+		}
+	}
+	*out = buf;
+	return 0;
+}
+
+/* Add a held buffer to the open transaction (the dirty set takes its own hold). */
+static int dd_tx_join(struct dd_pool *pool, struct dd_buf *buf, bool is_new)
+{
+	struct dd_aux *aux = dd_aux(buf);
+	struct dd_buf *extra;
+	u32 type;
+	int r;
+
+	if (aux->dirty_txn == pool->open_txn) {
+		if (is_new) {
+			aux->flags |= DD_AUX_NEW;
+			aux->flags &= ~DD_AUX_FREED;
+		}
+		return 0;
+	}
+	if (!dd_writable(pool))
+		return -EROFS;
+	if (pool->nr_dirty >= pool->journal_blocks) {
+		/* dd_tx_reserve() keeps this from happening: an engine bug. */
+		dd_err("transaction exceeds the journal (%u blocks)", pool->journal_blocks);
+		return -EFBIG;
+	}
+	r = dd_bm_read_try(pool->bm, dd_buf_blocknr(buf), &extra);
+	if (r)
+		return r;
+	DD_BUG_ON(extra != buf);
+
+	aux->shadow = NULL;
+	aux->flags &= ~(DD_AUX_NEW | DD_AUX_FREED);
+	if (is_new) {
+		aux->flags |= DD_AUX_NEW;
+	} else {
+		type = le32_to_cpu(((struct dd_disk_header *)dd_data(buf))->type);
+		if (type == DD_BT_REFS || type == DD_BT_DBITMAP) {
+			aux->shadow = dd_zalloc(sizeof(*aux->shadow));
+			if (!aux->shadow) {
+				dd_bm_put(extra);
+				return -ENOMEM;
+			}
+			memcpy(aux->shadow->data, dd_data(buf), DD_BLOCK_SIZE);
+		}
+	}
+	aux->dirty_txn = pool->open_txn;
+	aux->dirty_idx = pool->nr_dirty;
+	pool->dirty[pool->nr_dirty++] = buf;
+	return 0;
+}
+
+int dd_blk_make_dirty(struct dd_pool *pool, struct dd_buf *buf)
+{
+	if (!dd_writable(pool))
+		return -EROFS;
+	return dd_tx_join(pool, buf, false);
+}
+
+int dd_blk_get_dirty(struct dd_pool *pool, u64 b, u32 type, u8 tree, u8 level, u32 owner,
+		     struct dd_buf **out)
+{
+	struct dd_buf *buf;
+	int r;
+
+	if (!dd_writable(pool))
+		return -EROFS;
+	r = dd_blk_get(pool, b, type, tree, level, owner, 0, &buf);
+	if (r)
+		return r;
+	r = dd_tx_join(pool, buf, false);
+	if (r) {
+		dd_bm_put(buf);
+		return r;
+	}
+	*out = buf;
+	return 0;
+}
+
+int dd_blk_alloc(struct dd_pool *pool, u32 type, u8 tree, u8 level, u32 owner,
+		 struct dd_buf **out)
+{
+	struct dd_buf *buf;
+	u64 b;
+	int r;
+
+	if (!dd_writable(pool))
+		return -EROFS;
+	r = dd_meta_alloc(pool, &b);
+	if (r)
+		return r;
+	r = dd_bm_new(pool->bm, b, &buf);
+	if (r)
+		goto bad_free;
+	r = dd_tx_join(pool, buf, true);
+	if (r) {
+		dd_bm_put(buf);
+		goto bad_free;
+	}
+	dd_block_init(dd_data(buf), type, tree, level, owner);
+	dd_aux(buf)->flags |= DD_AUX_CHECKED;
+	*out = buf;
+	return 0;
+
+bad_free:
+	dd_meta_free(pool, b);
+	return r;
+}
+
+int dd_blk_free(struct dd_pool *pool, u64 b)
+{
+	struct dd_buf *buf;
+	int r;
+
+	r = dd_meta_free(pool, b);
+	if (r)
+		return r;
+	/* If it is in the dirty set, keep it out of the journal. */
+	if (!dd_bm_read_try(pool->bm, b, &buf)) {
+		struct dd_aux *aux = dd_aux(buf);
+
+		if (aux->dirty_txn == pool->open_txn) {
+			aux->flags |= DD_AUX_FREED;
+			dd_free(aux->shadow);
+			aux->shadow = NULL;
+		}
+		dd_bm_put(buf);
+	}
+	return 0;
+}
+
+/*
+ * Make room for an operation that dirties up to 'nr' blocks: commit first
+ * if the journal could overflow, and refuse (before changing anything) if
+ * the metadata device could run out of space in the middle.
+ */
+int dd_tx_reserve(struct dd_pool *pool, u32 nr)
+{
+	int r;
+
+	if (!dd_writable(pool))
+		return -EROFS;
+	if (pool->nr_dirty + nr > pool->journal_blocks) {
+		r = dd_pool_commit(pool);
+		if (r)
+			return r;
+	}
+	if (dd_meta_free_blocks(pool) < nr)
+		return -ENOSPC;
+	return 0;
+}
+
+/* Release the dirty set without committing it (abort or close). */
+void dd_tx_drop(struct dd_pool *pool)
+{
+	u32 i;
+
+	for (i = 0; i < pool->nr_dirty; i++) {
+		struct dd_buf *buf = pool->dirty[i];
+		struct dd_aux *aux = dd_aux(buf);
+		u64 b = dd_buf_blocknr(buf);
+
+		dd_free(aux->shadow);
+		aux->shadow = NULL;
+		aux->dirty_txn = 0;
+		aux->flags = 0;
+		dd_bm_put(buf);
+		dd_bm_forget(pool->bm, b);
+	}
+	pool->nr_dirty = 0;
+}
+
+/* ---- superblock --------------------------------------------------------- */
+
+int dd_sb_validate(const struct dd_disk_superblock *sb, u64 slot)
+{
+	if (le64_to_cpu(sb->magic) != DD_MAGIC)
+		return -EINVAL;
+	if (dd_block_validate(sb, slot, DD_BT_SUPER, 0xff, 0xff, DD_NO_VOLUME))
+		return -EILSEQ;
+	if (le64_to_cpu(sb->hdr.txn) % DD_SB_SLOTS != slot)
+		return -EILSEQ;
+	return 0;
+}
+
+/* Reads both slots; the valid one with the higher transaction wins. */
+int dd_sb_read_best(struct dd_bm *bm, struct dd_disk_superblock *out, u64 *slot_out)
+{
+	bool found = false;
+	u64 slot, best_txn = 0;
+	int r, first_err = -EINVAL;
+
+	for (slot = 0; slot < DD_SB_SLOTS; slot++) {
+		struct dd_buf *buf;
+		const struct dd_disk_superblock *sb;
+
+		r = dd_bm_read(bm, slot, &buf);
+		if (r)
+			return r;
+		sb = dd_buf_data(buf);
+		r = dd_sb_validate(sb, slot);
+		if (!r && (!found || le64_to_cpu(sb->hdr.txn) > best_txn)) {
+			found = true;
+			best_txn = le64_to_cpu(sb->hdr.txn);
+			memcpy(out, sb, sizeof(*out));
+			*slot_out = slot;
+		} else if (r && first_err == -EINVAL) {
+			first_err = r;
+		}
+		dd_bm_put(buf);
+		dd_bm_forget(bm, slot);
+	}
+	return found ? 0 : first_err;
+}
+
+static void dd_stats_encode(const struct dd_stats *s, struct dd_disk_stats *d)
+{
+	memset(d, 0, sizeof(*d));
+	d->data_used = cpu_to_le64(s->data_used);
+	d->meta_used = cpu_to_le64(s->meta_used);
+	d->shared_blocks = cpu_to_le64(s->shared_blocks);
+	d->mapped_blocks = cpu_to_le64(s->mapped_blocks);
+	d->zero_elided = cpu_to_le64(s->zero_elided);
+	d->discarded = cpu_to_le64(s->discarded);
+	d->cow_splits = cpu_to_le64(s->cow_splits);
+}
+
+void dd_sb_encode(struct dd_pool *pool, struct dd_disk_superblock *sb, u64 txn,
+		  u32 nr_journal, u32 journal_csum)
+{
+	memset(sb, 0, sizeof(*sb));
+	sb->hdr.type = cpu_to_le32(DD_BT_SUPER);
+	sb->hdr.blocknr = cpu_to_le64(txn % DD_SB_SLOTS);
+	sb->hdr.txn = cpu_to_le64(txn);
+	sb->magic = cpu_to_le64(DD_MAGIC);
+	sb->version = cpu_to_le32(DD_VERSION);
+	sb->flags = cpu_to_le32(pool->needs_check ? DD_SB_NEEDS_CHECK : 0);
+	sb->data_block_sectors = cpu_to_le32(pool->data_block_sectors);
+	memcpy(sb->uuid, pool->uuid, sizeof(sb->uuid));
+	sb->user_txn_id = cpu_to_le64(pool->user_txn);
+	sb->nr_meta_blocks = cpu_to_le64(pool->nr_meta_blocks);
+	sb->nr_data_blocks = cpu_to_le64(pool->nr_data_blocks);
+	sb->journal_start = cpu_to_le64(pool->journal_start);
+	sb->journal_blocks = cpu_to_le32(pool->journal_blocks);
+	sb->mbitmap_blocks = cpu_to_le32(pool->mbitmap_blocks);
+	sb->mbitmap_start = cpu_to_le64(pool->mbitmap_start);
+	sb->nr_volumes = cpu_to_le32(pool->nr_volumes);
+	sb->journal.txn = cpu_to_le64(txn);
+	sb->journal.nr_blocks = cpu_to_le32(nr_journal);
+	sb->journal.csum = cpu_to_le32(journal_csum);
+	dd_root_encode(&pool->vols_root, &sb->vols);
+	dd_root_encode(&pool->refs_root, &sb->refs);
+	dd_root_encode(&pool->dalloc_root, &sb->dalloc);
+	dd_root_encode(&pool->written_root, &sb->written);
+	dd_root_encode(&pool->index_root, &sb->index);
+	dd_stats_encode(&pool->st, &sb->stats);
+	sb->hdr.csum = cpu_to_le32(dd_block_csum(sb, DD_BT_SUPER));
+}
+
+/* Writes the superblock (already encoded) durably: write, then flush. */
+int dd_write_sb(struct dd_pool *pool, struct dd_disk_superblock *sb)
+{
+	int r;
+
+	r = dd_bm_write_direct(pool->bm, le64_to_cpu(sb->hdr.blocknr), sb);
+	if (!r)
+		r = dd_bm_write_dirty(pool->bm);
+	if (!r)
+		r = dd_bm_flush(pool->bm);
+	return r;
+}
+
+/* ---- commit ------------------------------------------------------------- */
+
+/* Steps 1-4 above, without the mode checks and the pre-commit hook. */
+int dd_commit_raw(struct dd_pool *pool)
+{
+	struct dd_disk_superblock *sb = pool->scratch;
+	u64 txn = pool->open_txn;
+	u64 area = pool->journal_start + (txn % DD_JOURNAL_AREAS) * pool->journal_blocks;
+	u32 i, n = 0, jcsum = 0;
+	int r;
+
+	for (i = 0; i < pool->nr_dirty; i++) {
+		struct dd_buf *buf = pool->dirty[i];
+		struct dd_disk_header *h = dd_data(buf);
+
+		if (dd_aux(buf)->flags & DD_AUX_FREED)
+			continue;
+		h->blocknr = cpu_to_le64(dd_buf_blocknr(buf));
+		h->txn = cpu_to_le64(txn);
+		h->csum = cpu_to_le32(dd_block_csum(h, le32_to_cpu(h->type)));
+		jcsum = dd_crc32c(jcsum, &h->csum, sizeof(h->csum));
+		r = dd_bm_write_direct(pool->bm, area + n, h);
+		if (r)
+			return r;
+		n++;
+	}
+	r = dd_bm_write_dirty(pool->bm);
+	if (r)
+		return r;
+	r = dd_bm_flush(pool->bm);
+	if (r)
+		return r;
+	for (i = 0; i < n; i++)
+		dd_bm_forget(pool->bm, area + i);
+
+	dd_sb_encode(pool, sb, txn, n, jcsum);
+	r = dd_write_sb(pool, sb);
+	if (r)
+		return r;
+
+	/* Durable.  The home copies may now be written back at any time. */
+	for (i = 0; i < pool->nr_dirty; i++) {
+		struct dd_buf *buf = pool->dirty[i];
+		struct dd_aux *aux = dd_aux(buf);
+		bool freed = aux->flags & DD_AUX_FREED;
+		u64 b = dd_buf_blocknr(buf);
+
+		dd_free(aux->shadow);
+		aux->shadow = NULL;
+		aux->dirty_txn = 0;
+		aux->flags &= ~(DD_AUX_NEW | DD_AUX_FREED);
+		if (!freed)
+			dd_bm_mark_dirty(buf);
+		dd_bm_put(buf);
+		if (freed)
+			dd_bm_forget(pool->bm, b);
+	}
+	pool->nr_dirty = 0;
+	pool->committed_txn = txn;
+	pool->open_txn = txn + 1;
+	pool->sb_dirty = false;
+	pool->data_pending_free = 0;
+	return 0;
+}
+
+bool dd_pool_dirty(struct dd_pool *pool)
+{
+	return pool->nr_dirty || pool->sb_dirty;
+}
+
+int dd_pool_commit(struct dd_pool *pool)
+{
+	int r;
+
+	if (pool->mode == DD_MODE_FAIL)
+		return -EIO;
+	if (!dd_pool_dirty(pool))
+		return 0;
+	if (!dd_writable(pool))
+		return -EROFS;
+	if (pool->hooks.pre_commit) {
+		r = pool->hooks.pre_commit(pool->hooks.ctx);
+		if (r) {
+			dd_pool_metadata_error(pool, r, "flushing the data device before commit");
+			return r;
+		}
+	}
+	r = dd_commit_raw(pool);
+	if (r)
+		dd_pool_metadata_error(pool, r, "commit");
+	return r;
+}
+
+/* ---- journal replay ------------------------------------------------------ */
+
+static int dd_journal_image(struct dd_pool *pool, const struct dd_disk_superblock *sb,
+			    u64 jb, u64 txn, void *out)
+{
+	const struct dd_disk_header *h = out;
+	struct dd_buf *buf;
+	u64 home;
+	u32 type;
+	int r;
+
+	r = dd_bm_read(pool->bm, jb, &buf);
+	if (r)
+		return r;
+	memcpy(out, dd_buf_data(buf), DD_BLOCK_SIZE);
+	dd_bm_put(buf);
+	dd_bm_forget(pool->bm, jb);
+
+	type = le32_to_cpu(h->type);
+	home = le64_to_cpu(h->blocknr);
+	if (le32_to_cpu(h->csum) != dd_block_csum(out, type) || le64_to_cpu(h->txn) != txn ||
+	    home < le64_to_cpu(sb->mbitmap_start) || home >= le64_to_cpu(sb->nr_meta_blocks))
+		return -EILSEQ;
+	return 0;
+}
+
+/*
+ * Copies the journal named by the superblock to the home locations.  All
+ * images are verified before the first one is applied.
+ */
+int dd_journal_replay(struct dd_pool *pool, const struct dd_disk_superblock *sb)
+{
+	u64 txn = le64_to_cpu(sb->journal.txn);
+	u32 n = le32_to_cpu(sb->journal.nr_blocks);
+	u64 area = le64_to_cpu(sb->journal_start) +
+		   (txn % DD_JOURNAL_AREAS) * le32_to_cpu(sb->journal_blocks);
+	u8 *img = pool->scratch;
+	u32 i, jcsum = 0;
+	int r, pass;
+
+	if (!n)
+		return 0;
+	if (n > le32_to_cpu(sb->journal_blocks) || txn != le64_to_cpu(sb->hdr.txn)) {
+		dd_err("superblock names an impossible journal (%u blocks, txn %llu)", n,
+		       (unsigned long long)txn);
+		return -EILSEQ;
+	}
+	for (pass = 0; pass < 2; pass++) {
+		for (i = 0; i < n; i++) {
+			r = dd_journal_image(pool, sb, area + i, txn, img);
+			if (r) {
+				dd_err("journal block %u of transaction %llu is damaged", i,
+				       (unsigned long long)txn);
+				return r;
+			}
+			if (pass == 0) {
+				jcsum = dd_crc32c(jcsum, &((struct dd_disk_header *)img)->csum, 4);
+				continue;
+			}
+			r = dd_bm_write_direct(pool->bm,
+					       le64_to_cpu(((struct dd_disk_header *)img)->blocknr), img);
+			if (r)
+				return r;
+		}
+		if (pass == 0 && jcsum != le32_to_cpu(sb->journal.csum)) {
+			dd_err("journal of transaction %llu does not match its superblock",
+			       (unsigned long long)txn);
+			return -EILSEQ;
+		}
+	}
+	r = dd_bm_write_dirty(pool->bm);
+	if (!r)
+		r = dd_bm_flush(pool->bm);
+	return r;
+}

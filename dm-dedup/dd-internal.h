@@ -1,0 +1,196 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Engine internals shared by the dd-*.c files.  Nothing outside the engine
+ * (and the userspace check/dump code, which walks the same structures)
+ * includes this header.
+ */
+#ifndef DD_INTERNAL_H
+#define DD_INTERNAL_H
+
+#include "dd-engine.h"
+#include <dm-dedup/format.h>
+
+/* Most metadata blocks one engine operation may dirty: an operation starts
+ * only if the open transaction has room for this many more (else commit). */
+#define DD_OP_MAX_DIRTY		48
+#define DD_MAX_HEIGHT		6
+
+#define DD_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define DD_MAX(a, b) ((a) > (b) ? (a) : (b))
+
+/* Per-buffer engine state, kept by the block manager next to the data. */
+struct dd_aux {
+	u64 dirty_txn;		/* == pool->open_txn while in the dirty set */
+	struct dd_shadow *shadow;	/* committed image (refs and dalloc leaves) */
+	u32 flags;
+	u32 dirty_idx;		/* position in pool->dirty */
+	u64 unused;
+};
+_Static_assert(sizeof(struct dd_aux) <= DD_BM_AUX_SIZE, "aux size");
+
+#define DD_AUX_CHECKED	(1u << 0)	/* contents validated since it was read */
+#define DD_AUX_NEW	(1u << 1)	/* allocated in the open txn: no committed image */
+#define DD_AUX_FREED	(1u << 2)	/* freed in the open txn: not journalled */
+
+struct dd_shadow {
+	u64 touched[(DD_RECS_PER_LEAF + 63) / 64];	/* records changed in the open txn */
+	u8 data[DD_BLOCK_SIZE];
+};
+
+struct dd_root {
+	u64 block;
+	u8 height;
+};
+
+struct dd_tree {
+	struct dd_root *root;
+	u8 id;			/* enum dd_tree_id */
+	u32 leaf_type;		/* DD_BT_* of level-0 blocks */
+	u32 owner;		/* header.owner of every block (volume id for maps) */
+};
+
+/* In-core statistics, encoded into the superblock at commit. */
+struct dd_stats {
+	u64 data_used, meta_used, shared_blocks, mapped_blocks;
+	u64 zero_elided, discarded, cow_splits;
+};
+
+struct dd_resv {
+	u64 *slot;		/* open addressing; 0 = empty, ~0 = tombstone, else pbn + 1 */
+	u32 size, used, tombs;
+};
+
+struct dd_volume {
+	struct dd_pool *pool;
+	struct dd_volume *next;
+	u32 id;
+	u32 flags;
+	u32 origin;
+	int open_count;
+	struct dd_root map;
+	u64 mapped;
+	u64 created_txn;
+	u64 progress;
+	struct dd_tree tree;	/* .root points at .map */
+};
+
+struct dd_pool {
+	struct dd_bm *bm;
+	struct dd_pool_hooks hooks;
+	unsigned open_flags;
+	enum dd_mode mode;
+	bool needs_check;
+
+	/* geometry (from the superblock) */
+	u64 nr_meta_blocks, nr_data_blocks;
+	u64 journal_start, mbitmap_start;
+	u32 journal_blocks, mbitmap_blocks;
+	u32 data_block_sectors;
+	u8 uuid[16];
+
+	/* transaction state */
+	u64 committed_txn;
+	u64 open_txn;
+	u64 user_txn;
+	u32 nr_volumes;
+	bool sb_dirty;
+	struct dd_buf **dirty;
+	u32 nr_dirty;
+	struct dd_stats st;
+	struct dd_root vols_root, refs_root, dalloc_root, written_root, index_root;
+	struct dd_tree vols_tree, refs_tree, dalloc_tree;
+
+	/* allocators */
+	u64 meta_cursor, data_cursor;
+	u64 data_pending_free;
+	struct dd_resv resv;
+
+	struct dd_volume *volumes;	/* open handles */
+	void *scratch;			/* one block */
+};
+
+/* dd-block.c: metadata blocks and transactions */
+u32 dd_block_csum(const void *data, u32 type);
+int dd_block_validate(const void *data, u64 blocknr, u32 type, u8 tree, u8 level, u32 owner);
+void dd_block_init(void *data, u32 type, u8 tree, u8 level, u32 owner);
+int dd_blk_get(struct dd_pool *pool, u64 b, u32 type, u8 tree, u8 level, u32 owner,
+	       unsigned flags, struct dd_buf **out);
+int dd_blk_get_dirty(struct dd_pool *pool, u64 b, u32 type, u8 tree, u8 level, u32 owner,
+		     struct dd_buf **out);
+int dd_blk_make_dirty(struct dd_pool *pool, struct dd_buf *buf);
+int dd_blk_alloc(struct dd_pool *pool, u32 type, u8 tree, u8 level, u32 owner,
+		 struct dd_buf **out);
+int dd_blk_free(struct dd_pool *pool, u64 b);
+static inline void dd_blk_put(struct dd_buf *buf) { dd_bm_put(buf); }
+static inline struct dd_aux *dd_aux(struct dd_buf *buf) { return dd_buf_aux(buf); }
+static inline void *dd_data(struct dd_buf *buf) { return dd_buf_data(buf); }
+int dd_tx_reserve(struct dd_pool *pool, u32 nr);
+int dd_commit_raw(struct dd_pool *pool);
+void dd_tx_drop(struct dd_pool *pool);
+int dd_journal_replay(struct dd_pool *pool, const struct dd_disk_superblock *sb);
+int dd_sb_read_best(struct dd_bm *bm, struct dd_disk_superblock *out, u64 *slot_out);
+void dd_sb_encode(struct dd_pool *pool, struct dd_disk_superblock *sb, u64 txn,
+		  u32 nr_journal, u32 journal_csum);
+int dd_sb_validate(const struct dd_disk_superblock *sb, u64 slot);
+int dd_write_sb(struct dd_pool *pool, struct dd_disk_superblock *sb);
+
+/* dd-tree.c */
+u64 dd_tree_capacity(u8 height);
+int dd_tree_find(struct dd_pool *pool, const struct dd_tree *t, u64 idx, unsigned flags,
+		 struct dd_buf **leaf);
+int dd_tree_find_dirty(struct dd_pool *pool, const struct dd_tree *t, u64 idx, bool create,
+		       struct dd_buf **leaf);
+int dd_tree_remove(struct dd_pool *pool, const struct dd_tree *t, u64 idx);
+int dd_tree_next(struct dd_pool *pool, const struct dd_tree *t, u64 idx, u64 *found);
+int dd_tree_last(struct dd_pool *pool, const struct dd_tree *t, u64 *found);
+
+/* dd-space.c: metadata and data allocation */
+int dd_meta_alloc(struct dd_pool *pool, u64 *b);
+int dd_meta_free(struct dd_pool *pool, u64 b);
+u64 dd_meta_free_blocks(struct dd_pool *pool);
+int dd_dalloc_set(struct dd_pool *pool, u64 pbn, bool used);
+int dd_dalloc_test(struct dd_pool *pool, u64 pbn, bool *open_used, bool *committed_used);
+bool dd_resv_contains(const struct dd_resv *r, u64 pbn);
+int dd_resv_add(struct dd_resv *r, u64 pbn);
+bool dd_resv_remove(struct dd_resv *r, u64 pbn);
+void dd_resv_destroy(struct dd_resv *r);
+
+/* dd-refs.c: per-PBN records */
+int dd_rec_read(struct dd_pool *pool, u64 pbn, unsigned flags, struct dd_disk_rec *out);
+int dd_rec_read_committed(struct dd_pool *pool, u64 pbn, struct dd_disk_rec *out,
+			  bool *touched);
+int dd_rec_new(struct dd_pool *pool, u64 pbn, u32 vol, u64 lbn);
+int dd_rec_inc(struct dd_pool *pool, u64 pbn);
+int dd_rec_dec(struct dd_pool *pool, u64 pbn, bool *was_shared);
+int dd_rec_set_owner(struct dd_pool *pool, u64 pbn, u32 vol, u64 lbn);
+void dd_rec_decode(const struct dd_disk_rec *d, struct dd_record *r);
+
+/* dd-volume.c */
+int dd_vol_entry_get(struct dd_pool *pool, u32 id, struct dd_disk_volume *out);
+int dd_vol_handle(struct dd_pool *pool, u32 id, struct dd_volume **out);
+int dd_volumes_reload(struct dd_pool *pool);
+
+/* encoding helpers */
+static inline u64 dd_me_pbn(u64 e) { return e & DD_ME_PBN_MASK; }
+static inline bool dd_me_mapped(u64 e) { return e & DD_ME_MAPPED; }
+static inline bool dd_me_excl(u64 e) { return e & DD_ME_EXCL; }
+
+static inline void dd_root_decode(const struct dd_disk_root *d, struct dd_root *r)
+{
+	r->block = le64_to_cpu(d->root);
+	r->height = d->height;
+}
+
+static inline void dd_root_encode(const struct dd_root *r, struct dd_disk_root *d)
+{
+	memset(d, 0, sizeof(*d));
+	d->root = cpu_to_le64(r->block);
+	d->height = r->height;
+}
+
+static inline bool dd_writable(struct dd_pool *pool)
+{
+	return pool->mode == DD_MODE_RW && !(pool->open_flags & DD_OPEN_READ_ONLY);
+}
+
+#endif

@@ -1,0 +1,438 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Pools: format, open (with journal replay), close, abort, the error ladder
+ * and statistics.
+ */
+#include "dd-internal.h"
+
+static const u8 dd_zero_block[DD_BLOCK_SIZE];
+
+static u32 dd_default_journal(u64 nr_meta)
+{
+	u64 j = nr_meta / 64;
+
+	if (j < DD_JOURNAL_MIN_BLOCKS)
+		j = DD_JOURNAL_MIN_BLOCKS;
+	if (j > 1024)
+		j = 1024;
+	return (u32)j;
+}
+
+int dd_pool_probe(struct dd_bm *bm, enum dd_probe *result)
+{
+	struct dd_disk_superblock sb;
+	bool zero = true, magic = false;
+	struct dd_buf *buf;
+	u64 slot;
+	int r;
+
+	if (dd_bm_nr_blocks(bm) < DD_SB_SLOTS) {
+		*result = DD_PROBE_FOREIGN;
+		return 0;
+	}
+	for (slot = 0; slot < DD_SB_SLOTS; slot++) {
+		r = dd_bm_read(bm, slot, &buf);
+		if (r)
+			return r;
+		if (memcmp(dd_buf_data(buf), dd_zero_block, DD_BLOCK_SIZE))
+			zero = false;
+		if (le64_to_cpu(((struct dd_disk_superblock *)dd_buf_data(buf))->magic) == DD_MAGIC)
+			magic = true;
+		dd_bm_put(buf);
+		dd_bm_forget(bm, slot);
+	}
+	if (zero)
+		*result = DD_PROBE_ZEROED;
+	else if (magic || !dd_sb_read_best(bm, &sb, &slot))
+		*result = DD_PROBE_POOL;
+	else
+		*result = DD_PROBE_FOREIGN;
+	return 0;
+}
+
+/* A pool object with geometry only, enough for dd_sb_encode(). */
+static void dd_pool_geometry(struct dd_pool *pool, const struct dd_disk_superblock *sb)
+{
+	pool->nr_meta_blocks = le64_to_cpu(sb->nr_meta_blocks);
+	pool->nr_data_blocks = le64_to_cpu(sb->nr_data_blocks);
+	pool->journal_start = le64_to_cpu(sb->journal_start);
+	pool->journal_blocks = le32_to_cpu(sb->journal_blocks);
+	pool->mbitmap_start = le64_to_cpu(sb->mbitmap_start);
+	pool->mbitmap_blocks = le32_to_cpu(sb->mbitmap_blocks);
+	pool->data_block_sectors = le32_to_cpu(sb->data_block_sectors);
+	memcpy(pool->uuid, sb->uuid, sizeof(pool->uuid));
+}
+
+int dd_pool_format(struct dd_bm *bm, const struct dd_format_params *p)
+{
+	u64 nr_meta = p->nr_meta_blocks ? p->nr_meta_blocks : dd_bm_nr_blocks(bm);
+	struct dd_disk_superblock *sb = NULL;
+	struct dd_disk_bitmap *bmp = NULL;
+	struct dd_pool *pool = NULL;
+	u64 first_free, b, page;
+	u32 j;
+	int r;
+
+	if (nr_meta > dd_bm_nr_blocks(bm) || p->data_block_sectors != DD_SECTORS_PER_BLOCK ||
+	    p->nr_data_blocks > DD_MAX_ADDR + 1 || nr_meta > 0xffffffffULL * DD_BITS_PER_BITMAP)
+		return -EINVAL;
+	if (nr_meta < DD_META_MIN_BLOCKS)
+		return -ENOSPC;
+	j = p->journal_blocks ? p->journal_blocks : dd_default_journal(nr_meta);
+	if (j < DD_JOURNAL_MIN_BLOCKS || j > DD_JOURNAL_MAX_BLOCKS)
+		return -EINVAL;
+
+	pool = dd_zalloc(sizeof(*pool));
+	sb = dd_alloc(sizeof(*sb));
+	bmp = dd_alloc(sizeof(*bmp));
+	r = -ENOMEM;
+	if (!pool || !sb || !bmp)
+		goto out;
+
+	pool->nr_meta_blocks = nr_meta;
+	pool->nr_data_blocks = p->nr_data_blocks;
+	pool->journal_start = DD_SB_SLOTS;
+	pool->journal_blocks = j;
+	pool->mbitmap_start = DD_SB_SLOTS + (u64)DD_JOURNAL_AREAS * j;
+	pool->mbitmap_blocks = (u32)((nr_meta + DD_BITS_PER_BITMAP - 1) / DD_BITS_PER_BITMAP);
+	pool->data_block_sectors = p->data_block_sectors;
+	dd_random_bytes(pool->uuid, sizeof(pool->uuid));
+	first_free = pool->mbitmap_start + pool->mbitmap_blocks;
+	r = -ENOSPC;
+	if (first_free + 2 * DD_OP_MAX_DIRTY > nr_meta)
+		goto out;
+
+	/* 1. Invalidate both superblock slots, so a crash leaves no pool. */
+	for (b = 0; b < DD_SB_SLOTS; b++) {
+		r = dd_bm_write_direct(bm, b, dd_zero_block);
+		if (r)
+			goto out;
+	}
+	r = dd_bm_write_dirty(bm);
+	if (!r)
+		r = dd_bm_flush(bm);
+	if (r)
+		goto out;
+
+	/* 2. The metadata bitmap: the fixed region and the tail past the end are used. */
+	for (page = 0; page < pool->mbitmap_blocks; page++) {
+		u64 base = page * DD_BITS_PER_BITMAP;
+		u32 bit, count = 0;
+
+		dd_block_init(bmp, DD_BT_MBITMAP, DD_TREE_NONE, 0, 0);
+		for (bit = 0; bit < DD_BITS_PER_BITMAP; bit++) {
+			if (base + bit < first_free || base + bit >= nr_meta) {
+				bmp->word[bit / 64] |= cpu_to_le64(1ULL << (bit % 64));
+				count++;
+			}
+		}
+		bmp->hdr.count = cpu_to_le16((u16)count);
+		bmp->hdr.blocknr = cpu_to_le64(pool->mbitmap_start + page);
+		bmp->hdr.txn = cpu_to_le64(1);
+		bmp->hdr.csum = cpu_to_le32(dd_block_csum(bmp, DD_BT_MBITMAP));
+		r = dd_bm_write_direct(bm, pool->mbitmap_start + page, bmp);
+		if (r)
+			goto out;
+	}
+	r = dd_bm_write_dirty(bm);
+	if (!r)
+		r = dd_bm_flush(bm);
+	if (r)
+		goto out;
+
+	/* 3. The superblock of transaction 1. */
+	pool->st.meta_used = first_free;
+	dd_sb_encode(pool, sb, 1, 0, 0);
+	pool->bm = bm;
+	r = dd_write_sb(pool, sb);
+out:
+	dd_free(bmp);
+	dd_free(sb);
+	dd_free(pool);
+	return r;
+}
+
+static int dd_sb_check_geometry(struct dd_bm *bm, const struct dd_disk_superblock *sb)
+{
+	u64 nr_meta = le64_to_cpu(sb->nr_meta_blocks);
+	u32 j = le32_to_cpu(sb->journal_blocks);
+	u64 mstart = le64_to_cpu(sb->mbitmap_start);
+
+	if (le32_to_cpu(sb->version) != DD_VERSION) {
+		dd_err("unsupported metadata version %u", le32_to_cpu(sb->version));
+		return -EINVAL;
+	}
+	if (le32_to_cpu(sb->incompat) & ~DD_FEATURE_INCOMPAT_SUPP) {
+		dd_err("metadata has unsupported incompatible features %#x",
+		       le32_to_cpu(sb->incompat));
+		return -EINVAL;
+	}
+	if (le32_to_cpu(sb->data_block_sectors) != DD_SECTORS_PER_BLOCK ||
+	    nr_meta > dd_bm_nr_blocks(bm) || nr_meta < DD_META_MIN_BLOCKS ||
+	    j < DD_JOURNAL_MIN_BLOCKS || j > DD_JOURNAL_MAX_BLOCKS ||
+	    le64_to_cpu(sb->journal_start) != DD_SB_SLOTS ||
+	    mstart != DD_SB_SLOTS + (u64)DD_JOURNAL_AREAS * j ||
+	    le32_to_cpu(sb->mbitmap_blocks) !=
+		    (nr_meta + DD_BITS_PER_BITMAP - 1) / DD_BITS_PER_BITMAP ||
+	    mstart + le32_to_cpu(sb->mbitmap_blocks) >= nr_meta ||
+	    le64_to_cpu(sb->nr_data_blocks) > DD_MAX_ADDR + 1) {
+		dd_err("superblock geometry is inconsistent (metadata %llu of %llu blocks)",
+		       (unsigned long long)nr_meta, (unsigned long long)dd_bm_nr_blocks(bm));
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* Loads the in-core state from the best superblock, replaying its journal. */
+static int dd_pool_load(struct dd_pool *pool)
+{
+	struct dd_disk_superblock *sb = dd_alloc(sizeof(*sb));
+	u64 slot;
+	int r;
+
+	if (!sb)
+		return -ENOMEM;
+	r = dd_sb_read_best(pool->bm, sb, &slot);
+	if (r) {
+		dd_err("no valid superblock");
+		goto out;
+	}
+	r = dd_sb_check_geometry(pool->bm, sb);
+	if (r)
+		goto out;
+	dd_pool_geometry(pool, sb);
+	r = dd_journal_replay(pool, sb);
+	if (r)
+		goto out;
+
+	pool->committed_txn = le64_to_cpu(sb->hdr.txn);
+	pool->open_txn = pool->committed_txn + 1;
+	pool->user_txn = le64_to_cpu(sb->user_txn_id);
+	pool->nr_volumes = le32_to_cpu(sb->nr_volumes);
+	pool->needs_check = le32_to_cpu(sb->flags) & DD_SB_NEEDS_CHECK;
+	dd_root_decode(&sb->vols, &pool->vols_root);
+	dd_root_decode(&sb->refs, &pool->refs_root);
+	dd_root_decode(&sb->dalloc, &pool->dalloc_root);
+	dd_root_decode(&sb->written, &pool->written_root);
+	dd_root_decode(&sb->index, &pool->index_root);
+	pool->st.data_used = le64_to_cpu(sb->stats.data_used);
+	pool->st.meta_used = le64_to_cpu(sb->stats.meta_used);
+	pool->st.shared_blocks = le64_to_cpu(sb->stats.shared_blocks);
+	pool->st.mapped_blocks = le64_to_cpu(sb->stats.mapped_blocks);
+	pool->st.zero_elided = le64_to_cpu(sb->stats.zero_elided);
+	pool->st.discarded = le64_to_cpu(sb->stats.discarded);
+	pool->st.cow_splits = le64_to_cpu(sb->stats.cow_splits);
+	pool->sb_dirty = false;
+	pool->data_pending_free = 0;
+	if (le32_to_cpu(sb->ro_compat) & ~DD_FEATURE_RO_COMPAT_SUPP)
+		pool->open_flags |= DD_OPEN_READ_ONLY;
+	if (pool->meta_cursor >= pool->nr_meta_blocks)
+		pool->meta_cursor = 0;
+out:
+	dd_free(sb);
+	return r;
+}
+
+static void dd_pool_init_trees(struct dd_pool *pool)
+{
+	pool->vols_tree = (struct dd_tree){ &pool->vols_root, DD_TREE_VOLS, DD_BT_VOLS, 0 };
+	pool->refs_tree = (struct dd_tree){ &pool->refs_root, DD_TREE_REFS, DD_BT_REFS, 0 };
+	pool->dalloc_tree = (struct dd_tree){ &pool->dalloc_root, DD_TREE_DALLOC, DD_BT_DBITMAP, 0 };
+}
+
+/* Snapshots interrupted by a crash are handed to reclaim. */
+static int dd_pool_drop_incomplete(struct dd_pool *pool)
+{
+	struct dd_volume_info info;
+	u32 id = 0;
+	int r;
+
+	for (;;) {
+		r = dd_volume_next(pool, &id, true, &info);
+		if (r == -ENOENT)
+			return 0;
+		if (r)
+			return r;
+		if (info.flags & DD_VOL_INCOMPLETE) {
+			dd_info("dropping snapshot %u, interrupted while being created", id);
+			r = dd_volume_delete(pool, id);
+			if (r)
+				return r;
+		}
+		id++;
+	}
+}
+
+int dd_pool_open(struct dd_bm *bm, unsigned flags, const struct dd_pool_hooks *hooks,
+		 struct dd_pool **out)
+{
+	struct dd_pool *pool;
+	int r;
+
+	pool = dd_zalloc(sizeof(*pool));
+	if (!pool)
+		return -ENOMEM;
+	pool->bm = bm;
+	pool->open_flags = flags;
+	if (hooks)
+		pool->hooks = *hooks;
+	dd_pool_init_trees(pool);
+	pool->scratch = dd_alloc(DD_BLOCK_SIZE);
+	r = -ENOMEM;
+	if (!pool->scratch)
+		goto bad;
+	r = dd_pool_load(pool);
+	if (r)
+		goto bad;
+	pool->dirty = dd_zalloc(sizeof(*pool->dirty) * pool->journal_blocks);
+	r = -ENOMEM;
+	if (!pool->dirty)
+		goto bad;
+	pool->mode = DD_MODE_RW;
+	if (pool->needs_check && !(flags & DD_OPEN_IGNORE_CHECK)) {
+		dd_warn("metadata needs checking: opening read-only");
+		pool->mode = DD_MODE_RO;
+	}
+	if (dd_writable(pool)) {
+		r = dd_pool_drop_incomplete(pool);
+		if (r)
+			goto bad;
+	}
+	*out = pool;
+	return 0;
+bad:
+	dd_tx_drop(pool);
+	dd_free(pool->dirty);
+	dd_free(pool->scratch);
+	dd_free(pool);
+	return r;
+}
+
+void dd_pool_close(struct dd_pool *pool)
+{
+	struct dd_volume *v, *next;
+
+	dd_tx_drop(pool);
+	if (dd_writable(pool) && !dd_bm_write_dirty(pool->bm))
+		dd_bm_flush(pool->bm);
+	for (v = pool->volumes; v; v = next) {
+		next = v->next;
+		dd_free(v);
+	}
+	dd_resv_destroy(&pool->resv);
+	dd_free(pool->dirty);
+	dd_free(pool->scratch);
+	dd_free(pool);
+}
+
+/*
+ * Drops the open transaction and reloads the committed state from disk.
+ * Buffers dirtied in the open transaction are forgotten; those that were
+ * also waiting to go home from the last commit are restored by the replay
+ * of its journal.  Reservations stay: their blocks are still free.
+ */
+int dd_pool_abort(struct dd_pool *pool)
+{
+	int r;
+
+	dd_tx_drop(pool);
+	r = dd_pool_load(pool);
+	if (!r)
+		r = dd_volumes_reload(pool);
+	return r;
+}
+
+enum dd_mode dd_pool_metadata_error(struct dd_pool *pool, int err, const char *what)
+{
+	if (pool->mode == DD_MODE_FAIL)
+		return pool->mode;
+	dd_err("metadata error %d while %s: aborting the transaction", err, what);
+	if (dd_pool_abort(pool)) {
+		dd_err("cannot reload the metadata: pool fails all I/O");
+		pool->mode = DD_MODE_FAIL;
+		return pool->mode;
+	}
+	if (dd_writable(pool)) {
+		/* An empty commit that records needs_check. */
+		pool->needs_check = true;
+		pool->sb_dirty = true;
+		if (pool->hooks.pre_commit)
+			pool->hooks.pre_commit(pool->hooks.ctx);
+		if (dd_commit_raw(pool)) {
+			dd_err("cannot record needs_check: pool fails all I/O");
+			pool->mode = DD_MODE_FAIL;
+			return pool->mode;
+		}
+	}
+	pool->needs_check = true;
+	pool->mode = DD_MODE_RO;
+	dd_err("pool is read-only until checked (dedup_check)");
+	return pool->mode;
+}
+
+enum dd_mode dd_pool_mode(struct dd_pool *pool)
+{
+	return pool->mode;
+}
+
+int dd_pool_clear_needs_check(struct dd_pool *pool)
+{
+	if (pool->mode == DD_MODE_FAIL || (pool->open_flags & DD_OPEN_READ_ONLY))
+		return -EROFS;
+	if (!pool->needs_check)
+		return 0;
+	pool->needs_check = false;
+	pool->mode = DD_MODE_RW;
+	pool->sb_dirty = true;
+	return dd_pool_commit(pool);
+}
+
+int dd_pool_set_user_txn(struct dd_pool *pool, u64 old_id, u64 new_id)
+{
+	if (!dd_writable(pool))
+		return -EROFS;
+	if (pool->user_txn != old_id)
+		return -EINVAL;
+	pool->user_txn = new_id;
+	pool->sb_dirty = true;
+	return 0;
+}
+
+int dd_pool_resize_data(struct dd_pool *pool, u64 nr_data_blocks)
+{
+	if (!dd_writable(pool))
+		return -EROFS;
+	if (nr_data_blocks < pool->nr_data_blocks || nr_data_blocks > DD_MAX_ADDR + 1)
+		return -EINVAL;
+	if (nr_data_blocks == pool->nr_data_blocks)
+		return 0;
+	pool->nr_data_blocks = nr_data_blocks;
+	pool->sb_dirty = true;
+	return 0;
+}
+
+void dd_pool_get_stats(struct dd_pool *pool, struct dd_pool_stats *st)
+{
+	u64 unavailable = pool->st.data_used + pool->data_pending_free + pool->resv.used;
+
+	memset(st, 0, sizeof(*st));
+	st->txn = pool->committed_txn;
+	st->user_txn = pool->user_txn;
+	st->nr_meta_blocks = pool->nr_meta_blocks;
+	st->meta_used = pool->st.meta_used;
+	st->nr_data_blocks = pool->nr_data_blocks;
+	st->data_used = pool->st.data_used;
+	st->data_free = pool->nr_data_blocks > unavailable ? pool->nr_data_blocks - unavailable : 0;
+	st->data_pending_free = pool->data_pending_free;
+	st->data_reserved = pool->resv.used;
+	st->shared_blocks = pool->st.shared_blocks;
+	st->mapped_blocks = pool->st.mapped_blocks;
+	st->zero_elided = pool->st.zero_elided;
+	st->discarded = pool->st.discarded;
+	st->cow_splits = pool->st.cow_splits;
+	st->nr_volumes = pool->nr_volumes;
+	st->nr_dirty = pool->nr_dirty;
+	st->journal_blocks = pool->journal_blocks;
+	st->needs_check = pool->needs_check;
+	st->mode = pool->mode;
+}

@@ -1,0 +1,241 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Per-PBN records: reference count and owner back-pointer, kept together in
+ * one 16-byte record so that they can never disagree after a crash.
+ *
+ * The owner (volume, LBN) is known (DD_REC_OWNED) while exactly one map
+ * entry points at the block and the engine knows which; it is forgotten
+ * when the block becomes shared and learnt again by dd_map_make_exclusive.
+ * The data allocation bit is set exactly when the refcount is non-zero.
+ */
+#include "dd-internal.h"
+
+static u64 dd_rec_leaf(u64 pbn, u32 *slot)
+{
+	return dd_div_u64_rem(pbn, DD_RECS_PER_LEAF, slot);
+}
+
+void dd_rec_decode(const struct dd_disk_rec *d, struct dd_record *r)
+{
+	u64 ol = le64_to_cpu(d->owner_lbn);
+
+	r->refcount = le32_to_cpu(d->refcount);
+	r->owned = ol & DD_REC_OWNED;
+	r->owner_vol = le32_to_cpu(d->owner_vol);
+	r->owner_lbn = ol & DD_REC_LBN_MASK;
+	r->gen = (u8)((ol & DD_REC_GEN_MASK) >> DD_REC_GEN_SHIFT);
+}
+
+int dd_rec_read(struct dd_pool *pool, u64 pbn, unsigned flags, struct dd_disk_rec *out)
+{
+	struct dd_buf *leaf;
+	u32 slot;
+	int r;
+
+	r = dd_tree_find(pool, &pool->refs_tree, dd_rec_leaf(pbn, &slot), flags, &leaf);
+	if (r == -ENODATA) {
+		memset(out, 0, sizeof(*out));
+		return 0;
+	}
+	if (r)
+		return r;
+	*out = ((struct dd_disk_refs_leaf *)dd_data(leaf))->rec[slot];
+	dd_blk_put(leaf);
+	return 0;
+}
+
+/*
+ * The record as of the last commit, and whether it changed since.  A leaf
+ * created in the open transaction has no committed image: every record in
+ * it reads as touched.
+ */
+int dd_rec_read_committed(struct dd_pool *pool, u64 pbn, struct dd_disk_rec *out, bool *touched)
+{
+	struct dd_buf *leaf;
+	struct dd_aux *aux;
+	u32 slot;
+	int r;
+
+	*touched = true;
+	memset(out, 0, sizeof(*out));
+	r = dd_tree_find(pool, &pool->refs_tree, dd_rec_leaf(pbn, &slot), 0, &leaf);
+	if (r == -ENODATA)
+		return 0;
+	if (r)
+		return r;
+	aux = dd_aux(leaf);
+	if (aux->dirty_txn != pool->open_txn) {
+		*touched = false;
+		*out = ((struct dd_disk_refs_leaf *)dd_data(leaf))->rec[slot];
+	} else if (aux->shadow) {
+		*touched = aux->shadow->touched[slot / 64] & (1ULL << (slot % 64));
+		*out = ((struct dd_disk_refs_leaf *)aux->shadow->data)->rec[slot];
+	}
+	dd_blk_put(leaf);
+	return 0;
+}
+
+/* Opens record pbn for change: its leaf joins the transaction and the
+ * record is marked touched. */
+static int dd_rec_open(struct dd_pool *pool, u64 pbn, bool create, struct dd_buf **leaf,
+		       struct dd_disk_rec **rec)
+{
+	struct dd_aux *aux;
+	u32 slot;
+	int r;
+
+	if (pbn >= pool->nr_data_blocks) {
+		dd_err("record for data block %llu beyond the data device", (unsigned long long)pbn);
+		return -EILSEQ;
+	}
+	r = dd_tree_find_dirty(pool, &pool->refs_tree, dd_rec_leaf(pbn, &slot), create, leaf);
+	if (r == -ENODATA) {
+		dd_err("data block %llu has no record", (unsigned long long)pbn);
+		return -EILSEQ;
+	}
+	if (r)
+		return r;
+	aux = dd_aux(*leaf);
+	if (aux->shadow)
+		aux->shadow->touched[slot / 64] |= 1ULL << (slot % 64);
+	*rec = &((struct dd_disk_refs_leaf *)dd_data(*leaf))->rec[slot];
+	return 0;
+}
+
+/* Closes a record opened by dd_rec_open; frees the leaf once it is empty. */
+static int dd_rec_close(struct dd_pool *pool, u64 pbn, struct dd_buf *leaf, u32 old_ref,
+			u32 new_ref)
+{
+	struct dd_disk_header *h = dd_data(leaf);
+	u16 count = le16_to_cpu(h->count);
+	u32 slot;
+
+	if (!old_ref && new_ref)
+		count++;
+	else if (old_ref && !new_ref)
+		count--;
+	h->count = cpu_to_le16(count);
+	dd_blk_put(leaf);
+	if (count)
+		return 0;
+	return dd_tree_remove(pool, &pool->refs_tree, dd_rec_leaf(pbn, &slot));
+}
+
+static int dd_rec_bad(u64 pbn, const char *what, u32 refcount)
+{
+	dd_err("data block %llu: %s (refcount %u)", (unsigned long long)pbn, what, refcount);
+	return -EILSEQ;
+}
+
+/* A newly written block: refcount 1, owned by (vol, lbn), allocated. */
+int dd_rec_new(struct dd_pool *pool, u64 pbn, u32 vol, u64 lbn)
+{
+	struct dd_buf *leaf;
+	struct dd_disk_rec *rec;
+	u32 ref;
+	int r;
+
+	r = dd_rec_open(pool, pbn, true, &leaf, &rec);
+	if (r)
+		return r;
+	ref = le32_to_cpu(rec->refcount);
+	if (ref) {
+		dd_blk_put(leaf);
+		return dd_rec_bad(pbn, "allocating a block in use", ref);
+	}
+	rec->refcount = cpu_to_le32(1);
+	rec->owner_vol = cpu_to_le32(vol);
+	rec->owner_lbn = cpu_to_le64(lbn | DD_REC_OWNED);
+	r = dd_rec_close(pool, pbn, leaf, 0, 1);
+	if (r)
+		return r;
+	return dd_dalloc_set(pool, pbn, true);
+}
+
+int dd_rec_inc(struct dd_pool *pool, u64 pbn)
+{
+	struct dd_buf *leaf;
+	struct dd_disk_rec *rec;
+	u32 ref;
+	int r;
+
+	r = dd_rec_open(pool, pbn, false, &leaf, &rec);
+	if (r)
+		return r;
+	ref = le32_to_cpu(rec->refcount);
+	if (!ref || ref == 0xffffffffu) {
+		dd_blk_put(leaf);
+		if (ref)
+			return -EOVERFLOW;
+		return dd_rec_bad(pbn, "sharing a free block", ref);
+	}
+	if (ref == 1)
+		pool->st.shared_blocks++;
+	rec->refcount = cpu_to_le32(ref + 1);
+	rec->owner_lbn = cpu_to_le64(le64_to_cpu(rec->owner_lbn) & ~DD_REC_OWNED);
+	return dd_rec_close(pool, pbn, leaf, ref, ref + 1);
+}
+
+int dd_rec_dec(struct dd_pool *pool, u64 pbn, bool *was_shared)
+{
+	struct dd_buf *leaf;
+	struct dd_disk_rec *rec;
+	u32 ref;
+	int r;
+
+	r = dd_rec_open(pool, pbn, false, &leaf, &rec);
+	if (r)
+		return r;
+	ref = le32_to_cpu(rec->refcount);
+	if (!ref) {
+		dd_blk_put(leaf);
+		return dd_rec_bad(pbn, "dropping a reference to a free block", ref);
+	}
+	*was_shared = ref > 1;
+	if (ref == 2)
+		pool->st.shared_blocks--;
+	if (ref == 1) {
+		memset(rec, 0, sizeof(*rec));
+	} else {
+		rec->refcount = cpu_to_le32(ref - 1);
+		rec->owner_lbn = cpu_to_le64(le64_to_cpu(rec->owner_lbn) & ~DD_REC_OWNED);
+	}
+	r = dd_rec_close(pool, pbn, leaf, ref, ref - 1);
+	if (r || ref > 1)
+		return r;
+	return dd_dalloc_set(pool, pbn, false);
+}
+
+int dd_rec_set_owner(struct dd_pool *pool, u64 pbn, u32 vol, u64 lbn)
+{
+	struct dd_buf *leaf;
+	struct dd_disk_rec *rec;
+	u32 ref;
+	int r;
+
+	r = dd_rec_open(pool, pbn, false, &leaf, &rec);
+	if (r)
+		return r;
+	ref = le32_to_cpu(rec->refcount);
+	if (ref != 1) {
+		dd_blk_put(leaf);
+		return dd_rec_bad(pbn, "owner set on a block that is not exclusive", ref);
+	}
+	rec->owner_vol = cpu_to_le32(vol);
+	rec->owner_lbn = cpu_to_le64((le64_to_cpu(rec->owner_lbn) & DD_REC_GEN_MASK) | lbn |
+				     DD_REC_OWNED);
+	return dd_rec_close(pool, pbn, leaf, 1, 1);
+}
+
+int dd_record_get(struct dd_pool *pool, u64 pbn, struct dd_record *rec)
+{
+	struct dd_disk_rec d;
+	int r;
+
+	if (pbn >= pool->nr_data_blocks)
+		return -EINVAL;
+	r = dd_rec_read(pool, pbn, 0, &d);
+	if (!r)
+		dd_rec_decode(&d, rec);
+	return r;
+}

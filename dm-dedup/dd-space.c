@@ -1,0 +1,375 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Space: allocation of metadata blocks (a fixed bitmap region) and of data
+ * blocks (the dalloc radix tree of bitmaps).
+ *
+ * A metadata block freed in the open transaction may be reused at once: its
+ * new contents reach home only after the commit that journals them.  A data
+ * block may not: a crash before the commit would show the old owner the new
+ * bytes.  So a data block is allocated only if it is free both in the open
+ * transaction and in the committed state (the shadow copy of a dalloc leaf
+ * dirtied in the open transaction), and not reserved by a write in flight.
+ */
+#include "dd-internal.h"
+
+/* First clear bit >= 'from' in a bitmap of 'nbits', or nbits. */
+static u32 dd_find_zero(const __le64 *a, const __le64 *b, u32 from, u32 nbits)
+{
+	u32 w = from / 64;
+	u64 word;
+
+	for (; w * 64 < nbits; w++) {
+		word = le64_to_cpu(a[w]) | (b ? le64_to_cpu(b[w]) : 0);
+		if (w == from / 64 && from % 64)
+			word |= (1ULL << (from % 64)) - 1;
+		if (word != ~0ULL) {
+			u32 bit = w * 64 + (u32)__builtin_ctzll(~word);
+
+			return bit < nbits ? bit : nbits;
+		}
+	}
+	return nbits;
+}
+
+static bool dd_test_bit(const __le64 *words, u32 bit)
+{
+	return le64_to_cpu(words[bit / 64]) & (1ULL << (bit % 64));
+}
+
+/* Sets or clears a bit in a bitmap block; returns the previous value. */
+static bool dd_change_bit(struct dd_disk_bitmap *bm, u32 bit, bool set)
+{
+	u64 w = le64_to_cpu(bm->word[bit / 64]);
+	u64 mask = 1ULL << (bit % 64);
+	bool old = w & mask;
+
+	if (old == set)
+		return old;
+	w = set ? (w | mask) : (w & ~mask);
+	bm->word[bit / 64] = cpu_to_le64(w);
+	bm->hdr.count = cpu_to_le16(le16_to_cpu(bm->hdr.count) + (set ? 1 : -1));
+	return old;
+}
+
+/* ---- metadata blocks ----------------------------------------------------- */
+
+static int dd_mbitmap_get(struct dd_pool *pool, u32 page, bool dirty, struct dd_buf **out)
+{
+	u64 b = pool->mbitmap_start + page;
+
+	if (dirty)
+		return dd_blk_get_dirty(pool, b, DD_BT_MBITMAP, DD_TREE_NONE, 0, 0, out);
+	return dd_blk_get(pool, b, DD_BT_MBITMAP, DD_TREE_NONE, 0, 0, 0, out);
+}
+
+u64 dd_meta_free_blocks(struct dd_pool *pool)
+{
+	return pool->nr_meta_blocks - pool->st.meta_used;
+}
+
+int dd_meta_alloc(struct dd_pool *pool, u64 *b)
+{
+	u32 scanned, page, bit;
+	struct dd_buf *buf;
+	struct dd_disk_bitmap *bm;
+	int r;
+
+	if (pool->meta_cursor >= pool->nr_meta_blocks)
+		pool->meta_cursor = 0;
+	for (scanned = 0; scanned <= pool->mbitmap_blocks; scanned++) {
+		page = (u32)(pool->meta_cursor / DD_BITS_PER_BITMAP);
+		r = dd_mbitmap_get(pool, page, false, &buf);
+		if (r)
+			return r;
+		bm = dd_data(buf);
+		bit = dd_find_zero(bm->word, NULL, pool->meta_cursor % DD_BITS_PER_BITMAP,
+				   DD_BITS_PER_BITMAP);
+		dd_blk_put(buf);
+		if (bit < DD_BITS_PER_BITMAP &&
+		    (u64)page * DD_BITS_PER_BITMAP + bit < pool->nr_meta_blocks) {
+			r = dd_mbitmap_get(pool, page, true, &buf);
+			if (r)
+				return r;
+			dd_change_bit(dd_data(buf), bit, true);
+			dd_blk_put(buf);
+			*b = (u64)page * DD_BITS_PER_BITMAP + bit;
+			pool->meta_cursor = *b + 1;
+			pool->st.meta_used++;
+			return 0;
+		}
+		pool->meta_cursor = (u64)(page + 1) * DD_BITS_PER_BITMAP;
+		if (pool->meta_cursor >= pool->nr_meta_blocks)
+			pool->meta_cursor = 0;
+	}
+	dd_err("metadata device is full");
+	return -ENOSPC;
+}
+
+int dd_meta_free(struct dd_pool *pool, u64 b)
+{
+	struct dd_buf *buf;
+	u32 page = (u32)(b / DD_BITS_PER_BITMAP);
+	bool was;
+	int r;
+
+	if (b < pool->mbitmap_start + pool->mbitmap_blocks || b >= pool->nr_meta_blocks)
+		return -EILSEQ;
+	r = dd_mbitmap_get(pool, page, true, &buf);
+	if (r)
+		return r;
+	was = dd_change_bit(dd_data(buf), b % DD_BITS_PER_BITMAP, false);
+	dd_blk_put(buf);
+	if (!was) {
+		dd_err("freeing metadata block %llu that is already free", (unsigned long long)b);
+		return -EILSEQ;
+	}
+	pool->st.meta_used--;
+	return 0;
+}
+
+/* ---- data blocks --------------------------------------------------------- */
+
+int dd_dalloc_set(struct dd_pool *pool, u64 pbn, bool used)
+{
+	struct dd_buf *leaf;
+	u32 bit;
+	bool was;
+	int r;
+
+	if (pbn >= pool->nr_data_blocks)
+		return -EILSEQ;
+	r = dd_tree_find_dirty(pool, &pool->dalloc_tree, dd_div_u64_rem(pbn, DD_BITS_PER_BITMAP, &bit),
+			       used, &leaf);
+	if (r == -ENODATA) {
+		dd_err("freeing data block %llu that is already free", (unsigned long long)pbn);
+		return -EILSEQ;
+	}
+	if (r)
+		return r;
+	was = dd_change_bit(dd_data(leaf), bit, used);
+	dd_blk_put(leaf);
+	if (was == used) {
+		dd_err("data block %llu is already %s", (unsigned long long)pbn,
+		       used ? "allocated" : "free");
+		return -EILSEQ;
+	}
+	if (used) {
+		pool->st.data_used++;
+	} else {
+		pool->st.data_used--;
+		pool->data_pending_free++;
+	}
+	return 0;
+}
+
+/* The committed image of a dalloc leaf, NULL if it was all free. */
+static const __le64 *dd_dalloc_committed(struct dd_buf *leaf, bool *all_free)
+{
+	struct dd_aux *aux = dd_aux(leaf);
+
+	*all_free = false;
+	if (aux->dirty_txn && (aux->flags & DD_AUX_NEW)) {
+		*all_free = true;
+		return NULL;
+	}
+	if (aux->dirty_txn && aux->shadow)
+		return ((struct dd_disk_bitmap *)aux->shadow->data)->word;
+	return NULL;
+}
+
+int dd_dalloc_test(struct dd_pool *pool, u64 pbn, bool *open_used, bool *committed_used)
+{
+	struct dd_buf *leaf;
+	const __le64 *cw;
+	bool all_free;
+	u32 bit;
+	int r;
+
+	*open_used = *committed_used = false;
+	r = dd_tree_find(pool, &pool->dalloc_tree, dd_div_u64_rem(pbn, DD_BITS_PER_BITMAP, &bit),
+			 0, &leaf);
+	if (r == -ENODATA)
+		return 0;
+	if (r)
+		return r;
+	*open_used = dd_test_bit(((struct dd_disk_bitmap *)dd_data(leaf))->word, bit);
+	cw = dd_dalloc_committed(leaf, &all_free);
+	*committed_used = all_free ? false : cw ? dd_test_bit(cw, bit) : *open_used;
+	dd_blk_put(leaf);
+	return 0;
+}
+
+/* Finds a block free in the open and the committed state and not reserved,
+ * in the leaf li, at or after bit 'from'. */
+static int dd_dalloc_search_leaf(struct dd_pool *pool, u64 li, u32 from, u64 *pbn)
+{
+	struct dd_buf *leaf = NULL;
+	const __le64 *ow = NULL, *cw = NULL;
+	u64 base = li * DD_BITS_PER_BITMAP;
+	u32 nbits = (u32)DD_MIN((u64)DD_BITS_PER_BITMAP, pool->nr_data_blocks - base);
+	bool all_free;
+	u32 bit;
+	int r;
+
+	r = dd_tree_find(pool, &pool->dalloc_tree, li, 0, &leaf);
+	if (r && r != -ENODATA)
+		return r;
+	if (!r) {
+		struct dd_disk_bitmap *bmp = dd_data(leaf);
+
+		if (le16_to_cpu(bmp->hdr.count) >= nbits) {
+			dd_blk_put(leaf);
+			return -ENOSPC;
+		}
+		ow = bmp->word;
+		cw = dd_dalloc_committed(leaf, &all_free);
+	}
+	for (bit = from; bit < nbits; bit++) {
+		if (ow) {
+			bit = dd_find_zero(ow, cw, bit, nbits);
+			if (bit >= nbits)
+				break;
+		}
+		if (!dd_resv_contains(&pool->resv, base + bit)) {
+			*pbn = base + bit;
+			r = 0;
+			goto out;
+		}
+	}
+	r = -ENOSPC;
+out:
+	if (leaf)
+		dd_blk_put(leaf);
+	return r;
+}
+
+int dd_data_reserve(struct dd_pool *pool, u64 *pbn)
+{
+	u64 nr = pool->nr_data_blocks, pos, leaves, scanned;
+	u32 from;
+	int r;
+
+	if (!dd_writable(pool))
+		return -EROFS;
+	if (!nr)
+		return -ENOSPC;
+	leaves = (nr + DD_BITS_PER_BITMAP - 1) / DD_BITS_PER_BITMAP;
+	pos = pool->data_cursor < nr ? pool->data_cursor : 0;
+	for (scanned = 0; scanned <= leaves; scanned++) {
+		u64 li = dd_div_u64_rem(pos, DD_BITS_PER_BITMAP, &from);
+
+		r = dd_dalloc_search_leaf(pool, li, from, pbn);
+		if (!r) {
+			r = dd_resv_add(&pool->resv, *pbn);
+			if (r)
+				return r;
+			pool->data_cursor = *pbn + 1;
+			return 0;
+		}
+		if (r != -ENOSPC)
+			return r;
+		pos = (li + 1) * DD_BITS_PER_BITMAP;
+		if (pos >= nr)
+			pos = 0;
+	}
+	return -ENOSPC;
+}
+
+void dd_data_unreserve(struct dd_pool *pool, u64 pbn)
+{
+	dd_resv_remove(&pool->resv, pbn);
+}
+
+/* ---- reservations: a small open-addressing set of PBNs -------------------- */
+
+#define DD_RESV_EMPTY	0ULL
+#define DD_RESV_TOMB	(~0ULL)
+
+static u32 dd_hash64(u64 x)
+{
+	x ^= x >> 33;
+	x *= 0xff51afd7ed558ccdULL;
+	x ^= x >> 33;
+	return (u32)x;
+}
+
+bool dd_resv_contains(const struct dd_resv *r, u64 pbn)
+{
+	u32 i, n;
+
+	if (!r->size)
+		return false;
+	for (i = dd_hash64(pbn) & (r->size - 1), n = 0; n < r->size; n++, i = (i + 1) & (r->size - 1)) {
+		if (r->slot[i] == DD_RESV_EMPTY)
+			return false;
+		if (r->slot[i] == pbn + 1)
+			return true;
+	}
+	return false;
+}
+
+static int dd_resv_rehash(struct dd_resv *r, u32 size)
+{
+	u64 *old = r->slot;
+	u32 i, old_size = r->size;
+
+	r->slot = dd_zalloc(sizeof(u64) * size);
+	if (!r->slot) {
+		r->slot = old;
+		return -ENOMEM;
+	}
+	r->size = size;
+	r->used = 0;
+	r->tombs = 0;
+	for (i = 0; i < old_size; i++)
+		if (old[i] != DD_RESV_EMPTY && old[i] != DD_RESV_TOMB)
+			dd_resv_add(r, old[i] - 1);
+	dd_free(old);
+	return 0;
+}
+
+int dd_resv_add(struct dd_resv *r, u64 pbn)
+{
+	u32 i;
+	int err;
+
+	if ((r->used + r->tombs + 1) * 4 > r->size * 3) {
+		err = dd_resv_rehash(r, r->used * 2 + 2 > r->size ? DD_MAX(64u, r->size * 2) : r->size);
+		if (err)
+			return err;
+	}
+	for (i = dd_hash64(pbn) & (r->size - 1);; i = (i + 1) & (r->size - 1)) {
+		if (r->slot[i] == DD_RESV_EMPTY || r->slot[i] == DD_RESV_TOMB) {
+			if (r->slot[i] == DD_RESV_TOMB)
+				r->tombs--;
+			r->slot[i] = pbn + 1;
+			r->used++;
+			return 0;
+		}
+	}
+}
+
+bool dd_resv_remove(struct dd_resv *r, u64 pbn)
+{
+	u32 i, n;
+
+	if (!r->size)
+		return false;
+	for (i = dd_hash64(pbn) & (r->size - 1), n = 0; n < r->size; n++, i = (i + 1) & (r->size - 1)) {
+		if (r->slot[i] == DD_RESV_EMPTY)
+			return false;
+		if (r->slot[i] == pbn + 1) {
+			r->slot[i] = DD_RESV_TOMB;
+			r->used--;
+			r->tombs++;
+			return true;
+		}
+	}
+	return false;
+}
+
+void dd_resv_destroy(struct dd_resv *r)
+{
+	dd_free(r->slot);
+	memset(r, 0, sizeof(*r));
+}

@@ -1,0 +1,822 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Volumes: the volume table, the LBN -> PBN maps, snapshots and deletion.
+ *
+ * The exclusive bit of a map entry (DD_ME_EXCL) lets the data path write in
+ * place after one map lookup.  Invariant (checked by dedup_check): an entry
+ * with the bit set points at a block whose record has refcount 1 and names
+ * this (volume, LBN) as owner, and the block was either free or referenced
+ * by this same entry alone in the last committed state.  Every operation
+ * that adds a reference to a block first clears the bit of the entry that
+ * owned it.
+ */
+#include "dd-internal.h"
+
+/* Dirty blocks one map entry update may add (records, their tree, dalloc). */
+#define DD_ENTRY_MAX_DIRTY	24
+
+static u64 dd_map_leaf(u64 lbn, u32 *slot)
+{
+	return dd_div_u64_rem(lbn, DD_MAP_ENTRIES, slot);
+}
+
+/* ---- the volume table ---------------------------------------------------- */
+
+static u64 dd_vols_leaf(u32 id, u32 *slot)
+{
+	return dd_div_u64_rem(id, DD_VOLS_PER_LEAF, slot);
+}
+
+int dd_vol_entry_get(struct dd_pool *pool, u32 id, struct dd_disk_volume *out)
+{
+	struct dd_buf *leaf;
+	u32 slot;
+	int r;
+
+	r = dd_tree_find(pool, &pool->vols_tree, dd_vols_leaf(id, &slot), 0, &leaf);
+	if (r == -ENODATA)
+		return -ENOENT;
+	if (r)
+		return r;
+	*out = ((struct dd_disk_vols_leaf *)dd_data(leaf))->vol[slot];
+	dd_blk_put(leaf);
+	if (!(le32_to_cpu(out->flags) & DD_VOL_VALID))
+		return -ENOENT;
+	if (le32_to_cpu(out->id) != id) {
+		dd_err("volume table slot %u holds volume %u", id, le32_to_cpu(out->id));
+		return -EILSEQ;
+	}
+	return 0;
+}
+
+static int dd_vol_entry_put(struct dd_pool *pool, const struct dd_disk_volume *e)
+{
+	struct dd_disk_vols_leaf *l;
+	struct dd_buf *leaf;
+	u32 slot, id = le32_to_cpu(e->id);
+	bool was_valid;
+	int r;
+
+	r = dd_tree_find_dirty(pool, &pool->vols_tree, dd_vols_leaf(id, &slot), true, &leaf);
+	if (r)
+		return r;
+	l = dd_data(leaf);
+	was_valid = le32_to_cpu(l->vol[slot].flags) & DD_VOL_VALID;
+	l->vol[slot] = *e;
+	if (!was_valid)
+		l->hdr.count = cpu_to_le16(le16_to_cpu(l->hdr.count) + 1);
+	dd_blk_put(leaf);
+	pool->sb_dirty = true;
+	return 0;
+}
+
+static int dd_vol_entry_del(struct dd_pool *pool, u32 id)
+{
+	struct dd_disk_vols_leaf *l;
+	struct dd_buf *leaf;
+	u32 slot;
+	u16 count;
+	int r;
+
+	r = dd_tree_find_dirty(pool, &pool->vols_tree, dd_vols_leaf(id, &slot), false, &leaf);
+	if (r)
+		return r == -ENODATA ? -ENOENT : r;
+	l = dd_data(leaf);
+	memset(&l->vol[slot], 0, sizeof(l->vol[slot]));
+	count = le16_to_cpu(l->hdr.count) - 1;
+	l->hdr.count = cpu_to_le16(count);
+	dd_blk_put(leaf);
+	pool->sb_dirty = true;
+	if (count)
+		return 0;
+	return dd_tree_remove(pool, &pool->vols_tree, dd_vols_leaf(id, &slot));
+}
+
+static void dd_vol_load(struct dd_volume *v, const struct dd_disk_volume *e)
+{
+	v->flags = le32_to_cpu(e->flags);
+	v->origin = le32_to_cpu(e->origin);
+	dd_root_decode(&e->map, &v->map);
+	v->mapped = le64_to_cpu(e->mapped_blocks);
+	v->created_txn = le64_to_cpu(e->created_txn);
+	v->progress = le64_to_cpu(e->progress);
+}
+
+/* Writes the in-core volume back to its table entry. */
+static int dd_vol_sync(struct dd_volume *v)
+{
+	struct dd_disk_volume e;
+
+	memset(&e, 0, sizeof(e));
+	e.id = cpu_to_le32(v->id);
+	e.flags = cpu_to_le32(v->flags);
+	dd_root_encode(&v->map, &e.map);
+	e.mapped_blocks = cpu_to_le64(v->mapped);
+	e.created_txn = cpu_to_le64(v->created_txn);
+	e.origin = cpu_to_le32(v->origin);
+	e.progress = cpu_to_le64(v->progress);
+	return dd_vol_entry_put(v->pool, &e);
+}
+
+/* A handle on any table entry (deleted and incomplete ones too). */
+int dd_vol_handle(struct dd_pool *pool, u32 id, struct dd_volume **out)
+{
+	struct dd_disk_volume e;
+	struct dd_volume *v;
+	int r;
+
+	for (v = pool->volumes; v; v = v->next) {
+		if (v->id == id) {
+			v->open_count++;
+			*out = v;
+			return 0;
+		}
+	}
+	r = dd_vol_entry_get(pool, id, &e);
+	if (r)
+		return r;
+	v = dd_zalloc(sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	v->pool = pool;
+	v->id = id;
+	v->open_count = 1;
+	dd_vol_load(v, &e);
+	v->tree.root = &v->map;
+	v->tree.id = DD_TREE_MAP;
+	v->tree.leaf_type = DD_BT_MAP;
+	v->tree.owner = id;
+	v->next = pool->volumes;
+	pool->volumes = v;
+	*out = v;
+	return 0;
+}
+
+/* After an abort: refresh every handle from the committed table. */
+int dd_volumes_reload(struct dd_pool *pool)
+{
+	struct dd_disk_volume e;
+	struct dd_volume *v;
+	int r;
+
+	for (v = pool->volumes; v; v = v->next) {
+		r = dd_vol_entry_get(pool, v->id, &e);
+		if (r == -ENOENT) {
+			memset(&e, 0, sizeof(e));	/* created in the aborted txn */
+			e.origin = cpu_to_le32(DD_NO_VOLUME);
+		} else if (r) {
+			return r;
+		}
+		dd_vol_load(v, &e);
+	}
+	return 0;
+}
+
+int dd_volume_open(struct dd_pool *pool, u32 id, struct dd_volume **out)
+{
+	struct dd_volume *v;
+	int r;
+
+	if (id > DD_MAX_VOLUME_ID)
+		return -EINVAL;
+	r = dd_vol_handle(pool, id, &v);
+	if (r)
+		return r;
+	if (v->flags & (DD_VOL_DELETING | DD_VOL_INCOMPLETE)) {
+		dd_volume_close(v);
+		return -ENOENT;
+	}
+	*out = v;
+	return 0;
+}
+
+void dd_volume_close(struct dd_volume *vol)
+{
+	struct dd_volume **p;
+
+	if (--vol->open_count)
+		return;
+	for (p = &vol->pool->volumes; *p; p = &(*p)->next) {
+		if (*p == vol) {
+			*p = vol->next;
+			break;
+		}
+	}
+	dd_free(vol);
+}
+
+u32 dd_volume_id(struct dd_volume *vol)
+{
+	return vol->id;
+}
+
+u64 dd_volume_mapped(struct dd_volume *vol)
+{
+	return vol->mapped;
+}
+
+int dd_volume_next(struct dd_pool *pool, u32 *id, bool want_all, struct dd_volume_info *info)
+{
+	const struct dd_disk_vols_leaf *l;
+	struct dd_buf *leaf;
+	u64 li, found;
+	u32 slot;
+	int r;
+
+	li = dd_vols_leaf(*id, &slot);
+	for (;;) {
+		r = dd_tree_next(pool, &pool->vols_tree, li, &found);
+		if (r == -ENODATA)
+			return -ENOENT;
+		if (r)
+			return r;
+		if (found != li)
+			slot = 0;
+		r = dd_tree_find(pool, &pool->vols_tree, found, 0, &leaf);
+		if (r)
+			return r;
+		l = dd_data(leaf);
+		for (; slot < DD_VOLS_PER_LEAF; slot++) {
+			const struct dd_disk_volume *e = &l->vol[slot];
+			u32 flags = le32_to_cpu(e->flags);
+
+			if (!(flags & DD_VOL_VALID))
+				continue;
+			if (!want_all && (flags & (DD_VOL_DELETING | DD_VOL_INCOMPLETE)))
+				continue;
+			info->id = le32_to_cpu(e->id);
+			info->flags = flags;
+			info->origin = le32_to_cpu(e->origin);
+			info->mapped_blocks = le64_to_cpu(e->mapped_blocks);
+			info->created_txn = le64_to_cpu(e->created_txn);
+			*id = info->id;
+			dd_blk_put(leaf);
+			return 0;
+		}
+		dd_blk_put(leaf);
+		li = found + 1;
+		slot = 0;
+	}
+}
+
+/* ---- lifecycle -------------------------------------------------------------- */
+
+int dd_volume_create(struct dd_pool *pool, u32 id)
+{
+	struct dd_disk_volume e;
+	int r;
+
+	if (id > DD_MAX_VOLUME_ID)
+		return -EINVAL;
+	r = dd_tx_reserve(pool, DD_OP_MAX_DIRTY);
+	if (r)
+		return r;
+	r = dd_vol_entry_get(pool, id, &e);
+	if (r != -ENOENT)
+		return r ? r : -EEXIST;
+	memset(&e, 0, sizeof(e));
+	e.id = cpu_to_le32(id);
+	e.flags = cpu_to_le32(DD_VOL_VALID);
+	e.origin = cpu_to_le32(DD_NO_VOLUME);
+	e.created_txn = cpu_to_le64(pool->open_txn);
+	r = dd_vol_entry_put(pool, &e);
+	if (r) {
+		dd_pool_metadata_error(pool, r, "creating a volume");
+		return r;
+	}
+	pool->nr_volumes++;
+	return 0;
+}
+
+static bool dd_vol_busy(struct dd_pool *pool, u32 id)
+{
+	struct dd_volume *v;
+
+	for (v = pool->volumes; v; v = v->next)
+		if (v->id == id && v->open_count)
+			return true;
+	return false;
+}
+
+int dd_volume_delete(struct dd_pool *pool, u32 id)
+{
+	struct dd_volume *v;
+	int r;
+
+	if (id > DD_MAX_VOLUME_ID)
+		return -EINVAL;
+	if (dd_vol_busy(pool, id))
+		return -EBUSY;
+	r = dd_tx_reserve(pool, DD_OP_MAX_DIRTY);
+	if (r)
+		return r;
+	r = dd_vol_handle(pool, id, &v);
+	if (r)
+		return r;
+	if (v->flags & DD_VOL_DELETING) {
+		dd_volume_close(v);
+		return -ENOENT;
+	}
+	if (!(v->flags & DD_VOL_INCOMPLETE))
+		pool->nr_volumes--;
+	v->flags |= DD_VOL_DELETING;
+	v->flags &= ~DD_VOL_INCOMPLETE;
+	v->progress = 0;
+	r = dd_vol_sync(v);
+	dd_volume_close(v);
+	if (r)
+		dd_pool_metadata_error(pool, r, "deleting a volume");
+	return r;
+}
+
+/* ---- the map -------------------------------------------------------------- */
+
+int dd_map_lookup(struct dd_volume *vol, u64 lbn, unsigned flags, struct dd_mapping *m)
+{
+	struct dd_buf *leaf;
+	u64 e;
+	u32 slot;
+	int r;
+
+	m->mapped = m->excl = false;
+	m->pbn = 0;
+	if (lbn > DD_MAX_ADDR)
+		return -EINVAL;
+	r = dd_tree_find(vol->pool, &vol->tree, dd_map_leaf(lbn, &slot), flags, &leaf);
+	if (r == -ENODATA)
+		return 0;
+	if (r)
+		return r;
+	e = le64_to_cpu(((struct dd_disk_map_leaf *)dd_data(leaf))->entry[slot]);
+	dd_blk_put(leaf);
+	if (dd_me_mapped(e)) {
+		m->mapped = true;
+		m->excl = dd_me_excl(e);
+		m->pbn = dd_me_pbn(e);
+	}
+	return 0;
+}
+
+/* Opens the map leaf of lbn for change, creating it if asked; keeps the
+ * volume table in step if the tree's root moved. */
+static int dd_map_open(struct dd_volume *vol, u64 lbn, bool create, struct dd_buf **leaf,
+		       __le64 **entry)
+{
+	struct dd_root before = vol->map;
+	u32 slot;
+	int r;
+
+	r = dd_tree_find_dirty(vol->pool, &vol->tree, dd_map_leaf(lbn, &slot), create, leaf);
+	if (r)
+		return r;
+	*entry = &((struct dd_disk_map_leaf *)dd_data(*leaf))->entry[slot];
+	if (before.block != vol->map.block || before.height != vol->map.height) {
+		r = dd_vol_sync(vol);
+		if (r)
+			dd_blk_put(*leaf);
+	}
+	return r;
+}
+
+static void dd_map_count(struct dd_buf *leaf, int delta)
+{
+	struct dd_disk_header *h = dd_data(leaf);
+
+	h->count = cpu_to_le16((u16)(le16_to_cpu(h->count) + delta));
+}
+
+static int __dd_map_insert(struct dd_volume *vol, u64 lbn, u64 pbn)
+{
+	struct dd_pool *pool = vol->pool;
+	struct dd_buf *leaf;
+	__le64 *entry;
+	bool was_shared;
+	u64 old;
+	int r;
+
+	r = dd_map_open(vol, lbn, true, &leaf, &entry);
+	if (r)
+		return r;
+	old = le64_to_cpu(*entry);
+	*entry = cpu_to_le64(pbn | DD_ME_MAPPED | DD_ME_EXCL);
+	if (!dd_me_mapped(old)) {
+		dd_map_count(leaf, 1);
+		vol->mapped++;
+		pool->st.mapped_blocks++;
+	}
+	dd_blk_put(leaf);
+	r = dd_rec_new(pool, pbn, vol->id, lbn);
+	if (r)
+		return r;
+	dd_resv_remove(&pool->resv, pbn);
+	if (dd_me_mapped(old)) {
+		r = dd_rec_dec(pool, dd_me_pbn(old), &was_shared);
+		if (r)
+			return r;
+		if (was_shared)
+			pool->st.cow_splits++;
+		return 0;
+	}
+	return dd_vol_sync(vol);
+}
+
+int dd_map_insert(struct dd_volume *vol, u64 lbn, u64 pbn)
+{
+	struct dd_pool *pool = vol->pool;
+	int r;
+
+	if (lbn > DD_MAX_ADDR || pbn >= pool->nr_data_blocks || !dd_resv_contains(&pool->resv, pbn))
+		return -EINVAL;
+	r = dd_tx_reserve(pool, DD_OP_MAX_DIRTY);
+	if (r)
+		return r;
+	r = __dd_map_insert(vol, lbn, pbn);
+	if (r)
+		dd_pool_metadata_error(pool, r, "inserting a mapping");
+	return r;
+}
+
+static int __dd_make_exclusive(struct dd_volume *vol, u64 lbn, bool *excl)
+{
+	struct dd_pool *pool = vol->pool;
+	struct dd_disk_rec rec, crec;
+	struct dd_mapping m;
+	struct dd_record d;
+	struct dd_buf *leaf;
+	__le64 *entry;
+	bool touched, open_used, committed_used;
+	int r;
+
+	*excl = false;
+	r = dd_map_lookup(vol, lbn, 0, &m);
+	if (r)
+		return r;
+	if (!m.mapped)
+		return -ENODATA;
+	if (m.excl) {
+		*excl = true;
+		return 0;
+	}
+	r = dd_rec_read(pool, m.pbn, 0, &rec);
+	if (r)
+		return r;
+	dd_rec_decode(&rec, &d);
+	if (d.refcount != 1)
+		return 0;
+	if (d.owned && (d.owner_vol != vol->id || d.owner_lbn != lbn)) {
+		dd_err("data block %llu: owner %u/%llu but mapped by %u/%llu",
+		       (unsigned long long)m.pbn, d.owner_vol, (unsigned long long)d.owner_lbn,
+		       vol->id, (unsigned long long)lbn);
+		return -EILSEQ;
+	}
+	r = dd_rec_read_committed(pool, m.pbn, &crec, &touched);
+	if (r)
+		return r;
+	r = dd_dalloc_test(pool, m.pbn, &open_used, &committed_used);
+	if (r)
+		return r;
+	/* Referenced in the committed state by someone we cannot name: no. */
+	if (touched && committed_used)
+		return 0;
+
+	r = dd_tx_reserve(pool, DD_OP_MAX_DIRTY);
+	if (r)
+		return r;
+	if (!d.owned) {
+		r = dd_rec_set_owner(pool, m.pbn, vol->id, lbn);
+		if (r)
+			goto bad;
+	}
+	r = dd_map_open(vol, lbn, false, &leaf, &entry);
+	if (r)
+		goto bad;
+	*entry = cpu_to_le64(le64_to_cpu(*entry) | DD_ME_EXCL);
+	dd_blk_put(leaf);
+	*excl = true;
+	return 0;
+bad:
+	dd_pool_metadata_error(pool, r, "making a block exclusive");
+	return r;
+}
+
+int dd_map_make_exclusive(struct dd_volume *vol, u64 lbn, bool *excl)
+{
+	if (lbn > DD_MAX_ADDR)
+		return -EINVAL;
+	return __dd_make_exclusive(vol, lbn, excl);
+}
+
+/* Room left in the journal for one more entry update. */
+static bool dd_entry_room(struct dd_pool *pool)
+{
+	return pool->nr_dirty + DD_ENTRY_MAX_DIRTY + DD_OP_MAX_DIRTY <= pool->journal_blocks;
+}
+
+/*
+ * Unmaps [*pos, end) within one leaf, stopping early when the journal is
+ * nearly full; advances *pos.
+ */
+static int dd_unmap_leaf(struct dd_volume *vol, u64 li, u64 *pos, u64 end,
+			 enum dd_unmap_reason why, u64 *budget)
+{
+	struct dd_pool *pool = vol->pool;
+	struct dd_disk_map_leaf *l;
+	struct dd_buf *leaf;
+	u64 base = li * DD_MAP_ENTRIES, e;
+	u32 slot, stop = (u32)DD_MIN((u64)DD_MAP_ENTRIES, end - base);
+	bool was_shared, removed = false;
+	u64 dropped = 0;
+	__le64 *unused;
+	int r;
+
+	r = dd_map_open(vol, base, false, &leaf, &unused);
+	if (r)
+		return r;
+	l = dd_data(leaf);
+	for (slot = (u32)(*pos - base); slot < stop; slot++) {
+		e = le64_to_cpu(l->entry[slot]);
+		if (!dd_me_mapped(e))
+			continue;
+		if (!dd_entry_room(pool) || !*budget)
+			break;
+		l->entry[slot] = 0;
+		dd_map_count(leaf, -1);
+		dropped++;
+		(*budget)--;
+		r = dd_rec_dec(pool, dd_me_pbn(e), &was_shared);
+		if (r)
+			break;
+	}
+	*pos = base + slot;
+	if (!r && !l->hdr.count) {
+		removed = true;
+		*pos = base + DD_MAP_ENTRIES;
+	}
+	dd_blk_put(leaf);
+	vol->mapped -= dropped;
+	pool->st.mapped_blocks -= dropped;
+	if (why == DD_UNMAP_DISCARD)
+		pool->st.discarded += dropped;
+	else if (why == DD_UNMAP_ZERO)
+		pool->st.zero_elided += dropped;
+	if (r)
+		return r;
+	if (removed) {
+		r = dd_tree_remove(pool, &vol->tree, li);
+		if (r)
+			return r;
+	}
+	return dd_vol_sync(vol);
+}
+
+/* Unmaps [lbn, end), at most *budget entries; *next is where it stopped. */
+static int dd_unmap_range(struct dd_volume *vol, u64 lbn, u64 end, enum dd_unmap_reason why,
+			  u64 *budget, u64 *next)
+{
+	struct dd_pool *pool = vol->pool;
+	u64 pos = lbn, li, found;
+	u32 slot;
+	int r;
+
+	while (pos < end) {
+		if (!*budget) {
+			*next = pos;
+			return 0;
+		}
+		li = dd_map_leaf(pos, &slot);
+		r = dd_tree_next(pool, &vol->tree, li, &found);
+		if (r == -ENODATA || (!r && found * DD_MAP_ENTRIES >= end))
+			break;
+		if (r)
+			return r;
+		if (found != li)
+			pos = found * DD_MAP_ENTRIES;
+		r = dd_tx_reserve(pool, DD_OP_MAX_DIRTY + DD_ENTRY_MAX_DIRTY);
+		if (r)
+			return r;
+		r = dd_unmap_leaf(vol, found, &pos, end, why, budget);
+		if (r) {
+			dd_pool_metadata_error(pool, r, "unmapping");
+			return r;
+		}
+		dd_cond_resched();
+	}
+	*next = end;
+	return 0;
+}
+
+int dd_map_unmap(struct dd_volume *vol, u64 lbn, u64 nr, enum dd_unmap_reason why)
+{
+	u64 next, budget = ~0ULL;
+
+	if (!nr)
+		return 0;
+	if (lbn > DD_MAX_ADDR || nr > DD_MAX_ADDR + 1 - lbn)
+		return -EINVAL;
+	return dd_unmap_range(vol, lbn, lbn + nr, why, &budget, &next);
+}
+
+int dd_volume_highest_lbn(struct dd_volume *vol, u64 *lbn)
+{
+	const struct dd_disk_map_leaf *l;
+	struct dd_buf *leaf;
+	u64 li;
+	int r, slot;
+
+	r = dd_tree_last(vol->pool, &vol->tree, &li);
+	if (r)
+		return r;
+	r = dd_tree_find(vol->pool, &vol->tree, li, 0, &leaf);
+	if (r)
+		return r;
+	l = dd_data(leaf);
+	for (slot = DD_MAP_ENTRIES - 1; slot >= 0; slot--)
+		if (dd_me_mapped(le64_to_cpu(l->entry[slot])))
+			break;
+	dd_blk_put(leaf);
+	if (slot < 0)
+		return -EILSEQ;		/* empty leaves are removed */
+	*lbn = li * DD_MAP_ENTRIES + (u64)slot;
+	return 0;
+}
+
+/* ---- snapshots ------------------------------------------------------------- */
+
+/* Copies origin entries [*pos, leaf end) into the snapshot, taking a
+ * reference on each block and clearing the origin's exclusive bits. */
+static int dd_snap_copy_leaf(struct dd_volume *snap, struct dd_volume *origin, u64 li, u64 *pos)
+{
+	struct dd_pool *pool = snap->pool;
+	struct dd_disk_map_leaf *ol, *sl;
+	struct dd_buf *oleaf, *sleaf;
+	u64 base = li * DD_MAP_ENTRIES, e;
+	__le64 *dummy;
+	u32 slot;
+	int r;
+
+	r = dd_map_open(origin, base, false, &oleaf, &dummy);
+	if (r)
+		return r;
+	r = dd_map_open(snap, base, true, &sleaf, &dummy);
+	if (r) {
+		dd_blk_put(oleaf);
+		return r;
+	}
+	ol = dd_data(oleaf);
+	sl = dd_data(sleaf);
+	for (slot = (u32)(*pos - base); slot < DD_MAP_ENTRIES; slot++) {
+		e = le64_to_cpu(ol->entry[slot]);
+		if (!dd_me_mapped(e))
+			continue;
+		if (!dd_entry_room(pool))
+			break;
+		r = dd_rec_inc(pool, dd_me_pbn(e));
+		if (r)
+			break;
+		if (dd_me_excl(e))
+			ol->entry[slot] = cpu_to_le64(e & ~DD_ME_EXCL);
+		sl->entry[slot] = cpu_to_le64(e & ~DD_ME_EXCL);
+		dd_map_count(sleaf, 1);
+		snap->mapped++;
+		pool->st.mapped_blocks++;
+	}
+	*pos = base + slot;
+	if (!sl->hdr.count) {
+		dd_blk_put(sleaf);
+		dd_blk_put(oleaf);
+		/* Nothing copied yet (journal full at the first entry). */
+		r = r ? r : dd_tree_remove(pool, &snap->tree, li);
+		return r ? r : dd_vol_sync(snap);
+	}
+	dd_blk_put(sleaf);
+	dd_blk_put(oleaf);
+	if (r)
+		return r;
+	snap->progress = *pos;
+	return dd_vol_sync(snap);
+}
+
+static int dd_snap_copy(struct dd_volume *snap, struct dd_volume *origin)
+{
+	struct dd_pool *pool = snap->pool;
+	u64 pos = snap->progress, li, found;
+	u32 slot;
+	int r;
+
+	for (;;) {
+		li = dd_map_leaf(pos, &slot);
+		r = dd_tree_next(pool, &origin->tree, li, &found);
+		if (r == -ENODATA)
+			return 0;
+		if (r)
+			return r;
+		if (found != li)
+			pos = found * DD_MAP_ENTRIES;
+		r = dd_tx_reserve(pool, DD_OP_MAX_DIRTY + DD_ENTRY_MAX_DIRTY);
+		if (r)
+			return r;
+		r = dd_snap_copy_leaf(snap, origin, found, &pos);
+		if (r) {
+			dd_pool_metadata_error(pool, r, "copying a snapshot");
+			return r;
+		}
+		dd_cond_resched();
+	}
+}
+
+int dd_snapshot_create(struct dd_pool *pool, u32 id, u32 origin_id)
+{
+	struct dd_disk_volume e;
+	struct dd_volume *origin, *snap;
+	int r;
+
+	if (id > DD_MAX_VOLUME_ID || origin_id > DD_MAX_VOLUME_ID || id == origin_id)
+		return -EINVAL;
+	r = dd_tx_reserve(pool, DD_OP_MAX_DIRTY);
+	if (r)
+		return r;
+	r = dd_vol_entry_get(pool, id, &e);
+	if (r != -ENOENT)
+		return r ? r : -EEXIST;
+	r = dd_volume_open(pool, origin_id, &origin);
+	if (r)
+		return r;
+
+	memset(&e, 0, sizeof(e));
+	e.id = cpu_to_le32(id);
+	e.flags = cpu_to_le32(DD_VOL_VALID | DD_VOL_INCOMPLETE);
+	e.origin = cpu_to_le32(origin_id);
+	e.created_txn = cpu_to_le64(pool->open_txn);
+	r = dd_vol_entry_put(pool, &e);
+	if (r)
+		goto bad_meta;
+	r = dd_vol_handle(pool, id, &snap);
+	if (r)
+		goto bad_meta;
+	r = dd_snap_copy(snap, origin);
+	if (!r) {
+		snap->flags &= ~DD_VOL_INCOMPLETE;
+		snap->progress = 0;
+		r = dd_tx_reserve(pool, DD_OP_MAX_DIRTY);
+		if (!r)
+			r = dd_vol_sync(snap);
+		if (!r)
+			pool->nr_volumes++;
+	}
+	dd_volume_close(snap);
+	dd_volume_close(origin);
+	if (r && dd_writable(pool)) {
+		/* e.g. -EOVERFLOW or -ENOSPC: hand the partial copy to reclaim. */
+		dd_volume_delete(pool, id);
+	}
+	return r;
+
+bad_meta:
+	dd_volume_close(origin);
+	dd_pool_metadata_error(pool, r, "creating a snapshot");
+	return r;
+}
+
+/* ---- freeing deleted volumes ------------------------------------------------- */
+
+int dd_pool_reclaim(struct dd_pool *pool, u64 budget, bool *done)
+{
+	struct dd_volume_info info;
+	struct dd_volume *v;
+	u32 id = 0;
+	u64 next;
+	int r;
+
+	*done = false;
+	while (budget) {
+		r = dd_volume_next(pool, &id, true, &info);
+		if (r == -ENOENT) {
+			*done = true;
+			return 0;
+		}
+		if (r)
+			return r;
+		if (!(info.flags & DD_VOL_DELETING)) {
+			id++;
+			continue;
+		}
+		if (!dd_writable(pool))
+			return -EROFS;
+		r = dd_vol_handle(pool, id, &v);
+		if (r)
+			return r;
+		r = dd_unmap_range(v, 0, DD_MAX_ADDR + 1, DD_UNMAP_OTHER, &budget, &next);
+		if (!r && !v->map.block) {
+			r = dd_tx_reserve(pool, DD_OP_MAX_DIRTY);
+			if (!r) {
+				r = dd_vol_entry_del(pool, id);
+				if (r)
+					dd_pool_metadata_error(pool, r, "removing a deleted volume");
+			}
+		}
+		dd_volume_close(v);
+		if (r)
+			return r;
+	}
+	return 0;
+}

@@ -1,0 +1,647 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Behaviour of the metadata engine, one rule per test, on a RAM device.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include "ddtest.h"
+#include "dd-internal.h"
+
+#define META 2048
+#define DATA 100000
+
+static struct tpool *tp_new(u64 meta, u64 data)
+{
+	struct tpool *tp = calloc(1, sizeof(*tp));
+
+	assert_non_null(tp);
+	assert_int_equal(tp_create(tp, meta, data, 0, NULL), 0);
+	return tp;
+}
+
+static void tp_free(struct tpool *tp)
+{
+	assert_int_equal(tp_check(tp, NULL), 0);
+	tp_destroy(tp);
+	free(tp);
+}
+
+static struct dd_volume *vol_new(struct tpool *tp, u32 id)
+{
+	struct dd_volume *v;
+
+	assert_int_equal(dd_volume_create(tp->pool, id), 0);
+	assert_int_equal(dd_volume_open(tp->pool, id, &v), 0);
+	return v;
+}
+
+static void lookup(struct dd_volume *v, u64 lbn, struct dd_mapping *m)
+{
+	assert_int_equal(dd_map_lookup(v, lbn, 0, m), 0);
+}
+
+static void crc32c_matches_the_standard_check_value(void **state)
+{
+	u8 buf[4096];
+	u64 s = 7;
+	int i;
+
+	assert_int_equal(dd_crc32c(~0u, "123456789", 9) ^ ~0u, 0xe3069283u);
+	for (i = 0; i < 4096; i++)
+		buf[i] = (u8)tr_next(&s);
+	for (i = 0; i < 4096; i += 97)
+		assert_int_equal(dd_crc32c(0x1234, buf, (size_t)i),
+				 dd_crc32c_portable(0x1234, buf, (size_t)i));
+}
+
+static void format_then_open_reports_an_empty_pool(void **state)
+{
+	struct tpool *tp = tp_new(META, DATA);
+	struct dd_pool_stats st;
+
+	dd_pool_get_stats(tp->pool, &st);
+	assert_int_equal(st.txn, 1);
+	assert_int_equal(st.nr_data_blocks, DATA);
+	assert_int_equal(st.data_used, 0);
+	assert_int_equal(st.data_free, DATA);
+	assert_int_equal(st.nr_volumes, 0);
+	assert_int_equal(st.mode, DD_MODE_RW);
+	assert_false(st.needs_check);
+	tp_free(tp);
+}
+
+static void format_refuses_a_metadata_device_below_the_minimum(void **state)
+{
+	struct tpool tp;
+
+	assert_int_equal(tp_create(&tp, DD_META_MIN_BLOCKS - 1, DATA, 0, NULL), -ENOSPC);
+	tp_destroy(&tp);
+}
+
+static void probe_tells_zeroed_pool_and_foreign_apart(void **state)
+{
+	struct dd_ramdev *rd = dd_ramdev_create(META);
+	struct dd_bm_opts o = { 0 };
+	struct dd_format_params fp = { .nr_data_blocks = 10, .data_block_sectors = 8 };
+	enum dd_probe p;
+	struct dd_bm *bm;
+	u8 junk[DD_BLOCK_SIZE];
+
+	assert_int_equal(dd_bm_create(dd_ramdev_dev(rd), &o, &bm), 0);
+	assert_int_equal(dd_pool_probe(bm, &p), 0);
+	assert_int_equal(p, DD_PROBE_ZEROED);
+	assert_int_equal(dd_pool_format(bm, &fp), 0);
+	assert_int_equal(dd_pool_probe(bm, &p), 0);
+	assert_int_equal(p, DD_PROBE_POOL);
+	dd_bm_destroy(bm);
+	memset(junk, 0xab, sizeof(junk));
+	dd_ramdev_poke(rd, 0, junk);
+	dd_ramdev_poke(rd, 1, junk);
+	assert_int_equal(dd_bm_create(dd_ramdev_dev(rd), &o, &bm), 0);
+	assert_int_equal(dd_pool_probe(bm, &p), 0);
+	assert_int_equal(p, DD_PROBE_FOREIGN);
+	dd_bm_destroy(bm);
+	dd_ramdev_free(rd);
+}
+
+static void first_write_maps_an_exclusive_block(void **state)
+{
+	struct tpool *tp = tp_new(META, DATA);
+	struct dd_volume *v = vol_new(tp, 3);
+	struct dd_mapping m;
+	struct dd_record rec;
+	u64 pbn;
+
+	lookup(v, 42, &m);
+	assert_false(m.mapped);
+	assert_int_equal(tp_write(v, 42, &pbn), 0);
+	lookup(v, 42, &m);
+	assert_true(m.mapped);
+	assert_true(m.excl);
+	assert_int_equal(m.pbn, pbn);
+	assert_int_equal(dd_record_get(tp->pool, pbn, &rec), 0);
+	assert_int_equal(rec.refcount, 1);
+	assert_true(rec.owned);
+	assert_int_equal(rec.owner_vol, 3);
+	assert_int_equal(rec.owner_lbn, 42);
+	dd_volume_close(v);
+	tp_free(tp);
+}
+
+static void remapping_an_lbn_frees_its_old_block(void **state)
+{
+	struct tpool *tp = tp_new(META, DATA);
+	struct dd_volume *v = vol_new(tp, 1);
+	struct dd_pool_stats st;
+	struct dd_record rec;
+	u64 p1, p2;
+
+	assert_int_equal(tp_write(v, 7, &p1), 0);
+	assert_int_equal(tp_write(v, 7, &p2), 0);
+	assert_int_not_equal(p1, p2);
+	assert_int_equal(dd_record_get(tp->pool, p1, &rec), 0);
+	assert_int_equal(rec.refcount, 0);
+	dd_pool_get_stats(tp->pool, &st);
+	assert_int_equal(st.data_used, 1);
+	assert_int_equal(st.mapped_blocks, 1);
+	assert_int_equal(st.data_pending_free, 1);
+	dd_volume_close(v);
+	tp_free(tp);
+}
+
+static void block_freed_in_open_txn_is_not_reused_before_commit(void **state)
+{
+	struct tpool *tp = tp_new(META, 64);
+	struct dd_volume *v = vol_new(tp, 1);
+	u64 p, old, i;
+
+	assert_int_equal(tp_write(v, 0, &old), 0);
+	assert_int_equal(dd_pool_commit(tp->pool), 0);
+	assert_int_equal(tp_write(v, 0, &p), 0);	/* old is freed */
+	/* Fill the device: every other block gets used, never 'old'. */
+	for (i = 1; i < 63; i++) {
+		assert_int_equal(tp_write(v, i, &p), 0);
+		assert_int_not_equal(p, old);
+	}
+	assert_int_equal(dd_data_reserve(tp->pool, &p), -ENOSPC);
+	assert_int_equal(dd_pool_commit(tp->pool), 0);
+	assert_int_equal(dd_data_reserve(tp->pool, &p), 0);
+	assert_int_equal(p, old);
+	dd_data_unreserve(tp->pool, p);
+	dd_volume_close(v);
+	tp_free(tp);
+}
+
+static void reserved_blocks_are_not_handed_out_twice(void **state)
+{
+	struct tpool *tp = tp_new(META, 100);
+	struct hmap seen;
+	u64 p, i;
+
+	hm_init(&seen);
+	for (i = 0; i < 100; i++) {
+		assert_int_equal(dd_data_reserve(tp->pool, &p), 0);
+		assert_false(hm_get(&seen, p, NULL));
+		hm_put(&seen, p, 1);
+	}
+	assert_int_equal(dd_data_reserve(tp->pool, &p), -ENOSPC);
+	dd_data_unreserve(tp->pool, 17);
+	assert_int_equal(dd_data_reserve(tp->pool, &p), 0);
+	assert_int_equal(p, 17);
+	hm_free(&seen);
+	tp_free(tp);
+}
+
+static void snapshot_shares_every_block_and_clears_exclusive_bits(void **state)
+{
+	struct tpool *tp = tp_new(META, DATA);
+	struct dd_volume *v = vol_new(tp, 1), *s;
+	struct dd_pool_stats st;
+	struct dd_mapping m, ms;
+	struct dd_record rec;
+	u64 i;
+
+	for (i = 0; i < 2000; i++)
+		assert_int_equal(tp_write(v, i * 3, NULL), 0);
+	assert_int_equal(dd_snapshot_create(tp->pool, 2, 1), 0);
+	assert_int_equal(dd_volume_open(tp->pool, 2, &s), 0);
+	for (i = 0; i < 2000; i++) {
+		lookup(v, i * 3, &m);
+		lookup(s, i * 3, &ms);
+		assert_true(m.mapped && ms.mapped);
+		assert_int_equal(m.pbn, ms.pbn);
+		assert_false(m.excl);
+		assert_false(ms.excl);
+		assert_int_equal(dd_record_get(tp->pool, m.pbn, &rec), 0);
+		assert_int_equal(rec.refcount, 2);
+		assert_false(rec.owned);
+	}
+	dd_pool_get_stats(tp->pool, &st);
+	assert_int_equal(st.shared_blocks, 2000);
+	assert_int_equal(st.mapped_blocks, 4000);
+	assert_int_equal(st.data_used, 2000);
+	assert_int_equal(st.nr_volumes, 2);
+	dd_volume_close(s);
+	dd_volume_close(v);
+	tp_free(tp);
+}
+
+static void write_to_shared_block_splits_and_keeps_the_sibling(void **state)
+{
+	struct tpool *tp = tp_new(META, DATA);
+	struct dd_volume *v = vol_new(tp, 1), *s;
+	struct dd_pool_stats st;
+	struct dd_mapping m, ms;
+	u64 p;
+
+	assert_int_equal(tp_write(v, 5, NULL), 0);
+	assert_int_equal(dd_snapshot_create(tp->pool, 2, 1), 0);
+	assert_int_equal(dd_volume_open(tp->pool, 2, &s), 0);
+	lookup(v, 5, &m);
+	assert_int_equal(tp_write(s, 5, &p), 0);
+	lookup(s, 5, &ms);
+	assert_int_equal(ms.pbn, p);
+	assert_true(ms.excl);
+	lookup(v, 5, &ms);
+	assert_int_equal(ms.pbn, m.pbn);
+	dd_pool_get_stats(tp->pool, &st);
+	assert_int_equal(st.cow_splits, 1);
+	assert_int_equal(st.shared_blocks, 0);
+	dd_volume_close(s);
+	dd_volume_close(v);
+	tp_free(tp);
+}
+
+/*
+ * The rule that keeps one guest's write out of another guest's block: a
+ * block that became exclusive only in the open transaction (its sibling was
+ * just split away) is still shared in the committed state and must not be
+ * written in place until the commit.
+ */
+static void block_exclusive_only_in_open_txn_is_not_written_in_place(void **state)
+{
+	struct tpool *tp = tp_new(META, DATA);
+	struct dd_volume *v = vol_new(tp, 1), *s;
+	struct dd_mapping m;
+	bool excl;
+
+	assert_int_equal(tp_write(v, 9, NULL), 0);
+	assert_int_equal(dd_snapshot_create(tp->pool, 2, 1), 0);
+	assert_int_equal(dd_volume_open(tp->pool, 2, &s), 0);
+	assert_int_equal(dd_pool_commit(tp->pool), 0);
+	assert_int_equal(tp_write(s, 9, NULL), 0);	/* split: origin's block is now refcount 1 */
+	lookup(v, 9, &m);
+	assert_false(m.excl);
+	assert_int_equal(dd_map_make_exclusive(v, 9, &excl), 0);
+	assert_false(excl);
+	assert_int_equal(dd_pool_commit(tp->pool), 0);
+	assert_int_equal(dd_map_make_exclusive(v, 9, &excl), 0);
+	assert_true(excl);
+	lookup(v, 9, &m);
+	assert_true(m.excl);
+	dd_volume_close(s);
+	dd_volume_close(v);
+	tp_free(tp);
+}
+
+static void block_exclusive_in_committed_state_is_made_exclusive_at_once(void **state)
+{
+	struct tpool *tp = tp_new(META, DATA);
+	struct dd_volume *v = vol_new(tp, 1);
+	struct dd_record rec;
+	struct dd_mapping m;
+	bool excl;
+
+	assert_int_equal(tp_write(v, 9, NULL), 0);
+	assert_int_equal(dd_snapshot_create(tp->pool, 2, 1), 0);
+	assert_int_equal(dd_volume_delete(tp->pool, 2), 0);
+	bool done;
+	assert_int_equal(dd_pool_reclaim(tp->pool, ~0ULL, &done), 0);
+	assert_true(done);
+	assert_int_equal(dd_pool_commit(tp->pool), 0);
+	lookup(v, 9, &m);
+	assert_false(m.excl);				/* refcount back to 1, owner unknown */
+	assert_int_equal(dd_record_get(tp->pool, m.pbn, &rec), 0);
+	assert_int_equal(rec.refcount, 1);
+	assert_false(rec.owned);
+	assert_int_equal(dd_map_make_exclusive(v, 9, &excl), 0);
+	assert_true(excl);
+	assert_int_equal(dd_record_get(tp->pool, m.pbn, &rec), 0);
+	assert_true(rec.owned);
+	assert_int_equal(rec.owner_vol, 1);
+	assert_int_equal(rec.owner_lbn, 9);
+	dd_volume_close(v);
+	tp_free(tp);
+}
+
+static void unmap_range_drops_references_and_counts_discards(void **state)
+{
+	struct tpool *tp = tp_new(META, DATA);
+	struct dd_volume *v = vol_new(tp, 1);
+	struct dd_pool_stats st;
+	struct dd_mapping m;
+	u64 i;
+
+	for (i = 0; i < 3000; i++)
+		assert_int_equal(tp_write(v, i, NULL), 0);
+	assert_int_equal(dd_map_unmap(v, 100, 1000, DD_UNMAP_DISCARD), 0);
+	assert_int_equal(dd_map_unmap(v, 2000, 1, DD_UNMAP_ZERO), 0);
+	dd_pool_get_stats(tp->pool, &st);
+	assert_int_equal(st.discarded, 1000);
+	assert_int_equal(st.zero_elided, 1);
+	assert_int_equal(st.mapped_blocks, 1999);
+	assert_int_equal(st.data_used, 1999);
+	lookup(v, 99, &m);
+	assert_true(m.mapped);
+	lookup(v, 100, &m);
+	assert_false(m.mapped);
+	lookup(v, 1099, &m);
+	assert_false(m.mapped);
+	lookup(v, 1100, &m);
+	assert_true(m.mapped);
+	assert_int_equal(dd_volume_mapped(v), 1999);
+	dd_volume_close(v);
+	tp_free(tp);
+}
+
+static void unmap_of_a_huge_sparse_range_is_cheap(void **state)
+{
+	struct tpool *tp = tp_new(META, DATA);
+	struct dd_volume *v = vol_new(tp, 1);
+	struct dd_pool_stats st;
+	u64 top;
+
+	assert_int_equal(tp_write(v, 0, NULL), 0);
+	assert_int_equal(tp_write(v, 1ULL << 40, NULL), 0);	/* grows the tree */
+	assert_int_equal(dd_volume_highest_lbn(v, &top), 0);
+	assert_int_equal(top, 1ULL << 40);
+	assert_int_equal(dd_map_unmap(v, 1, DD_MAX_ADDR, DD_UNMAP_DISCARD), 0);
+	dd_pool_get_stats(tp->pool, &st);
+	assert_int_equal(st.mapped_blocks, 1);
+	assert_int_equal(dd_volume_highest_lbn(v, &top), 0);
+	assert_int_equal(top, 0);
+	dd_volume_close(v);
+	tp_free(tp);
+}
+
+static void deleting_a_volume_frees_its_blocks_after_reclaim(void **state)
+{
+	struct tpool *tp = tp_new(META, DATA);
+	struct dd_volume *v = vol_new(tp, 4);
+	struct dd_pool_stats st;
+	bool done;
+	u64 i;
+
+	for (i = 0; i < 5000; i++)
+		assert_int_equal(tp_write(v, i * 11, NULL), 0);
+	assert_int_equal(dd_volume_delete(tp->pool, 4), -EBUSY);
+	dd_volume_close(v);
+	assert_int_equal(dd_volume_delete(tp->pool, 4), 0);
+	assert_int_equal(dd_volume_open(tp->pool, 4, &v), -ENOENT);
+	assert_int_equal(dd_volume_create(tp->pool, 4), -EEXIST);	/* id busy until freed */
+	assert_int_equal(dd_pool_reclaim(tp->pool, 100, &done), 0);
+	assert_false(done);
+	assert_int_equal(dd_pool_reclaim(tp->pool, ~0ULL, &done), 0);
+	assert_true(done);
+	dd_pool_get_stats(tp->pool, &st);
+	assert_int_equal(st.data_used, 0);
+	assert_int_equal(st.mapped_blocks, 0);
+	assert_int_equal(st.nr_volumes, 0);
+	assert_int_equal(dd_volume_create(tp->pool, 4), 0);
+	tp_free(tp);
+}
+
+static void reopen_keeps_the_committed_state_and_drops_the_rest(void **state)
+{
+	struct tpool *tp = tp_new(META, DATA);
+	struct dd_volume *v = vol_new(tp, 1);
+	struct dd_pool_stats st;
+	struct dd_mapping m;
+	u64 p;
+
+	assert_int_equal(tp_write(v, 1, &p), 0);
+	assert_int_equal(dd_pool_commit(tp->pool), 0);
+	assert_int_equal(tp_write(v, 2, NULL), 0);
+	assert_int_equal(dd_volume_create(tp->pool, 2), 0);
+	dd_volume_close(v);
+	assert_int_equal(tp_reopen(tp), 0);
+	dd_pool_get_stats(tp->pool, &st);
+	assert_int_equal(st.nr_volumes, 1);
+	assert_int_equal(st.data_used, 1);
+	assert_int_equal(dd_volume_open(tp->pool, 1, &v), 0);
+	lookup(v, 1, &m);
+	assert_true(m.mapped && m.excl);
+	assert_int_equal(m.pbn, p);
+	lookup(v, 2, &m);
+	assert_false(m.mapped);
+	dd_volume_close(v);
+	tp_free(tp);
+}
+
+static void full_data_device_returns_enospc_and_growing_it_helps(void **state)
+{
+	struct tpool *tp = tp_new(META, 10);
+	struct dd_volume *v = vol_new(tp, 1);
+	u64 i, p;
+
+	for (i = 0; i < 10; i++)
+		assert_int_equal(tp_write(v, i, NULL), 0);
+	assert_int_equal(dd_data_reserve(tp->pool, &p), -ENOSPC);
+	assert_int_equal(dd_pool_resize_data(tp->pool, 5), -EINVAL);
+	assert_int_equal(dd_pool_resize_data(tp->pool, 40000), 0);
+	assert_int_equal(tp_write(v, 10, &p), 0);
+	assert_true(p >= 10);
+	assert_int_equal(dd_pool_commit(tp->pool), 0);
+	dd_volume_close(v);
+	assert_int_equal(tp_reopen(tp), 0);
+	assert_int_equal(dd_volume_open(tp->pool, 1, &v), 0);
+	for (i = 11; i < 20; i++)
+		assert_int_equal(tp_write(v, 40000 + i, NULL), 0);
+	dd_volume_close(v);
+	tp_free(tp);
+}
+
+static void full_metadata_device_refuses_before_changing_anything(void **state)
+{
+	struct tpool *tp = tp_new(DD_META_MIN_BLOCKS, 1ULL << 30);
+	struct dd_volume *v = vol_new(tp, 1);
+	struct dd_pool_stats st;
+	u64 i;
+	int r = 0;
+
+	/* Scattered LBNs: one map leaf each, until metadata runs out. */
+	for (i = 0; i < 100000 && !r; i++)
+		r = tp_write(v, i * DD_MAP_ENTRIES * 7, NULL);
+	assert_int_equal(r, -ENOSPC);
+	dd_pool_get_stats(tp->pool, &st);
+	assert_int_equal(st.mode, DD_MODE_RW);
+	assert_int_equal(st.mapped_blocks, i - 1);
+	assert_int_equal(dd_pool_commit(tp->pool), 0);
+	dd_volume_close(v);
+	tp_free(tp);
+}
+
+static void a_large_operation_commits_when_the_journal_fills(void **state)
+{
+	struct tpool tp;
+	struct dd_volume *v;
+	struct dd_pool_stats st;
+	u64 i, txn;
+
+	assert_int_equal(tp_create(&tp, 8192, DATA, DD_JOURNAL_MIN_BLOCKS, NULL), 0);
+	v = vol_new(&tp, 1);
+	for (i = 0; i < 20000; i++)
+		assert_int_equal(tp_write(v, i * 37, NULL), 0);
+	dd_pool_get_stats(tp.pool, &st);
+	assert_true(st.txn > 10);
+	assert_true(st.nr_dirty <= DD_JOURNAL_MIN_BLOCKS);
+	txn = st.txn;
+	assert_int_equal(dd_snapshot_create(tp.pool, 2, 1), 0);
+	assert_int_equal(dd_map_unmap(v, 0, DD_MAX_ADDR, DD_UNMAP_DISCARD), 0);
+	dd_pool_get_stats(tp.pool, &st);
+	assert_true(st.txn > txn + 10);
+	assert_int_equal(st.mapped_blocks, 20000);
+	dd_volume_close(v);
+	assert_int_equal(dd_pool_commit(tp.pool), 0);
+	assert_int_equal(tp_check(&tp, NULL), 0);
+	tp_destroy(&tp);
+}
+
+static void needs_check_opens_read_only_until_cleared(void **state)
+{
+	struct tpool *tp = tp_new(META, DATA);
+	struct dd_volume *v = vol_new(tp, 1);
+	struct dd_mapping m;
+	struct dd_fault f = { 0 };
+
+	assert_int_equal(tp_write(v, 1, NULL), 0);
+	assert_int_equal(dd_pool_commit(tp->pool), 0);
+	/* One failed metadata write: the pool steps down and records needs_check. */
+	tp_quiet(true);
+	f.fail_write_at = dd_ramdev_nr_writes(tp->rd) + 1;
+	dd_ramdev_set_fault(tp->rd, &f);
+	assert_int_equal(tp_write(v, 2, NULL), 0);
+	assert_int_not_equal(dd_pool_commit(tp->pool), 0);
+	tp_quiet(false);
+	assert_int_equal(dd_pool_mode(tp->pool), DD_MODE_RO);
+	assert_int_equal(tp_write(v, 3, NULL), -EROFS);
+	lookup(v, 1, &m);
+	assert_true(m.mapped);			/* reads still work */
+	dd_volume_close(v);
+	tp_quiet(true);
+	assert_int_equal(tp_reopen(tp), 0);
+	tp_quiet(false);
+	assert_int_equal(dd_pool_mode(tp->pool), DD_MODE_RO);
+	tp_close(tp);
+	assert_int_equal(tp_check(tp, NULL), 0);
+	assert_int_equal(dd_bm_create(dd_ramdev_dev(tp->rd), &tp->bmo, &tp->bm), 0);
+	assert_int_equal(dd_pool_open(tp->bm, DD_OPEN_IGNORE_CHECK, NULL, &tp->pool), 0);
+	assert_int_equal(dd_pool_clear_needs_check(tp->pool), 0);
+	assert_int_equal(tp_reopen(tp), 0);
+	assert_int_equal(dd_pool_mode(tp->pool), DD_MODE_RW);
+	tp_free(tp);
+}
+
+static void failing_metadata_device_steps_the_pool_down_to_fail(void **state)
+{
+	struct tpool *tp = tp_new(META, DATA);
+	struct dd_volume *v = vol_new(tp, 1);
+	struct dd_fault f = { 0 };
+
+	assert_int_equal(tp_write(v, 1, NULL), 0);
+	tp_quiet(true);
+	f.fail_write_at = dd_ramdev_nr_writes(tp->rd) + 1;
+	f.fail_sticky = true;
+	dd_ramdev_set_fault(tp->rd, &f);
+	assert_int_not_equal(dd_pool_commit(tp->pool), 0);
+	tp_quiet(false);
+	assert_int_equal(dd_pool_mode(tp->pool), DD_MODE_FAIL);
+	assert_int_not_equal(dd_pool_commit(tp->pool), 0);
+	dd_volume_close(v);
+	tp_crash(tp);
+	assert_int_equal(tp_open(tp), 0);
+	tp_free(tp);
+}
+
+static void user_transaction_id_changes_only_from_the_expected_value(void **state)
+{
+	struct tpool *tp = tp_new(META, DATA);
+	struct dd_pool_stats st;
+
+	assert_int_equal(dd_pool_set_user_txn(tp->pool, 1, 2), -EINVAL);
+	assert_int_equal(dd_pool_set_user_txn(tp->pool, 0, 5), 0);
+	assert_int_equal(dd_pool_commit(tp->pool), 0);
+	assert_int_equal(tp_reopen(tp), 0);
+	dd_pool_get_stats(tp->pool, &st);
+	assert_int_equal(st.user_txn, 5);
+	tp_free(tp);
+}
+
+static void volume_ids_are_listed_in_order_and_bounded(void **state)
+{
+	struct tpool *tp = tp_new(META, DATA);
+	struct dd_volume_info info;
+	u32 ids[] = { 0, 5, 62, 63, 64, 1000, DD_MAX_VOLUME_ID };
+	u32 id = 0, i;
+
+	for (i = 0; i < sizeof(ids) / sizeof(ids[0]); i++)
+		assert_int_equal(dd_volume_create(tp->pool, ids[i]), 0);
+	assert_int_equal(dd_volume_create(tp->pool, DD_MAX_VOLUME_ID + 1), -EINVAL);
+	assert_int_equal(dd_volume_create(tp->pool, 5), -EEXIST);
+	for (i = 0; i < sizeof(ids) / sizeof(ids[0]); i++, id++) {
+		assert_int_equal(dd_volume_next(tp->pool, &id, false, &info), 0);
+		assert_int_equal(id, ids[i]);
+	}
+	assert_int_equal(dd_volume_next(tp->pool, &id, false, &info), -ENOENT);
+	tp_free(tp);
+}
+
+static void snapshot_of_a_missing_or_same_volume_is_refused(void **state)
+{
+	struct tpool *tp = tp_new(META, DATA);
+
+	assert_int_equal(dd_snapshot_create(tp->pool, 2, 1), -ENOENT);
+	assert_int_equal(dd_volume_create(tp->pool, 1), 0);
+	assert_int_equal(dd_snapshot_create(tp->pool, 1, 1), -EINVAL);
+	assert_int_equal(dd_snapshot_create(tp->pool, 1, 1), -EINVAL);
+	assert_int_equal(dd_snapshot_create(tp->pool, 2, 1), 0);
+	assert_int_equal(dd_snapshot_create(tp->pool, 2, 1), -EEXIST);
+	tp_free(tp);
+}
+
+static void lookups_without_io_fail_fast_when_not_cached(void **state)
+{
+	struct tpool *tp = tp_new(META, DATA);
+	struct dd_volume *v = vol_new(tp, 1);
+	struct dd_mapping m;
+
+	assert_int_equal(tp_write(v, 100000, NULL), 0);
+	assert_int_equal(dd_pool_commit(tp->pool), 0);
+	dd_volume_close(v);
+	assert_int_equal(tp_reopen(tp), 0);
+	assert_int_equal(dd_volume_open(tp->pool, 1, &v), 0);
+	assert_int_equal(dd_map_lookup(v, 100000, DD_NOWAIT, &m), -EWOULDBLOCK);
+	assert_int_equal(dd_map_lookup(v, 100000, 0, &m), 0);
+	assert_true(m.mapped);
+	assert_int_equal(dd_map_lookup(v, 100000, DD_NOWAIT, &m), 0);
+	assert_true(m.mapped);
+	dd_volume_close(v);
+	tp_free(tp);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(crc32c_matches_the_standard_check_value),
+		cmocka_unit_test(format_then_open_reports_an_empty_pool),
+		cmocka_unit_test(format_refuses_a_metadata_device_below_the_minimum),
+		cmocka_unit_test(probe_tells_zeroed_pool_and_foreign_apart),
+		cmocka_unit_test(first_write_maps_an_exclusive_block),
+		cmocka_unit_test(remapping_an_lbn_frees_its_old_block),
+		cmocka_unit_test(block_freed_in_open_txn_is_not_reused_before_commit),
+		cmocka_unit_test(reserved_blocks_are_not_handed_out_twice),
+		cmocka_unit_test(snapshot_shares_every_block_and_clears_exclusive_bits),
+		cmocka_unit_test(write_to_shared_block_splits_and_keeps_the_sibling),
+		cmocka_unit_test(block_exclusive_only_in_open_txn_is_not_written_in_place),
+		cmocka_unit_test(block_exclusive_in_committed_state_is_made_exclusive_at_once),
+		cmocka_unit_test(unmap_range_drops_references_and_counts_discards),
+		cmocka_unit_test(unmap_of_a_huge_sparse_range_is_cheap),
+		cmocka_unit_test(deleting_a_volume_frees_its_blocks_after_reclaim),
+		cmocka_unit_test(reopen_keeps_the_committed_state_and_drops_the_rest),
+		cmocka_unit_test(full_data_device_returns_enospc_and_growing_it_helps),
+		cmocka_unit_test(full_metadata_device_refuses_before_changing_anything),
+		cmocka_unit_test(a_large_operation_commits_when_the_journal_fills),
+		cmocka_unit_test(needs_check_opens_read_only_until_cleared),
+		cmocka_unit_test(failing_metadata_device_steps_the_pool_down_to_fail),
+		cmocka_unit_test(user_transaction_id_changes_only_from_the_expected_value),
+		cmocka_unit_test(volume_ids_are_listed_in_order_and_bounded),
+		cmocka_unit_test(snapshot_of_a_missing_or_same_volume_is_refused),
+		cmocka_unit_test(lookups_without_io_fail_fast_when_not_cached),
+	};
+
+	tp_quiet(false);
+	return cmocka_run_group_tests_name("engine", tests, NULL, NULL);
+}

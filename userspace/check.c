@@ -1,0 +1,587 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * dedup_check's engine: proves that every metadata block is valid and
+ * reachable exactly once, that each data block's reference count equals the
+ * number of map entries pointing at it, that the allocation bitmaps agree
+ * with both, and that owner back-pointers and exclusive bits tell the truth.
+ *
+ * Reference counting takes 4 bytes per data block; a pool larger than
+ * opts->max_memory is checked in windows of data blocks, walking the maps
+ * once per window.
+ */
+#include "check.h"
+#include "dd-internal.h"
+
+#include <stdarg.h>
+
+struct chk {
+	struct dd_pool *pool;
+	const struct dd_check_opts *o;
+	struct dd_check_result *res;
+	u8 *meta_seen;
+	u32 *refs;
+	u64 win_start, win_len;
+	bool first_pass;
+	u64 map_entries;
+	u32 cur_vol;
+	u64 cur_vol_entries;
+};
+
+static const char *const dd_chk_names[DD_CHK_NR_CODES] = {
+	[DD_CHK_OPEN] = "open",
+	[DD_CHK_BLOCK] = "bad-block",
+	[DD_CHK_TREE] = "tree",
+	[DD_CHK_META_SHARED] = "metadata-shared",
+	[DD_CHK_META_LEAK] = "metadata-leak",
+	[DD_CHK_META_FREE] = "metadata-free-in-use",
+	[DD_CHK_MAP_RANGE] = "map-out-of-range",
+	[DD_CHK_MAP_FLAGS] = "map-flags",
+	[DD_CHK_REFCOUNT] = "refcount",
+	[DD_CHK_DATA_LEAK] = "data-leak",
+	[DD_CHK_DATA_FREE] = "data-free-in-use",
+	[DD_CHK_OWNER] = "owner",
+	[DD_CHK_EXCL] = "exclusive-bit",
+	[DD_CHK_VOLUME] = "volume",
+	[DD_CHK_STATS] = "counters",
+	[DD_CHK_NEEDS_CHECK] = "needs-check",
+};
+
+const char *dd_check_code_name(enum dd_check_code code)
+{
+	return code < DD_CHK_NR_CODES ? dd_chk_names[code] : "?";
+}
+
+__attribute__((format(printf, 4, 5)))
+static void chk_report(struct chk *c, enum dd_check_code code, bool error, const char *fmt, ...)
+{
+	u64 limit = c->o->max_reports ? c->o->max_reports : 10;
+	char msg[512];
+	va_list ap;
+
+	if (error)
+		c->res->errors++;
+	else
+		c->res->warnings++;
+	if (c->res->count[code]++ >= limit || !c->o->report)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	c->o->report(c->o->ctx, code, error, msg);
+}
+
+static const char *chk_tree_name(u8 id)
+{
+	switch (id) {
+	case DD_TREE_VOLS: return "volume table";
+	case DD_TREE_MAP: return "map";
+	case DD_TREE_REFS: return "record tree";
+	case DD_TREE_DALLOC: return "data bitmap";
+	default: return "tree";
+	}
+}
+
+/* Says precisely why a block fails validation. */
+static void chk_explain(struct chk *c, u64 b, const void *data, u32 type, u8 tree, u8 level,
+			u32 owner)
+{
+	const struct dd_disk_header *h = data;
+
+	if (le32_to_cpu(h->type) != type)
+		chk_report(c, DD_CHK_BLOCK, true, "block %llu: type %#x, expected %#x",
+			   (unsigned long long)b, le32_to_cpu(h->type), type);
+	else if (le32_to_cpu(h->csum) != dd_block_csum(data, type))
+		chk_report(c, DD_CHK_BLOCK, true, "block %llu: checksum mismatch",
+			   (unsigned long long)b);
+	else if (le64_to_cpu(h->blocknr) != b)
+		chk_report(c, DD_CHK_BLOCK, true, "block %llu: claims to be block %llu",
+			   (unsigned long long)b, (unsigned long long)le64_to_cpu(h->blocknr));
+	else
+		chk_report(c, DD_CHK_BLOCK, true,
+			   "block %llu: tree/level/owner %u/%u/%u, expected %u/%u/%u",
+			   (unsigned long long)b, h->tree, h->level, le32_to_cpu(h->owner), tree,
+			   level, owner);
+}
+
+/* Reads and validates a block; marks it seen on the first pass. */
+static int chk_read(struct chk *c, u64 b, u32 type, u8 tree, u8 level, u32 owner,
+		    struct dd_buf **out)
+{
+	struct dd_pool *pool = c->pool;
+	struct dd_buf *buf;
+	int r;
+
+	if (b < pool->mbitmap_start + pool->mbitmap_blocks || b >= pool->nr_meta_blocks) {
+		if (c->first_pass)
+			chk_report(c, DD_CHK_TREE, true, "%s points at block %llu, outside the metadata area",
+				   chk_tree_name(tree), (unsigned long long)b);
+		return -EILSEQ;
+	}
+	if (c->first_pass) {
+		if (c->meta_seen[b / 8] & (1u << (b % 8))) {
+			chk_report(c, DD_CHK_META_SHARED, true, "metadata block %llu is reachable twice",
+				   (unsigned long long)b);
+			return -EILSEQ;
+		}
+		c->meta_seen[b / 8] |= 1u << (b % 8);
+		c->res->meta_blocks_seen++;
+	}
+	r = dd_bm_read(pool->bm, b, &buf);
+	if (r) {
+		if (c->first_pass)
+			chk_report(c, DD_CHK_BLOCK, true, "block %llu: read error %d",
+				   (unsigned long long)b, r);
+		return r;
+	}
+	r = dd_block_validate(dd_buf_data(buf), b, type, tree, level, owner);
+	if (r) {
+		if (c->first_pass)
+			chk_explain(c, b, dd_buf_data(buf), type, tree, level, owner);
+		dd_bm_put(buf);
+		return r;
+	}
+	*out = buf;
+	return 0;
+}
+
+typedef void (*chk_leaf_fn)(struct chk *c, u64 idx, const void *leaf);
+
+static void chk_node(struct chk *c, const struct dd_tree *t, u64 b, u8 level, u64 base,
+		     u64 span, chk_leaf_fn fn)
+{
+	struct dd_buf *buf;
+	const struct dd_disk_node *n;
+	u64 *child;
+	u32 i, count = 0;
+
+	if (chk_read(c, b, level ? DD_BT_NODE : t->leaf_type, t->id, level, t->owner, &buf))
+		return;
+	if (!level) {
+		fn(c, base, dd_buf_data(buf));
+		dd_bm_put(buf);
+		return;
+	}
+	n = dd_buf_data(buf);
+	child = malloc(sizeof(u64) * DD_NODE_FANOUT);
+	if (!child) {
+		dd_bm_put(buf);
+		return;
+	}
+	for (i = 0; i < DD_NODE_FANOUT; i++) {
+		child[i] = le64_to_cpu(n->child[i]);
+		count += !!child[i];
+	}
+	if (c->first_pass && count != le16_to_cpu(n->hdr.count))
+		chk_report(c, DD_CHK_TREE, true, "%s node %llu: %u children, header says %u",
+			   chk_tree_name(t->id), (unsigned long long)b, count,
+			   le16_to_cpu(n->hdr.count));
+	if (c->first_pass && !count)
+		chk_report(c, DD_CHK_TREE, true, "%s node %llu is empty", chk_tree_name(t->id),
+			   (unsigned long long)b);
+	dd_bm_put(buf);
+	for (i = 0; i < DD_NODE_FANOUT; i++)
+		if (child[i])
+			chk_node(c, t, child[i], level - 1, base + i * (span / DD_NODE_FANOUT),
+				 span / DD_NODE_FANOUT, fn);
+	free(child);
+}
+
+static void chk_tree(struct chk *c, const struct dd_tree *t, chk_leaf_fn fn)
+{
+	if (!t->root->block)
+		return;
+	if (t->root->height > DD_MAX_HEIGHT) {
+		if (c->first_pass)
+			chk_report(c, DD_CHK_TREE, true, "%s has height %u", chk_tree_name(t->id),
+				   t->root->height);
+		return;
+	}
+	chk_node(c, t, t->root->block, t->root->height, 0, dd_tree_capacity(t->root->height), fn);
+}
+
+/* ---- maps --------------------------------------------------------------- */
+
+static void chk_excl(struct chk *c, u64 lbn, u64 pbn)
+{
+	struct dd_disk_rec d;
+	struct dd_record rec;
+
+	if (dd_rec_read(c->pool, pbn, 0, &d))
+		return;
+	dd_rec_decode(&d, &rec);
+	if (rec.refcount != 1 || !rec.owned || rec.owner_vol != c->cur_vol || rec.owner_lbn != lbn)
+		chk_report(c, DD_CHK_EXCL, true,
+			   "volume %u LBN %llu: exclusive bit on block %llu (refcount %u, owner %s%u/%llu)",
+			   c->cur_vol, (unsigned long long)lbn, (unsigned long long)pbn, rec.refcount,
+			   rec.owned ? "" : "unknown ", rec.owner_vol,
+			   (unsigned long long)rec.owner_lbn);
+}
+
+static void chk_map_leaf(struct chk *c, u64 idx, const void *data)
+{
+	const struct dd_disk_map_leaf *l = data;
+	u32 slot, count = 0;
+
+	for (slot = 0; slot < DD_MAP_ENTRIES; slot++) {
+		u64 e = le64_to_cpu(l->entry[slot]);
+		u64 lbn = idx * DD_MAP_ENTRIES + slot, pbn;
+
+		if (!dd_me_mapped(e)) {
+			if (e && c->first_pass)
+				chk_report(c, DD_CHK_MAP_FLAGS, true,
+					   "volume %u LBN %llu: unmapped entry holds %#llx", c->cur_vol,
+					   (unsigned long long)lbn, (unsigned long long)e);
+			continue;
+		}
+		count++;
+		pbn = dd_me_pbn(e);
+		if (c->first_pass) {
+			c->cur_vol_entries++;
+			if (e & ~DD_ME_KNOWN)
+				chk_report(c, DD_CHK_MAP_FLAGS, true,
+					   "volume %u LBN %llu: unknown bits %#llx", c->cur_vol,
+					   (unsigned long long)lbn, (unsigned long long)(e & ~DD_ME_KNOWN));
+		}
+		if (pbn >= c->pool->nr_data_blocks) {
+			if (c->first_pass)
+				chk_report(c, DD_CHK_MAP_RANGE, true,
+					   "volume %u LBN %llu: maps block %llu beyond the data device (%llu blocks)",
+					   c->cur_vol, (unsigned long long)lbn, (unsigned long long)pbn,
+					   (unsigned long long)c->pool->nr_data_blocks);
+			continue;
+		}
+		if (c->first_pass && dd_me_excl(e))
+			chk_excl(c, lbn, pbn);
+		if (pbn >= c->win_start && pbn - c->win_start < c->win_len &&
+		    c->refs[pbn - c->win_start] != 0xffffffffu)
+			c->refs[pbn - c->win_start]++;
+	}
+	if (c->first_pass && count != le16_to_cpu(l->hdr.count))
+		chk_report(c, DD_CHK_TREE, true, "volume %u map leaf %llu: %u entries, header says %u",
+			   c->cur_vol, (unsigned long long)idx, count, le16_to_cpu(l->hdr.count));
+	if (c->first_pass && !count)
+		chk_report(c, DD_CHK_TREE, true, "volume %u map leaf %llu is empty", c->cur_vol,
+			   (unsigned long long)idx);
+}
+
+/* Walks every volume's map (pass: count references in the window). */
+static void chk_maps(struct chk *c, u64 *nr_user_volumes)
+{
+	struct dd_volume_info info;
+	struct dd_volume *v;
+	u32 id = 0;
+	int r;
+
+	*nr_user_volumes = 0;
+	for (;;) {
+		r = dd_volume_next(c->pool, &id, true, &info);
+		if (r) {
+			if (r != -ENOENT && c->first_pass)
+				chk_report(c, DD_CHK_VOLUME, true, "volume table unreadable (%d)", r);
+			return;
+		}
+		if (!(info.flags & (DD_VOL_DELETING | DD_VOL_INCOMPLETE)))
+			(*nr_user_volumes)++;
+		if (dd_vol_handle(c->pool, id, &v)) {
+			id++;
+			continue;
+		}
+		c->cur_vol = id;
+		c->cur_vol_entries = 0;
+		chk_tree(c, &v->tree, chk_map_leaf);
+		if (c->first_pass) {
+			c->map_entries += c->cur_vol_entries;
+			if (c->cur_vol_entries != v->mapped)
+				chk_report(c, DD_CHK_STATS, true,
+					   "volume %u: %llu map entries, table says %llu", id,
+					   (unsigned long long)c->cur_vol_entries,
+					   (unsigned long long)v->mapped);
+		}
+		dd_volume_close(v);
+		id++;
+	}
+}
+
+/* ---- volume table ------------------------------------------------------- */
+
+static void chk_vols_leaf(struct chk *c, u64 idx, const void *data)
+{
+	const struct dd_disk_vols_leaf *l = data;
+	u32 slot, count = 0;
+
+	for (slot = 0; slot < DD_VOLS_PER_LEAF; slot++) {
+		const struct dd_disk_volume *e = &l->vol[slot];
+		u32 flags = le32_to_cpu(e->flags);
+		u64 id = idx * DD_VOLS_PER_LEAF + slot;
+
+		if (!(flags & DD_VOL_VALID))
+			continue;
+		count++;
+		if (le32_to_cpu(e->id) != id)
+			chk_report(c, DD_CHK_VOLUME, true, "volume table slot %llu holds id %u",
+				   (unsigned long long)id, le32_to_cpu(e->id));
+		if (flags & ~DD_VOL_KNOWN_FLAGS)
+			chk_report(c, DD_CHK_VOLUME, true, "volume %llu: unknown flags %#x",
+				   (unsigned long long)id, flags);
+		if (id > DD_MAX_VOLUME_ID)
+			chk_report(c, DD_CHK_VOLUME, true, "volume id %llu out of range",
+				   (unsigned long long)id);
+	}
+	if (count != le16_to_cpu(l->hdr.count))
+		chk_report(c, DD_CHK_TREE, true, "volume table leaf %llu: %u volumes, header says %u",
+			   (unsigned long long)idx, count, le16_to_cpu(l->hdr.count));
+}
+
+/* ---- structural walks of the pool-wide trees (first pass) --------------- */
+
+static void chk_count_leaf_refs(struct chk *c, u64 idx, const void *data)
+{
+	const struct dd_disk_refs_leaf *l = data;
+	u32 slot, count = 0;
+
+	for (slot = 0; slot < DD_RECS_PER_LEAF; slot++)
+		count += !!l->rec[slot].refcount;
+	if (count != le16_to_cpu(l->hdr.count))
+		chk_report(c, DD_CHK_TREE, true, "record leaf %llu: %u records in use, header says %u",
+			   (unsigned long long)idx, count, le16_to_cpu(l->hdr.count));
+	if (!count)
+		chk_report(c, DD_CHK_TREE, true, "record leaf %llu is empty", (unsigned long long)idx);
+}
+
+static u32 chk_popcount(const struct dd_disk_bitmap *bm)
+{
+	u32 w, n = 0;
+
+	for (w = 0; w < DD_BITMAP_WORDS; w++)
+		n += dd_popcount64(le64_to_cpu(bm->word[w]));
+	return n;
+}
+
+static void chk_dalloc_leaf(struct chk *c, u64 idx, const void *data)
+{
+	const struct dd_disk_bitmap *bm = data;
+	u64 base = idx * DD_BITS_PER_BITMAP;
+	u32 bit, count = chk_popcount(bm);
+
+	if (count != le16_to_cpu(bm->hdr.count))
+		chk_report(c, DD_CHK_TREE, true, "data bitmap leaf %llu: %u bits set, header says %u",
+			   (unsigned long long)idx, count, le16_to_cpu(bm->hdr.count));
+	for (bit = 0; bit < DD_BITS_PER_BITMAP; bit++) {
+		if (base + bit < c->pool->nr_data_blocks)
+			continue;
+		if (le64_to_cpu(bm->word[bit / 64]) & (1ULL << (bit % 64))) {
+			chk_report(c, DD_CHK_DATA_LEAK, true,
+				   "data bitmap marks block %llu beyond the data device",
+				   (unsigned long long)(base + bit));
+			break;
+		}
+	}
+}
+
+/* ---- data blocks of one window: records vs references vs bitmap --------- */
+
+static void chk_owner(struct chk *c, u64 pbn, const struct dd_record *rec)
+{
+	struct dd_volume *v;
+	struct dd_mapping m;
+
+	if (rec->refcount != 1) {
+		chk_report(c, DD_CHK_OWNER, true, "block %llu: owner set but refcount is %u",
+			   (unsigned long long)pbn, rec->refcount);
+		return;
+	}
+	if (dd_vol_handle(c->pool, rec->owner_vol, &v)) {
+		chk_report(c, DD_CHK_OWNER, true, "block %llu: owner volume %u does not exist",
+			   (unsigned long long)pbn, rec->owner_vol);
+		return;
+	}
+	if (dd_map_lookup(v, rec->owner_lbn, 0, &m) || !m.mapped || m.pbn != pbn)
+		chk_report(c, DD_CHK_OWNER, true,
+			   "block %llu: owner %u/%llu does not map it (maps %s%llu)",
+			   (unsigned long long)pbn, rec->owner_vol, (unsigned long long)rec->owner_lbn,
+			   m.mapped ? "" : "nothing, ", (unsigned long long)m.pbn);
+	dd_volume_close(v);
+}
+
+static void chk_window(struct chk *c, u64 *used, u64 *shared)
+{
+	u64 pbn, end = c->win_start + c->win_len;
+
+	for (pbn = c->win_start; pbn < end; pbn++) {
+		u32 counted = c->refs[pbn - c->win_start];
+		struct dd_disk_rec d;
+		struct dd_record rec;
+		bool open_used, committed_used;
+
+		if (dd_rec_read(c->pool, pbn, 0, &d)) {
+			chk_report(c, DD_CHK_BLOCK, true, "record of block %llu unreadable",
+				   (unsigned long long)pbn);
+			continue;
+		}
+		dd_rec_decode(&d, &rec);
+		if (dd_dalloc_test(c->pool, pbn, &open_used, &committed_used)) {
+			chk_report(c, DD_CHK_BLOCK, true, "bitmap of block %llu unreadable",
+				   (unsigned long long)pbn);
+			continue;
+		}
+		if (rec.refcount)
+			(*used)++;
+		if (rec.refcount > 1)
+			(*shared)++;
+		if (counted)
+			c->res->data_blocks_seen++;
+		if (rec.refcount != counted)
+			chk_report(c, DD_CHK_REFCOUNT, true,
+				   "block %llu: refcount %u, but %u map entries point to it",
+				   (unsigned long long)pbn, rec.refcount, counted);
+		if (counted && !open_used)
+			chk_report(c, DD_CHK_DATA_FREE, true,
+				   "block %llu is both free and mapped (%u map entries)",
+				   (unsigned long long)pbn, counted);
+		else if (!counted && open_used)
+			chk_report(c, DD_CHK_DATA_LEAK, true,
+				   "block %llu is allocated but no map entry points to it",
+				   (unsigned long long)pbn);
+		if (!rec.refcount && (d.owner_vol || d.owner_lbn))
+			chk_report(c, DD_CHK_OWNER, true, "free block %llu has an owner record",
+				   (unsigned long long)pbn);
+		if (le64_to_cpu(d.owner_lbn) & ~(DD_REC_LBN_MASK | DD_REC_GEN_MASK | DD_REC_KNOWN_FLAGS))
+			chk_report(c, DD_CHK_OWNER, true, "block %llu: unknown record flags",
+				   (unsigned long long)pbn);
+		if (rec.owned)
+			chk_owner(c, pbn, &rec);
+	}
+}
+
+/* ---- metadata space -------------------------------------------------------- */
+
+static void chk_meta_space(struct chk *c)
+{
+	struct dd_pool *pool = c->pool;
+	u64 b, used = 0;
+	u32 page;
+
+	for (page = 0; page < pool->mbitmap_blocks; page++) {
+		struct dd_buf *buf;
+		const struct dd_disk_bitmap *bm;
+		u64 base = (u64)page * DD_BITS_PER_BITMAP;
+		u32 bit;
+
+		b = pool->mbitmap_start + page;
+		if (dd_bm_read(pool->bm, b, &buf)) {
+			chk_report(c, DD_CHK_BLOCK, true, "metadata bitmap %u unreadable", page);
+			continue;
+		}
+		bm = dd_buf_data(buf);
+		if (dd_block_validate(bm, b, DD_BT_MBITMAP, DD_TREE_NONE, 0, 0)) {
+			chk_explain(c, b, bm, DD_BT_MBITMAP, DD_TREE_NONE, 0, 0);
+			dd_bm_put(buf);
+			continue;
+		}
+		if (chk_popcount(bm) != le16_to_cpu(bm->hdr.count))
+			chk_report(c, DD_CHK_TREE, true, "metadata bitmap %u: %u bits set, header says %u",
+				   page, chk_popcount(bm), le16_to_cpu(bm->hdr.count));
+		for (bit = 0; bit < DD_BITS_PER_BITMAP; bit++) {
+			u64 mb = base + bit;
+			bool alloc = le64_to_cpu(bm->word[bit / 64]) & (1ULL << (bit % 64));
+			bool seen;
+
+			if (mb >= pool->nr_meta_blocks) {
+				if (!alloc)
+					chk_report(c, DD_CHK_TREE, true,
+						   "metadata bitmap: block %llu past the end is free",
+						   (unsigned long long)mb);
+				continue;
+			}
+			used += alloc;
+			if (mb < pool->mbitmap_start + pool->mbitmap_blocks) {
+				if (!alloc)
+					chk_report(c, DD_CHK_META_FREE, true,
+						   "fixed metadata block %llu marked free",
+						   (unsigned long long)mb);
+				continue;
+			}
+			seen = c->meta_seen[mb / 8] & (1u << (mb % 8));
+			if (alloc && !seen)
+				chk_report(c, DD_CHK_META_LEAK, true,
+					   "metadata block %llu is allocated but unreachable",
+					   (unsigned long long)mb);
+			else if (!alloc && seen)
+				chk_report(c, DD_CHK_META_FREE, true,
+					   "metadata block %llu is in use but marked free",
+					   (unsigned long long)mb);
+		}
+		dd_bm_put(buf);
+	}
+	if (used != pool->st.meta_used)
+		chk_report(c, DD_CHK_STATS, true, "superblock: %llu metadata blocks used, bitmap says %llu",
+			   (unsigned long long)pool->st.meta_used, (unsigned long long)used);
+}
+
+static void chk_stat(struct chk *c, const char *what, u64 recorded, u64 actual)
+{
+	if (recorded != actual)
+		chk_report(c, DD_CHK_STATS, true, "superblock: %s is %llu, actual %llu", what,
+			   (unsigned long long)recorded, (unsigned long long)actual);
+}
+
+int dd_check(struct dd_bm *bm, const struct dd_check_opts *opts, struct dd_check_result *res)
+{
+	struct chk c = { .o = opts, .res = res };
+	u64 used = 0, shared = 0, nr_user_volumes = 0, max_mem;
+	struct dd_pool *pool;
+	int r;
+
+	memset(res, 0, sizeof(*res));
+	r = dd_pool_open(bm, DD_OPEN_READ_ONLY | DD_OPEN_IGNORE_CHECK, NULL, &pool);
+	if (r) {
+		chk_report(&c, DD_CHK_OPEN, true, "cannot open the pool: %s",
+			   r == -EINVAL ? "no valid superblock or bad geometry" :
+			   r == -EILSEQ ? "journal or superblock damaged" : strerror(-r));
+		return 0;
+	}
+	c.pool = pool;
+	if (pool->needs_check)
+		chk_report(&c, DD_CHK_NEEDS_CHECK, false, "the needs_check flag is set");
+
+	c.meta_seen = calloc((pool->nr_meta_blocks + 7) / 8, 1);
+	max_mem = opts->max_memory ? opts->max_memory : (1ULL << 30);
+	c.win_len = DD_MIN(DD_MAX(max_mem / sizeof(u32), 1ULL), DD_MAX(pool->nr_data_blocks, 1ULL));
+	c.refs = malloc(c.win_len * sizeof(u32));
+	if (!c.meta_seen || !c.refs) {
+		r = -ENOMEM;
+		goto out;
+	}
+
+	c.first_pass = true;
+	chk_tree(&c, &pool->vols_tree, chk_vols_leaf);
+	chk_tree(&c, &pool->refs_tree, chk_count_leaf_refs);
+	chk_tree(&c, &pool->dalloc_tree, chk_dalloc_leaf);
+	for (c.win_start = 0; c.win_start < pool->nr_data_blocks || c.first_pass;
+	     c.win_start += c.win_len) {
+		u64 len = c.win_len;
+
+		c.win_len = DD_MIN(len, pool->nr_data_blocks - c.win_start);
+		memset(c.refs, 0, c.win_len * sizeof(u32));
+		chk_maps(&c, &nr_user_volumes);
+		if (c.first_pass) {
+			chk_meta_space(&c);
+			chk_stat(&c, "mapped blocks", pool->st.mapped_blocks, c.map_entries);
+			chk_stat(&c, "volume count", pool->nr_volumes, nr_user_volumes);
+		}
+		c.first_pass = false;
+		chk_window(&c, &used, &shared);
+		c.win_len = len;
+		if (!pool->nr_data_blocks)
+			break;
+	}
+	chk_stat(&c, "data blocks used", pool->st.data_used, used);
+	chk_stat(&c, "shared blocks", pool->st.shared_blocks, shared);
+	res->map_entries_seen = c.map_entries;
+	r = 0;
+out:
+	free(c.meta_seen);
+	free(c.refs);
+	dd_pool_close(pool);
+	return r;
+}
