@@ -31,6 +31,9 @@ if [ "$mode" = clean ]; then
 fi
 
 mkdir -p "$ROOT/build/logs"
+# One build at a time per module directory (kbuild writes into it).
+exec 9>"$ROOT/build/.kbuild-$name.lock"
+flock 9
 log=$ROOT/build/logs/kbuild-$name-$mode.log
 # A cached object would hide its warnings: always compile from clean.
 "${kmake[@]}" clean >/dev/null

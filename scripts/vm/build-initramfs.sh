@@ -83,6 +83,9 @@ fingerprint() {
 	[ ${#local_bins[@]} -eq 0 ] || sha256sum "${local_bins[@]}"
 }
 mkdir -p "$OUT"
+# One build at a time (two `make test` in one tree).
+exec 9>"$OUT/.initramfs.lock"
+flock 9
 fp=$(fingerprint | sha256sum | cut -d' ' -f1)
 if [ "$force" = 0 ] && [ -f "$IMG" ] && [ "$(cat "$OUT/initramfs.inputs" 2>/dev/null)" = "$fp" ]; then
 	echo "build-initramfs: up to date ($IMG)"
@@ -90,8 +93,9 @@ if [ "$force" = 0 ] && [ -f "$IMG" ] && [ "$(cat "$OUT/initramfs.inputs" 2>/dev/
 fi
 
 start=$(date +%s.%N)
-R=$OUT/root
-rm -rf "$R"
+R=$(mktemp -d "$OUT/root.XXXXXX")
+chmod 0755 "$R"
+trap 'rm -rf "$R"' EXIT
 mkdir -p "$R"/{usr/bin,usr/sbin,usr/lib,usr/lib64,usr/local/bin,proc,sys,dev,tmp,run,out,etc/lvm,tests,root}
 # Debian 12 is merged-/usr: keep the same layout so ldd paths resolve as on the host.
 ln -s usr/bin "$R/bin"
@@ -189,7 +193,6 @@ install -m 0755 "$ROOT/scripts/vm/guest-init.sh" "$R/init"
 (cd "$R" && find . -print0 | sort -z | cpio --quiet -o -0 -H newc) >"$IMG.tmp"
 mv "$IMG.tmp" "$IMG"
 echo "$fp" >"$OUT/initramfs.inputs"
-rm -rf "$R"
 end=$(date +%s.%N)
 printf 'build-initramfs: built %s (%s MB, %.1f s)\n' "${IMG#"$ROOT"/}" \
 	"$(($(stat -c %s "$IMG") / 1048576))" "$(echo "$end - $start" | bc)"
