@@ -8,7 +8,8 @@ DD_USERSPACE_TARGET := $(if $(wildcard mk/userspace.mk),userspace)
 initramfs: module selftest-modules $(DD_USERSPACE_TARGET)
 	@scripts/vm/build-initramfs.sh
 
-# make vm-test T=01-load   (or T=tests/vm/01-load.sh)
-vm-test: initramfs
+# make vm-test T=01-load   (or T=tests/vm/01-load.sh): build what is needed, boot, run.
+vm-test:
 	@if [ -z "$(T)" ]; then echo "usage: make vm-test T=<script in tests/vm/>" >&2; exit 2; fi
+	@$(MAKE) --no-print-directory initramfs
 	@scripts/vm/run.sh --no-build $(T)

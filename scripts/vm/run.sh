@@ -8,8 +8,9 @@
 #     --no-build  do not (re)build the module/initramfs first (the runner builds once)
 #
 # A guest script may ask for resources on a line of its own:
-#   # vm: timeout=120 disks=2 disk_size=2G mem=2G
-# (disks are sparse raw files in build/vm/out/<name>/, the guest's /dev/vda, /dev/vdb, ...).
+#   # vm: timeout=120 disks=2 disk_size=2G mem=2G prealloc=1
+# (disks are sparse raw files in build/vm/out/<name>/, the guest's /dev/vda, /dev/vdb, ...;
+# prealloc=1 adds -mem-prealloc, which benchmarks want).
 #
 # Results land in build/vm/out/<name>/: console.log, share/{test.log,dmesg.txt,rc,results/}.
 # The last line printed is "VM-RESULT <name>: PASS" or "VM-RESULT <name>: FAIL: <reasons>".
@@ -55,6 +56,8 @@ tmo=${timeout_override:-$(opt timeout 300)}
 ndisks=$(opt disks 0)
 disk_size=$(opt disk_size 1G)
 mem=$(opt mem 2G)
+prealloc=()
+[ "$(opt prealloc 0)" = 1 ] && prealloc=(-mem-prealloc)
 
 OUT=$ROOT/build/vm/out/$name
 rm -rf "$OUT"
@@ -70,7 +73,7 @@ cmd=(timeout --kill-after=10 "$tmo"
 	-nographic -no-reboot -kernel "/boot/vmlinuz-$K" -initrd "$INITRD"
 	-append "console=ttyS0 panic=-1 oops=panic quiet loglevel=5 dd.test=$name.sh"
 	-virtfs "local,path=$OUT/share,mount_tag=out,security_model=none,id=out"
-	"${drives[@]}")
+	"${prealloc[@]}" "${drives[@]}")
 
 echo "vm: $name: booting ($K, timeout ${tmo}s, ${ndisks} disk(s), $mem)"
 start=$SECONDS
