@@ -129,6 +129,9 @@ struct dd_mapping {
 
 int dd_map_lookup(struct dd_volume *vol, u64 lbn, unsigned flags, struct dd_mapping *m);
 
+/* First mapped LBN >= *lbn (for dumps and walks); -ENODATA past the last. */
+int dd_map_next(struct dd_volume *vol, u64 *lbn, struct dd_mapping *m);
+
 /* For a mapped LBN without the exclusive bit: if its block is referenced
  * only by this LBN in both the committed and the open state, set the bit and
  * return *excl = true (the write may go in place). */

@@ -357,6 +357,45 @@ int dd_map_lookup(struct dd_volume *vol, u64 lbn, unsigned flags, struct dd_mapp
 	return 0;
 }
 
+int dd_map_next(struct dd_volume *vol, u64 *lbn, struct dd_mapping *m)
+{
+	const struct dd_disk_map_leaf *l;
+	struct dd_buf *leaf;
+	u64 li, found, e = 0;
+	u32 slot;
+	int r;
+
+	if (*lbn > DD_MAX_ADDR)
+		return -ENODATA;
+	li = dd_map_leaf(*lbn, &slot);
+	for (;;) {
+		r = dd_tree_next(vol->pool, &vol->tree, li, &found);
+		if (r)
+			return r;
+		if (found != li)
+			slot = 0;
+		r = dd_tree_find(vol->pool, &vol->tree, found, 0, &leaf);
+		if (r)
+			return r;
+		l = dd_data(leaf);
+		for (; slot < DD_MAP_ENTRIES; slot++) {
+			e = le64_to_cpu(l->entry[slot]);
+			if (dd_me_mapped(e))
+				break;
+		}
+		dd_blk_put(leaf);
+		if (slot < DD_MAP_ENTRIES) {
+			*lbn = found * DD_MAP_ENTRIES + slot;
+			m->mapped = true;
+			m->excl = dd_me_excl(e);
+			m->pbn = dd_me_pbn(e);
+			return 0;
+		}
+		li = found + 1;
+		slot = 0;
+	}
+}
+
 /* Opens the map leaf of lbn for change, creating it if asked; keeps the
  * volume table in step if the tree's root moved. */
 static int dd_map_open(struct dd_volume *vol, u64 lbn, bool create, struct dd_buf **leaf,

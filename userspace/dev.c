@@ -225,9 +225,13 @@ static int dd_ram_flush(struct dd_dev *d)
 {
 	struct dd_ramdev *rd = (struct dd_ramdev *)d;
 
+	u64 i;
+
 	if (rd->crashed || rd->failed)
 		return -EIO;
-	memcpy(rd->dur, rd->img, d->nr_blocks << DD_BLOCK_SHIFT);
+	for (i = 0; i < rd->nr_pending; i++)
+		memcpy(dd_rd_blk(rd->dur, rd->pending[i].b), dd_rd_blk(rd->img, rd->pending[i].b),
+		       DD_BLOCK_SIZE);
 	dd_ram_clear_pending(rd);
 	return 0;
 }

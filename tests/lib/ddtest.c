@@ -158,7 +158,7 @@ int tp_open(struct tpool *tp)
 
 	if (r)
 		return r;
-	r = dd_pool_open(tp->bm, 0, NULL, &tp->pool);
+	r = dd_pool_open(tp->bm, 0, &tp->hooks, &tp->pool);
 	if (r) {
 		dd_bm_drop(tp->bm);
 		tp->bm = NULL;
@@ -173,7 +173,10 @@ int tp_create(struct tpool *tp, u64 meta_blocks, u64 data_blocks, u32 journal,
 	struct dd_bm *bm;
 	int r;
 
+	struct dd_pool_hooks hooks = tp->hooks;
+
 	memset(tp, 0, sizeof(*tp));
+	tp->hooks = hooks;
 	if (bmo)
 		tp->bmo = *bmo;
 	tp->rd = dd_ramdev_create(meta_blocks);
@@ -320,15 +323,16 @@ u64 model_refs(const struct model *m, u64 token)
 
 int model_compare(const struct model *m, struct dd_pool *pool)
 {
-	struct hmap tok2pbn, pbn2tok, refs;
+	struct hmap tok2pbn, pbn2tok, refs, hidden;
 	struct dd_volume_info info;
-	u64 i, k, tok, total = 0;
+	u64 i, k, tok, total = 0, used_hidden = 0;
 	int vol, r, bad = 0;
 	u32 id;
 
 	hm_init(&tok2pbn);
 	hm_init(&pbn2tok);
 	hm_init(&refs);
+	hm_init(&hidden);
 	for (vol = 0; vol < MODEL_MAX_VOLS && !bad; vol++) {
 		struct dd_volume *v;
 
@@ -382,23 +386,49 @@ int model_compare(const struct model *m, struct dd_pool *pool)
 		}
 		dd_volume_close(v);
 	}
+	/* Deleted volumes not yet reclaimed still hold references. */
+	id = 0;
+	while (!bad && !dd_volume_next(pool, &id, true, &info)) {
+		struct dd_volume *v;
+		struct dd_mapping mp;
+		u64 lbn = 0, n;
+
+		if (!(info.flags & (DD_VOL_DELETING | DD_VOL_INCOMPLETE)) ||
+		    dd_vol_handle(pool, id, &v)) {
+			id++;
+			continue;
+		}
+		for (; !dd_map_next(v, &lbn, &mp); lbn++) {
+			n = 0;
+			hm_get(&hidden, mp.pbn, &n);
+			hm_put(&hidden, mp.pbn, n + 1);
+			total++;
+		}
+		dd_volume_close(v);
+		id++;
+	}
 	/* Reference counts of every block equal the model's sharing. */
 	for (i = 0; !bad && hm_iter(&tok2pbn, &i, &tok, &k);) {
 		struct dd_record rec;
-		u64 n = 0;
+		u64 n = 0, h = 0;
 
 		hm_get(&refs, tok, &n);
-		if (dd_record_get(pool, k, &rec) || rec.refcount != n) {
-			fprintf(stderr, "  model: block %llu refcount %u, model %llu\n",
-				(unsigned long long)k, rec.refcount, (unsigned long long)n);
+		hm_get(&hidden, k, &h);
+		if (dd_record_get(pool, k, &rec) || rec.refcount != n + h) {
+			fprintf(stderr, "  model: block %llu refcount %u, model %llu + %llu hidden\n",
+				(unsigned long long)k, rec.refcount, (unsigned long long)n,
+				(unsigned long long)h);
 			bad = 1;
 		}
 	}
+	for (i = 0; hm_iter(&hidden, &i, &k, &tok);)
+		if (!hm_get(&pbn2tok, k, NULL))
+			used_hidden++;
 	if (!bad) {
 		struct dd_pool_stats st;
 
 		dd_pool_get_stats(pool, &st);
-		if (st.mapped_blocks != total || st.data_used != tok2pbn.used) {
+		if (st.mapped_blocks != total || st.data_used != tok2pbn.used + used_hidden) {
 			fprintf(stderr, "  model: engine maps %llu/uses %llu, model %llu/%llu\n",
 				(unsigned long long)st.mapped_blocks, (unsigned long long)st.data_used,
 				(unsigned long long)total, (unsigned long long)tok2pbn.used);
@@ -408,5 +438,6 @@ int model_compare(const struct model *m, struct dd_pool *pool)
 	hm_free(&tok2pbn);
 	hm_free(&pbn2tok);
 	hm_free(&refs);
+	hm_free(&hidden);
 	return bad ? -1 : 0;
 }

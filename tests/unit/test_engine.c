@@ -75,7 +75,7 @@ static void format_then_open_reports_an_empty_pool(void **state)
 
 static void format_refuses_a_metadata_device_below_the_minimum(void **state)
 {
-	struct tpool tp;
+	struct tpool tp = { 0 };
 
 	assert_int_equal(tp_create(&tp, DD_META_MIN_BLOCKS - 1, DATA, 0, NULL), -ENOSPC);
 	tp_destroy(&tp);
@@ -466,7 +466,7 @@ static void full_metadata_device_refuses_before_changing_anything(void **state)
 
 static void a_large_operation_commits_when_the_journal_fills(void **state)
 {
-	struct tpool tp;
+	struct tpool tp = { 0 };
 	struct dd_volume *v;
 	struct dd_pool_stats st;
 	u64 i, txn;
