@@ -176,6 +176,7 @@ expect_selftest() {
 	selftest-hang) echo "3 timeout after" ;;
 	selftest-warn) echo "2 kernel problem: " ;;
 	selftest-panic) echo "2 kernel problem: " ;;
+	selftest-noresult) echo "4 no result file" ;;
 	*) echo "" ;;
 	esac
 }
@@ -205,6 +206,8 @@ for t in "${selftests[@]}"; do
 	selftest-warn) [ "$(cat "$share/rc" 2>/dev/null)" = 0 ] || extra_ok=0 ;;
 	# The guest died: no result file, and a panic on the console.
 	selftest-panic) [ ! -f "$share/rc" ] && grep -q 'Kernel panic' "build/vm/out/$name/console.log" || extra_ok=0 ;;
+	# The guest powered off cleanly: nothing else may be reported.
+	selftest-noresult) [ ! -f "$share/rc" ] || extra_ok=0 ;;
 	esac
 	if [ "$rc" = "$want_rc" ] && [[ "$verdict" == *"FAIL: "*"$want_reason"* ]] && [ $extra_ok = 1 ]; then
 		pass "harness self-test: $name fails the run as it should"
