@@ -99,9 +99,9 @@ bad:
 }
 
 /* ---- RAM device --------------------------------------------------------------
- * 'img' is what reads see, 'dur' what a power cut keeps; writes since the
- * last flush are also kept in order in 'pending' so that a crash can keep
- * any subset of them.
+ * 'img' is what reads see, 'dur' what a power cut keeps; both are sparse
+ * (a missing block reads as zeroes).  Writes since the last flush are also
+ * kept in order in 'pending' so that a crash can keep any subset of them.
  */
 
 struct dd_pending {
@@ -111,7 +111,7 @@ struct dd_pending {
 
 struct dd_ramdev {
 	struct dd_dev dev;
-	u8 *img, *dur;
+	u8 **img, **dur;
 	struct dd_pending *pending;
 	u64 nr_pending, cap_pending;
 	struct dd_fault fault;
@@ -119,6 +119,8 @@ struct dd_ramdev {
 	bool crashed, failed;
 	u64 rng;
 };
+
+static const u8 dd_zero[DD_BLOCK_SIZE];
 
 static u64 dd_rng(u64 *s)
 {
@@ -130,9 +132,20 @@ static u64 dd_rng(u64 *s)
 	return z ^ (z >> 31);
 }
 
-static u8 *dd_rd_blk(u8 *base, u64 b)
+static const u8 *dd_rd_get(u8 **img, u64 b)
 {
-	return base + (b << DD_BLOCK_SHIFT);
+	return img[b] ? img[b] : dd_zero;
+}
+
+static int dd_rd_set(u8 **img, u64 b, const void *data)
+{
+	if (!img[b]) {
+		img[b] = malloc(DD_BLOCK_SIZE);
+		if (!img[b])
+			return -ENOMEM;
+	}
+	memcpy(img[b], data, DD_BLOCK_SIZE);
+	return 0;
 }
 
 static int dd_ram_read(struct dd_dev *d, u64 b, void *buf)
@@ -148,7 +161,7 @@ static int dd_ram_read(struct dd_dev *d, u64 b, void *buf)
 	}
 	if (b >= d->nr_blocks)
 		return -EIO;
-	memcpy(buf, dd_rd_blk(rd->img, b), DD_BLOCK_SIZE);
+	memcpy(buf, dd_rd_get(rd->img, b), DD_BLOCK_SIZE);
 	return 0;
 }
 
@@ -195,21 +208,21 @@ static int dd_ram_write(struct dd_dev *d, u64 b, const void *buf)
 			u32 sectors = 1 + (u32)(dd_rng(&rd->rng) % (DD_SECTORS_PER_BLOCK - 1));
 			u8 torn[DD_BLOCK_SIZE];
 
-			memcpy(torn, dd_rd_blk(rd->img, b), DD_BLOCK_SIZE);
+			memcpy(torn, dd_rd_get(rd->img, b), DD_BLOCK_SIZE);
 			memcpy(torn, buf, sectors << DD_SECTOR_SHIFT);
 			r = dd_ram_pend(rd, b, torn);
+			if (!r)
+				r = dd_rd_set(rd->img, b, torn);
 			if (r)
 				return r;
-			memcpy(dd_rd_blk(rd->img, b), torn, DD_BLOCK_SIZE);
 		}
 		rd->crashed = true;
 		return -EIO;
 	}
 	r = dd_ram_pend(rd, b, buf);
-	if (r)
-		return r;
-	memcpy(dd_rd_blk(rd->img, b), buf, DD_BLOCK_SIZE);
-	return 0;
+	if (!r)
+		r = dd_rd_set(rd->img, b, buf);
+	return r;
 }
 
 static void dd_ram_clear_pending(struct dd_ramdev *rd)
@@ -224,14 +237,16 @@ static void dd_ram_clear_pending(struct dd_ramdev *rd)
 static int dd_ram_flush(struct dd_dev *d)
 {
 	struct dd_ramdev *rd = (struct dd_ramdev *)d;
-
 	u64 i;
+	int r;
 
 	if (rd->crashed || rd->failed)
 		return -EIO;
-	for (i = 0; i < rd->nr_pending; i++)
-		memcpy(dd_rd_blk(rd->dur, rd->pending[i].b), dd_rd_blk(rd->img, rd->pending[i].b),
-		       DD_BLOCK_SIZE);
+	for (i = 0; i < rd->nr_pending; i++) {
+		r = dd_rd_set(rd->dur, rd->pending[i].b, rd->pending[i].data);
+		if (r)
+			return r;
+	}
 	dd_ram_clear_pending(rd);
 	return 0;
 }
@@ -254,8 +269,8 @@ struct dd_ramdev *dd_ramdev_create(u64 nr_blocks)
 
 	if (!rd)
 		return NULL;
-	rd->img = calloc(nr_blocks, DD_BLOCK_SIZE);
-	rd->dur = calloc(nr_blocks, DD_BLOCK_SIZE);
+	rd->img = calloc(nr_blocks, sizeof(u8 *));
+	rd->dur = calloc(nr_blocks, sizeof(u8 *));
 	if (!rd->img || !rd->dur) {
 		dd_ramdev_free(rd);
 		return NULL;
@@ -265,6 +280,22 @@ struct dd_ramdev *dd_ramdev_create(u64 nr_blocks)
 	return rd;
 }
 
+static int dd_rd_copy_image(u8 **dst, u8 **src, u64 n)
+{
+	u64 b;
+
+	for (b = 0; b < n; b++) {
+		if (src[b]) {
+			if (dd_rd_set(dst, b, src[b]))
+				return -ENOMEM;
+		} else if (dst[b]) {
+			free(dst[b]);
+			dst[b] = NULL;
+		}
+	}
+	return 0;
+}
+
 struct dd_ramdev *dd_ramdev_clone(struct dd_ramdev *src)
 {
 	struct dd_ramdev *rd = dd_ramdev_create(src->dev.nr_blocks);
@@ -272,15 +303,16 @@ struct dd_ramdev *dd_ramdev_clone(struct dd_ramdev *src)
 
 	if (!rd)
 		return NULL;
-	memcpy(rd->img, src->img, src->dev.nr_blocks << DD_BLOCK_SHIFT);
-	memcpy(rd->dur, src->dur, src->dev.nr_blocks << DD_BLOCK_SHIFT);
-	for (i = 0; i < src->nr_pending; i++) {
-		if (dd_ram_pend(rd, src->pending[i].b, src->pending[i].data)) {
-			dd_ramdev_free(rd);
-			return NULL;
-		}
-	}
+	if (dd_rd_copy_image(rd->img, src->img, src->dev.nr_blocks) ||
+	    dd_rd_copy_image(rd->dur, src->dur, src->dev.nr_blocks))
+		goto bad;
+	for (i = 0; i < src->nr_pending; i++)
+		if (dd_ram_pend(rd, src->pending[i].b, src->pending[i].data))
+			goto bad;
 	return rd;
+bad:
+	dd_ramdev_free(rd);
+	return NULL;
 }
 
 struct dd_dev *dd_ramdev_dev(struct dd_ramdev *rd)
@@ -308,7 +340,9 @@ void dd_ramdev_reboot(struct dd_ramdev *rd)
 {
 	u64 i;
 
-	memcpy(rd->img, rd->dur, rd->dev.nr_blocks << DD_BLOCK_SHIFT);
+	/* Allocation failures here would leave a half-rebooted test device:
+	 * tests run with plenty of memory, so treat them as fatal. */
+	DD_BUG_ON(dd_rd_copy_image(rd->img, rd->dur, rd->dev.nr_blocks));
 	for (i = 0; i < rd->nr_pending; i++) {
 		bool keep = rd->fault.unflushed == DD_UNFLUSHED_KEEP ||
 			    (rd->fault.unflushed == DD_UNFLUSHED_RANDOM && (dd_rng(&rd->rng) & 1));
@@ -317,10 +351,9 @@ void dd_ramdev_reboot(struct dd_ramdev *rd)
 		if (rd->fault.tear && rd->crashed && i == rd->nr_pending - 1)
 			keep = true;
 		if (keep)
-			memcpy(dd_rd_blk(rd->img, rd->pending[i].b), rd->pending[i].data,
-			       DD_BLOCK_SIZE);
+			DD_BUG_ON(dd_rd_set(rd->img, rd->pending[i].b, rd->pending[i].data));
 	}
-	memcpy(rd->dur, rd->img, rd->dev.nr_blocks << DD_BLOCK_SHIFT);
+	DD_BUG_ON(dd_rd_copy_image(rd->dur, rd->img, rd->dev.nr_blocks));
 	dd_ram_clear_pending(rd);
 	memset(&rd->fault, 0, sizeof(rd->fault));
 	rd->crashed = rd->failed = false;
@@ -329,13 +362,23 @@ void dd_ramdev_reboot(struct dd_ramdev *rd)
 
 const void *dd_ramdev_block(struct dd_ramdev *rd, u64 b)
 {
-	return dd_rd_blk(rd->img, b);
+	return dd_rd_get(rd->img, b);
 }
 
 void dd_ramdev_poke(struct dd_ramdev *rd, u64 b, const void *data)
 {
-	memcpy(dd_rd_blk(rd->img, b), data, DD_BLOCK_SIZE);
-	memcpy(dd_rd_blk(rd->dur, b), data, DD_BLOCK_SIZE);
+	DD_BUG_ON(dd_rd_set(rd->img, b, data) || dd_rd_set(rd->dur, b, data));
+}
+
+static void dd_rd_free_image(u8 **img, u64 n)
+{
+	u64 b;
+
+	if (!img)
+		return;
+	for (b = 0; b < n; b++)
+		free(img[b]);
+	free(img);
 }
 
 void dd_ramdev_free(struct dd_ramdev *rd)
@@ -344,7 +387,7 @@ void dd_ramdev_free(struct dd_ramdev *rd)
 		return;
 	dd_ram_clear_pending(rd);
 	free(rd->pending);
-	free(rd->img);
-	free(rd->dur);
+	dd_rd_free_image(rd->img, rd->dev.nr_blocks);
+	dd_rd_free_image(rd->dur, rd->dev.nr_blocks);
 	free(rd);
 }
