@@ -3,8 +3,7 @@
 #
 #   make userspace   library + tools (build/bin)
 #   make unit-tap    unit + crash tests under ASan/UBSan, one TAP line per test
-#   make fuzz-smoke  each libFuzzer target for a few seconds (TAP lines)
-#   make fuzz FUZZ_SECONDS=N   each target for N seconds
+#   (fuzzing: mk/fuzz.mk; engine benchmarks: mk/bench.mk)
 
 US_BUILD    := build/us
 US_SAN      := build/us-san
@@ -33,10 +32,7 @@ UNIT_BINS  := $(patsubst tests/%.c,$(US_SAN)/tests/%,$(UNIT_SRCS))
 TEST_LIB_SRCS := $(wildcard tests/lib/*.c)
 TEST_LIB_OBJS := $(patsubst %.c,$(US_SAN)/%.o,$(TEST_LIB_SRCS))
 
-BENCH_SRCS := $(wildcard tests/bench/*.c)
-BENCHES    := $(patsubst tests/bench/%.c,build/bench/%,$(BENCH_SRCS))
-
-.PHONY: userspace tools unit unit-tap bench-engine
+.PHONY: userspace tools unit unit-tap
 userspace: $(LIBDD) $(TOOLS)
 tools: $(TOOLS)
 
@@ -64,10 +60,6 @@ $(US_SAN)/tests/%: $(US_SAN)/tests/%.o $(TEST_LIB_OBJS) $(LIBDD_SAN)
 	@mkdir -p $(@D)
 	$(US_CC) $(SAN_CFLAGS) -o $@ $^ -lcmocka
 
-build/bench/%: $(US_BUILD)/tests/bench/%.o $(LIBDD)
-	@mkdir -p $(@D)
-	$(US_CC) $(US_CFLAGS) -o $@ $^
-
 unit: $(UNIT_BINS)
 
 # Each binary prints TAP; the status is non-zero if any test failed.
@@ -77,8 +69,9 @@ unit-tap: $(UNIT_BINS)
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 $$t || rc=1; \
 	done; exit $$rc
 
-bench-engine: $(BENCHES)
-	@for b in $(BENCHES); do $$b; done
-
 -include $(LIB_OBJS:.o=.d) $(LIB_SAN_OBJS:.o=.d)
 -include $(wildcard $(US_BUILD)/tools/*.d) $(wildcard $(US_SAN)/tests/*/*.d)
+
+# libFuzzer targets (clang) and engine benchmarks live in their own files.
+-include mk/fuzz.mk
+-include mk/bench.mk
