@@ -293,6 +293,9 @@ int dd_pool_open(struct dd_bm *bm, unsigned flags, const struct dd_pool_hooks *h
 		dd_warn("metadata needs checking: opening read-only");
 		pool->mode = DD_MODE_RO;
 	}
+	/* Asked for, or forced by an unknown ro_compat feature: say so in the mode. */
+	if (pool->open_flags & DD_OPEN_READ_ONLY)
+		pool->mode = DD_MODE_RO;
 	if (dd_writable(pool)) {
 		r = dd_pool_drop_incomplete(pool);
 		if (r)

@@ -243,6 +243,27 @@ out:
 	return r;
 }
 
+/*
+ * A block free in the bitmap must have no references: otherwise (damaged
+ * metadata) a guest's write would land on a live block before the insert
+ * notices.  One record lookup, in a leaf the insert needs anyway.
+ */
+static int dd_data_verify_free(struct dd_pool *pool, u64 pbn)
+{
+	struct dd_disk_rec rec;
+	int r;
+
+	r = dd_rec_read(pool, pbn, 0, &rec);
+	if (r)
+		return r;
+	if (!rec.refcount)
+		return 0;
+	dd_err("data block %llu is free in the bitmap but has %u references",
+	       (unsigned long long)pbn, le32_to_cpu(rec.refcount));
+	dd_pool_metadata_error(pool, -EILSEQ, "allocating a data block");
+	return -EILSEQ;
+}
+
 int dd_data_reserve(struct dd_pool *pool, u64 *pbn)
 {
 	u64 nr = pool->nr_data_blocks, pos, leaves, scanned;
@@ -259,6 +280,8 @@ int dd_data_reserve(struct dd_pool *pool, u64 *pbn)
 		u64 li = dd_div_u64_rem(pos, DD_BITS_PER_BITMAP, &from);
 
 		r = dd_dalloc_search_leaf(pool, li, from, pbn);
+		if (!r)
+			r = dd_data_verify_free(pool, *pbn);
 		if (!r) {
 			r = dd_resv_add(&pool->resv, *pbn);
 			if (r)

@@ -53,6 +53,16 @@ static int dd_new_node(struct dd_pool *pool, const struct dd_tree *t, u8 level,
 	return dd_blk_alloc(pool, level ? DD_BT_NODE : t->leaf_type, t->id, level, t->owner, out);
 }
 
+/* A root read from disk may claim any height; the per-level tables stop at
+ * DD_MAX_HEIGHT, so a taller tree is damaged metadata. */
+static int dd_tree_bad_height(const struct dd_tree *t)
+{
+	if (t->root->height <= DD_MAX_HEIGHT)
+		return 0;
+	dd_err("tree %u (owner %u) has height %u", t->id, t->owner, t->root->height);
+	return -EILSEQ;
+}
+
 static u64 dd_child(struct dd_buf *node, u32 slot)
 {
 	return le64_to_cpu(((struct dd_disk_node *)dd_data(node))->child[slot]);
@@ -66,6 +76,9 @@ int dd_tree_find(struct dd_pool *pool, const struct dd_tree *t, u64 idx, unsigne
 	struct dd_buf *node;
 	int r;
 
+	r = dd_tree_bad_height(t);
+	if (r)
+		return r;
 	if (!b || idx >= dd_tree_capacity(level))
 		return -ENODATA;
 	for (; level > 0; level--) {
@@ -133,7 +146,9 @@ int dd_tree_find_dirty(struct dd_pool *pool, const struct dd_tree *t, u64 idx, b
 		return 0;
 	}
 
-	r = dd_tree_grow(pool, t, idx);
+	r = dd_tree_bad_height(t);
+	if (!r)
+		r = dd_tree_grow(pool, t, idx);
 	if (r)
 		return r;
 	if (!root->block) {
@@ -182,6 +197,9 @@ int dd_tree_remove(struct dd_pool *pool, const struct dd_tree *t, u64 idx)
 	u16 count;
 	int r;
 
+	r = dd_tree_bad_height(t);
+	if (r)
+		return r;
 	if (!b || idx >= dd_tree_capacity(root->height))
 		return -ENODATA;
 	for (level = root->height; level > 0; level--) {
@@ -252,6 +270,8 @@ static int dd_tree_next_in(struct dd_pool *pool, const struct dd_tree *t, u64 b,
 /* First existing leaf with index >= idx. */
 int dd_tree_next(struct dd_pool *pool, const struct dd_tree *t, u64 idx, u64 *found)
 {
+	if (dd_tree_bad_height(t))
+		return -EILSEQ;
 	if (!t->root->block || idx >= dd_tree_capacity(t->root->height))
 		return -ENODATA;
 	return dd_tree_next_in(pool, t, t->root->block, t->root->height, 0, idx, false, found);
@@ -260,6 +280,8 @@ int dd_tree_next(struct dd_pool *pool, const struct dd_tree *t, u64 idx, u64 *fo
 /* Existing leaf with the highest index. */
 int dd_tree_last(struct dd_pool *pool, const struct dd_tree *t, u64 *found)
 {
+	if (dd_tree_bad_height(t))
+		return -EILSEQ;
 	if (!t->root->block)
 		return -ENODATA;
 	return dd_tree_next_in(pool, t, t->root->block, t->root->height, 0, 0, true, found);

@@ -350,6 +350,12 @@ int dd_map_lookup(struct dd_volume *vol, u64 lbn, unsigned flags, struct dd_mapp
 	e = le64_to_cpu(((struct dd_disk_map_leaf *)dd_data(leaf))->entry[slot]);
 	dd_blk_put(leaf);
 	if (dd_me_mapped(e)) {
+		/* Never send a guest's I/O past the end of the data device. */
+		if (dd_me_pbn(e) >= vol->pool->nr_data_blocks) {
+			dd_err("volume %u LBN %llu maps block %llu beyond the data device", vol->id,
+			       (unsigned long long)lbn, (unsigned long long)dd_me_pbn(e));
+			return -EILSEQ;
+		}
 		m->mapped = true;
 		m->excl = dd_me_excl(e);
 		m->pbn = dd_me_pbn(e);
