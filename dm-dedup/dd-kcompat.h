@@ -8,6 +8,8 @@
  *
  *  - 6.5 replaced fmode_t with blk_mode_t (FMODE_READ/WRITE -> BLK_OPEN_READ/WRITE)
  *    in dm_get_device() and dm_table_get_mode().
+ *  - 6.10 turned max_discard_sectors into a value the block layer derives from
+ *    max_hw_discard_sectors (which stacked drivers set).
  */
 #ifndef DD_KCOMPAT_H
 #define DD_KCOMPAT_H
@@ -52,6 +54,18 @@ static inline sector_t dd_dev_sectors(struct dm_dev *dev)
 static inline dev_t dd_dev_t(struct dm_dev *dev)
 {
 	return dev->bdev->bd_dev;
+}
+
+/* Discard limits a stacked target advertises. */
+static inline void dd_set_discard_limits(struct queue_limits *limits, unsigned int granularity,
+					 unsigned int max_sectors)
+{
+	limits->discard_granularity = granularity;
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 10, 0)
+	limits->max_hw_discard_sectors = max_sectors;
+#else
+	limits->max_discard_sectors = max_sectors;
+#endif
 }
 
 #endif /* DD_KCOMPAT_H */

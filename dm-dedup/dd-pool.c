@@ -20,7 +20,6 @@ static u32 dd_default_journal(u64 nr_meta)
 
 int dd_pool_probe(struct dd_bm *bm, enum dd_probe *result)
 {
-	struct dd_disk_superblock sb;
 	bool zero = true, magic = false;
 	struct dd_buf *buf;
 	u64 slot;
@@ -41,12 +40,8 @@ int dd_pool_probe(struct dd_bm *bm, enum dd_probe *result)
 		dd_bm_put(buf);
 		dd_bm_forget(bm, slot);
 	}
-	if (zero)
-		*result = DD_PROBE_ZEROED;
-	else if (magic || !dd_sb_read_best(bm, &sb, &slot))
-		*result = DD_PROBE_POOL;
-	else
-		*result = DD_PROBE_FOREIGN;
+	/* A damaged pool is still a pool: never format over a dm-dedup magic. */
+	*result = zero ? DD_PROBE_ZEROED : magic ? DD_PROBE_POOL : DD_PROBE_FOREIGN;
 	return 0;
 }
 
@@ -311,13 +306,24 @@ bad:
 	return r;
 }
 
+/*
+ * Closes the pool.  Uncommitted changes are dropped.  If there are none, the
+ * home copies are written and a last superblock with an empty journal marks
+ * the metadata clean, so that a read-only open needs no replay.
+ */
 void dd_pool_close(struct dd_pool *pool)
 {
+	struct dd_disk_superblock *sb = pool->scratch;
 	struct dd_volume *v, *next;
+	bool clean = !dd_pool_dirty(pool);
 
 	dd_tx_drop(pool);
-	if (dd_writable(pool) && !dd_bm_write_dirty(pool->bm))
-		dd_bm_flush(pool->bm);
+	if (dd_writable(pool) && !dd_bm_write_dirty(pool->bm) && !dd_bm_flush(pool->bm) &&
+	    clean) {
+		dd_sb_encode(pool, sb, pool->open_txn, 0, 0);
+		if (!dd_write_sb(pool, sb))
+			pool->committed_txn = pool->open_txn++;
+	}
 	for (v = pool->volumes; v; v = next) {
 		next = v->next;
 		dd_free(v);

@@ -2,39 +2,75 @@
 /*
  * dm-dedup-target.c: the "dedup-pool" and "dedup" device-mapper targets.
  *
- * A pool owns a metadata device and a data device; each "dedup" device is one volume
- * (a guest's disk) inside a pool.  This first version parses and validates both table
- * lines, keeps a registry of pools so that a volume finds its pool through the pool's
- * mapped device (as dm-thin does), and re-emits the table.  The data path is not here
- * yet: every bio is completed with an error.
+ * A pool owns a metadata device and a data device; each "dedup" device is one
+ * volume (a guest's disk) inside a pool.  The metadata engine (dd-*.c, API in
+ * dd-engine.h) knows the on-disk format; this file is the kernel glue: table
+ * parsing, the data path, the worker, commits, status and messages.
+ * Documentation/admin-guide/device-mapper/dm-dedup.rst (docs/dm-dedup.rst)
+ * describes the tables, status and messages; docs/design.md the reasons.
  *
- * The table syntax is documented above pool_ctr() and volume_ctr().
+ * The data path (each rule has a test in tests/vm):
+ *  - map() looks the LBN up without sleeping on metadata I/O (a try-lock and
+ *    a cache-only lookup); on a miss the bio goes to the pool's worker.
+ *  - Reads of unmapped LBNs return zeroes; mapped reads are remapped.
+ *  - A write to an LBN whose block carries the exclusive bit (exclusive in the
+ *    committed state and in the open transaction) is remapped in place.
+ *  - Any other write gets a new block: the data is written there first (a
+ *    partial block is read, merged and written), then the mapping is
+ *    inserted, then the bio completes.  Writes to one LBN that need a new
+ *    block are serialised by a cell.
+ *  - A whole-block write of zeroes unmaps the LBN; a discard unmaps ranges.
+ *  - FLUSH: flush the data device, commit, complete.  FUA: the bio completes
+ *    after a commit.  The worker also commits every second.
+ *  - Data I/O is counted in an epoch; a commit first waits for the I/O of the
+ *    previous epoch, so a block freed by the open transaction is reused only
+ *    when no bio mapped before the free can still touch it.
  */
 #include "dd-kcompat.h"
+#include "dd-engine.h"
+#include "kernel/dd-bm-bufio.h"
+#include <dm-dedup/format.h>
 
 #include <linux/module.h>
 #include <linux/init.h>
 #include <linux/slab.h>
 #include <linux/list.h>
 #include <linux/mutex.h>
+#include <linux/rwsem.h>
 #include <linux/kernel.h>
 #include <linux/string.h>
+#include <linux/workqueue.h>
+#include <linux/mempool.h>
+#include <linux/bio.h>
+#include <linux/sched/mm.h>
+#include <linux/hash.h>
+#include <linux/highmem.h>
 
 #define DM_MSG_PREFIX "dedup"
 
 /*----------------------------------------------------------------
- * Limits
+ * Tunables and limits
  *--------------------------------------------------------------*/
 
-/* Data blocks are 4 KiB; the table still carries the size so the syntax can grow. */
-#define DD_TGT_DATA_BLOCK_SECTORS	8
+#define DD_TGT_DATA_BLOCK_SECTORS	DD_SECTORS_PER_BLOCK
 /* What the table grammar accepts as a block size before asking if it is supported. */
 #define DD_TGT_BLOCK_SECTORS_MIN	8
 #define DD_TGT_BLOCK_SECTORS_MAX	(1U << 21)	/* 1 GiB */
-/* Smallest metadata device: superblocks, journal and first map pages (2 MiB). */
-#define DD_TGT_META_MIN_SECTORS		4096
-/* User-visible volume ids are 24 bits wide. */
-#define DD_TGT_MAX_VOLUME_ID		((1U << 24) - 1)
+#define DD_TGT_META_MIN_SECTORS		((sector_t)DD_META_MIN_BLOCKS * DD_SECTORS_PER_BLOCK)
+#define DD_TGT_MAX_VOLUME_ID		DD_MAX_VOLUME_ID
+
+#define COMMIT_PERIOD			HZ
+#define DD_CELL_HASH_BITS		10
+#define DD_MIN_IOS			64
+#define DD_RECLAIM_STEP			4096	/* map entries freed per worker pass */
+/* Buffers dm-bufio keeps in reserve for the thread that holds many. */
+#define DD_BM_RESERVED_BUFFERS		128
+#define DD_MAX_DISCARD_SECTORS		(1U << 21)	/* 1 GiB per discard bio */
+
+static unsigned int no_space_timeout_secs = 60;
+module_param_named(no_space_timeout, no_space_timeout_secs, uint, 0644);
+MODULE_PARM_DESC(no_space_timeout,
+		 "Seconds a write waits for data space before it fails (0 = forever)");
 
 /*----------------------------------------------------------------
  * Parsed table arguments
@@ -79,31 +115,126 @@ struct dd_volume_args {
  * In-core structures
  *--------------------------------------------------------------*/
 
+enum pool_mode {
+	PM_WRITE,		/* metadata may be changed */
+	PM_OUT_OF_DATA_SPACE,	/* as PM_WRITE, but new blocks cannot be allocated */
+	PM_READ_ONLY,		/* metadata may not be changed */
+	PM_FAIL,		/* all I/O fails */
+};
+
+/* A block being given a new home; other writes to it wait (worker only). */
+struct dd_cell {
+	struct hlist_node node;
+	u32 vol;
+	u64 lbn;
+	struct bio_list waiters;
+};
+
 /*
- * One per pool mapped device, shared by all the tables loaded into it (a reload
- * finds it again) and referenced by every volume of the pool.
+ * One per pool mapped device, shared by all the tables loaded into it (a
+ * reload finds it again) and referenced by every volume of the pool.
  */
-struct dd_pool {
+struct pool {
 	struct list_head list;
 	struct mapped_device *pool_md;
 	dev_t metadata_dev;
 	dev_t data_dev;
 	unsigned int ref_count;		/* protected by dd_pool_table.mutex */
+
+	struct block_device *data_bdev;
+	struct dm_target *ti;		/* the bound (active) pool target, or NULL */
+	unsigned int features;		/* DD_POOL_*, from the bound table */
+	u64 low_water_blocks;
+	bool low_water_triggered;
+	enum pool_mode mode;
+
+	/*
+	 * The engine is not thread-safe: writers (the worker, messages,
+	 * constructors) hold 'lock' for write; map() tries it for read and
+	 * only ever does cache-only lookups under it.
+	 */
+	struct rw_semaphore lock;
+	struct dd_bm *bm;
+	struct dd_pool *eng;
+
+	struct workqueue_struct *wq;
+	struct work_struct worker;
+	struct delayed_work waker;
+	struct delayed_work no_space_timeout;
+
+	spinlock_t lists_lock;
+	struct bio_list deferred;	/* from map(): need the worker */
+	struct list_head prepared;	/* data I/O done, mapping to insert */
+	struct bio_list commit_waiters;	/* complete after the next commit */
+	struct bio_list no_space;	/* waiting for data space */
+	bool commit_requested;
+	bool reclaim_pending;
+
+	/* In-flight data I/O by epoch: a commit waits for the older epoch. */
+	unsigned int epoch;
+	atomic_t epoch_count[2];
+	wait_queue_head_t epoch_wait;
+
+	struct hlist_head cells[1 << DD_CELL_HASH_BITS];
+	mempool_t *cell_pool;
+	mempool_t *page_pool;
+	struct bio_set bs;
+
+	struct list_head volumes;	/* volume_c, under 'lock' */
+	u64 zero_writes_unmapped;	/* zero writes to unmapped LBNs, under 'lock' */
 };
 
 /* Per pool target. */
 struct pool_c {
 	struct dm_target *ti;
-	struct dd_pool *pool;
+	struct pool *pool;
 	struct dd_pool_args args;
 };
 
 /* Per volume target. */
 struct volume_c {
 	struct dm_target *ti;
-	struct dd_pool *pool;
+	struct pool *pool;
 	struct dd_volume_args args;
+	struct dd_volume *vol;
+	struct list_head list;		/* pool->volumes */
+	struct mapped_device *md;
 };
+
+enum hook_state {
+	HS_NONE,
+	HS_ALLOC_WRITE,		/* the bio itself writes the new block */
+	HS_RMW_READ,		/* reading the old block of a partial write */
+	HS_RMW_WRITE,		/* writing the merged block */
+	HS_INPLACE_FUA,		/* FUA write in place: complete after a commit */
+};
+
+/* Per-bio data of a volume bio. */
+struct dd_bio_hook {
+	struct volume_c *vc;
+	struct list_head list;		/* pool->prepared */
+	u64 lbn;
+	u64 old_pbn, new_pbn;
+	bool old_mapped;
+	bool counted;			/* holds an epoch reference */
+	u8 epoch;
+	u8 state;			/* enum hook_state */
+	blk_status_t status;
+	struct page *page;
+	struct bio *io_bio;		/* RMW read or write */
+	bio_end_io_t *saved_end_io;
+	void *saved_private;
+};
+
+static struct dd_bio_hook *hook(struct bio *bio)
+{
+	return dm_per_bio_data(bio, sizeof(struct dd_bio_hook));
+}
+
+static struct bio *hook_bio(struct dd_bio_hook *h)
+{
+	return dm_bio_from_per_bio_data(h, sizeof(struct dd_bio_hook));
+}
 
 /*----------------------------------------------------------------
  * Pool registry, keyed by the pool's mapped_device
@@ -126,9 +257,9 @@ static void dd_pool_table_exit(void)
 	mutex_destroy(&dd_pool_table.mutex);
 }
 
-static struct dd_pool *__dd_pool_lookup_md(struct mapped_device *md)
+static struct pool *__pool_lookup_md(struct mapped_device *md)
 {
-	struct dd_pool *pool;
+	struct pool *pool;
 
 	lockdep_assert_held(&dd_pool_table.mutex);
 	list_for_each_entry(pool, &dd_pool_table.pools, list)
@@ -138,10 +269,9 @@ static struct dd_pool *__dd_pool_lookup_md(struct mapped_device *md)
 }
 
 /* A pool other than the one in @md that uses @dev as metadata or data device. */
-static struct dd_pool *__dd_pool_using_dev(struct mapped_device *md, dev_t dev,
-					   bool metadata)
+static struct pool *__pool_using_dev(struct mapped_device *md, dev_t dev, bool metadata)
 {
-	struct dd_pool *pool;
+	struct pool *pool;
 
 	lockdep_assert_held(&dd_pool_table.mutex);
 	list_for_each_entry(pool, &dd_pool_table.pools, list) {
@@ -153,13 +283,15 @@ static struct dd_pool *__dd_pool_using_dev(struct mapped_device *md, dev_t dev,
 	return NULL;
 }
 
-static void __dd_pool_get(struct dd_pool *pool)
+static void pool_destroy(struct pool *pool);
+
+static void __pool_get(struct pool *pool)
 {
 	lockdep_assert_held(&dd_pool_table.mutex);
 	pool->ref_count++;
 }
 
-static void __dd_pool_put(struct dd_pool *pool)
+static void __pool_put(struct pool *pool)
 {
 	lockdep_assert_held(&dd_pool_table.mutex);
 	if (WARN_ON(!pool->ref_count))
@@ -167,37 +299,914 @@ static void __dd_pool_put(struct dd_pool *pool)
 	if (--pool->ref_count)
 		return;
 	list_del(&pool->list);
+	pool_destroy(pool);
+}
+
+/*----------------------------------------------------------------
+ * Pool mode: one place switches it, from the engine's state and space
+ *--------------------------------------------------------------*/
+
+static void fail_bio_list(struct pool *pool, struct bio_list *list, blk_status_t status);
+
+static const char *pool_mode_name(enum pool_mode mode)
+{
+	switch (mode) {
+	case PM_WRITE:
+		return "rw";
+	case PM_OUT_OF_DATA_SPACE:
+		return "out_of_space";
+	case PM_READ_ONLY:
+		return "ro";
+	case PM_FAIL:
+		return "fail";
+	}
+	return "?";
+}
+
+static const char *pool_name(struct pool *pool)
+{
+	return dm_device_name(pool->pool_md);
+}
+
+static void set_pool_mode(struct pool *pool, enum pool_mode mode)
+{
+	if (pool->mode == mode)
+		return;
+	if (mode == PM_FAIL || mode == PM_READ_ONLY || pool->mode >= PM_READ_ONLY)
+		DMERR("%s: switching pool to %s mode", pool_name(pool), pool_mode_name(mode));
+	else
+		DMWARN("%s: switching pool to %s mode", pool_name(pool), pool_mode_name(mode));
+	pool->mode = mode;
+	if (pool->ti)
+		dm_table_event(pool->ti->table);
+	/* Writes waiting for space would wait forever. */
+	if (mode >= PM_READ_ONLY)
+		fail_bio_list(pool, &pool->no_space, BLK_STS_IOERR);
+}
+
+/* Follows the engine down the ladder after any engine call (lock held). */
+static void __check_engine_mode(struct pool *pool)
+{
+	switch (dd_pool_mode(pool->eng)) {
+	case DD_MODE_FAIL:
+		set_pool_mode(pool, PM_FAIL);
+		break;
+	case DD_MODE_RO:
+		if (pool->mode < PM_READ_ONLY)
+			set_pool_mode(pool, PM_READ_ONLY);
+		break;
+	case DD_MODE_RW:
+		break;
+	}
+}
+
+static bool pool_can_change_metadata(struct pool *pool)
+{
+	return pool->mode == PM_WRITE || pool->mode == PM_OUT_OF_DATA_SPACE;
+}
+
+/*----------------------------------------------------------------
+ * Epochs of in-flight data I/O
+ *--------------------------------------------------------------*/
+
+/* Caller holds pool->lock (read or write): the epoch cannot flip meanwhile. */
+static void epoch_get(struct pool *pool, struct dd_bio_hook *h)
+{
+	h->epoch = pool->epoch;
+	atomic_inc(&pool->epoch_count[h->epoch]);
+	h->counted = true;
+}
+
+static void epoch_put(struct pool *pool, struct dd_bio_hook *h)
+{
+	if (!h->counted)
+		return;
+	h->counted = false;
+	if (atomic_dec_and_test(&pool->epoch_count[h->epoch]))
+		wake_up(&pool->epoch_wait);
+}
+
+/* Caller holds pool->lock for write. */
+static void __epoch_flip_and_drain(struct pool *pool)
+{
+	unsigned int old = pool->epoch;
+
+	pool->epoch ^= 1;
+	wait_event(pool->epoch_wait, !atomic_read(&pool->epoch_count[old]));
+}
+
+/*----------------------------------------------------------------
+ * Cells: one block getting a new home at a time (worker only)
+ *--------------------------------------------------------------*/
+
+static struct hlist_head *cell_bucket(struct pool *pool, u32 vol, u64 lbn)
+{
+	return &pool->cells[hash_64(lbn ^ ((u64)vol << 40), DD_CELL_HASH_BITS)];
+}
+
+static struct dd_cell *cell_find(struct pool *pool, u32 vol, u64 lbn)
+{
+	struct dd_cell *cell;
+
+	hlist_for_each_entry(cell, cell_bucket(pool, vol, lbn), node)
+		if (cell->vol == vol && cell->lbn == lbn)
+			return cell;
+	return NULL;
+}
+
+static void cell_lock(struct pool *pool, u32 vol, u64 lbn)
+{
+	struct dd_cell *cell = mempool_alloc(pool->cell_pool, GFP_NOIO);
+
+	cell->vol = vol;
+	cell->lbn = lbn;
+	bio_list_init(&cell->waiters);
+	hlist_add_head(&cell->node, cell_bucket(pool, vol, lbn));
+}
+
+/* Unlocks the block; bios that waited go back to the worker's queue. */
+static void cell_unlock(struct pool *pool, u32 vol, u64 lbn)
+{
+	struct dd_cell *cell = cell_find(pool, vol, lbn);
+	unsigned long flags;
+
+	if (WARN_ON(!cell))
+		return;
+	hlist_del(&cell->node);
+	if (!bio_list_empty(&cell->waiters)) {
+		spin_lock_irqsave(&pool->lists_lock, flags);
+		bio_list_merge(&pool->deferred, &cell->waiters);
+		spin_unlock_irqrestore(&pool->lists_lock, flags);
+		queue_work(pool->wq, &pool->worker);
+	}
+	mempool_free(cell, pool->cell_pool);
+}
+
+/*----------------------------------------------------------------
+ * Commit
+ *--------------------------------------------------------------*/
+
+/*
+ * The engine calls this before every commit, including those it makes on
+ * its own when the journal fills: a mapping must never be durable before
+ * its data, and a block freed in this transaction must not be touched by a
+ * bio that looked its mapping up earlier once the commit makes it reusable.
+ */
+static int pool_pre_commit(void *context)
+{
+	struct pool *pool = context;
+
+	__epoch_flip_and_drain(pool);
+	return blkdev_issue_flush(pool->data_bdev);
+}
+
+/* Makes every completed write durable.  Caller holds pool->lock for write. */
+static int __commit(struct pool *pool, bool flush_data)
+{
+	int r;
+
+	if (pool->mode == PM_FAIL)
+		return -EIO;
+	if (dd_pool_dirty(pool->eng) && pool_can_change_metadata(pool)) {
+		r = dd_pool_commit(pool->eng);
+		__check_engine_mode(pool);
+		if (r)
+			DMERR_LIMIT("%s: commit failed: %d", pool_name(pool), r);
+		return r;
+	}
+	return flush_data ? blkdev_issue_flush(pool->data_bdev) : 0;
+}
+
+static void wake_worker(struct pool *pool)
+{
+	queue_work(pool->wq, &pool->worker);
+}
+
+static void defer_bio(struct pool *pool, struct bio *bio)
+{
+	unsigned long flags;
+
+	spin_lock_irqsave(&pool->lists_lock, flags);
+	bio_list_add(&pool->deferred, bio);
+	spin_unlock_irqrestore(&pool->lists_lock, flags);
+	wake_worker(pool);
+}
+
+static void request_commit(struct pool *pool)
+{
+	unsigned long flags;
+
+	spin_lock_irqsave(&pool->lists_lock, flags);
+	pool->commit_requested = true;
+	spin_unlock_irqrestore(&pool->lists_lock, flags);
+}
+
+static void complete_after_commit(struct pool *pool, struct bio *bio)
+{
+	unsigned long flags;
+
+	spin_lock_irqsave(&pool->lists_lock, flags);
+	bio_list_add(&pool->commit_waiters, bio);
+	spin_unlock_irqrestore(&pool->lists_lock, flags);
+}
+
+/*----------------------------------------------------------------
+ * Data I/O helpers
+ *--------------------------------------------------------------*/
+
+static bool bio_is_whole_block(struct bio *bio)
+{
+	return !(bio->bi_iter.bi_sector & (DD_SECTORS_PER_BLOCK - 1)) &&
+	       bio->bi_iter.bi_size == DD_BLOCK_SIZE;
+}
+
+static bool bio_is_zeroes(struct bio *bio)
+{
+	struct bvec_iter iter;
+	struct bio_vec bv;
+
+	bio_for_each_segment(bv, bio, iter) {
+		void *p = bvec_kmap_local(&bv);
+		bool nonzero = memchr_inv(p, 0, bv.bv_len);
+
+		kunmap_local(p);
+		if (nonzero)
+			return false;
+	}
+	return true;
+}
+
+static bool zero_detect(struct pool *pool, struct bio *bio)
+{
+	return !(pool->features & DD_POOL_SKIP_ZERO_DETECT) && bio_is_whole_block(bio) &&
+	       bio_is_zeroes(bio);
+}
+
+static void remap_to_pbn(struct pool *pool, struct bio *bio, u64 pbn)
+{
+	bio_set_dev(bio, pool->data_bdev);
+	bio->bi_iter.bi_sector = (pbn << (DD_BLOCK_SHIFT - SECTOR_SHIFT)) |
+				 (bio->bi_iter.bi_sector & (DD_SECTORS_PER_BLOCK - 1));
+}
+
+static void error_bio(struct bio *bio, blk_status_t status)
+{
+	bio->bi_status = status;
+	bio_endio(bio);
+}
+
+/* Queues a hook whose I/O finished for the worker (any context). */
+static void hook_prepared(struct pool *pool, struct dd_bio_hook *h)
+{
+	unsigned long flags;
+
+	spin_lock_irqsave(&pool->lists_lock, flags);
+	list_add_tail(&h->list, &pool->prepared);
+	spin_unlock_irqrestore(&pool->lists_lock, flags);
+	wake_worker(pool);
+}
+
+/* End of a volume bio the worker submitted with its own completion. */
+static void hooked_endio(struct bio *bio)
+{
+	struct dd_bio_hook *h = bio->bi_private;
+	struct pool *pool = h->vc->pool;
+
+	bio->bi_end_io = h->saved_end_io;
+	bio->bi_private = h->saved_private;
+	h->status = bio->bi_status;
+	epoch_put(pool, h);
+	hook_prepared(pool, h);
+}
+
+static void submit_hooked(struct dd_bio_hook *h, struct bio *bio, enum hook_state state)
+{
+	h->state = state;
+	h->saved_end_io = bio->bi_end_io;
+	h->saved_private = bio->bi_private;
+	bio->bi_end_io = hooked_endio;
+	bio->bi_private = h;
+	submit_bio_noacct(bio);
+}
+
+/* End of an RMW read or write (a bio of our own). */
+static void rmw_endio(struct bio *io)
+{
+	struct dd_bio_hook *h = io->bi_private;
+	struct pool *pool = h->vc->pool;
+
+	h->status = io->bi_status;
+	if (h->state == HS_RMW_READ)
+		epoch_put(pool, h);
+	hook_prepared(pool, h);
+}
+
+static int rmw_submit(struct pool *pool, struct dd_bio_hook *h, enum req_op op, u64 pbn,
+		      enum hook_state state)
+{
+	struct bio *io = bio_alloc_bioset(pool->data_bdev, 1, op, GFP_NOIO, &pool->bs);
+
+	io->bi_iter.bi_sector = pbn << (DD_BLOCK_SHIFT - SECTOR_SHIFT);
+	if (bio_add_page(io, h->page, DD_BLOCK_SIZE, 0) != DD_BLOCK_SIZE) {
+		bio_put(io);
+		return -EIO;
+	}
+	io->bi_end_io = rmw_endio;
+	io->bi_private = h;
+	h->io_bio = io;
+	h->state = state;
+	submit_bio_noacct(io);
+	return 0;
+}
+
+/* Copies the partial write into the block image. */
+static void rmw_merge(struct dd_bio_hook *h, struct bio *bio)
+{
+	char *dst = page_address(h->page) +
+		    ((bio->bi_iter.bi_sector & (DD_SECTORS_PER_BLOCK - 1)) << SECTOR_SHIFT);
+	struct bvec_iter iter;
+	struct bio_vec bv;
+
+	bio_for_each_segment(bv, bio, iter) {
+		memcpy_from_bvec(dst, &bv);
+		dst += bv.bv_len;
+	}
+}
+
+static void rmw_release(struct pool *pool, struct dd_bio_hook *h)
+{
+	if (h->io_bio) {
+		bio_put(h->io_bio);
+		h->io_bio = NULL;
+	}
+	if (h->page) {
+		mempool_free(h->page, pool->page_pool);
+		h->page = NULL;
+	}
+}
+
+/*----------------------------------------------------------------
+ * Out of data space
+ *--------------------------------------------------------------*/
+
+static void check_low_water(struct pool *pool)
+{
+	struct dd_pool_stats st;
+
+	dd_pool_get_stats(pool->eng, &st);
+	if (st.data_free < pool->low_water_blocks) {
+		if (!pool->low_water_triggered) {
+			pool->low_water_triggered = true;
+			DMWARN("%s: reached low water mark for data device: sending event.",
+			       pool_name(pool));
+			if (pool->ti)
+				dm_table_event(pool->ti->table);
+		}
+	} else {
+		pool->low_water_triggered = false;
+	}
+}
+
+static void no_space_wait(struct pool *pool, struct bio *bio)
+{
+	unsigned long flags;
+
+	spin_lock_irqsave(&pool->lists_lock, flags);
+	bio_list_add(&pool->no_space, bio);
+	spin_unlock_irqrestore(&pool->lists_lock, flags);
+}
+
+/* A write found no free block (lock held for write). */
+static void __handle_no_space(struct pool *pool, struct bio *bio)
+{
+	struct dd_pool_stats st;
+
+	dd_pool_get_stats(pool->eng, &st);
+	if (st.data_pending_free) {
+		/* Blocks freed in the open transaction: usable after a commit. */
+		no_space_wait(pool, bio);
+		request_commit(pool);
+		return;
+	}
+	if (pool->features & DD_POOL_ERROR_IF_NO_SPACE) {
+		if (pool->mode == PM_WRITE)
+			set_pool_mode(pool, PM_OUT_OF_DATA_SPACE);
+		error_bio(bio, BLK_STS_NOSPC);
+		return;
+	}
+	if (pool->mode == PM_WRITE) {
+		set_pool_mode(pool, PM_OUT_OF_DATA_SPACE);
+		if (no_space_timeout_secs)
+			queue_delayed_work(pool->wq, &pool->no_space_timeout,
+					   no_space_timeout_secs * HZ);
+	}
+	no_space_wait(pool, bio);
+}
+
+/* After a commit or a resize: retry the writes that waited for space. */
+static void __retry_no_space(struct pool *pool)
+{
+	struct dd_pool_stats st;
+	struct bio_list bios;
+	unsigned long flags;
+
+	dd_pool_get_stats(pool->eng, &st);
+	if (!st.data_free)
+		return;
+	if (pool->mode == PM_OUT_OF_DATA_SPACE) {
+		cancel_delayed_work(&pool->no_space_timeout);
+		set_pool_mode(pool, PM_WRITE);
+	}
+	spin_lock_irqsave(&pool->lists_lock, flags);
+	bios = pool->no_space;
+	bio_list_init(&pool->no_space);
+	bio_list_merge(&pool->deferred, &bios);
+	spin_unlock_irqrestore(&pool->lists_lock, flags);
+	if (!bio_list_empty(&bios))
+		wake_worker(pool);
+}
+
+static void fail_bio_list(struct pool *pool, struct bio_list *list, blk_status_t status)
+{
+	struct bio_list bios;
+	struct bio *bio;
+	unsigned long flags;
+
+	spin_lock_irqsave(&pool->lists_lock, flags);
+	bios = *list;
+	bio_list_init(list);
+	spin_unlock_irqrestore(&pool->lists_lock, flags);
+	while ((bio = bio_list_pop(&bios)))
+		error_bio(bio, status);
+}
+
+static void do_no_space_timeout(struct work_struct *ws)
+{
+	struct pool *pool = container_of(to_delayed_work(ws), struct pool, no_space_timeout);
+
+	DMERR("%s: no data space for %u seconds: failing queued writes", pool_name(pool),
+	      no_space_timeout_secs);
+	fail_bio_list(pool, &pool->no_space, BLK_STS_NOSPC);
+}
+
+/*----------------------------------------------------------------
+ * The worker: bios that map() could not finish
+ *--------------------------------------------------------------*/
+
+static void process_read(struct pool *pool, struct bio *bio)
+{
+	struct dd_bio_hook *h = hook(bio);
+	struct dd_mapping m;
+	int r;
+
+	down_read(&pool->lock);
+	r = dd_map_lookup(h->vc->vol, h->lbn, 0, &m);
+	if (!r && m.mapped)
+		epoch_get(pool, h);
+	up_read(&pool->lock);
+	if (r) {
+		DMERR_LIMIT("%s: metadata lookup failed: %d", pool_name(pool), r);
+		error_bio(bio, BLK_STS_IOERR);
+	} else if (!m.mapped) {
+		zero_fill_bio(bio);
+		bio_endio(bio);
+	} else {
+		remap_to_pbn(pool, bio, m.pbn);
+		submit_bio_noacct(bio);
+	}
+}
+
+/* Writes that need a new block: the data goes there before the mapping. */
+static void start_new_block(struct pool *pool, struct bio *bio, const struct dd_mapping *m,
+			    u64 pbn)
+{
+	struct dd_bio_hook *h = hook(bio);
+	int r;
+
+	h->new_pbn = pbn;
+	h->old_mapped = m->mapped;
+	h->old_pbn = m->pbn;
+	cell_lock(pool, h->vc->args.volume_id, h->lbn);
+
+	if (bio_is_whole_block(bio)) {
+		remap_to_pbn(pool, bio, pbn);
+		submit_hooked(h, bio, HS_ALLOC_WRITE);
+		return;
+	}
+	h->page = mempool_alloc(pool->page_pool, GFP_NOIO);
+	if (!m->mapped) {
+		memset(page_address(h->page), 0, DD_BLOCK_SIZE);
+		rmw_merge(h, bio);
+		r = rmw_submit(pool, h, REQ_OP_WRITE, pbn, HS_RMW_WRITE);
+	} else {
+		r = rmw_submit(pool, h, REQ_OP_READ, m->pbn, HS_RMW_READ);
+	}
+	if (r) {
+		h->status = errno_to_blk_status(r);
+		if (h->state == HS_RMW_READ)
+			epoch_put(pool, h);
+		hook_prepared(pool, h);
+	}
+}
+
+static void process_write(struct pool *pool, struct bio *bio)
+{
+	struct dd_bio_hook *h = hook(bio);
+	struct volume_c *vc = h->vc;
+	struct dd_mapping m;
+	bool fua = bio->bi_opf & REQ_FUA;
+	bool excl;
+	u64 pbn;
+	int r;
+
+	if (cell_find(pool, vc->args.volume_id, h->lbn)) {
+		bio_list_add(&cell_find(pool, vc->args.volume_id, h->lbn)->waiters, bio);
+		return;
+	}
+
+	down_write(&pool->lock);
+	if (pool->mode == PM_FAIL) {
+		up_write(&pool->lock);
+		error_bio(bio, BLK_STS_IOERR);
+		return;
+	}
+	r = dd_map_lookup(vc->vol, h->lbn, 0, &m);
+	if (r)
+		goto metadata_error;
+
+	if (zero_detect(pool, bio) && pool_can_change_metadata(pool)) {
+		if (m.mapped)
+			r = dd_map_unmap(vc->vol, h->lbn, 1, DD_UNMAP_ZERO);
+		else
+			pool->zero_writes_unmapped++;
+		__check_engine_mode(pool);
+		up_write(&pool->lock);
+		if (r)
+			error_bio(bio, BLK_STS_IOERR);
+		else if (fua)
+			complete_after_commit(pool, bio);
+		else
+			bio_endio(bio);
+		return;
+	}
+
+	if (m.mapped && !m.excl && pool_can_change_metadata(pool)) {
+		r = dd_map_make_exclusive(vc->vol, h->lbn, &excl);
+		if (r)
+			goto metadata_error;
+		m.excl = excl;
+	}
+	if (m.mapped && m.excl) {
+		epoch_get(pool, h);
+		up_write(&pool->lock);
+		remap_to_pbn(pool, bio, m.pbn);
+		if (fua)
+			submit_hooked(h, bio, HS_INPLACE_FUA);
+		else
+			submit_bio_noacct(bio);
+		return;
+	}
+
+	if (!pool_can_change_metadata(pool)) {
+		up_write(&pool->lock);
+		error_bio(bio, BLK_STS_IOERR);
+		return;
+	}
+	r = dd_data_reserve(pool->eng, &pbn);
+	if (r == -ENOSPC) {
+		__handle_no_space(pool, bio);
+		up_write(&pool->lock);
+		return;
+	}
+	if (r)
+		goto metadata_error;
+	check_low_water(pool);
+	epoch_get(pool, h);	/* the old block may be read (RMW) */
+	up_write(&pool->lock);
+	start_new_block(pool, bio, &m, pbn);
+	return;
+
+metadata_error:
+	__check_engine_mode(pool);
+	up_write(&pool->lock);
+	DMERR_LIMIT("%s: metadata operation failed: %d", pool_name(pool), r);
+	error_bio(bio, BLK_STS_IOERR);
+}
+
+/* Discards unmap the whole blocks they cover, at metadata speed. */
+static void process_discard(struct pool *pool, struct bio *bio)
+{
+	struct dd_bio_hook *h = hook(bio);
+	sector_t start = bio->bi_iter.bi_sector, end = bio_end_sector(bio);
+	u64 first = DIV_ROUND_UP_SECTOR_T(start, DD_SECTORS_PER_BLOCK);
+	u64 last = end >> (DD_BLOCK_SHIFT - SECTOR_SHIFT);
+	int r = 0;
+
+	if (first < last) {
+		down_write(&pool->lock);
+		if (pool_can_change_metadata(pool))
+			r = dd_map_unmap(h->vc->vol, first, last - first, DD_UNMAP_DISCARD);
+		else
+			r = -EROFS;
+		__check_engine_mode(pool);
+		up_write(&pool->lock);
+	}
+	if (r)
+		error_bio(bio, BLK_STS_IOERR);
+	else
+		bio_endio(bio);
+}
+
+static void process_deferred(struct pool *pool)
+{
+	struct bio_list bios;
+	struct bio *bio;
+	unsigned long flags;
+
+	spin_lock_irqsave(&pool->lists_lock, flags);
+	bios = pool->deferred;
+	bio_list_init(&pool->deferred);
+	spin_unlock_irqrestore(&pool->lists_lock, flags);
+
+	while ((bio = bio_list_pop(&bios))) {
+		if (op_is_flush(bio->bi_opf) && !bio_has_data(bio) &&
+		    bio_op(bio) != REQ_OP_DISCARD) {
+			complete_after_commit(pool, bio);
+			continue;
+		}
+		switch (bio_op(bio)) {
+		case REQ_OP_READ:
+			process_read(pool, bio);
+			break;
+		case REQ_OP_WRITE:
+			process_write(pool, bio);
+			break;
+		case REQ_OP_DISCARD:
+			process_discard(pool, bio);
+			break;
+		default:
+			error_bio(bio, BLK_STS_NOTSUPP);
+			break;
+		}
+		cond_resched();
+	}
+}
+
+/* Inserts the mapping of a block whose data is written, then completes. */
+static void finish_new_block(struct pool *pool, struct dd_bio_hook *h)
+{
+	struct bio *bio = hook_bio(h);
+	u32 vol = h->vc->args.volume_id;
+	int r = 0;
+
+	down_write(&pool->lock);
+	if (!h->status) {
+		r = pool_can_change_metadata(pool) ?
+			dd_map_insert(h->vc->vol, h->lbn, h->new_pbn) : -EROFS;
+		__check_engine_mode(pool);
+		if (r)
+			DMERR_LIMIT("%s: cannot insert a mapping: %d", pool_name(pool), r);
+	}
+	if (h->status || r)
+		dd_data_unreserve(pool->eng, h->new_pbn);
+	up_write(&pool->lock);
+
+	rmw_release(pool, h);
+	cell_unlock(pool, vol, h->lbn);
+	if (h->status || r)
+		error_bio(bio, h->status ? h->status : BLK_STS_IOERR);
+	else if (bio->bi_opf & REQ_FUA)
+		complete_after_commit(pool, bio);
+	else
+		bio_endio(bio);
+}
+
+static void process_prepared(struct pool *pool)
+{
+	struct dd_bio_hook *h, *tmp;
+	unsigned long flags;
+	LIST_HEAD(list);
+	int r;
+
+	spin_lock_irqsave(&pool->lists_lock, flags);
+	list_splice_init(&pool->prepared, &list);
+	spin_unlock_irqrestore(&pool->lists_lock, flags);
+
+	list_for_each_entry_safe(h, tmp, &list, list) {
+		struct bio *bio = hook_bio(h);
+
+		list_del(&h->list);
+		switch (h->state) {
+		case HS_ALLOC_WRITE:
+		case HS_RMW_WRITE:
+			finish_new_block(pool, h);
+			break;
+		case HS_RMW_READ:
+			if (h->status) {
+				finish_new_block(pool, h);
+				break;
+			}
+			rmw_merge(h, bio);
+			bio_put(h->io_bio);
+			h->io_bio = NULL;
+			r = rmw_submit(pool, h, REQ_OP_WRITE, h->new_pbn, HS_RMW_WRITE);
+			if (r) {
+				h->status = errno_to_blk_status(r);
+				finish_new_block(pool, h);
+			}
+			break;
+		case HS_INPLACE_FUA:
+			if (h->status)
+				error_bio(bio, h->status);
+			else
+				complete_after_commit(pool, bio);
+			break;
+		default:
+			WARN_ON_ONCE(1);
+			error_bio(bio, BLK_STS_IOERR);
+		}
+		cond_resched();
+	}
+}
+
+/* Commits when asked (timer, FLUSH, FUA, no space) and completes the waiters. */
+static void process_commit(struct pool *pool)
+{
+	struct bio_list waiters;
+	unsigned long flags;
+	bool requested;
+	struct bio *bio;
+	int r;
+
+	spin_lock_irqsave(&pool->lists_lock, flags);
+	waiters = pool->commit_waiters;
+	bio_list_init(&pool->commit_waiters);
+	requested = pool->commit_requested;
+	pool->commit_requested = false;
+	spin_unlock_irqrestore(&pool->lists_lock, flags);
+
+	if (!requested && bio_list_empty(&waiters))
+		return;
+	down_write(&pool->lock);
+	r = __commit(pool, !bio_list_empty(&waiters));
+	if (!r)
+		__retry_no_space(pool);
+	up_write(&pool->lock);
+	while ((bio = bio_list_pop(&waiters))) {
+		if (r)
+			error_bio(bio, BLK_STS_IOERR);
+		else
+			bio_endio(bio);
+	}
+}
+
+static void process_reclaim(struct pool *pool)
+{
+	bool done = true;
+	int r;
+
+	if (!pool->reclaim_pending)
+		return;
+	down_write(&pool->lock);
+	if (pool_can_change_metadata(pool)) {
+		r = dd_pool_reclaim(pool->eng, DD_RECLAIM_STEP, &done);
+		__check_engine_mode(pool);
+		if (r) {
+			DMERR_LIMIT("%s: freeing deleted volumes failed: %d", pool_name(pool), r);
+			done = true;
+		}
+	}
+	if (done) {
+		pool->reclaim_pending = false;
+		request_commit(pool);
+	}
+	up_write(&pool->lock);
+	if (!done)
+		wake_worker(pool);
+}
+
+static void do_worker(struct work_struct *ws)
+{
+	struct pool *pool = container_of(ws, struct pool, worker);
+	unsigned int noio = memalloc_noio_save();
+
+	process_prepared(pool);
+	process_deferred(pool);
+	process_commit(pool);
+	process_reclaim(pool);
+	memalloc_noio_restore(noio);
+}
+
+/* Commits every COMMIT_PERIOD. */
+static void do_waker(struct work_struct *ws)
+{
+	struct pool *pool = container_of(to_delayed_work(ws), struct pool, waker);
+
+	request_commit(pool);
+	wake_worker(pool);
+	queue_delayed_work(pool->wq, &pool->waker, COMMIT_PERIOD);
+}
+
+/*----------------------------------------------------------------
+ * Pool object lifecycle
+ *--------------------------------------------------------------*/
+
+static void pool_destroy(struct pool *pool)
+{
+	unsigned int noio;
+
+	if (pool->wq) {
+		cancel_delayed_work_sync(&pool->waker);
+		cancel_delayed_work_sync(&pool->no_space_timeout);
+		flush_workqueue(pool->wq);
+	}
+	if (pool->eng) {
+		noio = memalloc_noio_save();
+		down_write(&pool->lock);
+		(void)__commit(pool, true);
+		dd_pool_close(pool->eng);
+		up_write(&pool->lock);
+		memalloc_noio_restore(noio);
+	}
+	fail_bio_list(pool, &pool->no_space, BLK_STS_IOERR);
+	if (pool->wq)
+		destroy_workqueue(pool->wq);
+	dd_bm_bufio_destroy(pool->bm);
+	bioset_exit(&pool->bs);
+	mempool_destroy(pool->page_pool);
+	mempool_destroy(pool->cell_pool);
 	kfree(pool);
 }
 
-/*
- * Find the pool object of @md, or create it.  A reload of a pool device must name the
- * same metadata and data devices; a device may belong to one pool only.
- */
-static struct dd_pool *__dd_pool_find(struct mapped_device *md,
-				      const struct dd_pool_args *args, char **error)
+/* Formats a zeroed metadata device, opens the engine. */
+static int pool_open_metadata(struct pool *pool, struct pool_c *pc, char **error)
 {
-	dev_t mdev = dd_dev_t(args->metadata_dev), ddev = dd_dev_t(args->data_dev);
-	struct dd_pool *pool;
+	bool read_only = pc->args.features & DD_POOL_READ_ONLY;
+	struct dd_pool_hooks hooks = { .pre_commit = pool_pre_commit, .ctx = pool };
+	u64 nr_data = pc->ti->len >> (DD_BLOCK_SHIFT - SECTOR_SHIFT);
+	struct dd_pool_stats st;
+	enum dd_probe probe;
+	int r;
 
-	if (__dd_pool_using_dev(md, mdev, true) || __dd_pool_using_dev(md, mdev, false)) {
-		*error = "Metadata device already in use by another pool";
-		return ERR_PTR(-EBUSY);
+	pool->bm = dd_bm_bufio_create(pc->args.metadata_dev->bdev, DD_BM_RESERVED_BUFFERS,
+				      read_only);
+	if (IS_ERR(pool->bm)) {
+		r = PTR_ERR(pool->bm);
+		pool->bm = NULL;
+		*error = "Cannot create the metadata block manager";
+		return r;
 	}
-	if (__dd_pool_using_dev(md, ddev, false) || __dd_pool_using_dev(md, ddev, true)) {
-		*error = "Data device already in use by another pool";
-		return ERR_PTR(-EBUSY);
+	r = dd_pool_probe(pool->bm, &probe);
+	if (r) {
+		*error = "Cannot read the metadata device";
+		return r;
 	}
+	if (probe == DD_PROBE_FOREIGN) {
+		*error = "Metadata device holds something other than a dedup pool";
+		return -EINVAL;
+	}
+	if (probe == DD_PROBE_ZEROED) {
+		struct dd_format_params fp = {
+			.nr_data_blocks = nr_data,
+			.data_block_sectors = DD_SECTORS_PER_BLOCK,
+		};
 
-	pool = __dd_pool_lookup_md(md);
-	if (pool) {
-		if (pool->metadata_dev != mdev || pool->data_dev != ddev) {
-			*error = "Pool cannot be replaced by a pool on other devices";
-			return ERR_PTR(-EINVAL);
+		if (read_only) {
+			*error = "Cannot format a metadata device in read_only mode";
+			return -EINVAL;
 		}
-		__dd_pool_get(pool);
-		return pool;
+		r = dd_pool_format(pool->bm, &fp);
+		if (r) {
+			*error = "Cannot format the metadata device";
+			return r;
+		}
 	}
+	r = dd_pool_open(pool->bm, read_only ? DD_OPEN_READ_ONLY : 0, &hooks, &pool->eng);
+	if (r) {
+		pool->eng = NULL;
+		*error = r == -EROFS ? "Metadata journal needs replay: load the pool without read_only once" :
+			 r == -EILSEQ ? "Metadata journal or superblock damaged: run dedup_check" :
+			 "Cannot open the pool metadata";
+		return r;
+	}
+	dd_pool_get_stats(pool->eng, &st);
+	if (st.nr_data_blocks > nr_data) {
+		*error = "Pool length is smaller than the data space in the metadata";
+		return -EINVAL;
+	}
+	dd_bm_bufio_set_minimum(pool->bm, 2 * st.journal_blocks);
+	pool->mode = PM_WRITE;
+	__check_engine_mode(pool);
+	if (read_only)
+		pool->mode = PM_READ_ONLY;
+	return 0;
+}
+
+static struct pool *pool_create(struct mapped_device *md, struct pool_c *pc, char **error)
+{
+	struct pool *pool;
+	unsigned int noio;
+	int r;
 
 	pool = kzalloc(sizeof(*pool), GFP_KERNEL);
 	if (!pool) {
@@ -205,11 +1214,81 @@ static struct dd_pool *__dd_pool_find(struct mapped_device *md,
 		return ERR_PTR(-ENOMEM);
 	}
 	pool->pool_md = md;
-	pool->metadata_dev = mdev;
-	pool->data_dev = ddev;
+	pool->metadata_dev = dd_dev_t(pc->args.metadata_dev);
+	pool->data_dev = dd_dev_t(pc->args.data_dev);
+	pool->data_bdev = pc->args.data_dev->bdev;
 	pool->ref_count = 1;
+	pool->features = pc->args.features;
+	pool->low_water_blocks = pc->args.low_water_blocks;
+	init_rwsem(&pool->lock);
+	spin_lock_init(&pool->lists_lock);
+	bio_list_init(&pool->deferred);
+	INIT_LIST_HEAD(&pool->prepared);
+	bio_list_init(&pool->commit_waiters);
+	bio_list_init(&pool->no_space);
+	INIT_LIST_HEAD(&pool->volumes);
+	init_waitqueue_head(&pool->epoch_wait);
+	INIT_WORK(&pool->worker, do_worker);
+	INIT_DELAYED_WORK(&pool->waker, do_waker);
+	INIT_DELAYED_WORK(&pool->no_space_timeout, do_no_space_timeout);
+
+	r = -ENOMEM;
+	pool->cell_pool = mempool_create_kmalloc_pool(DD_MIN_IOS, sizeof(struct dd_cell));
+	pool->page_pool = mempool_create_page_pool(DD_MIN_IOS, 0);
+	if (!pool->cell_pool || !pool->page_pool ||
+	    bioset_init(&pool->bs, DD_MIN_IOS, 0, BIOSET_NEED_BVECS)) {
+		*error = "Cannot allocate pool memory pools";
+		goto bad;
+	}
+	pool->wq = alloc_ordered_workqueue("dm-" DM_MSG_PREFIX, WQ_MEM_RECLAIM);
+	if (!pool->wq) {
+		*error = "Cannot create the pool workqueue";
+		goto bad;
+	}
+	noio = memalloc_noio_save();
+	r = pool_open_metadata(pool, pc, error);
+	memalloc_noio_restore(noio);
+	if (r)
+		goto bad;
 	list_add(&pool->list, &dd_pool_table.pools);
 	return pool;
+bad:
+	pool_destroy(pool);
+	return ERR_PTR(r);
+}
+
+/*
+ * Find the pool object of @md, or create it.  A reload of a pool device must name the
+ * same metadata and data devices; a device may belong to one pool only.
+ */
+static struct pool *__pool_find(struct mapped_device *md, struct pool_c *pc, char **error)
+{
+	dev_t mdev = dd_dev_t(pc->args.metadata_dev), ddev = dd_dev_t(pc->args.data_dev);
+	struct pool *pool;
+
+	if (__pool_using_dev(md, mdev, true) || __pool_using_dev(md, mdev, false)) {
+		*error = "Metadata device already in use by another pool";
+		return ERR_PTR(-EBUSY);
+	}
+	if (__pool_using_dev(md, ddev, false) || __pool_using_dev(md, ddev, true)) {
+		*error = "Data device already in use by another pool";
+		return ERR_PTR(-EBUSY);
+	}
+
+	pool = __pool_lookup_md(md);
+	if (pool) {
+		if (pool->metadata_dev != mdev || pool->data_dev != ddev) {
+			*error = "Pool cannot be replaced by a pool on other devices";
+			return ERR_PTR(-EINVAL);
+		}
+		if ((pc->args.features ^ pool->features) & DD_POOL_READ_ONLY) {
+			*error = "Pool cannot switch read_only on reload: remove and recreate it";
+			return ERR_PTR(-EINVAL);
+		}
+		__pool_get(pool);
+		return pool;
+	}
+	return pool_create(md, pc, error);
 }
 
 /*----------------------------------------------------------------
@@ -427,7 +1506,9 @@ static void pool_dtr(struct dm_target *ti)
 	struct pool_c *pc = ti->private;
 
 	mutex_lock(&dd_pool_table.mutex);
-	__dd_pool_put(pc->pool);
+	if (pc->pool->ti == ti)
+		pc->pool->ti = NULL;
+	__pool_put(pc->pool);
 	mutex_unlock(&dd_pool_table.mutex);
 
 	release_pool_args(ti, &pc->args);
@@ -447,13 +1528,15 @@ static void pool_dtr(struct dm_target *ti)
  *   skip_zero_detect     store all-zero blocks instead of unmapping them
  *   read_only            open the metadata read-only; no change is made
  *
- * The metadata device must hold at least 2 MiB, the data device one data block, and
- * the pool's length must not exceed the data device.  A device belongs to one pool.
+ * A zeroed metadata device is formatted; the data space is the target's
+ * length (a reload with a larger length grows it).  The metadata device must
+ * hold at least 2 MiB, the data device one data block, and the pool's length
+ * must not exceed the data device.  A device belongs to one pool.
  */
 static int pool_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 {
 	struct pool_c *pc;
-	struct dd_pool *pool;
+	struct pool *pool;
 	int r;
 
 	pc = kzalloc(sizeof(*pc), GFP_KERNEL);
@@ -466,9 +1549,14 @@ static int pool_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	r = parse_pool_args(ti, argc, argv, &pc->args);
 	if (r)
 		goto bad_args;
+	if (ti->len < DD_SECTORS_PER_BLOCK) {
+		ti->error = "Pool length smaller than one data block";
+		r = -EINVAL;
+		goto bad_pool;
+	}
 
 	mutex_lock(&dd_pool_table.mutex);
-	pool = __dd_pool_find(dm_table_get_md(ti->table), &pc->args, &ti->error);
+	pool = __pool_find(dm_table_get_md(ti->table), pc, &ti->error);
 	mutex_unlock(&dd_pool_table.mutex);
 	if (IS_ERR(pool)) {
 		r = PTR_ERR(pool);
@@ -478,6 +1566,7 @@ static int pool_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 
 	ti->private = pc;
 	ti->num_flush_bios = 1;
+	ti->per_io_data_size = 0;
 	return 0;
 
 bad_pool:
@@ -487,11 +1576,86 @@ bad_args:
 	return r;
 }
 
+/* The pool device itself reads and writes the data device, as dm-thin's does. */
 static int pool_map(struct dm_target *ti, struct bio *bio)
 {
-	DMERR_LIMIT("%s: pool I/O is not implemented yet",
-		    dm_device_name(dm_table_get_md(ti->table)));
-	return DM_MAPIO_KILL;
+	struct pool_c *pc = ti->private;
+
+	bio_set_dev(bio, pc->args.data_dev->bdev);
+	return DM_MAPIO_REMAPPED;
+}
+
+/*
+ * Binds the table being resumed to the pool object and grows the data space
+ * if the table got longer.
+ */
+static int pool_preresume(struct dm_target *ti)
+{
+	struct pool_c *pc = ti->private;
+	struct pool *pool = pc->pool;
+	u64 nr_data = ti->len >> (DD_BLOCK_SHIFT - SECTOR_SHIFT);
+	struct dd_pool_stats st;
+	unsigned int noio;
+	int r = 0;
+
+	noio = memalloc_noio_save();
+	down_write(&pool->lock);
+	pool->ti = ti;
+	pool->features = pc->args.features;
+	pool->low_water_blocks = pc->args.low_water_blocks;
+	pool->low_water_triggered = false;
+	dd_pool_get_stats(pool->eng, &st);
+	if (nr_data < st.nr_data_blocks) {
+		DMERR("%s: pool target (%llu blocks) is smaller than its data space (%llu blocks)",
+		      pool_name(pool), (unsigned long long)nr_data,
+		      (unsigned long long)st.nr_data_blocks);
+		r = -EINVAL;
+	} else if (nr_data > st.nr_data_blocks) {
+		if (!pool_can_change_metadata(pool)) {
+			DMERR("%s: cannot grow the data space in %s mode", pool_name(pool),
+			      pool_mode_name(pool->mode));
+			r = -EINVAL;
+		} else {
+			r = dd_pool_resize_data(pool->eng, nr_data);
+			if (!r)
+				r = __commit(pool, false);
+			if (!r)
+				DMINFO("%s: data space grown from %llu to %llu blocks",
+				       pool_name(pool), (unsigned long long)st.nr_data_blocks,
+				       (unsigned long long)nr_data);
+			else
+				DMERR("%s: cannot grow the data space: %d", pool_name(pool), r);
+		}
+	}
+	if (!r) {
+		__retry_no_space(pool);
+		check_low_water(pool);
+	}
+	up_write(&pool->lock);
+	memalloc_noio_restore(noio);
+	return r;
+}
+
+static void pool_resume(struct dm_target *ti)
+{
+	struct pool_c *pc = ti->private;
+
+	queue_delayed_work(pc->pool->wq, &pc->pool->waker, COMMIT_PERIOD);
+}
+
+static void pool_postsuspend(struct dm_target *ti)
+{
+	struct pool_c *pc = ti->private;
+	struct pool *pool = pc->pool;
+	unsigned int noio;
+
+	cancel_delayed_work_sync(&pool->waker);
+	flush_workqueue(pool->wq);
+	noio = memalloc_noio_save();
+	down_write(&pool->lock);
+	(void)__commit(pool, true);
+	up_write(&pool->lock);
+	memalloc_noio_restore(noio);
 }
 
 static void emit_pool_features(unsigned int features, char *result, unsigned int *szp,
@@ -509,8 +1673,10 @@ static void emit_pool_features(unsigned int features, char *result, unsigned int
 }
 
 /*
- * INFO (provisional, until the metadata exists): <mode> <needs_check>
- *   mode is "ro" with the read_only feature, "rw" otherwise; needs_check is "-".
+ * INFO: <transaction id> <used metadata blocks>/<total metadata blocks>
+ *       <used data blocks>/<total data blocks> <mapped blocks> <shared blocks>
+ *       <zero writes elided> <discarded blocks> <cow splits> <mode> <needs_check|->
+ *   blocks are 4 KiB; mode is rw, out_of_space, ro or fail.
  * TABLE: the table line, with devices as major:minor and only the features set.
  */
 static void pool_status(struct dm_target *ti, status_type_t type,
@@ -518,11 +1684,26 @@ static void pool_status(struct dm_target *ti, status_type_t type,
 {
 	struct pool_c *pc = ti->private;
 	struct dd_pool_args *a = &pc->args;
+	struct pool *pool = pc->pool;
+	struct dd_pool_stats st;
 	unsigned int sz = 0;
+	u64 zero_unmapped;
 
 	switch (type) {
 	case STATUSTYPE_INFO:
-		DMEMIT("%s -", (a->features & DD_POOL_READ_ONLY) ? "ro" : "rw");
+		down_read(&pool->lock);
+		dd_pool_get_stats(pool->eng, &st);
+		zero_unmapped = pool->zero_writes_unmapped;
+		up_read(&pool->lock);
+		DMEMIT("%llu %llu/%llu %llu/%llu %llu %llu %llu %llu %llu %s %s",
+		       (unsigned long long)st.user_txn,
+		       (unsigned long long)st.meta_used, (unsigned long long)st.nr_meta_blocks,
+		       (unsigned long long)st.data_used, (unsigned long long)st.nr_data_blocks,
+		       (unsigned long long)st.mapped_blocks,
+		       (unsigned long long)st.shared_blocks,
+		       (unsigned long long)(st.zero_elided + zero_unmapped),
+		       (unsigned long long)st.discarded, (unsigned long long)st.cow_splits,
+		       pool_mode_name(pool->mode), st.needs_check ? "needs_check" : "-");
 		break;
 	case STATUSTYPE_TABLE:
 		DMEMIT("%s %s %u %llu", a->metadata_dev->name, a->data_dev->name,
@@ -545,15 +1726,194 @@ static int pool_iterate_devices(struct dm_target *ti, iterate_devices_callout_fn
 	return fn(ti, pc->args.data_dev, 0, ti->len, data);
 }
 
+/*----------------------------------------------------------------
+ * Pool messages
+ *--------------------------------------------------------------*/
+
+static int parse_id(const char *arg, u32 *id)
+{
+	if (kstrtou32(arg, 10, id) || *id > DD_MAX_VOLUME_ID) {
+		DMWARN("invalid volume id: %s", arg);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static bool __volume_active(struct pool *pool, u32 id, bool running_only)
+{
+	struct volume_c *vc;
+
+	list_for_each_entry(vc, &pool->volumes, list)
+		if (vc->args.volume_id == id && (!running_only || !dm_suspended(vc->ti)))
+			return true;
+	return false;
+}
+
+static const char *errname(int r)
+{
+	switch (r) {
+	case -EEXIST: return "already exists";
+	case -ENOENT: return "does not exist";
+	case -EBUSY: return "is in use";
+	case -ENOSPC: return "no metadata space";
+	case -EROFS: return "pool is read-only";
+	case -EINVAL: return "invalid argument";
+	case -EOVERFLOW: return "too many references to a block";
+	default: return "metadata error";
+	}
+}
+
+static int process_create_volume_mesg(struct pool *pool, unsigned int argc, char **argv)
+{
+	u32 id;
+	int r;
+
+	if (argc != 2) {
+		DMWARN("usage: create_volume <id>");
+		return -EINVAL;
+	}
+	r = parse_id(argv[1], &id);
+	if (r)
+		return r;
+	r = dd_volume_create(pool->eng, id);
+	if (r)
+		DMWARN("%s: create_volume %u: %s", pool_name(pool), id, errname(r));
+	return r;
+}
+
+static int process_create_snap_mesg(struct pool *pool, unsigned int argc, char **argv)
+{
+	u32 id, origin;
+	int r;
+
+	if (argc != 3) {
+		DMWARN("usage: create_snap <id> <origin id>");
+		return -EINVAL;
+	}
+	r = parse_id(argv[1], &id);
+	if (!r)
+		r = parse_id(argv[2], &origin);
+	if (r)
+		return r;
+	/* In-place writes to the origin during the copy would reach the snapshot. */
+	if (__volume_active(pool, origin, true)) {
+		DMWARN("%s: create_snap %u %u: suspend the origin volume first", pool_name(pool),
+		       id, origin);
+		return -EBUSY;
+	}
+	r = dd_snapshot_create(pool->eng, id, origin);
+	if (r)
+		DMWARN("%s: create_snap %u %u: %s", pool_name(pool), id, origin, errname(r));
+	return r;
+}
+
+static int process_delete_volume_mesg(struct pool *pool, unsigned int argc, char **argv)
+{
+	u32 id;
+	int r;
+
+	if (argc != 2) {
+		DMWARN("usage: delete_volume <id>");
+		return -EINVAL;
+	}
+	r = parse_id(argv[1], &id);
+	if (r)
+		return r;
+	if (__volume_active(pool, id, false)) {
+		DMWARN("%s: delete_volume %u: volume is active", pool_name(pool), id);
+		return -EBUSY;
+	}
+	r = dd_volume_delete(pool->eng, id);
+	if (r) {
+		DMWARN("%s: delete_volume %u: %s", pool_name(pool), id, errname(r));
+		return r;
+	}
+	pool->reclaim_pending = true;
+	return 0;
+}
+
+static int process_set_transaction_id_mesg(struct pool *pool, unsigned int argc, char **argv)
+{
+	u64 old_id, new_id;
+	int r;
+
+	if (argc != 3) {
+		DMWARN("usage: set_transaction_id <current id> <new id>");
+		return -EINVAL;
+	}
+	if (kstrtou64(argv[1], 10, &old_id) || kstrtou64(argv[2], 10, &new_id)) {
+		DMWARN("set_transaction_id: invalid transaction id");
+		return -EINVAL;
+	}
+	r = dd_pool_set_user_txn(pool->eng, old_id, new_id);
+	if (r)
+		DMWARN("%s: set_transaction_id %llu %llu: %s", pool_name(pool),
+		       (unsigned long long)old_id, (unsigned long long)new_id,
+		       r == -EINVAL ? "current id does not match" : errname(r));
+	return r;
+}
+
+static const struct {
+	const char *name;
+	int (*fn)(struct pool *pool, unsigned int argc, char **argv);
+} pool_messages[] = {
+	{ "create_volume", process_create_volume_mesg },
+	{ "create_snap", process_create_snap_mesg },
+	{ "delete_volume", process_delete_volume_mesg },
+	{ "set_transaction_id", process_set_transaction_id_mesg },
+};
+
+/* Messages change metadata and are committed before they return. */
+static int pool_message(struct dm_target *ti, unsigned int argc, char **argv,
+			char *result, unsigned int maxlen)
+{
+	struct pool_c *pc = ti->private;
+	struct pool *pool = pc->pool;
+	unsigned int i, noio;
+	int r = -EINVAL;
+
+	if (!argc)
+		return -EINVAL;
+	for (i = 0; i < ARRAY_SIZE(pool_messages); i++)
+		if (!strcasecmp(argv[0], pool_messages[i].name))
+			break;
+	if (i == ARRAY_SIZE(pool_messages)) {
+		DMWARN("%s: unrecognised pool message '%s'", pool_name(pool), argv[0]);
+		return -EINVAL;
+	}
+
+	noio = memalloc_noio_save();
+	down_write(&pool->lock);
+	if (!pool_can_change_metadata(pool)) {
+		DMWARN("%s: %s: pool is in %s mode", pool_name(pool), argv[0],
+		       pool_mode_name(pool->mode));
+		r = -EROFS;
+	} else {
+		r = pool_messages[i].fn(pool, argc, argv);
+		if (!r)
+			r = __commit(pool, false);
+		__check_engine_mode(pool);
+	}
+	up_write(&pool->lock);
+	memalloc_noio_restore(noio);
+	if (!r && pool->reclaim_pending)
+		wake_worker(pool);
+	return r;
+}
+
 static struct target_type pool_target = {
 	.name = "dedup-pool",
 	.features = DM_TARGET_SINGLETON | DM_TARGET_ALWAYS_WRITEABLE |
 		    DM_TARGET_IMMUTABLE,
-	.version = {0, 1, 0},
+	.version = {0, 2, 0},
 	.module = THIS_MODULE,
 	.ctr = pool_ctr,
 	.dtr = pool_dtr,
 	.map = pool_map,
+	.preresume = pool_preresume,
+	.resume = pool_resume,
+	.postsuspend = pool_postsuspend,
+	.message = pool_message,
 	.status = pool_status,
 	.iterate_devices = pool_iterate_devices,
 };
@@ -565,13 +1925,33 @@ static struct target_type pool_target = {
 static void volume_dtr(struct dm_target *ti)
 {
 	struct volume_c *vc = ti->private;
+	struct pool *pool = vc->pool;
+	unsigned int noio;
+
+	noio = memalloc_noio_save();
+	down_write(&pool->lock);
+	list_del(&vc->list);
+	dd_volume_close(vc->vol);
+	up_write(&pool->lock);
+	memalloc_noio_restore(noio);
 
 	mutex_lock(&dd_pool_table.mutex);
-	__dd_pool_put(vc->pool);
+	__pool_put(pool);
 	mutex_unlock(&dd_pool_table.mutex);
 
 	release_volume_args(ti, &vc->args);
 	kfree(vc);
+}
+
+/* Another device already maps this volume (reloads of one device may). */
+static bool __volume_taken(struct pool *pool, u32 id, struct mapped_device *md)
+{
+	struct volume_c *vc;
+
+	list_for_each_entry(vc, &pool->volumes, list)
+		if (vc->args.volume_id == id && vc->md != md)
+			return true;
+	return false;
 }
 
 /*
@@ -579,12 +1959,15 @@ static void volume_dtr(struct dm_target *ti)
  *
  * pool dev: the pool's mapped device (e.g. /dev/mapper/pool), whose table must be
  *           a dedup-pool (loaded, not necessarily resumed).
- * volume id: decimal, 0..16777215.
+ * volume id: decimal, 0..16777215, created with the pool's create_volume or
+ *            create_snap message.
  */
 static int volume_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 {
 	struct volume_c *vc;
 	struct mapped_device *pool_md;
+	struct pool *pool;
+	unsigned int noio;
 	int r;
 
 	vc = kzalloc(sizeof(*vc), GFP_KERNEL);
@@ -593,6 +1976,7 @@ static int volume_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 		return -ENOMEM;
 	}
 	vc->ti = ti;
+	vc->md = dm_table_get_md(ti->table);
 
 	r = parse_volume_args(ti, argc, argv, &vc->args);
 	if (r)
@@ -606,21 +1990,63 @@ static int volume_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	}
 
 	mutex_lock(&dd_pool_table.mutex);
-	vc->pool = __dd_pool_lookup_md(pool_md);
-	if (vc->pool)
-		__dd_pool_get(vc->pool);
+	pool = __pool_lookup_md(pool_md);
+	if (pool)
+		__pool_get(pool);
 	mutex_unlock(&dd_pool_table.mutex);
 	dm_put(pool_md);
-	if (!vc->pool) {
+	if (!pool) {
 		ti->error = "Pool device is not a dedup-pool";
 		r = -EINVAL;
 		goto bad_md;
 	}
+	vc->pool = pool;
+
+	noio = memalloc_noio_save();
+	down_write(&pool->lock);
+	if (pool->mode == PM_FAIL) {
+		ti->error = "Pool is in fail mode";
+		r = -EIO;
+	} else if (__volume_taken(pool, vc->args.volume_id, vc->md)) {
+		ti->error = "Volume is already in use by another device";
+		r = -EBUSY;
+	} else {
+		r = dd_volume_open(pool->eng, vc->args.volume_id, &vc->vol);
+		if (r)
+			ti->error = r == -ENOENT ? "Volume does not exist (create_volume first)" :
+				    "Cannot open the volume's metadata";
+		else
+			list_add(&vc->list, &pool->volumes);
+	}
+	up_write(&pool->lock);
+	memalloc_noio_restore(noio);
+	if (r)
+		goto bad_pool;
 
 	ti->private = vc;
 	ti->num_flush_bios = 1;
+	ti->flush_supported = true;
+	ti->per_io_data_size = sizeof(struct dd_bio_hook);
+	if (!(pool->features & DD_POOL_IGNORE_DISCARD)) {
+		ti->num_discard_bios = 1;
+		ti->discards_supported = true;
+	}
+	r = dm_set_target_max_io_len(ti, DD_SECTORS_PER_BLOCK);
+	if (r) {
+		ti->error = "Cannot set the I/O size limit";
+		goto bad_limit;
+	}
 	return 0;
 
+bad_limit:
+	down_write(&pool->lock);
+	list_del(&vc->list);
+	dd_volume_close(vc->vol);
+	up_write(&pool->lock);
+bad_pool:
+	mutex_lock(&dd_pool_table.mutex);
+	__pool_put(pool);
+	mutex_unlock(&dd_pool_table.mutex);
 bad_md:
 	release_volume_args(ti, &vc->args);
 bad_args:
@@ -628,26 +2054,112 @@ bad_args:
 	return r;
 }
 
+/*
+ * The fast path: finish here when the mapping is cached and the block can be
+ * read or written in place; everything else goes to the pool's worker.
+ */
 static int volume_map(struct dm_target *ti, struct bio *bio)
 {
-	DMERR_LIMIT("%s: volume I/O is not implemented yet",
-		    dm_device_name(dm_table_get_md(ti->table)));
-	return DM_MAPIO_KILL;
+	struct volume_c *vc = ti->private;
+	struct pool *pool = vc->pool;
+	struct dd_bio_hook *h = hook(bio);
+	struct dd_mapping m;
+	int r;
+
+	memset(h, 0, sizeof(*h));
+	h->vc = vc;
+	bio->bi_iter.bi_sector = dm_target_offset(ti, bio->bi_iter.bi_sector);
+	h->lbn = bio->bi_iter.bi_sector >> (DD_BLOCK_SHIFT - SECTOR_SHIFT);
+
+	if (unlikely(pool->mode == PM_FAIL))
+		return DM_MAPIO_KILL;
+	if (op_is_flush(bio->bi_opf) || bio_op(bio) == REQ_OP_DISCARD) {
+		defer_bio(pool, bio);
+		return DM_MAPIO_SUBMITTED;
+	}
+	if (bio_op(bio) != REQ_OP_READ && bio_op(bio) != REQ_OP_WRITE)
+		return DM_MAPIO_KILL;
+	/* A whole block of zeroes is unmapped, not written. */
+	if (bio_op(bio) == REQ_OP_WRITE && zero_detect(pool, bio)) {
+		defer_bio(pool, bio);
+		return DM_MAPIO_SUBMITTED;
+	}
+
+	if (!down_read_trylock(&pool->lock)) {
+		defer_bio(pool, bio);
+		return DM_MAPIO_SUBMITTED;
+	}
+	r = dd_map_lookup(vc->vol, h->lbn, DD_NOWAIT, &m);
+	if (r || (bio_op(bio) == REQ_OP_WRITE && !(m.mapped && m.excl))) {
+		up_read(&pool->lock);
+		defer_bio(pool, bio);
+		return DM_MAPIO_SUBMITTED;
+	}
+	if (!m.mapped) {
+		up_read(&pool->lock);
+		zero_fill_bio(bio);
+		bio_endio(bio);
+		return DM_MAPIO_SUBMITTED;
+	}
+	epoch_get(pool, h);
+	up_read(&pool->lock);
+	remap_to_pbn(pool, bio, m.pbn);
+	return DM_MAPIO_REMAPPED;
+}
+
+static int volume_end_io(struct dm_target *ti, struct bio *bio, blk_status_t *err)
+{
+	struct volume_c *vc = ti->private;
+
+	epoch_put(vc->pool, hook(bio));
+	return DM_ENDIO_DONE;
+}
+
+/* A noflush suspend must not wait for space that may never come. */
+static void volume_presuspend(struct dm_target *ti)
+{
+	struct volume_c *vc = ti->private;
+	struct pool *pool = vc->pool;
+	struct bio_list keep, requeue;
+	unsigned long flags;
+	struct bio *bio;
+
+	if (!dm_noflush_suspending(ti))
+		return;
+	bio_list_init(&keep);
+	bio_list_init(&requeue);
+	spin_lock_irqsave(&pool->lists_lock, flags);
+	while ((bio = bio_list_pop(&pool->no_space)))
+		bio_list_add(hook(bio)->vc == vc ? &requeue : &keep, bio);
+	pool->no_space = keep;
+	spin_unlock_irqrestore(&pool->lists_lock, flags);
+	while ((bio = bio_list_pop(&requeue)))
+		error_bio(bio, BLK_STS_DM_REQUEUE);
 }
 
 /*
- * INFO: "-" (nothing to report yet).
+ * INFO: <mapped blocks> <highest mapped block|->   (4 KiB blocks)
  * TABLE: <pool dev as major:minor> <volume id>
  */
 static void volume_status(struct dm_target *ti, status_type_t type,
 			  unsigned int status_flags, char *result, unsigned int maxlen)
 {
 	struct volume_c *vc = ti->private;
+	struct pool *pool = vc->pool;
 	unsigned int sz = 0;
+	u64 mapped, top;
+	int r;
 
 	switch (type) {
 	case STATUSTYPE_INFO:
-		DMEMIT("-");
+		down_read(&pool->lock);
+		mapped = dd_volume_mapped(vc->vol);
+		r = dd_volume_highest_lbn(vc->vol, &top);
+		up_read(&pool->lock);
+		if (r)
+			DMEMIT("%llu -", (unsigned long long)mapped);
+		else
+			DMEMIT("%llu %llu", (unsigned long long)mapped, (unsigned long long)top);
 		break;
 	case STATUSTYPE_TABLE:
 		DMEMIT("%s %u", vc->args.pool_dev->name, vc->args.volume_id);
@@ -660,14 +2172,40 @@ static void volume_status(struct dm_target *ti, status_type_t type,
 	}
 }
 
+static int volume_iterate_devices(struct dm_target *ti, iterate_devices_callout_fn fn,
+				  void *data)
+{
+	struct volume_c *vc = ti->private;
+
+	return fn(ti, vc->args.pool_dev, 0, vc->pool->ti ? vc->pool->ti->len : ti->len, data);
+}
+
+/* 512-byte logical blocks stay supported (read-modify-write); 4 KiB physical. */
+static void volume_io_hints(struct dm_target *ti, struct queue_limits *limits)
+{
+	struct volume_c *vc = ti->private;
+
+	limits->physical_block_size = max_t(unsigned int, limits->physical_block_size,
+					    DD_BLOCK_SIZE);
+	blk_limits_io_min(limits, DD_BLOCK_SIZE);
+	blk_limits_io_opt(limits, DD_BLOCK_SIZE);
+	if (vc->pool->features & DD_POOL_IGNORE_DISCARD)
+		return;
+	dd_set_discard_limits(limits, DD_BLOCK_SIZE, DD_MAX_DISCARD_SECTORS);
+}
+
 static struct target_type volume_target = {
 	.name = "dedup",
-	.version = {0, 1, 0},
+	.version = {0, 2, 0},
 	.module = THIS_MODULE,
 	.ctr = volume_ctr,
 	.dtr = volume_dtr,
 	.map = volume_map,
+	.end_io = volume_end_io,
+	.presuspend = volume_presuspend,
 	.status = volume_status,
+	.iterate_devices = volume_iterate_devices,
+	.io_hints = volume_io_hints,
 };
 
 /*----------------------------------------------------------------

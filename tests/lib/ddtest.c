@@ -197,8 +197,13 @@ int tp_create(struct tpool *tp, u64 meta_blocks, u64 data_blocks, u32 journal,
 
 void tp_close(struct tpool *tp)
 {
-	if (tp->pool)
+	if (tp->pool) {
+		struct dd_pool_stats st;
+
+		dd_pool_get_stats(tp->pool, &st);
+		tp->last_txn = st.txn;
 		dd_pool_close(tp->pool);
+	}
 	if (tp->bm)
 		dd_bm_destroy(tp->bm);
 	tp->pool = NULL;

@@ -44,6 +44,7 @@ struct tpool {
 	struct dd_bm_opts bmo;
 	struct dd_format_params fp;
 	struct dd_pool_hooks hooks;	/* passed to every open */
+	u64 last_txn;			/* committed txn when tp_close() ran */
 };
 
 int tp_create(struct tpool *tp, u64 meta_blocks, u64 data_blocks, u32 journal,
