@@ -384,6 +384,7 @@ static void chk_owner(struct chk *c, u64 pbn, const struct dd_record *rec)
 {
 	struct dd_volume *v;
 	struct dd_mapping m;
+	int r;
 
 	if (rec->refcount != 1) {
 		chk_report(c, DD_CHK_OWNER, true, "block %llu: owner set but refcount is %u",
@@ -395,11 +396,20 @@ static void chk_owner(struct chk *c, u64 pbn, const struct dd_record *rec)
 			   (unsigned long long)pbn, rec->owner_vol);
 		return;
 	}
-	if (dd_map_lookup(v, rec->owner_lbn, 0, &m) || !m.mapped || m.pbn != pbn)
+	r = dd_map_lookup(v, rec->owner_lbn, 0, &m);
+	if (r)
+		chk_report(c, DD_CHK_OWNER, true, "block %llu: the map of its owner %u/%llu is unreadable (error %d)",
+			   (unsigned long long)pbn, rec->owner_vol,
+			   (unsigned long long)rec->owner_lbn, r);
+	else if (!m.mapped)
 		chk_report(c, DD_CHK_OWNER, true,
-			   "block %llu: owner %u/%llu does not map it (maps %s%llu)",
+			   "block %llu: owner %u/%llu does not map it (maps nothing)",
+			   (unsigned long long)pbn, rec->owner_vol, (unsigned long long)rec->owner_lbn);
+	else if (m.pbn != pbn)
+		chk_report(c, DD_CHK_OWNER, true,
+			   "block %llu: owner %u/%llu does not map it (maps %llu)",
 			   (unsigned long long)pbn, rec->owner_vol, (unsigned long long)rec->owner_lbn,
-			   m.mapped ? "" : "nothing, ", (unsigned long long)m.pbn);
+			   (unsigned long long)m.pbn);
 	dd_volume_close(v);
 }
 
