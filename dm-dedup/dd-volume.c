@@ -244,6 +244,16 @@ int dd_volume_next(struct dd_pool *pool, u32 *id, bool want_all, struct dd_volum
 				continue;
 			if (!want_all && (flags & (DD_VOL_DELETING | DD_VOL_INCOMPLETE)))
 				continue;
+			/* Callers step on from *id + 1: a stored id that is not the
+			 * slot's own (damage) would send them back forever. */
+			if (found * DD_VOLS_PER_LEAF + slot > DD_MAX_VOLUME_ID ||
+			    le32_to_cpu(e->id) != found * DD_VOLS_PER_LEAF + slot) {
+				dd_err("volume table slot %llu holds volume %u",
+				       (unsigned long long)(found * DD_VOLS_PER_LEAF + slot),
+				       le32_to_cpu(e->id));
+				dd_blk_put(leaf);
+				return -EILSEQ;
+			}
 			info->id = le32_to_cpu(e->id);
 			info->flags = flags;
 			info->origin = le32_to_cpu(e->origin);
