@@ -25,7 +25,7 @@
 #define DD_SECTOR_SHIFT		9
 #define DD_SECTORS_PER_BLOCK	(DD_BLOCK_SIZE >> DD_SECTOR_SHIFT)
 
-#define DD_MAGIC		0x7075646564646d64ULL	/* "dmdedup" (le) */
+#define DD_MAGIC		0x7075646564646d64ULL	/* bytes "dmddedup" on disk */
 #define DD_VERSION		1
 
 /* Feature words: an unknown incompat bit refuses to open, an unknown
@@ -153,7 +153,7 @@ struct dd_disk_refs_leaf {
 #define DD_BITS_PER_BITMAP	(DD_BITMAP_WORDS * 64)		/* 32512 */
 
 struct dd_disk_bitmap {
-	struct dd_disk_header hdr;	/* count unused for bitmaps (bits > 16 bit) */
+	struct dd_disk_header hdr;	/* count = bits set (<= 32512) */
 	__le64 word[DD_BITMAP_WORDS];	/* bit i of word w = block w * 64 + i */
 } DD_PACKED;
 
