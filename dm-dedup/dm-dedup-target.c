@@ -596,8 +596,7 @@ static void rmw_endio(struct bio *io)
 	struct pool *pool = h->vc->pool;
 
 	h->status = io->bi_status;
-	if (h->state == HS_RMW_READ)
-		epoch_put(pool, h);
+	epoch_put(pool, h);	/* held since the block was looked up */
 	hook_prepared(pool, h);
 }
 
@@ -803,8 +802,7 @@ static void start_new_block(struct pool *pool, struct bio *bio, const struct dd_
 	}
 	if (r) {
 		h->status = errno_to_blk_status(r);
-		if (h->state == HS_RMW_READ)
-			epoch_put(pool, h);
+		epoch_put(pool, h);
 		hook_prepared(pool, h);
 	}
 }

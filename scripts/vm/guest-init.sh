@@ -17,9 +17,11 @@ mkdir -p /run/lock /run/lvm
 [ -e /dev/fd ] || ln -s /proc/self/fd /dev/fd
 
 test=
+boot=1
 for arg in $(cat /proc/cmdline); do
 	case "$arg" in
 	dd.test=*) test=${arg#dd.test=} ;;
+	dd.boot=*) boot=${arg#dd.boot=} ;;
 	esac
 done
 
@@ -53,6 +55,7 @@ export DD_OUT=/out/results
 export DD_TMP=/tmp
 export DD_TESTS=/tests
 export DD_NATIVE=0
+export DD_BOOT="$boot"
 DD_DISKS=$(ls /dev/vd? 2>/dev/null | tr '\n' ' ')
 export DD_DISKS
 export DM_DISABLE_UDEV=1

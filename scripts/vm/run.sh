@@ -8,9 +8,10 @@
 #     --no-build  do not (re)build the module/initramfs first (the runner builds once)
 #
 # A guest script may ask for resources on a line of its own:
-#   # vm: timeout=120 disks=2 disk_size=2G mem=2G prealloc=1
+#   # vm: timeout=120 disks=2 disk_size=2G mem=2G prealloc=1 boots=2
 # (disks are sparse raw files in build/vm/out/<name>/, the guest's /dev/vda, /dev/vdb, ...;
-# prealloc=1 adds -mem-prealloc, which benchmarks want).
+# prealloc=1 adds -mem-prealloc, which benchmarks want; boots=N runs the script N times
+# in N boots over the same disks, with DD_BOOT=1..N, to test persistence across reboots).
 #
 # Results land in build/vm/out/<name>/: console.log, share/{test.log,dmesg.txt,rc,results/}.
 # The last line printed is "VM-RESULT <name>: PASS" or "VM-RESULT <name>: FAIL: <reasons>".
@@ -58,6 +59,7 @@ disk_size=$(opt disk_size 1G)
 mem=$(opt mem 2G)
 prealloc=()
 [ "$(opt prealloc 0)" = 1 ] && prealloc=(-mem-prealloc)
+boots=$(opt boots 1)
 
 OUT=$ROOT/build/vm/out/$name
 rm -rf "$OUT"
@@ -68,14 +70,18 @@ for ((i = 0; i < ndisks; i++)); do
 	drives+=(-drive "file=$OUT/disk$i.img,if=virtio,format=raw,cache=none,aio=threads")
 done
 
+run_boot() { # run_boot BOOT: one boot; sets code and reasons
+local boot=$1
 cmd=(timeout --kill-after=10 "$tmo"
 	qemu-system-x86_64 -accel tcg,thread=multi,tb-size=512 -cpu max -smp 2 -m "$mem"
 	-nographic -no-reboot -kernel "/boot/vmlinuz-$K" -initrd "$INITRD"
-	-append "console=ttyS0 panic=-1 oops=panic quiet loglevel=5 dd.test=$name.sh"
+	-append "console=ttyS0 panic=-1 oops=panic quiet loglevel=5 dd.test=$name.sh dd.boot=$boot"
 	-virtfs "local,path=$OUT/share,mount_tag=out,security_model=none,id=out"
 	"${prealloc[@]}" "${drives[@]}")
 
-echo "vm: $name: booting ($K, timeout ${tmo}s, ${ndisks} disk(s), $mem)"
+echo "vm: $name: booting ($K, timeout ${tmo}s, ${ndisks} disk(s), $mem, boot $boot/$boots)"
+rm -rf "$OUT/share"
+mkdir -p "$OUT/share"
 start=$SECONDS
 set +e
 if [ "$quiet" = 1 ]; then
@@ -137,4 +143,18 @@ if [ "$code" -ne 0 ]; then
 else
 	echo "VM-RESULT $name: PASS (${elapsed}s)"
 fi
-exit "$code"
+}
+
+final=0
+for ((boot = 1; boot <= boots; boot++)); do
+	run_boot "$boot"
+	if [ "$boots" -gt 1 ]; then
+		mkdir -p "$OUT/boot$boot"
+		cp -a "$OUT/console.log" "$OUT/share" "$OUT/boot$boot/" 2>/dev/null || true
+	fi
+	if [ "$code" -ne 0 ]; then
+		final=$code
+		break
+	fi
+done
+exit "$final"

@@ -70,6 +70,13 @@ $T "pool: target longer than the data device" ddt-bad dedup-pool "Pool length ex
 	"0 $((LEN * 2)) dedup-pool $meta $data 8 1024"
 $T "pool: zero-length target (refused by dm core)" ddt-bad - "zero-length target" \
 	"0 0 dedup-pool $meta $data 8 1024"
+check "a metadata device holding something else" \
+	sh -c "yes junk | head -c 65536 | dd of=$meta2 conv=notrunc 2>/dev/null"
+$T "pool: metadata device holds something that is not a pool" ddt-bad dedup-pool \
+	"Metadata device holds something other than a dedup pool" \
+	"$P $meta2 $data2 8 1024"
+check "the junk is zeroed again" \
+	sh -c "dd if=/dev/zero of=$meta2 bs=65536 count=1 conv=notrunc 2>/dev/null"
 $T "pool: not alone in its table" ddt-bad dedup-pool \
 	"singleton target type must appear alone in table" \
 	"0 8 linear $data2 0
@@ -138,8 +145,12 @@ $T "volume: pool device is a dm device but not a dedup-pool" ddt-vbad dedup \
 	"$V /dev/mapper/ddt-linear 1"
 check "the linear device is removed" dmsetup remove ddt-linear
 
+$T "volume: the volume was never created in the pool" ddt-vbad dedup \
+	"Volume does not exist (create_volume first)" \
+	"$V $POOLDEV 16777215"
+
 log "--- well-formed dedup lines"
-# When volumes live in the metadata, this needs a create_volume message first.
+check "pool: create_volume 16777215" dmsetup message ddt-pool 0 create_volume 16777215
 check "volume: a well-formed line is accepted (largest id)" \
 	sh -c "echo '$V $POOLDEV 16777215' | dmsetup create ddt-vol"
 check_eq "volume: dmsetup table prints the line back" \

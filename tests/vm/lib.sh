@@ -15,6 +15,7 @@
 #   DD_TESTS   the directory holding the guest scripts and this file
 #   DD_NATIVE  1 on a real host, 0 in the guest
 #   DD_DISKS   the virtio disks asked for with "# vm: disks=N" (guest only; empty natively)
+#   DD_BOOT    which boot this is (1..N with "# vm: boots=N"; the disks persist)
 #   DD_MODULE  natively: the dm-dedup.ko to insmod
 #
 # Names: dm devices made by tests start with "ddt-"; dd_cleanup removes them and the
@@ -24,6 +25,7 @@
 : "${DD_TMP:=/tmp}"
 : "${DD_OUT:=$DD_TMP/dd-out-$DD_TEST}"
 : "${DD_NATIVE:=0}"
+: "${DD_BOOT:=1}"
 : "${DD_TESTS:=$(cd "$(dirname "$0")" && pwd)}"
 # Without udev (the guest) libdevmapper makes the /dev/mapper nodes itself.
 [ "$DD_NATIVE" = 1 ] || export DM_DISABLE_UDEV=1
@@ -231,3 +233,57 @@ dd_cleanup() {
 	rm -rf "$DD_STATE"
 }
 trap dd_cleanup EXIT
+
+# --- dm-dedup pools and volumes --------------------------------------------------------
+
+# dd_pool_create NAME METADATA_DEV DATA_DEV [LOW_WATER [FEATURE...]]: a dedup-pool over
+# the whole data device (a zeroed metadata device is formatted).
+dd_pool_create() {
+	_name=$1 _meta=$2 _data=$3
+	_lw=${4:-0}
+	shift 3
+	[ $# -gt 0 ] && shift
+	_feat=
+	[ $# -gt 0 ] && _feat=" $# $*"
+	echo "0 $(dd_sectors "$_data") dedup-pool $_meta $_data 8 $_lw$_feat" |
+		dmsetup create "$_name"
+}
+
+# dd_volume_create POOL ID NAME SIZE_SECTORS: create_volume + a dedup device.
+dd_volume_create() {
+	dmsetup message "$1" 0 create_volume "$2" &&
+		echo "0 $4 dedup /dev/mapper/$1 $2" | dmsetup create "$3"
+}
+
+# dd_volume_activate POOL ID NAME SIZE_SECTORS: a dedup device for an existing volume.
+dd_volume_activate() {
+	echo "0 $4 dedup /dev/mapper/$1 $2" | dmsetup create "$3"
+}
+
+# dd_pool_field NAME N: the Nth field of the pool's status after the target name
+# (1 transaction id, 2 metadata used/total, 3 data used/total, 4 mapped, 5 shared,
+# 6 zero writes elided, 7 discarded, 8 cow splits, 9 mode, 10 needs_check).
+dd_pool_field() {
+	dmsetup status "$1" | awk -v n="$2" '{print $(3 + n)}'
+}
+
+# dd_pool_data_used NAME: used data blocks.
+dd_pool_data_used() { dd_pool_field "$1" 3 | cut -d/ -f1; }
+
+# dd_check_metadata DEV: dedup_check on a metadata device no pool holds; clean or fail.
+dd_check_metadata() {
+	if ! command -v dedup_check >/dev/null 2>&1; then
+		echo "dedup_check is not installed" >&2
+		return 1
+	fi
+	dedup_check "$1"
+}
+
+# dd_sum FILE_OR_DEV [BYTES]: a checksum of the first BYTES (default: all) bytes.
+dd_sum() {
+	if [ -n "${2:-}" ]; then
+		head -c "$2" "$1" | sha256sum | cut -d' ' -f1
+	else
+		sha256sum <"$1" | cut -d' ' -f1
+	fi
+}
