@@ -29,15 +29,22 @@ max_len() {
 	esac
 }
 
-# summary LOG: "N execs, cov C ft F, corpus K"
+# summary LOG: "N execs, cov C ft F, corpus K" (fork mode, -fork=N: the
+# parent's "#N: cov: ..." lines, whose cov counts differently)
 summary() {
 	local log=$1 execs cov ft corp last
 	execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
 	[ -n "$execs" ] || execs=$(sed -n 's/^Done \([0-9]*\) runs.*/\1/p' "$log" | tail -1)
 	last=$(grep -E '^#[0-9]+[[:space:]]' "$log" | grep ' cov: ' | tail -1)
+	if [ -z "$last" ]; then
+		last=$(grep -E '^#[0-9]+: cov: ' "$log" | tail -1)
+		[ -n "$execs" ] || execs=$(sed -n 's/^#\([0-9]*\): .*/\1/p' <<<"$last")
+		corp=$(sed -n 's/.* corp: \([0-9]*\) .*/\1/p' <<<"$last")
+	else
+		corp=$(sed -n 's/.* corp: \([0-9]*\/[0-9]*[a-zA-Z]*\).*/\1/p' <<<"$last")
+	fi
 	cov=$(sed -n 's/.* cov: \([0-9]*\).*/\1/p' <<<"$last")
 	ft=$(sed -n 's/.* ft: \([0-9]*\).*/\1/p' <<<"$last")
-	corp=$(sed -n 's/.* corp: \([0-9]*\/[0-9]*[a-zA-Z]*\).*/\1/p' <<<"$last")
 	echo "${execs:-0} execs, cov ${cov:-?} ft ${ft:-?}, corpus ${corp:-?}"
 }
 
@@ -57,10 +64,15 @@ for t in "$@"; do
 	[ -n "$(ls -A "$corpus")" ] || cp "$B/seeds/$t"/* "$corpus"/
 	dirs=("$corpus")
 	[ -d "tests/fuzz/regress/$t" ] && dirs+=("tests/fuzz/regress/$t")
+	before=$(ls "$B/artifacts" | grep -c "^$t-" || true)
 	"$bin" "${common[@]}" -max_len="$(max_len "$t")" \
 		-artifact_prefix="$B/artifacts/$t-" ${FUZZ_FLAGS:-} "${dirs[@]}" >"$log" 2>&1
 	status=$?
 	sum=$(summary "$log")
+	# Fork mode with -ignore_crashes=1 exits 0: count what it saved.
+	after=$(ls "$B/artifacts" | grep -c "^$t-" || true)
+	[ $status -eq 0 ] && [ "$after" -gt "$before" ] && status=1 &&
+		echo "# $t: $((after - before)) new inputs in $B/artifacts/ (fork mode kept going)"
 	if [ $status -eq 0 ]; then
 		if [ "$mode" = smoke ]; then
 			echo "ok $n - $t ($sum)"

@@ -153,6 +153,55 @@ static void failed_abort_leaves_the_pool_writable_and_the_next_commit_corrupts(v
 	tp_destroy(&tp);
 }
 
+/*
+ * Found by fuzz_open (timeout in dd_pool_reclaim), NOT FIXED (reported):
+ * reclaim retries a deleted volume until its map is empty, but a map leaf
+ * whose header counts more entries than it holds is never freed, so the
+ * loop makes no progress and never ends (in the kernel: the pool worker
+ * spins).  Run with FZ_KNOWN_BUGS=1 (fails, by alarm, until fixed).
+ */
+static void reclaim_of_a_map_leaf_with_a_wrong_count_terminates(void **state)
+{
+	struct dd_disk_map_leaf leaf;
+	struct dd_volume *v;
+	struct tpool tp;
+	bool done = false;
+	u64 b;
+	int r;
+
+	(void)state;
+	memset(&tp, 0, sizeof(tp));
+	assert_int_equal(tp_create(&tp, 512, 256, 128, NULL), 0);
+	assert_int_equal(dd_volume_create(tp.pool, 1), 0);
+	assert_int_equal(dd_volume_open(tp.pool, 1, &v), 0);
+	assert_int_equal(tp_write(v, 0, NULL), 0);
+	assert_int_equal(tp_write(v, 1, NULL), 0);
+	assert_int_equal(v->map.height, 0);		/* the root is the leaf */
+	b = v->map.block;
+	dd_volume_close(v);
+	assert_int_equal(dd_volume_delete(tp.pool, 1), 0);
+	assert_int_equal(dd_pool_commit(tp.pool), 0);
+	assert_int_equal(dd_pool_set_user_txn(tp.pool, 0, 1), 0);
+	assert_int_equal(dd_pool_commit(tp.pool), 0);	/* journals nothing */
+	tp_close(&tp);
+
+	memcpy(&leaf, dd_ramdev_block(tp.rd, b), sizeof(leaf));
+	assert_int_equal(le16_to_cpu(leaf.hdr.count), 2);
+	leaf.hdr.count = cpu_to_le16(3);
+	leaf.hdr.csum = cpu_to_le32(dd_block_csum(&leaf, DD_BT_MAP));
+	dd_ramdev_poke(tp.rd, b, &leaf);
+
+	tp_quiet(true);
+	assert_int_equal(tp_open(&tp), 0);
+	signal(SIGALRM, on_alarm);
+	alarm(20);
+	r = dd_pool_reclaim(tp.pool, 1000, &done);
+	alarm(0);
+	/* Any result will do (an error is the honest one): returning is what matters. */
+	(void)r;
+	tp_destroy(&tp);
+}
+
 int main(void)
 {
 	const struct CMUnitTest fixed[] = {
@@ -161,6 +210,7 @@ int main(void)
 	};
 	const struct CMUnitTest known[] = {
 		cmocka_unit_test(failed_abort_leaves_the_pool_writable_and_the_next_commit_corrupts),
+		cmocka_unit_test(reclaim_of_a_map_leaf_with_a_wrong_count_terminates),
 	};
 
 	/* Open bugs fail by design: run them only when asked (cmocka's skip
