@@ -44,8 +44,9 @@ static u64 fz_lbn(u16 arg)
 /* One operation; returns its result (errors are expected on damaged pools).
  * 'no_reclaim': the map trees are damaged in a way that makes
  * dd_pool_reclaim loop forever (reported: it retries a volume whose map
- * cannot be emptied because a leaf or node count is wrong; the
- * reproducer is in test_fuzz_regress.c), so reclaim is not run. */
+ * cannot be emptied -- a leaf or node count too high, a node reachable
+ * twice -- with an unchanged budget; the reproducer is in
+ * test_fuzz_regress.c), so reclaim is not run. */
 static int fz_run_op(struct dd_pool *pool, const struct fz_op *op, bool no_reclaim)
 {
 	u32 id = fz_vol_id(op->vol);
@@ -171,7 +172,7 @@ static void fz_read_write(struct fz_ovl *o, u8 b0, u8 flags, u8 fparam,
 	if ((flags & FZ_F_ORACLE) || has_reclaim) {
 		if (fz_sane(dev)) {
 			clean = fz_check(dev, 0, &res) == 0 && (flags & FZ_F_ORACLE);
-			no_reclaim = res.count[DD_CHK_TREE] > 0;
+			no_reclaim = res.count[DD_CHK_TREE] || res.count[DD_CHK_META_SHARED];
 		} else {
 			no_reclaim = true;
 		}
