@@ -67,6 +67,11 @@
 #define DD_BM_RESERVED_BUFFERS		128
 #define DD_MAX_DISCARD_SECTORS		(1U << 21)	/* 1 GiB per discard bio */
 
+static unsigned int lookup_cache_entries = 1U << 18;
+module_param(lookup_cache_entries, uint, 0444);
+MODULE_PARM_DESC(lookup_cache_entries,
+		 "Mappings each pool keeps in its lock-free lookup cache (rounded up to a power of two, 32 bytes each)");
+
 static unsigned int no_space_timeout_secs = 60;
 module_param_named(no_space_timeout, no_space_timeout_secs, uint, 0644);
 MODULE_PARM_DESC(no_space_timeout,
@@ -122,6 +127,34 @@ enum pool_mode {
 	PM_FAIL,		/* all I/O fails */
 };
 
+/*
+ * The lookup cache: what map() consults instead of the engine.  A direct-mapped
+ * table of (volume, LBN) -> mapping, written only by the worker under
+ * pool->lock, read without locks: each slot has its own sequence count, so an
+ * update disturbs only readers of that slot.  It never holds a mapping that
+ * differs from the engine's open state: every engine call that changes a
+ * mapping updates or drops the entry (or the whole cache, by bumping the
+ * generation) in the same critical section.
+ */
+struct lc_slot {
+	u32 seq;		/* odd while the worker writes the slot */
+	u32 gen;		/* 0 = empty */
+	u32 vol;
+	u32 pad;
+	u64 lbn;
+	u64 entry;		/* pbn | LC_MAPPED | LC_EXCL */
+};
+
+#define LC_MAPPED	(1ULL << 63)
+#define LC_EXCL		(1ULL << 62)
+#define LC_PBN_MASK	((1ULL << 48) - 1)
+
+struct lookup_cache {
+	u32 gen;
+	u32 bits;		/* 2^bits slots */
+	struct lc_slot *slots;
+};
+
 /* A block being given a new home; other writes to it wait (worker only). */
 struct dd_cell {
 	struct hlist_node node;
@@ -149,9 +182,9 @@ struct pool {
 	enum pool_mode mode;
 
 	/*
-	 * The engine is not thread-safe: writers (the worker, messages,
-	 * constructors) hold 'lock' for write; map() tries it for read and
-	 * only ever does cache-only lookups under it.
+	 * The engine is not thread-safe: the worker, messages, constructors
+	 * and status hold 'lock' around every engine call.  map() never takes
+	 * it: it reads the lookup cache.
 	 */
 	struct rw_semaphore lock;
 	struct dd_bm *bm;
@@ -174,6 +207,8 @@ struct pool {
 	unsigned int epoch;
 	atomic_t epoch_count[2];
 	wait_queue_head_t epoch_wait;
+
+	struct lookup_cache lc;
 
 	struct hlist_head cells[1 << DD_CELL_HASH_BITS];
 	mempool_t *cell_pool;
@@ -303,6 +338,107 @@ static void __pool_put(struct pool *pool)
 }
 
 /*----------------------------------------------------------------
+ * Lookup cache
+ *--------------------------------------------------------------*/
+
+static int lc_init(struct lookup_cache *lc)
+{
+	unsigned int n = roundup_pow_of_two(max(lookup_cache_entries, 1024U));
+
+	lc->gen = 1;
+	lc->bits = ilog2(n);
+	lc->slots = kvcalloc(n, sizeof(*lc->slots), GFP_KERNEL);
+	return lc->slots ? 0 : -ENOMEM;
+}
+
+static void lc_exit(struct lookup_cache *lc)
+{
+	kvfree(lc->slots);
+}
+
+static struct lc_slot *lc_slot(struct lookup_cache *lc, u32 vol, u64 lbn)
+{
+	/* The top bits of a multiplicative hash spread consecutive LBNs evenly. */
+	return &lc->slots[hash_64(lbn ^ ((u64)vol << 48), lc->bits)];
+}
+
+/* Lock-free: false on a miss or while the worker rewrites the slot. */
+static bool lc_lookup(struct lookup_cache *lc, u32 vol, u64 lbn, struct dd_mapping *m)
+{
+	struct lc_slot *p = lc_slot(lc, vol, lbn);
+	u32 seq = READ_ONCE(p->seq), slot_vol, slot_gen;
+	u64 slot_lbn, entry;
+
+	if (seq & 1)
+		return false;
+	smp_rmb();
+	slot_gen = READ_ONCE(p->gen);
+	slot_vol = READ_ONCE(p->vol);
+	slot_lbn = READ_ONCE(p->lbn);
+	entry = READ_ONCE(p->entry);
+	smp_rmb();
+	if (READ_ONCE(p->seq) != seq || slot_gen != READ_ONCE(lc->gen) || slot_vol != vol ||
+	    slot_lbn != lbn)
+		return false;
+	m->mapped = entry & LC_MAPPED;
+	m->excl = entry & LC_EXCL;
+	m->pbn = entry & LC_PBN_MASK;
+	return true;
+}
+
+/* Worker side, pool->lock held for write (one writer at a time). */
+static void __lc_write(struct lc_slot *p, u32 gen, u32 vol, u64 lbn, u64 entry)
+{
+	WRITE_ONCE(p->seq, p->seq + 1);
+	smp_wmb();
+	WRITE_ONCE(p->gen, gen);
+	WRITE_ONCE(p->vol, vol);
+	WRITE_ONCE(p->lbn, lbn);
+	WRITE_ONCE(p->entry, entry);
+	smp_wmb();
+	WRITE_ONCE(p->seq, p->seq + 1);
+}
+
+static void __lc_store(struct lookup_cache *lc, u32 vol, u64 lbn, const struct dd_mapping *m)
+{
+	struct lc_slot *p = lc_slot(lc, vol, lbn);
+	u64 entry = (m->mapped ? LC_MAPPED | m->pbn : 0) | (m->excl ? LC_EXCL : 0);
+
+	if (p->gen == lc->gen && p->vol == vol && p->lbn == lbn && p->entry == entry)
+		return;
+	__lc_write(p, lc->gen, vol, lbn, entry);
+}
+
+static void __lc_forget(struct lookup_cache *lc, u32 vol, u64 lbn)
+{
+	struct lc_slot *p = lc_slot(lc, vol, lbn);
+
+	if (p->gen == lc->gen && p->vol == vol && p->lbn == lbn)
+		__lc_write(p, 0, 0, 0, 0);
+}
+
+/* Drops everything (snapshots, deletions, aborts): a new generation. */
+static void __lc_clear(struct lookup_cache *lc)
+{
+	u32 gen = lc->gen + 1;
+
+	WRITE_ONCE(lc->gen, gen ? gen : 1);
+	smp_wmb();
+}
+
+static void __lc_forget_range(struct lookup_cache *lc, u32 vol, u64 lbn, u64 nr)
+{
+	u64 i;
+
+	if (nr > (1ULL << lc->bits)) {
+		__lc_clear(lc);
+		return;
+	}
+	for (i = 0; i < nr; i++)
+		__lc_forget(lc, vol, lbn + i);
+}
+
+/*----------------------------------------------------------------
  * Pool mode: one place switches it, from the engine's state and space
  *--------------------------------------------------------------*/
 
@@ -349,11 +485,16 @@ static void __check_engine_mode(struct pool *pool)
 {
 	switch (dd_pool_mode(pool->eng)) {
 	case DD_MODE_FAIL:
+		if (pool->mode != PM_FAIL)
+			__lc_clear(&pool->lc);
 		set_pool_mode(pool, PM_FAIL);
 		break;
 	case DD_MODE_RO:
-		if (pool->mode < PM_READ_ONLY)
+		if (pool->mode < PM_READ_ONLY) {
+			/* The engine dropped its open transaction. */
+			__lc_clear(&pool->lc);
 			set_pool_mode(pool, PM_READ_ONLY);
+		}
 		break;
 	case DD_MODE_RW:
 		break;
@@ -369,11 +510,16 @@ static bool pool_can_change_metadata(struct pool *pool)
  * Epochs of in-flight data I/O
  *--------------------------------------------------------------*/
 
-/* Caller holds pool->lock (read or write): the epoch cannot flip meanwhile. */
+/*
+ * Counts a bio in the current epoch before its mapping is looked up.  The
+ * commit flips the epoch after changing mappings and then waits for the old
+ * epoch: either it sees this count, or this lookup sees the new mapping.
+ */
 static void epoch_get(struct pool *pool, struct dd_bio_hook *h)
 {
-	h->epoch = pool->epoch;
+	h->epoch = READ_ONCE(pool->epoch);
 	atomic_inc(&pool->epoch_count[h->epoch]);
+	smp_mb__after_atomic();
 	h->counted = true;
 }
 
@@ -391,7 +537,9 @@ static void __epoch_flip_and_drain(struct pool *pool)
 {
 	unsigned int old = pool->epoch;
 
-	pool->epoch ^= 1;
+	smp_mb();	/* mapping and cache changes before the flip */
+	WRITE_ONCE(pool->epoch, old ^ 1);
+	smp_mb();
 	wait_event(pool->epoch_wait, !atomic_read(&pool->epoch_count[old]));
 }
 
@@ -758,11 +906,14 @@ static void process_read(struct pool *pool, struct bio *bio)
 	struct dd_mapping m;
 	int r;
 
-	down_read(&pool->lock);
+	down_write(&pool->lock);
 	r = dd_map_lookup(h->vc->vol, h->lbn, 0, &m);
-	if (!r && m.mapped)
-		epoch_get(pool, h);
-	up_read(&pool->lock);
+	if (!r) {
+		__lc_store(&pool->lc, h->vc->args.volume_id, h->lbn, &m);
+		if (m.mapped)
+			epoch_get(pool, h);
+	}
+	up_write(&pool->lock);
 	if (r) {
 		DMERR_LIMIT("%s: metadata lookup failed: %d", pool_name(pool), r);
 		error_bio(bio, BLK_STS_IOERR);
@@ -837,6 +988,10 @@ static void process_write(struct pool *pool, struct bio *bio)
 			r = dd_map_unmap(vc->vol, h->lbn, 1, DD_UNMAP_ZERO);
 		else
 			pool->zero_writes_unmapped++;
+		if (!r) {
+			m.mapped = m.excl = false;
+			__lc_store(&pool->lc, vc->args.volume_id, h->lbn, &m);
+		}
 		__check_engine_mode(pool);
 		up_write(&pool->lock);
 		if (r)
@@ -854,6 +1009,7 @@ static void process_write(struct pool *pool, struct bio *bio)
 			goto metadata_error;
 		m.excl = excl;
 	}
+	__lc_store(&pool->lc, vc->args.volume_id, h->lbn, &m);
 	if (m.mapped && m.excl) {
 		epoch_get(pool, h);
 		up_write(&pool->lock);
@@ -885,6 +1041,7 @@ static void process_write(struct pool *pool, struct bio *bio)
 	return;
 
 metadata_error:
+	__lc_forget(&pool->lc, vc->args.volume_id, h->lbn);
 	__check_engine_mode(pool);
 	up_write(&pool->lock);
 	DMERR_LIMIT("%s: metadata operation failed: %d", pool_name(pool), r);
@@ -906,6 +1063,7 @@ static void process_discard(struct pool *pool, struct bio *bio)
 			r = dd_map_unmap(h->vc->vol, first, last - first, DD_UNMAP_DISCARD);
 		else
 			r = -EROFS;
+		__lc_forget_range(&pool->lc, h->vc->args.volume_id, first, last - first);
 		__check_engine_mode(pool);
 		up_write(&pool->lock);
 	}
@@ -961,9 +1119,15 @@ static void finish_new_block(struct pool *pool, struct dd_bio_hook *h)
 	if (!h->status) {
 		r = pool_can_change_metadata(pool) ?
 			dd_map_insert(h->vc->vol, h->lbn, h->new_pbn) : -EROFS;
-		__check_engine_mode(pool);
-		if (r)
+		if (!r) {
+			struct dd_mapping m = { .pbn = h->new_pbn, .mapped = true, .excl = true };
+
+			__lc_store(&pool->lc, vol, h->lbn, &m);
+		} else {
+			__lc_forget(&pool->lc, vol, h->lbn);
 			DMERR_LIMIT("%s: cannot insert a mapping: %d", pool_name(pool), r);
+		}
+		__check_engine_mode(pool);
 	}
 	if (h->status || r)
 		dd_data_unreserve(pool->eng, h->new_pbn);
@@ -1090,6 +1254,8 @@ static void do_worker(struct work_struct *ws)
 
 	process_prepared(pool);
 	process_deferred(pool);
+	/* Fast devices complete the writes just issued before we get here. */
+	process_prepared(pool);
 	process_commit(pool);
 	process_reclaim(pool);
 	memalloc_noio_restore(noio);
@@ -1131,6 +1297,7 @@ static void pool_destroy(struct pool *pool)
 		destroy_workqueue(pool->wq);
 	dd_bm_bufio_destroy(pool->bm);
 	bioset_exit(&pool->bs);
+	lc_exit(&pool->lc);
 	mempool_destroy(pool->page_pool);
 	mempool_destroy(pool->cell_pool);
 	kfree(pool);
@@ -1236,6 +1403,10 @@ static struct pool *pool_create(struct mapped_device *md, struct pool_c *pc, cha
 	if (!pool->cell_pool || !pool->page_pool ||
 	    bioset_init(&pool->bs, DD_MIN_IOS, 0, BIOSET_NEED_BVECS)) {
 		*error = "Cannot allocate pool memory pools";
+		goto bad;
+	}
+	if (lc_init(&pool->lc)) {
+		*error = "Cannot allocate the lookup cache";
 		goto bad;
 	}
 	pool->wq = alloc_ordered_workqueue("dm-" DM_MSG_PREFIX, WQ_MEM_RECLAIM);
@@ -1800,6 +1971,7 @@ static int process_create_snap_mesg(struct pool *pool, unsigned int argc, char *
 		return -EBUSY;
 	}
 	r = dd_snapshot_create(pool->eng, id, origin);
+	__lc_clear(&pool->lc);	/* the origin's exclusive bits are gone */
 	if (r)
 		DMWARN("%s: create_snap %u %u: %s", pool_name(pool), id, origin, errname(r));
 	return r;
@@ -1822,6 +1994,7 @@ static int process_delete_volume_mesg(struct pool *pool, unsigned int argc, char
 		return -EBUSY;
 	}
 	r = dd_volume_delete(pool->eng, id);
+	__lc_clear(&pool->lc);
 	if (r) {
 		DMWARN("%s: delete_volume %u: %s", pool_name(pool), id, errname(r));
 		return r;
@@ -2053,8 +2226,9 @@ bad_args:
 }
 
 /*
- * The fast path: finish here when the mapping is cached and the block can be
- * read or written in place; everything else goes to the pool's worker.
+ * The fast path: finish here when the lookup cache has the mapping and the
+ * block can be read or written in place; everything else goes to the worker.
+ * No lock is taken and no metadata is read.
  */
 static int volume_map(struct dm_target *ti, struct bio *bio)
 {
@@ -2062,7 +2236,6 @@ static int volume_map(struct dm_target *ti, struct bio *bio)
 	struct pool *pool = vc->pool;
 	struct dd_bio_hook *h = hook(bio);
 	struct dd_mapping m;
-	int r;
 
 	memset(h, 0, sizeof(*h));
 	h->vc = vc;
@@ -2083,24 +2256,20 @@ static int volume_map(struct dm_target *ti, struct bio *bio)
 		return DM_MAPIO_SUBMITTED;
 	}
 
-	if (!down_read_trylock(&pool->lock)) {
-		defer_bio(pool, bio);
-		return DM_MAPIO_SUBMITTED;
-	}
-	r = dd_map_lookup(vc->vol, h->lbn, DD_NOWAIT, &m);
-	if (r || (bio_op(bio) == REQ_OP_WRITE && !(m.mapped && m.excl))) {
-		up_read(&pool->lock);
+	/* Counted before the lookup: see epoch_get(). */
+	epoch_get(pool, h);
+	if (!lc_lookup(&pool->lc, vc->args.volume_id, h->lbn, &m) ||
+	    (bio_op(bio) == REQ_OP_WRITE && !(m.mapped && m.excl))) {
+		epoch_put(pool, h);
 		defer_bio(pool, bio);
 		return DM_MAPIO_SUBMITTED;
 	}
 	if (!m.mapped) {
-		up_read(&pool->lock);
+		epoch_put(pool, h);
 		zero_fill_bio(bio);
 		bio_endio(bio);
 		return DM_MAPIO_SUBMITTED;
 	}
-	epoch_get(pool, h);
-	up_read(&pool->lock);
 	remap_to_pbn(pool, bio, m.pbn);
 	return DM_MAPIO_REMAPPED;
 }

@@ -1,0 +1,18 @@
+#!/bin/bash
+# Data-path benchmark: dm-dedup against dm-linear and dm-thin in one boot of the test
+# guest (tests/vm/bench-datapath.sh), then a table of medians and spreads.
+#   scripts/bench/datapath.sh [--reps N]   (default 5)
+# Ratios are taken within each repetition (dedup/linear, thin/linear), then the
+# median and the min-max spread over the repetitions are printed.  Prints whether
+# another QEMU was running: numbers taken under different load do not compare.
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+reps=5
+[ "${1:-}" = --reps ] && reps=$2
+
+others=$(pgrep -c qemu-system || true)
+echo "bench: other emulators running before the start: $others"
+sed -i "s/^REPS=.*/REPS=\${DD_BENCH_REPS:-$reps}/" "$ROOT/tests/vm/bench-datapath.sh"
+"$ROOT/scripts/vm/run.sh" -q "$ROOT/tests/vm/bench-datapath.sh"
+csv=$ROOT/build/vm/out/bench-datapath/share/results/bench.csv
+python3 "$ROOT/scripts/bench/table.py" "$csv"
