@@ -450,6 +450,8 @@ int dd_commit_raw(struct dd_pool *pool)
 	pool->open_txn = txn + 1;
 	pool->sb_dirty = false;
 	pool->data_pending_free = 0;
+	/* Before anything can allocate the freed blocks again. */
+	dd_freed_report(pool);
 	return 0;
 }
 

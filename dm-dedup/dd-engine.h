@@ -40,6 +40,12 @@ struct dd_format_params {
 
 struct dd_pool_hooks {
 	int (*pre_commit)(void *ctx);	/* may be NULL */
+	/*
+	 * Optional: called after a commit with the data blocks it freed, as
+	 * ranges [start, start + len), before any of them can be allocated
+	 * again (discard passdown).  An error is logged, not fatal.
+	 */
+	void (*freed)(void *ctx, u64 start, u64 len);
 	void *ctx;
 };
 

@@ -55,6 +55,13 @@ struct dd_stats {
 	u64 zero_elided, discarded, cow_splits;
 };
 
+/* Data blocks freed in the open transaction, for the freed hook. */
+struct dd_extents {
+	u64 *start, *len;
+	u32 nr, cap;
+	bool overflow;		/* could not record every range */
+};
+
 struct dd_resv {
 	u64 *slot;		/* open addressing; 0 = empty, ~0 = tombstone, else pbn + 1 */
 	u32 size, used, tombs;
@@ -104,6 +111,7 @@ struct dd_pool {
 	u64 meta_cursor, data_cursor;
 	u64 data_pending_free;
 	struct dd_resv resv;
+	struct dd_extents freed;
 
 	struct dd_volume *volumes;	/* open handles */
 	void *scratch;			/* one block */
@@ -154,6 +162,8 @@ bool dd_resv_contains(const struct dd_resv *r, u64 pbn);
 int dd_resv_add(struct dd_resv *r, u64 pbn);
 bool dd_resv_remove(struct dd_resv *r, u64 pbn);
 void dd_resv_destroy(struct dd_resv *r);
+void dd_freed_report(struct dd_pool *pool);
+void dd_freed_reset(struct dd_pool *pool, bool release);
 
 /* dd-refs.c: per-PBN records */
 int dd_rec_read(struct dd_pool *pool, u64 pbn, unsigned flags, struct dd_disk_rec *out);

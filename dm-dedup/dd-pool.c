@@ -329,6 +329,7 @@ void dd_pool_close(struct dd_pool *pool)
 		dd_free(v);
 	}
 	dd_resv_destroy(&pool->resv);
+	dd_freed_reset(pool, true);
 	dd_free(pool->dirty);
 	dd_free(pool->scratch);
 	dd_free(pool);
@@ -345,6 +346,7 @@ int dd_pool_abort(struct dd_pool *pool)
 	int r;
 
 	dd_tx_drop(pool);
+	dd_freed_reset(pool, false);	/* those frees did not happen */
 	r = dd_pool_load(pool);
 	if (!r)
 		r = dd_volumes_reload(pool);

@@ -129,6 +129,72 @@ int dd_meta_free(struct dd_pool *pool, u64 b)
 
 /* ---- data blocks --------------------------------------------------------- */
 
+/* ---- blocks freed in the open transaction (discard passdown) ------------- */
+
+static void dd_freed_add(struct dd_pool *pool, u64 pbn)
+{
+	struct dd_extents *x = &pool->freed;
+
+	if (!pool->hooks.freed || x->overflow)
+		return;
+	if (x->nr && x->start[x->nr - 1] + x->len[x->nr - 1] == pbn) {
+		x->len[x->nr - 1]++;
+		return;
+	}
+	if (x->nr == x->cap) {
+		u32 cap = x->cap ? x->cap * 2 : 256;
+		u64 *ns = dd_alloc(sizeof(u64) * cap), *nl = dd_alloc(sizeof(u64) * cap);
+
+		if (!ns || !nl) {
+			/* Passdown is advisory: give up on it for this transaction. */
+			dd_free(ns);
+			dd_free(nl);
+			x->overflow = true;
+			return;
+		}
+		if (x->nr) {
+			memcpy(ns, x->start, sizeof(u64) * x->nr);
+			memcpy(nl, x->len, sizeof(u64) * x->nr);
+		}
+		dd_free(x->start);
+		dd_free(x->len);
+		x->start = ns;
+		x->len = nl;
+		x->cap = cap;
+	}
+	x->start[x->nr] = pbn;
+	x->len[x->nr] = 1;
+	x->nr++;
+}
+
+/* After a commit: hand the freed ranges to the hook (they are not yet reusable). */
+void dd_freed_report(struct dd_pool *pool)
+{
+	struct dd_extents *x = &pool->freed;
+	u32 i;
+
+	if (!pool->hooks.freed)
+		return;
+	if (x->overflow)
+		dd_warn("too many freed ranges to report in one transaction: passdown skipped");
+	for (i = 0; i < x->nr && !x->overflow; i++)
+		pool->hooks.freed(pool->hooks.ctx, x->start[i], x->len[i]);
+	dd_freed_reset(pool, false);
+}
+
+void dd_freed_reset(struct dd_pool *pool, bool release)
+{
+	struct dd_extents *x = &pool->freed;
+
+	x->nr = 0;
+	x->overflow = false;
+	if (release) {
+		dd_free(x->start);
+		dd_free(x->len);
+		memset(x, 0, sizeof(*x));
+	}
+}
+
 int dd_dalloc_set(struct dd_pool *pool, u64 pbn, bool used)
 {
 	struct dd_buf *leaf;
@@ -158,6 +224,7 @@ int dd_dalloc_set(struct dd_pool *pool, u64 pbn, bool used)
 	} else {
 		pool->st.data_used--;
 		pool->data_pending_free++;
+		dd_freed_add(pool, pbn);
 	}
 	return 0;
 }

@@ -608,6 +608,24 @@ static int pool_pre_commit(void *context)
 	return blkdev_issue_flush(pool->data_bdev);
 }
 
+/*
+ * Blocks a commit freed, before they can be allocated again: pass them down to
+ * the data device as discards (unless no_discard_passdown).
+ */
+static void pool_freed(void *context, u64 start, u64 len)
+{
+	struct pool *pool = context;
+	int r;
+
+	if ((pool->features & DD_POOL_NO_DISCARD_PASSDOWN) ||
+	    !bdev_max_discard_sectors(pool->data_bdev))
+		return;
+	r = blkdev_issue_discard(pool->data_bdev, start << (DD_BLOCK_SHIFT - SECTOR_SHIFT),
+				 len << (DD_BLOCK_SHIFT - SECTOR_SHIFT), GFP_NOIO);
+	if (r && r != -EOPNOTSUPP)
+		DMERR_LIMIT("%s: discard passdown failed: %d", pool_name(pool), r);
+}
+
 /* Makes every completed write durable.  Caller holds pool->lock for write. */
 static int __commit(struct pool *pool, bool flush_data)
 {
@@ -1307,7 +1325,11 @@ static void pool_destroy(struct pool *pool)
 static int pool_open_metadata(struct pool *pool, struct pool_c *pc, char **error)
 {
 	bool read_only = pc->args.features & DD_POOL_READ_ONLY;
-	struct dd_pool_hooks hooks = { .pre_commit = pool_pre_commit, .ctx = pool };
+	struct dd_pool_hooks hooks = {
+		.pre_commit = pool_pre_commit,
+		.freed = pool_freed,
+		.ctx = pool,
+	};
 	u64 nr_data = pc->ti->len >> (DD_BLOCK_SHIFT - SECTOR_SHIFT);
 	struct dd_pool_stats st;
 	enum dd_probe probe;

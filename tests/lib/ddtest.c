@@ -223,6 +223,7 @@ void tp_crash(struct tpool *tp)
 		}
 		tp->pool->volumes = NULL;
 		dd_resv_destroy(&tp->pool->resv);
+		dd_freed_reset(tp->pool, true);
 		free(tp->pool->dirty);
 		free(tp->pool->scratch);
 		free(tp->pool);

@@ -612,6 +612,56 @@ static void lookups_without_io_fail_fast_when_not_cached(void **state)
 	tp_free(tp);
 }
 
+struct freed_log {
+	u64 start[64], len[64];
+	int n;
+};
+
+static void record_freed(void *ctx, u64 start, u64 len)
+{
+	struct freed_log *log = ctx;
+
+	if (log->n < 64) {
+		log->start[log->n] = start;
+		log->len[log->n] = len;
+	}
+	log->n++;
+}
+
+static void freed_blocks_are_reported_after_their_commit_only(void **state)
+{
+	struct freed_log log = { .n = 0 };
+	struct tpool tp = { .hooks = { .freed = record_freed, .ctx = &log } };
+	struct dd_volume *v;
+	u64 i, p[8];
+
+	assert_int_equal(tp_create(&tp, META, DATA, 0, NULL), 0);
+	v = vol_new(&tp, 1);
+	for (i = 0; i < 8; i++)
+		assert_int_equal(tp_write(v, i, &p[i]), 0);
+	assert_int_equal(dd_pool_commit(tp.pool), 0);
+	assert_int_equal(log.n, 0);
+	/* Unmap 0-2 and 5: two ranges, reported only once committed. */
+	assert_int_equal(dd_map_unmap(v, 0, 3, DD_UNMAP_DISCARD), 0);
+	assert_int_equal(dd_map_unmap(v, 5, 1, DD_UNMAP_DISCARD), 0);
+	assert_int_equal(log.n, 0);
+	assert_int_equal(dd_pool_commit(tp.pool), 0);
+	assert_int_equal(log.n, 2);
+	assert_int_equal(log.start[0], p[0]);
+	assert_int_equal(log.len[0], 3);
+	assert_int_equal(log.start[1], p[5]);
+	assert_int_equal(log.len[1], 1);
+	/* Frees of an aborted transaction are never reported. */
+	assert_int_equal(dd_map_unmap(v, 6, 2, DD_UNMAP_DISCARD), 0);
+	dd_volume_close(v);
+	assert_int_equal(dd_pool_abort(tp.pool), 0);
+	assert_int_equal(dd_pool_commit(tp.pool), 0);
+	assert_int_equal(log.n, 2);
+	tp_close(&tp);
+	assert_int_equal(tp_check(&tp, NULL), 0);
+	tp_destroy(&tp);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -640,6 +690,7 @@ int main(void)
 		cmocka_unit_test(volume_ids_are_listed_in_order_and_bounded),
 		cmocka_unit_test(snapshot_of_a_missing_or_same_volume_is_refused),
 		cmocka_unit_test(lookups_without_io_fail_fast_when_not_cached),
+		cmocka_unit_test(freed_blocks_are_reported_after_their_commit_only),
 	};
 
 	tp_quiet(false);

@@ -2,7 +2,8 @@
 # Zero-block elision and discard move the data-used count exactly: whole-block writes
 # of zeroes unmap (or, to unmapped blocks, change nothing), partial zero writes and
 # partial discards are stored/ignored, whole-block discards unmap; the skip_zero_detect
-# feature stores zero blocks.
+# feature stores zero blocks; blocks freed by a commit are discarded on the data
+# device unless no_discard_passdown.
 # vm: timeout=300
 . "$(dirname "$0")/lib.sh"
 
@@ -57,5 +58,34 @@ check_eq "no zero write elided" "$(dd_pool_field ddt-pool2 6)" 0
 check "volume is removed" dmsetup remove ddt-v2
 check "pool is removed" dmsetup remove ddt-pool2
 check "the metadata checks clean" dd_check_metadata "$meta2"
+log "--- discard passdown"
+# The first blocks a fresh pool allocates are data blocks 0, 1, ...: after the
+# commit that frees them they are discarded on the data device (a loop device over
+# tmpfs, where a discard punches a hole that reads back as zeroes), unless
+# no_discard_passdown.
+ZERO64K=$(head -c 65536 /dev/zero | sha256sum | cut -d' ' -f1)
+raw16() { dd if=/dev/mapper/$1 bs=4096 count=16 iflag=direct 2>/dev/null | sha256sum | cut -d' ' -f1; }
+for mode in passdown no_discard_passdown; do
+	m=$(dd_loop 16M) && d=$(dd_loop 64M) || die "loop devices"
+	if [ $mode = passdown ]; then feat=; else feat="0 no_discard_passdown"; fi
+	check "$mode: pool" dd_pool_create ddt-pp "$m" "$d" $feat
+	check "$mode: volume" dd_volume_create ddt-pp 1 ddt-pv 32768
+	check "$mode: 16 blocks written" \
+		dd if=/dev/urandom of=/dev/mapper/ddt-pv bs=4096 count=16 oflag=direct
+	check "$mode: they are on data blocks 0-15" test "$(raw16 ddt-pp)" != "$ZERO64K"
+	check "$mode: discarded, then a flush commits" \
+		sh -c 'blkdiscard -o 0 -l 65536 /dev/mapper/ddt-pv && sync /dev/mapper/ddt-pv'
+	check "$mode: ... and a write with an fsync" \
+		dd if=/dev/urandom of=/dev/mapper/ddt-pv bs=4096 seek=100 count=1 oflag=direct conv=fsync
+	if [ $mode = passdown ]; then
+		check_eq "passdown: the data device was discarded" "$(raw16 ddt-pp)" "$ZERO64K"
+	else
+		check "no_discard_passdown: the data device still holds the data" \
+			test "$(raw16 ddt-pp)" != "$ZERO64K"
+	fi
+	check "$mode: volume removed" dmsetup remove ddt-pv
+	check "$mode: pool removed" dmsetup remove ddt-pp
+	check "$mode: the metadata checks clean" dd_check_metadata "$m"
+done
 check "no WARN/BUG/oops in the kernel log" dd_kernel_clean_since "$DD_TEST.start"
 finish
