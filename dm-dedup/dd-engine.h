@@ -53,8 +53,8 @@ struct dd_pool_hooks {
 #define DD_OPEN_IGNORE_CHECK	(1u << 1)	/* open rw even if needs_check is set */
 
 enum dd_probe {
-	DD_PROBE_ZEROED,	/* both superblock slots all zero: may be formatted */
-	DD_PROBE_POOL,		/* a dm-dedup superblock (maybe damaged elsewhere) */
+	DD_PROBE_ZEROED,	/* superblock slots and first journal block zero: format */
+	DD_PROBE_POOL,		/* a dm-dedup pool, maybe damaged: never formatted over */
 	DD_PROBE_FOREIGN,	/* something else: never format over it */
 };
 

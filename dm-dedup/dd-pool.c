@@ -20,28 +20,41 @@ static u32 dd_default_journal(u64 nr_meta)
 
 int dd_pool_probe(struct dd_bm *bm, enum dd_probe *result)
 {
-	bool zero = true, magic = false;
+	bool zero = true, magic = false, journal = false;
 	struct dd_buf *buf;
 	u64 slot;
 	int r;
 
-	if (dd_bm_nr_blocks(bm) < DD_SB_SLOTS) {
+	if (dd_bm_nr_blocks(bm) <= DD_SB_SLOTS) {
 		*result = DD_PROBE_FOREIGN;
 		return 0;
 	}
-	for (slot = 0; slot < DD_SB_SLOTS; slot++) {
+	/*
+	 * Both superblock slots and the first journal block (written by the
+	 * first commit of any pool that ever stored something) must be zero:
+	 * a pool whose superblocks alone were wiped is not formatted over.
+	 */
+	for (slot = 0; slot <= DD_SB_SLOTS; slot++) {
+		bool z;
+
 		r = dd_bm_read(bm, slot, &buf);
 		if (r)
 			return r;
-		if (memcmp(dd_buf_data(buf), dd_zero_block, DD_BLOCK_SIZE))
-			zero = false;
-		if (le64_to_cpu(((struct dd_disk_superblock *)dd_buf_data(buf))->magic) == DD_MAGIC)
-			magic = true;
+		z = !memcmp(dd_buf_data(buf), dd_zero_block, DD_BLOCK_SIZE);
+		if (slot < DD_SB_SLOTS) {
+			zero &= z;
+			if (le64_to_cpu(((struct dd_disk_superblock *)dd_buf_data(buf))->magic) ==
+			    DD_MAGIC)
+				magic = true;
+		} else {
+			journal = !z;
+		}
 		dd_bm_put(buf);
 		dd_bm_forget(bm, slot);
 	}
-	/* A damaged pool is still a pool: never format over a dm-dedup magic. */
-	*result = zero ? DD_PROBE_ZEROED : magic ? DD_PROBE_POOL : DD_PROBE_FOREIGN;
+	/* A damaged pool is still a pool: never format over one. */
+	*result = zero && !journal ? DD_PROBE_ZEROED :
+		  magic || zero ? DD_PROBE_POOL : DD_PROBE_FOREIGN;
 	return 0;
 }
 

@@ -97,6 +97,26 @@ static void probe_tells_zeroed_pool_and_foreign_apart(void **state)
 	assert_int_equal(dd_pool_probe(bm, &p), 0);
 	assert_int_equal(p, DD_PROBE_POOL);
 	dd_bm_destroy(bm);
+	/* Superblocks wiped but the journal written: never taken for blank. */
+	{
+		struct tpool tp = { 0 };
+		struct dd_volume *v;
+		u8 zero[DD_BLOCK_SIZE] = { 0 };
+
+		assert_int_equal(tp_create(&tp, META, 100, 0, NULL), 0);
+		v = vol_new(&tp, 1);
+		assert_int_equal(tp_write(v, 0, NULL), 0);
+		assert_int_equal(dd_pool_commit(tp.pool), 0);
+		dd_volume_close(v);
+		tp_close(&tp);
+		dd_ramdev_poke(tp.rd, 0, zero);
+		dd_ramdev_poke(tp.rd, 1, zero);
+		assert_int_equal(dd_bm_create(dd_ramdev_dev(tp.rd), &o, &bm), 0);
+		assert_int_equal(dd_pool_probe(bm, &p), 0);
+		assert_int_equal(p, DD_PROBE_POOL);
+		dd_bm_destroy(bm);
+		tp_destroy(&tp);
+	}
 	memset(junk, 0xab, sizeof(junk));
 	dd_ramdev_poke(rd, 0, junk);
 	dd_ramdev_poke(rd, 1, junk);
