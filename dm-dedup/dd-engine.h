@@ -143,9 +143,21 @@ int dd_map_next(struct dd_volume *vol, u64 *lbn, struct dd_mapping *m);
  * return *excl = true (the write may go in place). */
 int dd_map_make_exclusive(struct dd_volume *vol, u64 lbn, bool *excl);
 
+enum dd_write_plan {
+	DD_WRITE_IN_PLACE,	/* exclusive: write the mapped block in place */
+	DD_WRITE_NEW_BLOCK,	/* unmapped, or certainly shared: needs a new block */
+	DD_WRITE_ASK,		/* mapped, refcount 1, no exclusive bit: try
+				 * dd_map_make_exclusive() first */
+};
+
+/* What a write to lbn needs, from the map and the block's record only. */
+int dd_map_plan_write(struct dd_volume *vol, u64 lbn, unsigned flags, struct dd_mapping *m,
+		      enum dd_write_plan *plan);
+
 /* Reserve a data block for a write in flight.  The reservation is memory
  * only: a crash leaves the block free.  dd_map_insert consumes it. */
 int dd_data_reserve(struct dd_pool *pool, u64 *pbn);
+int dd_data_reserve_flags(struct dd_pool *pool, unsigned flags, u64 *pbn);
 void dd_data_unreserve(struct dd_pool *pool, u64 pbn);
 
 /* Map lbn to the reserved block pbn (whose data is written), exclusively

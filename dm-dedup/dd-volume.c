@@ -491,6 +491,30 @@ int dd_map_insert(struct dd_volume *vol, u64 lbn, u64 pbn)
 	return r;
 }
 
+int dd_map_plan_write(struct dd_volume *vol, u64 lbn, unsigned flags, struct dd_mapping *m,
+		      enum dd_write_plan *plan)
+{
+	struct dd_disk_rec rec;
+	int r;
+
+	r = dd_map_lookup(vol, lbn, flags, m);
+	if (r)
+		return r;
+	if (!m->mapped) {
+		*plan = DD_WRITE_NEW_BLOCK;
+		return 0;
+	}
+	if (m->excl) {
+		*plan = DD_WRITE_IN_PLACE;
+		return 0;
+	}
+	r = dd_rec_read(vol->pool, m->pbn, flags, &rec);
+	if (r)
+		return r;
+	*plan = le32_to_cpu(rec.refcount) > 1 ? DD_WRITE_NEW_BLOCK : DD_WRITE_ASK;
+	return 0;
+}
+
 static int __dd_make_exclusive(struct dd_volume *vol, u64 lbn, bool *excl)
 {
 	struct dd_pool *pool = vol->pool;

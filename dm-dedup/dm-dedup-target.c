@@ -544,7 +544,7 @@ static void __epoch_flip_and_drain(struct pool *pool)
 }
 
 /*----------------------------------------------------------------
- * Cells: one block getting a new home at a time (worker only)
+ * Cells: one block getting a new home at a time
  *--------------------------------------------------------------*/
 
 static struct hlist_head *cell_bucket(struct pool *pool, u32 vol, u64 lbn)
@@ -552,7 +552,7 @@ static struct hlist_head *cell_bucket(struct pool *pool, u32 vol, u64 lbn)
 	return &pool->cells[hash_64(lbn ^ ((u64)vol << 40), DD_CELL_HASH_BITS)];
 }
 
-static struct dd_cell *cell_find(struct pool *pool, u32 vol, u64 lbn)
+static struct dd_cell *__cell_find(struct pool *pool, u32 vol, u64 lbn)
 {
 	struct dd_cell *cell;
 
@@ -562,10 +562,13 @@ static struct dd_cell *cell_find(struct pool *pool, u32 vol, u64 lbn)
 	return NULL;
 }
 
-static void cell_lock(struct pool *pool, u32 vol, u64 lbn)
+/*
+ * Cells are protected by pool->lock (held for write).  The cell is allocated
+ * before the lock is taken: waiting for a free cell under the lock could wait
+ * for an unlock that needs the lock.
+ */
+static void __cell_lock(struct pool *pool, struct dd_cell *cell, u32 vol, u64 lbn)
 {
-	struct dd_cell *cell = mempool_alloc(pool->cell_pool, GFP_NOIO);
-
 	cell->vol = vol;
 	cell->lbn = lbn;
 	bio_list_init(&cell->waiters);
@@ -573,9 +576,9 @@ static void cell_lock(struct pool *pool, u32 vol, u64 lbn)
 }
 
 /* Unlocks the block; bios that waited go back to the worker's queue. */
-static void cell_unlock(struct pool *pool, u32 vol, u64 lbn)
+static void __cell_unlock(struct pool *pool, u32 vol, u64 lbn)
 {
-	struct dd_cell *cell = cell_find(pool, vol, lbn);
+	struct dd_cell *cell = __cell_find(pool, vol, lbn);
 	unsigned long flags;
 
 	if (WARN_ON(!cell))
@@ -745,13 +748,19 @@ static void hooked_endio(struct bio *bio)
 	hook_prepared(pool, h);
 }
 
-static void submit_hooked(struct dd_bio_hook *h, struct bio *bio, enum hook_state state)
+/* The worker sees the bio again when its I/O completes. */
+static void hook_endio(struct dd_bio_hook *h, struct bio *bio, enum hook_state state)
 {
 	h->state = state;
 	h->saved_end_io = bio->bi_end_io;
 	h->saved_private = bio->bi_private;
 	bio->bi_end_io = hooked_endio;
 	bio->bi_private = h;
+}
+
+static void submit_hooked(struct dd_bio_hook *h, struct bio *bio, enum hook_state state)
+{
+	hook_endio(h, bio, state);
 	submit_bio_noacct(bio);
 }
 
@@ -954,7 +963,6 @@ static void start_new_block(struct pool *pool, struct bio *bio, const struct dd_
 	h->new_pbn = pbn;
 	h->old_mapped = m->mapped;
 	h->old_pbn = m->pbn;
-	cell_lock(pool, h->vc->args.volume_id, h->lbn);
 
 	if (bio_is_whole_block(bio)) {
 		remap_to_pbn(pool, bio, pbn);
@@ -980,24 +988,30 @@ static void process_write(struct pool *pool, struct bio *bio)
 {
 	struct dd_bio_hook *h = hook(bio);
 	struct volume_c *vc = h->vc;
-	struct dd_mapping m;
+	u32 vol = vc->args.volume_id;
 	bool fua = bio->bi_opf & REQ_FUA;
+	struct dd_cell *cell, *new_cell;
+	enum dd_write_plan plan;
+	blk_status_t status = BLK_STS_OK;
+	struct dd_mapping m;
 	bool excl;
 	u64 pbn;
 	int r;
 
-	if (cell_find(pool, vc->args.volume_id, h->lbn)) {
-		bio_list_add(&cell_find(pool, vc->args.volume_id, h->lbn)->waiters, bio);
-		return;
-	}
-
+	new_cell = mempool_alloc(pool->cell_pool, GFP_NOIO);
 	down_write(&pool->lock);
-	if (pool->mode == PM_FAIL) {
-		up_write(&pool->lock);
-		error_bio(bio, BLK_STS_IOERR);
-		return;
+	cell = __cell_find(pool, vol, h->lbn);
+	if (cell) {
+		/* A new home for this block is being written: wait for it. */
+		bio_list_add(&cell->waiters, bio);
+		bio = NULL;
+		goto out;
 	}
-	r = dd_map_lookup(vc->vol, h->lbn, 0, &m);
+	if (pool->mode == PM_FAIL) {
+		status = BLK_STS_IOERR;
+		goto out;
+	}
+	r = dd_map_plan_write(vc->vol, h->lbn, 0, &m, &plan);
 	if (r)
 		goto metadata_error;
 
@@ -1006,31 +1020,29 @@ static void process_write(struct pool *pool, struct bio *bio)
 			r = dd_map_unmap(vc->vol, h->lbn, 1, DD_UNMAP_ZERO);
 		else
 			pool->zero_writes_unmapped++;
-		if (!r) {
-			m.mapped = m.excl = false;
-			__lc_store(&pool->lc, vc->args.volume_id, h->lbn, &m);
-		}
-		__check_engine_mode(pool);
-		up_write(&pool->lock);
 		if (r)
-			error_bio(bio, BLK_STS_IOERR);
-		else if (fua)
+			goto metadata_error;
+		m.mapped = m.excl = false;
+		__lc_store(&pool->lc, vol, h->lbn, &m);
+		if (fua)
 			complete_after_commit(pool, bio);
 		else
 			bio_endio(bio);
-		return;
+		bio = NULL;
+		goto out;
 	}
 
-	if (m.mapped && !m.excl && pool_can_change_metadata(pool)) {
+	if (plan == DD_WRITE_ASK && pool_can_change_metadata(pool)) {
 		r = dd_map_make_exclusive(vc->vol, h->lbn, &excl);
 		if (r)
 			goto metadata_error;
 		m.excl = excl;
 	}
-	__lc_store(&pool->lc, vc->args.volume_id, h->lbn, &m);
+	__lc_store(&pool->lc, vol, h->lbn, &m);
 	if (m.mapped && m.excl) {
 		epoch_get(pool, h);
 		up_write(&pool->lock);
+		mempool_free(new_cell, pool->cell_pool);
 		remap_to_pbn(pool, bio, m.pbn);
 		if (fua)
 			submit_hooked(h, bio, HS_INPLACE_FUA);
@@ -1040,30 +1052,33 @@ static void process_write(struct pool *pool, struct bio *bio)
 	}
 
 	if (!pool_can_change_metadata(pool)) {
-		up_write(&pool->lock);
-		error_bio(bio, BLK_STS_IOERR);
-		return;
+		status = BLK_STS_IOERR;
+		goto out;
 	}
 	r = dd_data_reserve(pool->eng, &pbn);
 	if (r == -ENOSPC) {
 		__handle_no_space(pool, bio);
-		up_write(&pool->lock);
-		return;
+		bio = NULL;
+		goto out;
 	}
 	if (r)
 		goto metadata_error;
-	check_low_water(pool);
+	__cell_lock(pool, new_cell, vol, h->lbn);
 	epoch_get(pool, h);	/* the old block may be read (RMW) */
 	up_write(&pool->lock);
 	start_new_block(pool, bio, &m, pbn);
 	return;
 
 metadata_error:
-	__lc_forget(&pool->lc, vc->args.volume_id, h->lbn);
+	__lc_forget(&pool->lc, vol, h->lbn);
+	DMERR_LIMIT("%s: metadata operation failed: %d", pool_name(pool), r);
+	status = BLK_STS_IOERR;
+out:
 	__check_engine_mode(pool);
 	up_write(&pool->lock);
-	DMERR_LIMIT("%s: metadata operation failed: %d", pool_name(pool), r);
-	error_bio(bio, BLK_STS_IOERR);
+	mempool_free(new_cell, pool->cell_pool);
+	if (bio)
+		error_bio(bio, status);
 }
 
 /* Discards unmap the whole blocks they cover, at metadata speed. */
@@ -1149,10 +1164,12 @@ static void finish_new_block(struct pool *pool, struct dd_bio_hook *h)
 	}
 	if (h->status || r)
 		dd_data_unreserve(pool->eng, h->new_pbn);
+	else
+		check_low_water(pool);
+	__cell_unlock(pool, vol, h->lbn);
 	up_write(&pool->lock);
 
 	rmw_release(pool, h);
-	cell_unlock(pool, vol, h->lbn);
 	if (h->status || r)
 		error_bio(bio, h->status ? h->status : BLK_STS_IOERR);
 	else if (bio->bi_opf & REQ_FUA)
@@ -2248,9 +2265,60 @@ bad_args:
 }
 
 /*
+ * A whole-block write that needs a new block, started here when everything it
+ * needs is cached and the pool lock is free: reserve the block, lock the LBN
+ * and send the data; the worker maps the block once it is written.  Returns
+ * false (the worker will do it all) otherwise.
+ */
+static bool map_new_block(struct pool *pool, struct volume_c *vc, struct bio *bio,
+			  struct dd_bio_hook *h)
+{
+	u32 vol = vc->args.volume_id;
+	enum dd_write_plan plan;
+	struct dd_cell *cell;
+	struct dd_mapping m;
+	unsigned int noio;
+	bool started = false;
+	u64 pbn;
+
+	if (!bio_is_whole_block(bio) || READ_ONCE(pool->mode) != PM_WRITE)
+		return false;
+	cell = mempool_alloc(pool->cell_pool, GFP_NOWAIT);
+	if (!cell)
+		return false;
+	if (!down_write_trylock(&pool->lock)) {
+		mempool_free(cell, pool->cell_pool);
+		return false;
+	}
+	noio = memalloc_noio_save();
+	if (pool->mode == PM_WRITE && !__cell_find(pool, vol, h->lbn) &&
+	    !dd_map_plan_write(vc->vol, h->lbn, DD_NOWAIT, &m, &plan) &&
+	    plan == DD_WRITE_NEW_BLOCK &&
+	    !dd_data_reserve_flags(pool->eng, DD_NOWAIT, &pbn)) {
+		__cell_lock(pool, cell, vol, h->lbn);
+		cell = NULL;
+		epoch_get(pool, h);
+		h->new_pbn = pbn;
+		h->old_mapped = m.mapped;
+		h->old_pbn = m.pbn;
+		started = true;
+	}
+	memalloc_noio_restore(noio);
+	up_write(&pool->lock);
+	if (cell)
+		mempool_free(cell, pool->cell_pool);
+	if (!started)
+		return false;
+	remap_to_pbn(pool, bio, pbn);
+	hook_endio(h, bio, HS_ALLOC_WRITE);
+	return true;
+}
+
+/*
  * The fast path: finish here when the lookup cache has the mapping and the
- * block can be read or written in place; everything else goes to the worker.
- * No lock is taken and no metadata is read.
+ * block can be read or written in place (no lock taken, no metadata read);
+ * start whole-block writes that need a new block if that needs no I/O;
+ * everything else goes to the worker.
  */
 static int volume_map(struct dm_target *ti, struct bio *bio)
 {
@@ -2283,6 +2351,8 @@ static int volume_map(struct dm_target *ti, struct bio *bio)
 	if (!lc_lookup(&pool->lc, vc->args.volume_id, h->lbn, &m) ||
 	    (bio_op(bio) == REQ_OP_WRITE && !(m.mapped && m.excl))) {
 		epoch_put(pool, h);
+		if (bio_op(bio) == REQ_OP_WRITE && map_new_block(pool, vc, bio, h))
+			return DM_MAPIO_REMAPPED;
 		defer_bio(pool, bio);
 		return DM_MAPIO_SUBMITTED;
 	}

@@ -13,3 +13,9 @@ vm-test:
 	@if [ -z "$(T)" ]; then echo "usage: make vm-test T=<script in tests/vm/>" >&2; exit 2; fi
 	@$(MAKE) --no-print-directory initramfs
 	@scripts/vm/run.sh --no-build $(T)
+
+# make bench [REPS=5]: the data-path benchmark in the guest (scripts/bench/datapath.sh).
+.PHONY: bench
+bench:
+	@$(MAKE) --no-print-directory initramfs
+	@scripts/bench/datapath.sh --reps $(or $(REPS),5)

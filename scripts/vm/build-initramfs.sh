@@ -81,6 +81,7 @@ fingerprint() {
 	find "$ROOT/tests/vm" -path "$ROOT/tests/vm/selftest-warn" -prune -o -type f -print0 |
 		sort -z | xargs -0 sha256sum
 	[ ${#local_bins[@]} -eq 0 ] || sha256sum "${local_bins[@]}"
+	cat "$ROOT/build/bench-reps" 2>/dev/null || true
 }
 mkdir -p "$OUT"
 # One build at a time (two `make test` in one tree).
@@ -155,6 +156,8 @@ for f in "${local_bins[@]}"; do
 done
 (cd "$ROOT/tests/vm" && find . -path ./selftest-warn -prune -o -type f -print0 |
 	cpio --quiet -0 -pdm "$R/tests")
+# Benchmark parameters (scripts/bench/datapath.sh writes them).
+[ ! -f "$ROOT/build/bench-reps" ] || cp "$ROOT/build/bench-reps" "$R/tests/bench-reps"
 
 # Kernel modules.
 for m in "${mods[@]}"; do copy_file "$m"; done

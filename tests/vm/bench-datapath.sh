@@ -11,7 +11,7 @@
 # vm: timeout=3000 mem=3G prealloc=1
 . "$(dirname "$0")/lib.sh"
 
-REPS=${DD_BENCH_REPS:-3}
+REPS=$(cat "$DD_TESTS/bench-reps" 2>/dev/null || echo 5)
 SIZE_MB=64             # per workload and device
 RUNTIME=8              # seconds for the time-based workloads (excl, read)
 CSV=$DD_OUT/bench.csv
