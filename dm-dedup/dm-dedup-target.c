@@ -501,6 +501,22 @@ static void __check_engine_mode(struct pool *pool)
 	}
 }
 
+/*
+ * A metadata operation failed.  Errors the engine found while changing
+ * metadata already went through dd_pool_metadata_error(); one found while only
+ * reading it (a lookup that meets a damaged block) goes there now: the pool
+ * records needs_check and steps down.  Running out of memory is not a
+ * metadata error.
+ */
+static void __metadata_operation_failed(struct pool *pool, const char *op, int r)
+{
+	DMERR_LIMIT("%s: %s failed: %d", pool_name(pool), op, r);
+	if (r != -ENOMEM && r != -EWOULDBLOCK && dd_pool_mode(pool->eng) == DD_MODE_RW &&
+	    pool->mode < PM_READ_ONLY)
+		dd_pool_metadata_error(pool->eng, r, op);
+	__check_engine_mode(pool);
+}
+
 static bool pool_can_change_metadata(struct pool *pool)
 {
 	return pool->mode == PM_WRITE || pool->mode == PM_OUT_OF_DATA_SPACE;
@@ -939,10 +955,11 @@ static void process_read(struct pool *pool, struct bio *bio)
 		__lc_store(&pool->lc, h->vc->args.volume_id, h->lbn, &m);
 		if (m.mapped)
 			epoch_get(pool, h);
+	} else {
+		__metadata_operation_failed(pool, "looking up a block", r);
 	}
 	up_write(&pool->lock);
 	if (r) {
-		DMERR_LIMIT("%s: metadata lookup failed: %d", pool_name(pool), r);
 		error_bio(bio, BLK_STS_IOERR);
 	} else if (!m.mapped) {
 		zero_fill_bio(bio);
@@ -1071,7 +1088,7 @@ static void process_write(struct pool *pool, struct bio *bio)
 
 metadata_error:
 	__lc_forget(&pool->lc, vol, h->lbn);
-	DMERR_LIMIT("%s: metadata operation failed: %d", pool_name(pool), r);
+	__metadata_operation_failed(pool, "preparing a write", r);
 	status = BLK_STS_IOERR;
 out:
 	__check_engine_mode(pool);

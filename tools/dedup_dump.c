@@ -423,16 +423,21 @@ static void dump_volume(struct out *o, struct dd_pool *pool, const struct dd_vol
 		else
 			j_u64(o, "highest_lbn", lbn);
 		j_u64(o, "created_txn", info->created_txn);
+		if (v) {
+			j_u64(o, "map_root", v->map.block);
+			j_u64(o, "map_height", v->map.height);
+		}
 		if (mappings && v)
 			dump_map(o, v);
 		j_close(o, '}');
 	} else {
 		snprintf(origin, sizeof(origin), "%u", info->origin);
 		snprintf(high, sizeof(high), "%llu", (unsigned long long)lbn);
-		printf("  %8u  %-20s %8s %14llu %14s %12llu\n", info->id, flags,
+		printf("  %8u  %-20s %8s %14llu %14s %12llu %10llu/%u\n", info->id, flags,
 		       info->origin == DD_NO_VOLUME ? "-" : origin,
 		       (unsigned long long)info->mapped_blocks, rh ? "-" : high,
-		       (unsigned long long)info->created_txn);
+		       (unsigned long long)info->created_txn,
+		       v ? (unsigned long long)v->map.block : 0ULL, v ? v->map.height : 0);
 	}
 	if (v)
 		dd_volume_close(v);
@@ -448,8 +453,8 @@ static void dump_volumes(struct out *o, struct dd_pool *pool, bool mappings)
 		j_open(o, "volumes", '[', false);
 	} else {
 		printf("\nvolumes\n");
-		printf("  %8s  %-20s %8s %14s %14s %12s\n", "id", "flags", "origin", "mapped",
-		       "highest lbn", "created txn");
+		printf("  %8s  %-20s %8s %14s %14s %12s %12s\n", "id", "flags", "origin", "mapped",
+		       "highest lbn", "created txn", "root/height");
 	}
 	for (;; id++) {
 		r = dd_volume_next(pool, &id, true, &info);
