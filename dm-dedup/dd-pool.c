@@ -363,6 +363,11 @@ int dd_pool_abort(struct dd_pool *pool)
 	r = dd_pool_load(pool);
 	if (!r)
 		r = dd_volumes_reload(pool);
+	if (r) {
+		/* The in-core state is neither the old nor the committed one. */
+		dd_err("cannot reload the committed metadata (%d): pool fails all I/O", r);
+		pool->mode = DD_MODE_FAIL;
+	}
 	return r;
 }
 
@@ -371,11 +376,8 @@ enum dd_mode dd_pool_metadata_error(struct dd_pool *pool, int err, const char *w
 	if (pool->mode == DD_MODE_FAIL)
 		return pool->mode;
 	dd_err("metadata error %d while %s: aborting the transaction", err, what);
-	if (dd_pool_abort(pool)) {
-		dd_err("cannot reload the metadata: pool fails all I/O");
-		pool->mode = DD_MODE_FAIL;
-		return pool->mode;
-	}
+	if (dd_pool_abort(pool))
+		return pool->mode;	/* DD_MODE_FAIL */
 	if (dd_writable(pool)) {
 		/* An empty commit that records needs_check. */
 		pool->needs_check = true;

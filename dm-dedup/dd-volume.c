@@ -628,7 +628,16 @@ static int dd_unmap_leaf(struct dd_volume *vol, u64 li, u64 *pos, u64 end,
 	}
 	*pos = base + slot;
 	if (!r && !l->hdr.count) {
-		removed = true;
+		/* A count that reaches zero too early would leak references. */
+		for (slot = 0; slot < DD_MAP_ENTRIES; slot++) {
+			if (dd_me_mapped(le64_to_cpu(l->entry[slot]))) {
+				dd_err("volume %u map leaf %llu: count 0 with entries left", vol->id,
+				       (unsigned long long)li);
+				r = -EILSEQ;
+				break;
+			}
+		}
+		removed = !r;
 		*pos = base + DD_MAP_ENTRIES;
 	}
 	dd_blk_put(leaf);
@@ -885,7 +894,13 @@ int dd_pool_reclaim(struct dd_pool *pool, u64 budget, bool *done)
 		if (r)
 			return r;
 		r = dd_unmap_range(v, 0, DD_MAX_ADDR + 1, DD_UNMAP_OTHER, &budget, &next);
-		if (!r && !v->map.block) {
+		if (!r && v->map.block && budget) {
+			/* Every leaf was visited, yet the tree is not empty: a node
+			 * or leaf count is wrong.  Retrying would never end. */
+			dd_err("deleted volume %u: map cannot be emptied", id);
+			r = -EILSEQ;
+			dd_pool_metadata_error(pool, r, "freeing a deleted volume");
+		} else if (!r && !v->map.block) {
 			r = dd_tx_reserve(pool, DD_OP_MAX_DIRTY);
 			if (!r) {
 				r = dd_vol_entry_del(pool, id);

@@ -108,13 +108,11 @@ static void volume_entry_naming_a_huge_id_stops_open_and_check(void **state)
 }
 
 /*
- * Found by fuzz_open (a write fault during dd_pool_abort's journal replay),
- * NOT FIXED (reported to the engine's owner): when dd_pool_abort() fails,
- * the open transaction is gone but the in-core state (roots, counters,
- * volume handles) is still the aborted one and the pool stays read-write;
- * the next commit writes a superblock that disagrees with the metadata.
- * dd_pool_metadata_error() steps the pool down when its own abort fails;
- * a direct call does not.  Run with FZ_KNOWN_BUGS=1 (fails until fixed).
+ * Found by fuzz_open (a write fault during dd_pool_abort's journal replay):
+ * when dd_pool_abort() failed, the open transaction was gone but the in-core
+ * state (roots, counters, volume handles) was still the aborted one and the
+ * pool stayed read-write; the next commit wrote a superblock that disagreed
+ * with the metadata.  Fixed: a failed abort puts the pool in fail mode.
  */
 static void failed_abort_leaves_the_pool_writable_and_the_next_commit_corrupts(void **state)
 {
@@ -154,11 +152,11 @@ static void failed_abort_leaves_the_pool_writable_and_the_next_commit_corrupts(v
 }
 
 /*
- * Found by fuzz_open (timeout in dd_pool_reclaim), NOT FIXED (reported):
- * reclaim retries a deleted volume until its map is empty, but a map leaf
- * whose header counts more entries than it holds is never freed, so the
- * loop makes no progress and never ends (in the kernel: the pool worker
- * spins).  Run with FZ_KNOWN_BUGS=1 (fails, by alarm, until fixed).
+ * Found by fuzz_open (timeout in dd_pool_reclaim): reclaim retried a deleted
+ * volume until its map was empty, but a map leaf whose header counts more
+ * entries than it holds is never freed, so the loop made no progress and
+ * never ended (in the kernel: the pool worker would spin).  Fixed: a map
+ * that is not empty after every leaf was visited is a metadata error.
  */
 static void reclaim_of_a_map_leaf_with_a_wrong_count_terminates(void **state)
 {
@@ -207,15 +205,9 @@ int main(void)
 	const struct CMUnitTest fixed[] = {
 		cmocka_unit_test(volume_entry_naming_a_lower_id_stops_open_and_check),
 		cmocka_unit_test(volume_entry_naming_a_huge_id_stops_open_and_check),
-	};
-	const struct CMUnitTest known[] = {
 		cmocka_unit_test(failed_abort_leaves_the_pool_writable_and_the_next_commit_corrupts),
 		cmocka_unit_test(reclaim_of_a_map_leaf_with_a_wrong_count_terminates),
 	};
 
-	/* Open bugs fail by design: run them only when asked (cmocka's skip
-	 * prints "not ok ... # SKIP", which the test runner counts as failed). */
-	if (getenv("FZ_KNOWN_BUGS"))
-		return cmocka_run_group_tests_name("fuzz findings not fixed yet", known, NULL, NULL);
 	return cmocka_run_group_tests_name("fuzz regressions", fixed, NULL, NULL);
 }
