@@ -157,7 +157,6 @@ int dd_map_plan_write(struct dd_volume *vol, u64 lbn, unsigned flags, struct dd_
 /* Reserve a data block for a write in flight.  The reservation is memory
  * only: a crash leaves the block free.  dd_map_insert consumes it. */
 int dd_data_reserve(struct dd_pool *pool, u64 *pbn);
-int dd_data_reserve_flags(struct dd_pool *pool, unsigned flags, u64 *pbn);
 void dd_data_unreserve(struct dd_pool *pool, u64 pbn);
 
 /* Map lbn to the reserved block pbn (whose data is written), exclusively

@@ -160,7 +160,6 @@ int dd_dalloc_set(struct dd_pool *pool, u64 pbn, bool used);
 int dd_dalloc_test(struct dd_pool *pool, u64 pbn, bool *open_used, bool *committed_used);
 bool dd_resv_contains(const struct dd_resv *r, u64 pbn);
 int dd_resv_add(struct dd_resv *r, u64 pbn);
-bool dd_resv_needs_growth(const struct dd_resv *r);
 bool dd_resv_remove(struct dd_resv *r, u64 pbn);
 void dd_resv_destroy(struct dd_resv *r);
 void dd_freed_report(struct dd_pool *pool);

@@ -268,7 +268,7 @@ int dd_dalloc_test(struct dd_pool *pool, u64 pbn, bool *open_used, bool *committ
 
 /* Finds a block free in the open and the committed state and not reserved,
  * in the leaf li, at or after bit 'from'. */
-static int dd_dalloc_search_leaf(struct dd_pool *pool, u64 li, u32 from, unsigned flags, u64 *pbn)
+static int dd_dalloc_search_leaf(struct dd_pool *pool, u64 li, u32 from, u64 *pbn)
 {
 	struct dd_buf *leaf = NULL;
 	const __le64 *ow = NULL, *cw = NULL;
@@ -278,7 +278,7 @@ static int dd_dalloc_search_leaf(struct dd_pool *pool, u64 li, u32 from, unsigne
 	u32 bit;
 	int r;
 
-	r = dd_tree_find(pool, &pool->dalloc_tree, li, flags, &leaf);
+	r = dd_tree_find(pool, &pool->dalloc_tree, li, 0, &leaf);
 	if (r && r != -ENODATA)
 		return r;
 	if (!r) {
@@ -315,18 +315,16 @@ out:
  * metadata) a guest's write would land on a live block before the insert
  * notices.  One record lookup, in a leaf the insert needs anyway.
  */
-static int dd_data_verify_free(struct dd_pool *pool, u64 pbn, unsigned flags)
+static int dd_data_verify_free(struct dd_pool *pool, u64 pbn)
 {
 	struct dd_disk_rec rec;
 	int r;
 
-	r = dd_rec_read(pool, pbn, flags, &rec);
+	r = dd_rec_read(pool, pbn, 0, &rec);
 	if (r)
 		return r;
 	if (!rec.refcount)
 		return 0;
-	if (flags & DD_NOWAIT)
-		return -EWOULDBLOCK;	/* let the caller retry where it may do I/O */
 	dd_err("data block %llu is free in the bitmap but has %u references",
 	       (unsigned long long)pbn, le32_to_cpu(rec.refcount));
 	dd_pool_metadata_error(pool, -EILSEQ, "allocating a data block");
@@ -334,12 +332,6 @@ static int dd_data_verify_free(struct dd_pool *pool, u64 pbn, unsigned flags)
 }
 
 int dd_data_reserve(struct dd_pool *pool, u64 *pbn)
-{
-	return dd_data_reserve_flags(pool, 0, pbn);
-}
-
-/* With DD_NOWAIT: -EWOULDBLOCK rather than metadata I/O or an allocation. */
-int dd_data_reserve_flags(struct dd_pool *pool, unsigned flags, u64 *pbn)
 {
 	u64 nr = pool->nr_data_blocks, pos, leaves, scanned;
 	u32 from;
@@ -354,12 +346,10 @@ int dd_data_reserve_flags(struct dd_pool *pool, unsigned flags, u64 *pbn)
 	for (scanned = 0; scanned <= leaves; scanned++) {
 		u64 li = dd_div_u64_rem(pos, DD_BITS_PER_BITMAP, &from);
 
-		r = dd_dalloc_search_leaf(pool, li, from, flags, pbn);
+		r = dd_dalloc_search_leaf(pool, li, from, pbn);
 		if (!r)
-			r = dd_data_verify_free(pool, *pbn, flags);
+			r = dd_data_verify_free(pool, *pbn);
 		if (!r) {
-			if ((flags & DD_NOWAIT) && dd_resv_needs_growth(&pool->resv))
-				return -EWOULDBLOCK;
 			r = dd_resv_add(&pool->resv, *pbn);
 			if (r)
 				return r;
@@ -428,8 +418,7 @@ static int dd_resv_rehash(struct dd_resv *r, u32 size)
 	return 0;
 }
 
-/* dd_resv_add() would have to allocate. */
-bool dd_resv_needs_growth(const struct dd_resv *r)
+static bool dd_resv_needs_growth(const struct dd_resv *r)
 {
 	return (r->used + r->tombs + 1) * 4 > r->size * 3;
 }

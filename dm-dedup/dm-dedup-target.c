@@ -2282,60 +2282,9 @@ bad_args:
 }
 
 /*
- * A whole-block write that needs a new block, started here when everything it
- * needs is cached and the pool lock is free: reserve the block, lock the LBN
- * and send the data; the worker maps the block once it is written.  Returns
- * false (the worker will do it all) otherwise.
- */
-static bool map_new_block(struct pool *pool, struct volume_c *vc, struct bio *bio,
-			  struct dd_bio_hook *h)
-{
-	u32 vol = vc->args.volume_id;
-	enum dd_write_plan plan;
-	struct dd_cell *cell;
-	struct dd_mapping m;
-	unsigned int noio;
-	bool started = false;
-	u64 pbn;
-
-	if (!bio_is_whole_block(bio) || READ_ONCE(pool->mode) != PM_WRITE)
-		return false;
-	cell = mempool_alloc(pool->cell_pool, GFP_NOWAIT);
-	if (!cell)
-		return false;
-	if (!down_write_trylock(&pool->lock)) {
-		mempool_free(cell, pool->cell_pool);
-		return false;
-	}
-	noio = memalloc_noio_save();
-	if (pool->mode == PM_WRITE && !__cell_find(pool, vol, h->lbn) &&
-	    !dd_map_plan_write(vc->vol, h->lbn, DD_NOWAIT, &m, &plan) &&
-	    plan == DD_WRITE_NEW_BLOCK &&
-	    !dd_data_reserve_flags(pool->eng, DD_NOWAIT, &pbn)) {
-		__cell_lock(pool, cell, vol, h->lbn);
-		cell = NULL;
-		epoch_get(pool, h);
-		h->new_pbn = pbn;
-		h->old_mapped = m.mapped;
-		h->old_pbn = m.pbn;
-		started = true;
-	}
-	memalloc_noio_restore(noio);
-	up_write(&pool->lock);
-	if (cell)
-		mempool_free(cell, pool->cell_pool);
-	if (!started)
-		return false;
-	remap_to_pbn(pool, bio, pbn);
-	hook_endio(h, bio, HS_ALLOC_WRITE);
-	return true;
-}
-
-/*
  * The fast path: finish here when the lookup cache has the mapping and the
  * block can be read or written in place (no lock taken, no metadata read);
- * start whole-block writes that need a new block if that needs no I/O;
- * everything else goes to the worker.
+ * everything else goes to the worker, which handles it in batches.
  */
 static int volume_map(struct dm_target *ti, struct bio *bio)
 {
@@ -2368,8 +2317,6 @@ static int volume_map(struct dm_target *ti, struct bio *bio)
 	if (!lc_lookup(&pool->lc, vc->args.volume_id, h->lbn, &m) ||
 	    (bio_op(bio) == REQ_OP_WRITE && !(m.mapped && m.excl))) {
 		epoch_put(pool, h);
-		if (bio_op(bio) == REQ_OP_WRITE && map_new_block(pool, vc, bio, h))
-			return DM_MAPIO_REMAPPED;
 		defer_bio(pool, bio);
 		return DM_MAPIO_SUBMITTED;
 	}
@@ -2463,8 +2410,9 @@ static void volume_io_hints(struct dm_target *ti, struct queue_limits *limits)
 
 	limits->physical_block_size = max_t(unsigned int, limits->physical_block_size,
 					    DD_BLOCK_SIZE);
-	blk_limits_io_min(limits, DD_BLOCK_SIZE);
-	blk_limits_io_opt(limits, DD_BLOCK_SIZE);
+	/* (blk_limits_io_min/opt are gone in 6.12; the fields are the same) */
+	limits->io_min = max_t(unsigned int, limits->io_min, DD_BLOCK_SIZE);
+	limits->io_opt = DD_BLOCK_SIZE;
 	if (vc->pool->features & DD_POOL_IGNORE_DISCARD)
 		return;
 	dd_set_discard_limits(limits, DD_BLOCK_SIZE, DD_MAX_DISCARD_SECTORS);

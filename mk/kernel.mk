@@ -26,3 +26,9 @@ kernel-clean:
 		scripts/kbuild.sh --clean dm-dedup; \
 		scripts/kbuild.sh --clean tests/vm/selftest-warn; \
 	fi
+
+# The module against Debian's bookworm-backports 6.12 headers (installs them once):
+# keeps dd-kcompat.h honest.  Not part of `make test` (it downloads a kernel).
+.PHONY: module-backports
+module-backports:
+	@scripts/kbuild-backports.sh
