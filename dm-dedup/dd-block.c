@@ -381,11 +381,7 @@ int dd_write_sb(struct dd_pool *pool, struct dd_disk_superblock *sb)
 	int r;
 
 	r = dd_bm_write_direct(pool->bm, le64_to_cpu(sb->hdr.blocknr), sb);
-	if (!r)
-		r = dd_bm_write_dirty(pool->bm);
-	if (!r)
-		r = dd_bm_flush(pool->bm);
-	return r;
+	return r ? r : dd_bm_sync(pool->bm);
 }
 
 /* ---- commit ------------------------------------------------------------- */
@@ -414,10 +410,7 @@ int dd_commit_raw(struct dd_pool *pool)
 			return r;
 		n++;
 	}
-	r = dd_bm_write_dirty(pool->bm);
-	if (r)
-		return r;
-	r = dd_bm_flush(pool->bm);
+	r = dd_bm_sync(pool->bm);
 	if (r)
 		return r;
 	for (i = 0; i < n; i++)
@@ -553,8 +546,5 @@ int dd_journal_replay(struct dd_pool *pool, const struct dd_disk_superblock *sb)
 			return -EILSEQ;
 		}
 	}
-	r = dd_bm_write_dirty(pool->bm);
-	if (!r)
-		r = dd_bm_flush(pool->bm);
-	return r;
+	return dd_bm_sync(pool->bm);
 }

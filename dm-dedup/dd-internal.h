@@ -198,6 +198,14 @@ static inline void dd_root_encode(const struct dd_root *r, struct dd_disk_root *
 	d->height = r->height;
 }
 
+/* Everything written so far is on stable storage when this returns 0. */
+static inline int dd_bm_sync(struct dd_bm *bm)
+{
+	int r = dd_bm_write_dirty(bm);
+
+	return r ? r : dd_bm_flush(bm);
+}
+
 static inline bool dd_writable(struct dd_pool *pool)
 {
 	return pool->mode == DD_MODE_RW && !(pool->open_flags & DD_OPEN_READ_ONLY);

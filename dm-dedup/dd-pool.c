@@ -116,9 +116,7 @@ int dd_pool_format(struct dd_bm *bm, const struct dd_format_params *p)
 		if (r)
 			goto out;
 	}
-	r = dd_bm_write_dirty(bm);
-	if (!r)
-		r = dd_bm_flush(bm);
+	r = dd_bm_sync(bm);
 	if (r)
 		goto out;
 
@@ -142,9 +140,7 @@ int dd_pool_format(struct dd_bm *bm, const struct dd_format_params *p)
 		if (r)
 			goto out;
 	}
-	r = dd_bm_write_dirty(bm);
-	if (!r)
-		r = dd_bm_flush(bm);
+	r = dd_bm_sync(bm);
 	if (r)
 		goto out;
 
@@ -331,8 +327,7 @@ void dd_pool_close(struct dd_pool *pool)
 	bool clean = !dd_pool_dirty(pool);
 
 	dd_tx_drop(pool);
-	if (dd_writable(pool) && !dd_bm_write_dirty(pool->bm) && !dd_bm_flush(pool->bm) &&
-	    clean) {
+	if (dd_writable(pool) && !dd_bm_sync(pool->bm) && clean) {
 		dd_sb_encode(pool, sb, pool->open_txn, 0, 0);
 		if (!dd_write_sb(pool, sb))
 			pool->committed_txn = pool->open_txn++;

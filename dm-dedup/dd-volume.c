@@ -271,6 +271,21 @@ int dd_volume_next(struct dd_pool *pool, u32 *id, bool want_all, struct dd_volum
 
 /* ---- lifecycle -------------------------------------------------------------- */
 
+/* Room for a new volume entry, and the id free (a deleted volume keeps it). */
+static int dd_vol_id_unused(struct dd_pool *pool, u32 id)
+{
+	struct dd_disk_volume e;
+	int r;
+
+	r = dd_tx_reserve(pool, DD_OP_MAX_DIRTY);
+	if (r)
+		return r;
+	r = dd_vol_entry_get(pool, id, &e);
+	if (r != -ENOENT)
+		return r ? r : -EEXIST;
+	return 0;
+}
+
 int dd_volume_create(struct dd_pool *pool, u32 id)
 {
 	struct dd_disk_volume e;
@@ -278,12 +293,9 @@ int dd_volume_create(struct dd_pool *pool, u32 id)
 
 	if (id > DD_MAX_VOLUME_ID)
 		return -EINVAL;
-	r = dd_tx_reserve(pool, DD_OP_MAX_DIRTY);
+	r = dd_vol_id_unused(pool, id);
 	if (r)
 		return r;
-	r = dd_vol_entry_get(pool, id, &e);
-	if (r != -ENOENT)
-		return r ? r : -EEXIST;
 	memset(&e, 0, sizeof(e));
 	e.id = cpu_to_le32(id);
 	e.flags = cpu_to_le32(DD_VOL_VALID);
@@ -820,12 +832,9 @@ int dd_snapshot_create(struct dd_pool *pool, u32 id, u32 origin_id)
 
 	if (id > DD_MAX_VOLUME_ID || origin_id > DD_MAX_VOLUME_ID || id == origin_id)
 		return -EINVAL;
-	r = dd_tx_reserve(pool, DD_OP_MAX_DIRTY);
+	r = dd_vol_id_unused(pool, id);
 	if (r)
 		return r;
-	r = dd_vol_entry_get(pool, id, &e);
-	if (r != -ENOENT)
-		return r ? r : -EEXIST;
 	r = dd_volume_open(pool, origin_id, &origin);
 	if (r)
 		return r;
