@@ -27,7 +27,7 @@
 #define DATA_SHIFT	28
 #define DATA_BLOCKS	(1ULL << DATA_SHIFT)	/* 1 TiB of 4 KiB blocks */
 #define META_BYTES	(4ULL << 30)		/* sparse metadata file */
-#define CACHE_LARGE	65536			/* blocks: 256 MiB */
+#define CACHE_LARGE	262144			/* blocks: 1 GiB, holds every map here */
 #define CACHE_SMALL	16			/* blocks: every leaf read misses */
 #define MAX_REPS	32
 #define NO_COMMIT	(~0ULL)
@@ -85,17 +85,20 @@ struct series {
 };
 
 enum {
-	S_INS_SEQ, S_INS_SEQ_NC, S_INS_SEQ_SHARE, S_INS_SEQ_COMMITS,
-	S_INS_SEQ_LAZY, S_INS_SEQ_LAZY_COMMITS,
-	S_INS_DENSE, S_INS_DENSE_NC, S_INS_DENSE_COMMITS,
-	S_INS_SPARSE, S_INS_SPARSE_NC, S_INS_SPARSE_COMMITS,
+	S_INS_SEQ, S_INS_SEQ_NC, S_INS_SEQ_SHARE, S_INS_SEQ_COMMITS, S_INS_SEQ_W,
+	S_INS_SEQ_LAZY, S_INS_SEQ_LAZY_COMMITS, S_INS_SEQ_LAZY_W,
+	S_INS_DENSE, S_INS_DENSE_NC, S_INS_DENSE_COMMITS, S_INS_DENSE_W,
+	S_INS_DENSE4K, S_INS_DENSE4K_COMMITS, S_INS_DENSE4K_W,
+	S_INS_SPARSE, S_INS_SPARSE_NC, S_INS_SPARSE_COMMITS, S_INS_SPARSE_W,
 	S_LK_SEQ_WARM, S_LK_SEQ_COLD, S_LK_SPARSE_WARM, S_LK_SPARSE_COLD,
 	S_META_SEQ, S_META_SEQ_NF, S_META_DENSE, S_META_SNAP,
 	S_META_FILL0,		/* + one per fill level */
-	S_SNAP_TIME = S_META_FILL0 + 8, S_SNAP_BLOCKS, S_SNAP_COMMITS,
-	S_SNAP_DENSE_TIME, S_SNAP_DENSE_BLOCKS, S_SNAP_DENSE_COMMITS,
+	S_SNAP_TIME = S_META_FILL0 + 8, S_SNAP_BLOCKS, S_SNAP_COMMITS, S_SNAP_W,
+	S_SNAP_DENSE_TIME, S_SNAP_DENSE_BLOCKS, S_SNAP_DENSE_COMMITS, S_SNAP_DENSE_W,
+	S_SNAP_DENSE4K_TIME, S_SNAP_DENSE4K_COMMITS, S_SNAP_DENSE4K_W,
 	S_C1K, S_C1K_DIRTY, S_C1K_SHM,
 	S_C10K, S_C10K_DIRTY, S_C10K_N, S_C10K_MAX, S_C10K_MAXDIRTY, S_C10K_SHM,
+	S_UNUSED,		/* values nobody prints */
 	S_NR
 };
 
@@ -359,17 +362,20 @@ static void write_block(struct dd_volume *v, struct dd_pool *pool, u64 lbn)
 	TRY(dd_map_insert(v, lbn, pbn));
 }
 
+static u64 fill_writes;		/* metadata blocks written by the last fill */
+
 /* n writes into a new volume 1, a commit every 'every'; seconds taken. */
 static double fill(struct bpool *bp, const struct order *o, u64 n, u64 every)
 {
 	struct dd_volume *v;
 	double t;
-	u64 i;
+	u64 i, w;
 
 	TRY(dd_volume_create(bp->pool, 1));
 	TRY(dd_pool_commit(bp->pool));
 	TRY(dd_volume_open(bp->pool, 1, &v));
 	tdev_reset(&bp->td);
+	w = bp->td.inner->writes;
 	t = now();
 	for (i = 0; i < n; i++) {
 		write_block(v, bp->pool, lbn_of(o, i));
@@ -378,13 +384,16 @@ static double fill(struct bpool *bp, const struct order *o, u64 n, u64 every)
 	}
 	TRY(dd_pool_commit(bp->pool));
 	t = now() - t;
+	fill_writes = bp->td.inner->writes - w;
 	dd_volume_close(v);
 	return t;
 }
 
-static void fill_stats(struct bpool *bp, double t, u64 n, int s_rate, int s_nc, int s_commits)
+static void fill_stats(struct bpool *bp, double t, u64 n, int s_rate, int s_nc, int s_commits,
+		       int s_writes)
 {
 	add(s_rate, (double)n / t);
+	add(s_writes, (double)fill_writes * DD_BLOCK_SIZE / 1024 / (double)n);
 	if (s_nc >= 0)
 		add(s_nc, (double)n / (t - bp->td.commit_time));
 	if (s_commits >= 0)
@@ -415,9 +424,11 @@ static double lookups(struct bpool *bp, const struct order *o, u64 n, bool warm)
 	return (double)opt_lookups / t;
 }
 
-static void snapshot(struct bpool *bp, u64 n, int s_time, int s_blocks, int s_commits)
+static void snapshot(struct bpool *bp, u64 n, int s_time, int s_blocks, int s_commits,
+		     int s_writes)
 {
 	struct dd_pool_stats a, b;
+	u64 w = bp->td.inner->writes;
 	double t;
 
 	dd_pool_get_stats(bp->pool, &a);
@@ -430,6 +441,7 @@ static void snapshot(struct bpool *bp, u64 n, int s_time, int s_blocks, int s_co
 	add(s_time, t / gib(n));
 	add(s_blocks, (double)(b.meta_used - a.meta_used) / gib(n));
 	add(s_commits, (double)bp->td.commits / gib(n));
+	add(s_writes, gib(bp->td.inner->writes - w) / gib(n));
 }
 
 /* ---- the runs ----------------------------------------------------------------- */
@@ -442,7 +454,7 @@ static void run_sequential(void)
 
 	bp_create(&bp, opt_dir, "seq", 0, CACHE_LARGE);
 	t = fill(&bp, &seq, opt_n, opt_commit_every);
-	fill_stats(&bp, t, opt_n, S_INS_SEQ, S_INS_SEQ_NC, S_INS_SEQ_COMMITS);
+	fill_stats(&bp, t, opt_n, S_INS_SEQ, S_INS_SEQ_NC, S_INS_SEQ_COMMITS, S_INS_SEQ_W);
 	add(S_INS_SEQ_SHARE, 100.0 * bp.td.commit_time / t);
 	add(S_META_SEQ, meta_ratio(bp.pool, false));
 	add(S_META_SEQ_NF, meta_ratio(bp.pool, true));
@@ -456,17 +468,20 @@ static void run_sequential(void)
 	bp_close(&bp);
 
 	bp_open(&bp, CACHE_LARGE);
-	snapshot(&bp, opt_n, S_SNAP_TIME, S_SNAP_BLOCKS, S_SNAP_COMMITS);
+	snapshot(&bp, opt_n, S_SNAP_TIME, S_SNAP_BLOCKS, S_SNAP_COMMITS, S_SNAP_W);
 	add(S_META_SNAP, meta_ratio(bp.pool, true));
 	bp_destroy(&bp);
 
 	/* Commits only when the journal fills (and once at the end). */
 	bp_create(&bp, opt_dir, "seq-lazy", 0, CACHE_LARGE);
 	t = fill(&bp, &seq, opt_n, NO_COMMIT);
-	fill_stats(&bp, t, opt_n, S_INS_SEQ_LAZY, -1, S_INS_SEQ_LAZY_COMMITS);
+	fill_stats(&bp, t, opt_n, S_INS_SEQ_LAZY, -1, S_INS_SEQ_LAZY_COMMITS, S_INS_SEQ_LAZY_W);
 	bp_destroy(&bp);
 }
 
+/* Random order over [0, n): with the default journal (1024 blocks) and
+ * with the largest (4096), which bounds how many map leaves one
+ * transaction may dirty. */
 static void run_dense(void)
 {
 	struct order dense = { .bits = -1 };
@@ -487,9 +502,17 @@ static void run_dense(void)
 	}
 	bp_create(&bp, opt_dir, "dense", 0, CACHE_LARGE);
 	t = fill(&bp, &dense, opt_n, opt_commit_every);
-	fill_stats(&bp, t, opt_n, S_INS_DENSE, S_INS_DENSE_NC, S_INS_DENSE_COMMITS);
+	fill_stats(&bp, t, opt_n, S_INS_DENSE, S_INS_DENSE_NC, S_INS_DENSE_COMMITS, S_INS_DENSE_W);
 	add(S_META_DENSE, meta_ratio(bp.pool, true));
-	snapshot(&bp, opt_n, S_SNAP_DENSE_TIME, S_SNAP_DENSE_BLOCKS, S_SNAP_DENSE_COMMITS);
+	snapshot(&bp, opt_n, S_SNAP_DENSE_TIME, S_SNAP_DENSE_BLOCKS, S_SNAP_DENSE_COMMITS,
+		 S_SNAP_DENSE_W);
+	bp_destroy(&bp);
+
+	bp_create(&bp, opt_dir, "dense4k", DD_JOURNAL_MAX_BLOCKS, CACHE_LARGE);
+	t = fill(&bp, &dense, opt_n, opt_commit_every);
+	fill_stats(&bp, t, opt_n, S_INS_DENSE4K, -1, S_INS_DENSE4K_COMMITS, S_INS_DENSE4K_W);
+	snapshot(&bp, opt_n, S_SNAP_DENSE4K_TIME, S_UNUSED, S_SNAP_DENSE4K_COMMITS,
+		 S_SNAP_DENSE4K_W);
 	bp_destroy(&bp);
 	free(dense.perm);
 }
@@ -525,7 +548,8 @@ static void run_sparse(void)
 			bp_destroy(&bp);
 			continue;
 		}
-		fill_stats(&bp, t, opt_sparse, S_INS_SPARSE, S_INS_SPARSE_NC, S_INS_SPARSE_COMMITS);
+		fill_stats(&bp, t, opt_sparse, S_INS_SPARSE, S_INS_SPARSE_NC, S_INS_SPARSE_COMMITS,
+			   S_INS_SPARSE_W);
 		bp_close(&bp);
 		bp_open(&bp, CACHE_LARGE);
 		add(S_LK_SPARSE_WARM, lookups(&bp, &o, opt_sparse, true));
@@ -605,15 +629,22 @@ static void setup_names(void)
 	name(S_INS_SEQ_NC, "inserts/s", "  the same, time in commits left out");
 	name(S_INS_SEQ_SHARE, "%", "  share of the time spent in commits");
 	name(S_INS_SEQ_COMMITS, c, "  commits");
+	name(S_INS_SEQ_W, "KiB/insert", "  metadata written per insert (journal + home copies)");
 	name(S_INS_SEQ_LAZY, "inserts/s", "insert, sequential LBNs, commit only when the journal fills");
 	name(S_INS_SEQ_LAZY_COMMITS, c, "  commits (journal area of 1024 blocks)");
+	name(S_INS_SEQ_LAZY_W, "KiB/insert", "  metadata written per insert");
 	name(S_INS_DENSE, "inserts/s", "insert, random order over [0, n), commit every %llu",
 	     (unsigned long long)opt_commit_every);
 	name(S_INS_DENSE_NC, "inserts/s", "  the same, time in commits left out");
-	name(S_INS_DENSE_COMMITS, c, "  commits");
+	name(S_INS_DENSE_COMMITS, c, "  commits (nearly all forced by a full journal)");
+	name(S_INS_DENSE_W, "KiB/insert", "  metadata written per insert");
+	name(S_INS_DENSE4K, "inserts/s", "  the same with the largest journal (4096 blocks)");
+	name(S_INS_DENSE4K_COMMITS, c, "  commits with it");
+	name(S_INS_DENSE4K_W, "KiB/insert", "  metadata written per insert with it");
 	name(S_INS_SPARSE, "inserts/s", "insert, random LBNs over the whole 1 TiB volume");
 	name(S_INS_SPARSE_NC, "inserts/s", "  the same, time in commits left out");
 	name(S_INS_SPARSE_COMMITS, c, "  commits (nearly all forced by a full journal)");
+	name(S_INS_SPARSE_W, "KiB/insert", "  metadata written per insert");
 	name(S_LK_SEQ_WARM, "lookups/s", "lookup, dense volume, warm cache (%u blocks)", CACHE_LARGE);
 	name(S_LK_SEQ_COLD, "lookups/s", "lookup, dense volume, cold cache (%u blocks)", CACHE_SMALL);
 	name(S_LK_SPARSE_WARM, "lookups/s", "lookup, sparse 1 TiB volume, warm cache");
@@ -635,9 +666,14 @@ static void setup_names(void)
 	name(S_SNAP_TIME, "s/GiB", "snapshot of a sequentially written volume: time");
 	name(S_SNAP_BLOCKS, "blocks/GiB", "  metadata blocks added");
 	name(S_SNAP_COMMITS, "commits/GiB", "  commits during the copy (journal 1024)");
+	name(S_SNAP_W, "GiB/GiB", "  metadata written (journal + home copies)");
 	name(S_SNAP_DENSE_TIME, "s/GiB", "snapshot of a volume written in random order: time");
 	name(S_SNAP_DENSE_BLOCKS, "blocks/GiB", "  metadata blocks added");
 	name(S_SNAP_DENSE_COMMITS, "commits/GiB", "  commits during the copy (journal 1024)");
+	name(S_SNAP_DENSE_W, "GiB/GiB", "  metadata written");
+	name(S_SNAP_DENSE4K_TIME, "s/GiB", "  time with the largest journal (4096 blocks)");
+	name(S_SNAP_DENSE4K_COMMITS, "commits/GiB", "  commits with it");
+	name(S_SNAP_DENSE4K_W, "GiB/GiB", "  metadata written with it");
 	name(S_C1K, "ms", "commit of ~1000 dirty blocks (file + fdatasync)");
 	name(S_C1K_DIRTY, "blocks", "  dirty blocks in it");
 	name(S_C1K_SHM, "ms", "commit of ~1000 dirty blocks (tmpfs: no device flush)");
@@ -771,8 +807,8 @@ int main(int argc, char **argv)
 	print_table("Map inserts and lookups (volume 1 of a 1 TiB pool)", S_INS_SEQ, S_LK_SPARSE_COLD);
 	print_table("Metadata per data block: (meta_used - fixed region) / data_used", S_META_SEQ,
 		    S_META_FILL0 + NR_FILLS - 1);
-	print_table("Snapshot (copies the map, one more reference per block)", S_SNAP_TIME,
-		    S_SNAP_DENSE_COMMITS);
+	print_table("Snapshot (copies the map, one more reference per block), per GiB of origin",
+		    S_SNAP_TIME, S_SNAP_DENSE4K_W);
 	print_table("Commit latency", S_C1K, S_C10K_SHM);
 	printf("\n");
 	print_load("at end");
