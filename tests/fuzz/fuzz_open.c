@@ -41,13 +41,8 @@ static u64 fz_lbn(u16 arg)
 	return base == DD_MAX_ADDR ? base : base + (arg >> 4);
 }
 
-/* One operation; returns its result (errors are expected on damaged pools).
- * 'no_reclaim': the map trees are damaged in a way that makes
- * dd_pool_reclaim loop forever (reported: it retries a volume whose map
- * cannot be emptied -- a leaf or node count too high, a node reachable
- * twice -- with an unchanged budget; the reproducer is in
- * test_fuzz_regress.c), so reclaim is not run. */
-static int fz_run_op(struct dd_pool *pool, const struct fz_op *op, bool no_reclaim)
+/* One operation; returns its result (errors are expected on damaged pools). */
+static int fz_run_op(struct dd_pool *pool, const struct fz_op *op)
 {
 	u32 id = fz_vol_id(op->vol);
 	struct dd_pool_stats st;
@@ -81,8 +76,6 @@ static int fz_run_op(struct dd_pool *pool, const struct fz_op *op, bool no_recla
 	case 4:
 		return dd_volume_delete(pool, id);
 	case 5:
-		if (no_reclaim)
-			return 0;
 		return dd_pool_reclaim(pool, (u64)op->arg + 1, &b);
 	case 6:
 		r = dd_volume_open(pool, id, &v);
@@ -94,13 +87,7 @@ static int fz_run_op(struct dd_pool *pool, const struct fz_op *op, bool no_recla
 	case 7:
 		return dd_volume_create(pool, id);
 	case 8:
-		/* A failed abort must go down the error ladder: the engine leaves
-		 * the pool writable with the aborted in-core state (reported;
-		 * tests/fuzz/test_fuzz_regress.c has the reproducer). */
-		r = dd_pool_abort(pool);
-		if (r)
-			dd_pool_metadata_error(pool, r, "aborting");
-		return r;
+		return dd_pool_abort(pool);
 	case 9:
 		r = dd_volume_open(pool, id, &v);
 		if (r)
@@ -161,22 +148,14 @@ static void fz_read_write(struct fz_ovl *o, u8 b0, u8 flags, u8 fparam,
 	struct dd_ramdev *rd = kind ? fz_ovl_ramdev(o) : NULL;
 	struct dd_dev *dev = rd ? dd_ramdev_dev(rd) : fz_ovl_dev(o);
 	struct dd_check_result res;
-	bool clean = false, no_reclaim = false, has_reclaim = false;
+	bool clean = false;
 	struct dd_pool *pool;
 	struct dd_fault f;
 	struct dd_bm *bm;
 	int r;
 
-	for (i = 0; i < nops; i++)
-		has_reclaim |= ops[i].code % 14 == 5;
-	if ((flags & FZ_F_ORACLE) || has_reclaim) {
-		if (fz_sane(dev)) {
-			clean = fz_check(dev, 0, &res) == 0 && (flags & FZ_F_ORACLE);
-			no_reclaim = res.count[DD_CHK_TREE] || res.count[DD_CHK_META_SHARED];
-		} else {
-			no_reclaim = true;
-		}
-	}
+	if ((flags & FZ_F_ORACLE) && fz_sane(dev))
+		clean = fz_check(dev, 0, &res) == 0;
 	if (dd_bm_create(dev, &bo, &bm))
 		abort();
 	memset(&f, 0, sizeof(f));
@@ -203,7 +182,7 @@ static void fz_read_write(struct fz_ovl *o, u8 b0, u8 flags, u8 fparam,
 		for (i = 0; i < nops; i++) {
 			enum dd_mode before = dd_pool_mode(pool);
 
-			r = fz_run_op(pool, &ops[i], no_reclaim);
+			r = fz_run_op(pool, &ops[i]);
 			if (fz_verbose())
 				fprintf(stderr, "op %u: code %u vol %u arg %u -> %d (mode %d, %llu writes)\n",
 					i, ops[i].code % 14, fz_vol_id(ops[i].vol), ops[i].arg, r,
@@ -213,13 +192,10 @@ static void fz_read_write(struct fz_ovl *o, u8 b0, u8 flags, u8 fparam,
 				FZ_DIE("operation %u (code %u) on a consistent pool: %d, mode %d", i,
 				       ops[i].code % 14, r, dd_pool_mode(pool));
 		}
-		if (flags & FZ_F_ABORT) {
-			r = dd_pool_abort(pool);
-			if (r)
-				dd_pool_metadata_error(pool, r, "aborting");
-		} else {
+		if (flags & FZ_F_ABORT)
+			dd_pool_abort(pool);
+		else
 			dd_pool_commit(pool);
-		}
 		fz_walk(pool, 256);
 		dd_pool_close(pool);
 	} else if (clean && !kind) {
