@@ -258,7 +258,13 @@ int dd_tx_reserve(struct dd_pool *pool, u32 nr)
 
 	if (!dd_writable(pool))
 		return -EROFS;
-	if (pool->nr_dirty + nr > pool->journal_blocks) {
+	if (pool->nr_dirty_vols >= DD_MAX_DIRTY_VOLS) {
+		r = dd_volumes_flush(pool);
+		if (r)
+			return r;
+	}
+	/* Each volume with a pending count may dirty a table leaf at commit. */
+	if (pool->nr_dirty + nr + pool->nr_dirty_vols > pool->journal_blocks) {
 		r = dd_pool_commit(pool);
 		if (r)
 			return r;
@@ -450,7 +456,7 @@ int dd_commit_raw(struct dd_pool *pool)
 
 bool dd_pool_dirty(struct dd_pool *pool)
 {
-	return pool->nr_dirty || pool->sb_dirty;
+	return pool->nr_dirty || pool->sb_dirty || pool->nr_dirty_vols;
 }
 
 int dd_pool_commit(struct dd_pool *pool)
@@ -463,6 +469,11 @@ int dd_pool_commit(struct dd_pool *pool)
 		return 0;
 	if (!dd_writable(pool))
 		return -EROFS;
+	r = dd_volumes_flush(pool);
+	if (r) {
+		dd_pool_metadata_error(pool, r, "writing the volume table");
+		return r;
+	}
 	if (pool->hooks.pre_commit) {
 		r = pool->hooks.pre_commit(pool->hooks.ctx);
 		if (r) {

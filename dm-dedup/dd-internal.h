@@ -40,6 +40,9 @@ struct dd_shadow {
 struct dd_root {
 	u64 block;
 	u8 height;
+	/* In core only: the last leaf found (hint_block 0 = none), so that a
+	 * run of operations on one leaf walks the tree once. */
+	u64 hint_idx, hint_block;
 };
 
 struct dd_tree {
@@ -74,6 +77,7 @@ struct dd_volume {
 	u32 flags;
 	u32 origin;
 	int open_count;
+	bool table_dirty;	/* mapped count not yet in the volume table */
 	struct dd_root map;
 	u64 mapped;
 	u64 created_txn;
@@ -114,6 +118,8 @@ struct dd_pool {
 	struct dd_extents freed;
 
 	struct dd_volume *volumes;	/* open handles */
+	u32 nr_dirty_vols;		/* handles with table_dirty set */
+#define DD_MAX_DIRTY_VOLS	16
 	void *scratch;			/* one block */
 };
 
@@ -179,6 +185,7 @@ void dd_rec_decode(const struct dd_disk_rec *d, struct dd_record *r);
 int dd_vol_entry_get(struct dd_pool *pool, u32 id, struct dd_disk_volume *out);
 int dd_vol_handle(struct dd_pool *pool, u32 id, struct dd_volume **out);
 int dd_volumes_reload(struct dd_pool *pool);
+int dd_volumes_flush(struct dd_pool *pool);
 
 /* encoding helpers */
 static inline u64 dd_me_pbn(u64 e) { return e & DD_ME_PBN_MASK; }
@@ -189,6 +196,7 @@ static inline void dd_root_decode(const struct dd_disk_root *d, struct dd_root *
 {
 	r->block = le64_to_cpu(d->root);
 	r->height = d->height;
+	r->hint_block = 0;
 }
 
 static inline void dd_root_encode(const struct dd_root *r, struct dd_disk_root *d)

@@ -7,14 +7,20 @@
 
 static const u8 dd_zero_block[DD_BLOCK_SIZE];
 
+/*
+ * A transaction holds at most one journal area: random writes dirty a map
+ * leaf each, so a small journal means a commit every few hundred writes
+ * (docs/benchmarks-engine.md).  1/32 of the metadata device, up to 4096
+ * blocks (16 MiB per area, at most 32 MiB of dirty blocks held in memory).
+ */
 static u32 dd_default_journal(u64 nr_meta)
 {
-	u64 j = nr_meta / 64;
+	u64 j = nr_meta / 32;
 
 	if (j < DD_JOURNAL_MIN_BLOCKS)
 		j = DD_JOURNAL_MIN_BLOCKS;
-	if (j > 1024)
-		j = 1024;
+	if (j > DD_JOURNAL_MAX_BLOCKS)
+		j = DD_JOURNAL_MAX_BLOCKS;
 	return (u32)j;
 }
 

@@ -81,6 +81,8 @@ int dd_tree_find(struct dd_pool *pool, const struct dd_tree *t, u64 idx, unsigne
 		return r;
 	if (!b || idx >= dd_tree_capacity(level))
 		return -ENODATA;
+	if (t->root->hint_block && t->root->hint_idx == idx)
+		return dd_get_node(pool, t, t->root->hint_block, 0, flags, leaf);
 	for (; level > 0; level--) {
 		r = dd_get_node(pool, t, b, level, flags, &node);
 		if (r)
@@ -90,7 +92,12 @@ int dd_tree_find(struct dd_pool *pool, const struct dd_tree *t, u64 idx, unsigne
 		if (!b)
 			return -ENODATA;
 	}
-	return dd_get_node(pool, t, b, 0, flags, leaf);
+	r = dd_get_node(pool, t, b, 0, flags, leaf);
+	if (!r) {
+		t->root->hint_idx = idx;
+		t->root->hint_block = b;
+	}
+	return r;
 }
 
 /* Add levels on top until idx fits. */
@@ -182,7 +189,12 @@ int dd_tree_find_dirty(struct dd_pool *pool, const struct dd_tree *t, u64 idx, b
 		b = dd_child(node, slot);
 		dd_blk_put(node);
 	}
-	return dd_get_node_dirty(pool, t, b, 0, leaf);
+	r = dd_get_node_dirty(pool, t, b, 0, leaf);
+	if (!r) {
+		root->hint_idx = idx;
+		root->hint_block = b;
+	}
+	return r;
 }
 
 /* Free leaf idx (which must exist) and every ancestor it leaves empty. */
@@ -202,6 +214,7 @@ int dd_tree_remove(struct dd_pool *pool, const struct dd_tree *t, u64 idx)
 		return r;
 	if (!b || idx >= dd_tree_capacity(root->height))
 		return -ENODATA;
+	root->hint_block = 0;
 	for (level = root->height; level > 0; level--) {
 		path[level] = b;
 		r = dd_get_node(pool, t, b, level, 0, &node);

@@ -107,6 +107,11 @@ static int dd_vol_sync(struct dd_volume *v)
 {
 	struct dd_disk_volume e;
 
+	if (v->table_dirty) {
+		v->table_dirty = false;
+		v->pool->nr_dirty_vols--;
+	}
+
 	memset(&e, 0, sizeof(e));
 	e.id = cpu_to_le32(v->id);
 	e.flags = cpu_to_le32(v->flags);
@@ -116,6 +121,51 @@ static int dd_vol_sync(struct dd_volume *v)
 	e.origin = cpu_to_le32(v->origin);
 	e.progress = cpu_to_le64(v->progress);
 	return dd_vol_entry_put(v->pool, &e);
+}
+
+/*
+ * The mapped count changes with every insert and unmap; writing it to the
+ * volume table each time would walk the table tree per write.  It is written
+ * when the pool commits (dd_volumes_flush) or when too many volumes wait.
+ */
+static void dd_vol_dirty(struct dd_volume *v)
+{
+	if (v->table_dirty)
+		return;
+	v->table_dirty = true;
+	v->pool->nr_dirty_vols++;
+}
+
+static void dd_vol_unlink(struct dd_volume *vol)
+{
+	struct dd_volume **p;
+
+	for (p = &vol->pool->volumes; *p; p = &(*p)->next) {
+		if (*p == vol) {
+			*p = vol->next;
+			break;
+		}
+	}
+	dd_free(vol);
+}
+
+/* Writes the volumes' pending counts to the table; frees closed handles. */
+int dd_volumes_flush(struct dd_pool *pool)
+{
+	struct dd_volume *v, *next;
+	int r;
+
+	for (v = pool->volumes; v && pool->nr_dirty_vols; v = next) {
+		next = v->next;
+		if (!v->table_dirty)
+			continue;
+		r = dd_vol_sync(v);	/* clears table_dirty */
+		if (r)
+			return r;
+		if (!v->open_count)
+			dd_vol_unlink(v);
+	}
+	return 0;
 }
 
 /* A handle on any table entry (deleted and incomplete ones too). */
@@ -156,10 +206,19 @@ int dd_vol_handle(struct dd_pool *pool, u32 id, struct dd_volume **out)
 int dd_volumes_reload(struct dd_pool *pool)
 {
 	struct dd_disk_volume e;
-	struct dd_volume *v;
+	struct dd_volume *v, *next;
 	int r;
 
-	for (v = pool->volumes; v; v = v->next) {
+	for (v = pool->volumes; v; v = next) {
+		next = v->next;
+		if (v->table_dirty) {
+			v->table_dirty = false;
+			pool->nr_dirty_vols--;
+		}
+		if (!v->open_count) {
+			dd_vol_unlink(v);	/* kept only for a pending count */
+			continue;
+		}
 		r = dd_vol_entry_get(pool, v->id, &e);
 		if (r == -ENOENT) {
 			memset(&e, 0, sizeof(e));	/* created in the aborted txn */
@@ -192,17 +251,9 @@ int dd_volume_open(struct dd_pool *pool, u32 id, struct dd_volume **out)
 
 void dd_volume_close(struct dd_volume *vol)
 {
-	struct dd_volume **p;
-
-	if (--vol->open_count)
-		return;
-	for (p = &vol->pool->volumes; *p; p = &(*p)->next) {
-		if (*p == vol) {
-			*p = vol->next;
-			break;
-		}
-	}
-	dd_free(vol);
+	if (--vol->open_count || vol->table_dirty)
+		return;		/* a pending count keeps the handle until the flush */
+	dd_vol_unlink(vol);
 }
 
 u32 dd_volume_id(struct dd_volume *vol)
@@ -218,6 +269,7 @@ u64 dd_volume_mapped(struct dd_volume *vol)
 int dd_volume_next(struct dd_pool *pool, u32 *id, bool want_all, struct dd_volume_info *info)
 {
 	const struct dd_disk_vols_leaf *l;
+	struct dd_volume *v;
 	struct dd_buf *leaf;
 	u64 li, found;
 	u32 slot;
@@ -258,6 +310,9 @@ int dd_volume_next(struct dd_pool *pool, u32 *id, bool want_all, struct dd_volum
 			info->flags = flags;
 			info->origin = le32_to_cpu(e->origin);
 			info->mapped_blocks = le64_to_cpu(e->mapped_blocks);
+			for (v = pool->volumes; v; v = v->next)
+				if (v->id == info->id)
+					info->mapped_blocks = v->mapped;	/* maybe newer */
 			info->created_txn = le64_to_cpu(e->created_txn);
 			*id = info->id;
 			dd_blk_put(leaf);
@@ -437,12 +492,9 @@ static int dd_map_open(struct dd_volume *vol, u64 lbn, bool create, struct dd_bu
 	if (r)
 		return r;
 	*entry = &((struct dd_disk_map_leaf *)dd_data(*leaf))->entry[slot];
-	if (before.block != vol->map.block || before.height != vol->map.height) {
-		r = dd_vol_sync(vol);
-		if (r)
-			dd_blk_put(*leaf);
-	}
-	return r;
+	if (before.block != vol->map.block || before.height != vol->map.height)
+		dd_vol_dirty(vol);
+	return 0;
 }
 
 static void dd_map_count(struct dd_buf *leaf, int delta)
@@ -484,7 +536,8 @@ static int __dd_map_insert(struct dd_volume *vol, u64 lbn, u64 pbn)
 			pool->st.cow_splits++;
 		return 0;
 	}
-	return dd_vol_sync(vol);
+	dd_vol_dirty(vol);
+	return 0;
 }
 
 int dd_map_insert(struct dd_volume *vol, u64 lbn, u64 pbn)
@@ -666,7 +719,8 @@ static int dd_unmap_leaf(struct dd_volume *vol, u64 li, u64 *pos, u64 end,
 		if (r)
 			return r;
 	}
-	return dd_vol_sync(vol);
+	dd_vol_dirty(vol);
+	return 0;
 }
 
 /* Unmaps [lbn, end), at most *budget entries; *next is where it stopped. */
@@ -915,6 +969,11 @@ int dd_pool_reclaim(struct dd_pool *pool, u64 budget, bool *done)
 				r = dd_vol_entry_del(pool, id);
 				if (r)
 					dd_pool_metadata_error(pool, r, "removing a deleted volume");
+			}
+			if (!r && v->table_dirty) {
+				/* Gone from the table: nothing left to write back. */
+				v->table_dirty = false;
+				pool->nr_dirty_vols--;
 			}
 		}
 		dd_volume_close(v);
