@@ -544,7 +544,8 @@ static void epoch_put(struct pool *pool, struct dd_bio_hook *h)
 	if (!h->counted)
 		return;
 	h->counted = false;
-	if (atomic_dec_and_test(&pool->epoch_count[h->epoch]))
+	if (atomic_dec_and_test(&pool->epoch_count[h->epoch]) &&
+	    wq_has_sleeper(&pool->epoch_wait))
 		wake_up(&pool->epoch_wait);
 }
 
@@ -2293,8 +2294,13 @@ static int volume_map(struct dm_target *ti, struct bio *bio)
 	struct dd_bio_hook *h = hook(bio);
 	struct dd_mapping m;
 
-	memset(h, 0, sizeof(*h));
+	/* The fields every path reads; the others are set where they are used. */
 	h->vc = vc;
+	h->counted = false;
+	h->state = HS_NONE;
+	h->status = BLK_STS_OK;
+	h->page = NULL;
+	h->io_bio = NULL;
 	bio->bi_iter.bi_sector = dm_target_offset(ti, bio->bi_iter.bi_sector);
 	h->lbn = bio->bi_iter.bi_sector >> (DD_BLOCK_SHIFT - SECTOR_SHIFT);
 
