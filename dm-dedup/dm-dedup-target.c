@@ -152,7 +152,7 @@ struct lc_slot {
 struct lookup_cache {
 	u32 gen;
 	u32 bits;		/* 2^bits slots */
-	struct lc_slot *slots;
+	struct lc_slot *slots;	/* sets of two ways, 64-byte aligned */
 };
 
 /* A block being given a new home; other writes to it wait (worker only). */
@@ -345,6 +345,7 @@ static int lc_init(struct lookup_cache *lc)
 {
 	unsigned int n = roundup_pow_of_two(max(lookup_cache_entries, 1024U));
 
+	BUILD_BUG_ON(sizeof(struct lc_slot) != 32);	/* two ways per cache line */
 	lc->gen = 1;
 	lc->bits = ilog2(n);
 	lc->slots = kvcalloc(n, sizeof(*lc->slots), GFP_KERNEL);
@@ -356,18 +357,21 @@ static void lc_exit(struct lookup_cache *lc)
 	kvfree(lc->slots);
 }
 
-static struct lc_slot *lc_slot(struct lookup_cache *lc, u32 vol, u64 lbn)
+/*
+ * Two ways per set, both in one 64-byte cache line: two LBNs whose hashes
+ * collide no longer evict each other on every access.
+ */
+static struct lc_slot *lc_set(struct lookup_cache *lc, u32 vol, u64 lbn)
 {
 	/* The top bits of a multiplicative hash spread consecutive LBNs evenly. */
-	return &lc->slots[hash_64(lbn ^ ((u64)vol << 48), lc->bits)];
+	return &lc->slots[hash_64(lbn ^ ((u64)vol << 48), lc->bits - 1) << 1];
 }
 
-/* Lock-free: false on a miss or while the worker rewrites the slot. */
-static bool lc_lookup(struct lookup_cache *lc, u32 vol, u64 lbn, struct dd_mapping *m)
+/* One way, lock-free: false on a miss or while the worker rewrites it. */
+static bool lc_read_way(struct lc_slot *p, u32 gen, u32 vol, u64 lbn, u64 *entry)
 {
-	struct lc_slot *p = lc_slot(lc, vol, lbn);
 	u32 seq = READ_ONCE(p->seq), slot_vol, slot_gen;
-	u64 slot_lbn, entry;
+	u64 slot_lbn;
 
 	if (seq & 1)
 		return false;
@@ -375,10 +379,20 @@ static bool lc_lookup(struct lookup_cache *lc, u32 vol, u64 lbn, struct dd_mappi
 	slot_gen = READ_ONCE(p->gen);
 	slot_vol = READ_ONCE(p->vol);
 	slot_lbn = READ_ONCE(p->lbn);
-	entry = READ_ONCE(p->entry);
+	*entry = READ_ONCE(p->entry);
 	smp_rmb();
-	if (READ_ONCE(p->seq) != seq || slot_gen != READ_ONCE(lc->gen) || slot_vol != vol ||
-	    slot_lbn != lbn)
+	return READ_ONCE(p->seq) == seq && slot_gen == gen && slot_vol == vol &&
+	       slot_lbn == lbn;
+}
+
+static bool lc_lookup(struct lookup_cache *lc, u32 vol, u64 lbn, struct dd_mapping *m)
+{
+	struct lc_slot *set = lc_set(lc, vol, lbn);
+	u32 gen = READ_ONCE(lc->gen);
+	u64 entry;
+
+	if (!lc_read_way(&set[0], gen, vol, lbn, &entry) &&
+	    !lc_read_way(&set[1], gen, vol, lbn, &entry))
 		return false;
 	m->mapped = entry & LC_MAPPED;
 	m->excl = entry & LC_EXCL;
@@ -399,11 +413,32 @@ static void __lc_write(struct lc_slot *p, u32 gen, u32 vol, u64 lbn, u64 entry)
 	WRITE_ONCE(p->seq, p->seq + 1);
 }
 
+static bool __lc_holds(const struct lookup_cache *lc, const struct lc_slot *p, u32 vol, u64 lbn)
+{
+	return p->gen == lc->gen && p->vol == vol && p->lbn == lbn;
+}
+
+/*
+ * Way 0 holds the most recently inserted key: a new key moves way 0's key
+ * to way 1 (evicting way 1's) unless a way is empty or stale.
+ */
 static void __lc_store(struct lookup_cache *lc, u32 vol, u64 lbn, const struct dd_mapping *m)
 {
-	struct lc_slot *p = lc_slot(lc, vol, lbn);
+	struct lc_slot *set = lc_set(lc, vol, lbn), *p;
 	u64 entry = (m->mapped ? LC_MAPPED | m->pbn : 0) | (m->excl ? LC_EXCL : 0);
 
+	if (__lc_holds(lc, &set[0], vol, lbn))
+		p = &set[0];
+	else if (__lc_holds(lc, &set[1], vol, lbn))
+		p = &set[1];
+	else if (set[0].gen != lc->gen)
+		p = &set[0];
+	else if (set[1].gen != lc->gen)
+		p = &set[1];
+	else {
+		__lc_write(&set[1], set[0].gen, set[0].vol, set[0].lbn, set[0].entry);
+		p = &set[0];
+	}
 	if (p->gen == lc->gen && p->vol == vol && p->lbn == lbn && p->entry == entry)
 		return;
 	__lc_write(p, lc->gen, vol, lbn, entry);
@@ -411,10 +446,12 @@ static void __lc_store(struct lookup_cache *lc, u32 vol, u64 lbn, const struct d
 
 static void __lc_forget(struct lookup_cache *lc, u32 vol, u64 lbn)
 {
-	struct lc_slot *p = lc_slot(lc, vol, lbn);
+	struct lc_slot *set = lc_set(lc, vol, lbn);
+	int i;
 
-	if (p->gen == lc->gen && p->vol == vol && p->lbn == lbn)
-		__lc_write(p, 0, 0, 0, 0);
+	for (i = 0; i < 2; i++)
+		if (__lc_holds(lc, &set[i], vol, lbn))
+			__lc_write(&set[i], 0, 0, 0, 0);
 }
 
 /* Drops everything (snapshots, deletions, aborts): a new generation. */

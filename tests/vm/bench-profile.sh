@@ -30,6 +30,7 @@ check "linear over the data device for comparison" sh -c "echo '0 262144 linear 
 D=/dev/mapper/ddt-lin
 FIO="fio --ioengine=libaio --direct=1 --iodepth=16 --bs=4k --refill_buffers --randrepeat=0 --name=p --filename=$D --size=128M"
 prof linear-write --rw=randwrite --time_based --runtime=8
+prof linear-read --rw=randread --time_based --runtime=8
 dmsetup remove ddt-lin
 dmsetup remove ddt-d
 dmsetup remove ddt-pool
