@@ -196,6 +196,7 @@ struct pool {
 	struct delayed_work no_space_timeout;
 
 	spinlock_t lists_lock;
+	bool no_space_expired;		/* no_space_timeout fired; cleared by space */
 	struct bio_list deferred;	/* from map(): need the worker */
 	struct list_head prepared;	/* data I/O done, mapping to insert */
 	struct bio_list commit_waiters;	/* complete after the next commit */
@@ -895,13 +896,22 @@ static void check_low_water(struct pool *pool)
 	}
 }
 
-static void no_space_wait(struct pool *pool, struct bio *bio)
+/*
+ * Queue a write until space appears.  Once the timeout has fired, writes
+ * that need a block fail at once (false) until space appears again.
+ */
+static bool no_space_wait(struct pool *pool, struct bio *bio, bool even_if_expired)
 {
 	unsigned long flags;
+	bool queued = false;
 
 	spin_lock_irqsave(&pool->lists_lock, flags);
-	bio_list_add(&pool->no_space, bio);
+	if (even_if_expired || !pool->no_space_expired) {
+		bio_list_add(&pool->no_space, bio);
+		queued = true;
+	}
 	spin_unlock_irqrestore(&pool->lists_lock, flags);
+	return queued;
 }
 
 /* A write found no free block (lock held for write). */
@@ -912,7 +922,7 @@ static void __handle_no_space(struct pool *pool, struct bio *bio)
 	dd_pool_get_stats(pool->eng, &st);
 	if (st.data_pending_free) {
 		/* Blocks freed in the open transaction: usable after a commit. */
-		no_space_wait(pool, bio);
+		no_space_wait(pool, bio, true);
 		request_commit(pool);
 		return;
 	}
@@ -928,7 +938,8 @@ static void __handle_no_space(struct pool *pool, struct bio *bio)
 			queue_delayed_work(pool->wq, &pool->no_space_timeout,
 					   no_space_timeout_secs * HZ);
 	}
-	no_space_wait(pool, bio);
+	if (!no_space_wait(pool, bio, false))
+		error_bio(bio, BLK_STS_NOSPC);
 }
 
 /* After a commit or a resize: retry the writes that waited for space. */
@@ -946,6 +957,7 @@ static void __retry_no_space(struct pool *pool)
 		set_pool_mode(pool, PM_WRITE);
 	}
 	spin_lock_irqsave(&pool->lists_lock, flags);
+	pool->no_space_expired = false;
 	bios = pool->no_space;
 	bio_list_init(&pool->no_space);
 	bio_list_merge(&pool->deferred, &bios);
@@ -968,12 +980,20 @@ static void fail_bio_list(struct pool *pool, struct bio_list *list, blk_status_t
 		error_bio(bio, status);
 }
 
+/*
+ * The queued writes fail, and so does every later write that needs a block,
+ * until space appears (__retry_no_space): nothing waits forever.
+ */
 static void do_no_space_timeout(struct work_struct *ws)
 {
 	struct pool *pool = container_of(to_delayed_work(ws), struct pool, no_space_timeout);
+	unsigned long flags;
 
-	DMERR("%s: no data space for %u seconds: failing queued writes", pool_name(pool),
-	      no_space_timeout_secs);
+	DMERR("%s: no data space for %u seconds: failing writes that need a block",
+	      pool_name(pool), no_space_timeout_secs);
+	spin_lock_irqsave(&pool->lists_lock, flags);
+	pool->no_space_expired = true;
+	spin_unlock_irqrestore(&pool->lists_lock, flags);
 	fail_bio_list(pool, &pool->no_space, BLK_STS_NOSPC);
 }
 

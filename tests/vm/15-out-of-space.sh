@@ -2,14 +2,17 @@
 # Out of data space: with error_if_no_space a write that needs a block fails at once
 # and the pool reports out_of_space; writes in place still work; growing the data
 # device with a table reload makes the space usable and the mode returns to rw.
-# Without the feature, writes wait and complete once the pool grows.  The low water
-# mark raises a dm event.
+# Without the feature, writes wait and complete once the pool grows; after
+# no_space_timeout seconds the waiting writes fail, and so does every later write that
+# needs a block (none waits forever), until space appears again.  The low water mark
+# raises a dm event.
 # vm: timeout=300
 . "$(dirname "$0")/lib.sh"
 
 dd_mark "$DD_TEST.start"
 dd_load_module || die "dm-dedup does not load"
-meta=$(dd_loop 16M) && data=$(dd_loop 64M) || die "cannot set up loop devices"
+meta=$(dd_loop 16M) && data=$(dd_loop 64M) && meta2=$(dd_loop 16M) && data2=$(dd_loop 4M) ||
+	die "cannot set up loop devices"
 M=$(dd_devno "$meta")
 D=$(dd_devno "$data")
 SMALL=8192 # sectors: 1024 blocks of the 64 MiB data device
@@ -57,5 +60,43 @@ log "$(status)"
 check "volume is removed" dmsetup remove ddt-v
 check "pool is removed" dmsetup remove ddt-pool
 check "the metadata checks clean" dd_check_metadata "$meta"
+
+log "--- no_space_timeout"
+TMO=/sys/module/dm_dedup/parameters/no_space_timeout
+old_tmo=$(cat $TMO)
+check "no_space_timeout is set to 2 s" sh -c "echo 2 >$TMO"
+V2=/dev/mapper/ddt-v2
+# ended PID: true once PID has exited, waiting at most 60 s (a liveness bound, not a timing check).
+ended() {
+	_i=0
+	while kill -0 "$1" 2>/dev/null && [ $_i -lt 600 ]; do
+		sleep 0.1
+		_i=$((_i + 1))
+	done
+	! kill -0 "$1" 2>/dev/null
+}
+check "a 4 MiB pool that queues" \
+	sh -c "echo '0 8192 dedup-pool $meta2 $data2 8 0' | dmsetup create ddt-pool2"
+check "its volume is created" dd_volume_create ddt-pool2 1 ddt-v2 65536
+check "its 1024 blocks are filled" dd if=/dev/urandom of=$V2 bs=4096 count=1024 oflag=direct
+dd if=/dev/urandom of=$V2 bs=4096 seek=2000 count=1 oflag=direct 2>/dev/null &
+w1=$!
+check "the queued write ends after the timeout" ended $w1
+expect_fail "and it failed" wait $w1
+dd if=/dev/urandom of=$V2 bs=4096 seek=2001 count=1 oflag=direct 2>/dev/null &
+w2=$!
+check "a later write that needs a block ends without waiting for space" ended $w2
+expect_fail "and it failed" wait $w2
+check_eq "pool mode is out_of_space" "$(dd_pool_field ddt-pool2 9)" out_of_space
+check "a write in place still succeeds" \
+	dd if=/dev/urandom of=$V2 bs=4096 seek=10 count=1 oflag=direct conv=notrunc
+check "16 blocks are discarded" blkdiscard -o 0 -l 65536 $V2
+check "a write that needs a block succeeds again" \
+	dd if=/dev/urandom of=$V2 bs=4096 seek=2002 count=1 oflag=direct
+check_eq "pool mode is rw" "$(dd_pool_field ddt-pool2 9)" rw
+sh -c "echo $old_tmo >$TMO"
+check "volume 2 is removed" dmsetup remove ddt-v2
+check "pool 2 is removed" dmsetup remove ddt-pool2
+check "its metadata checks clean" dd_check_metadata "$meta2"
 check "no WARN/BUG/oops in the kernel log" dd_kernel_clean_since "$DD_TEST.start"
 finish
