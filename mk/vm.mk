@@ -18,4 +18,4 @@ vm-test:
 .PHONY: bench
 bench:
 	@$(MAKE) --no-print-directory initramfs
-	@scripts/bench/datapath.sh --reps $(or $(REPS),5)
+	@scripts/bench/datapath.sh --reps $(or $(REPS),6)

@@ -1,13 +1,13 @@
 #!/bin/bash
 # Data-path benchmark: dm-dedup against dm-linear and dm-thin in one boot of the test
 # guest (tests/vm/bench-datapath.sh), then a table of medians and spreads.
-#   scripts/bench/datapath.sh [--reps N]   (default 5)
+#   scripts/bench/datapath.sh [--reps N]   (default 6: a multiple of the three device orders)
 # Ratios are taken within each repetition (dedup/linear, thin/linear), then the
 # median and the min-max spread over the repetitions are printed.  Prints whether
 # another QEMU was running: numbers taken under different load do not compare.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-reps=5
+reps=6
 [ "${1:-}" = --reps ] && reps=$2
 
 others=$(pgrep -c qemu-system || true)

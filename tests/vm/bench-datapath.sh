@@ -1,8 +1,11 @@
 #!/bin/sh
 # Data-path benchmark (not a test: scripts/bench/datapath.sh runs it and makes the
-# table).  In one boot, on one brd RAM disk sliced by dm-linear (so every device has
-# the same backing), 4 KiB fio workloads run on dm-linear, a dedup volume and a
-# dm-thin volume (64 KiB blocks, skip_block_zeroing), interleaved, REPS times:
+# table).  In one boot, 4 KiB fio workloads run on dm-linear, a dedup volume and a
+# dm-thin volume (64 KiB blocks, skip_block_zeroing), interleaved, REPS times, the
+# order of the three devices rotated from one repetition to the next.  Each device
+# sits on its own brd RAM disk (identical, filled before the runs) with no layer in
+# between: linear on ram0, the dedup pool's data on ram1, the thin pool's on ram2,
+# both metadata devices on ram3.
 #   excl   random writes to blocks the volume owns exclusively (in place)
 #   alloc  random writes that are all first writes (allocation)
 #   cow    random writes that all break sharing (after a snapshot)
@@ -11,7 +14,7 @@
 # vm: timeout=3000 mem=3G prealloc=1
 . "$(dirname "$0")/lib.sh"
 
-REPS=$(cat "$DD_TESTS/bench-reps" 2>/dev/null || echo 5)
+REPS=$(cat "$DD_TESTS/bench-reps" 2>/dev/null || echo 6)
 SIZE_MB=64             # per workload and device
 RUNTIME=8              # seconds for the time-based workloads (excl, read)
 CSV=$DD_OUT/bench.csv
@@ -19,24 +22,24 @@ CSV=$DD_OUT/bench.csv
 
 dd_load_module || die "dm-dedup does not load"
 modprobe dm-thin-pool || die "no dm-thin"
-dd_brd 2 1400 || die "no brd"
-RAM=/dev/ram0 META=/dev/ram1
+dd_brd 4 768 || die "no brd"
 S=2048 # sectors per MiB
 slice() { # slice NAME DEV START_MB LEN_MB
 	echo "0 $(($4 * S)) linear $2 $(($3 * S))" | dmsetup create "$1"
 }
-# Regions of ram0: linear 0-255 MiB, dedup data 256-1023, thin data 1024-1375.
-check "linear slice" slice ddt-lin $RAM 0 256
-check "dedup data slice" slice ddt-ddata $RAM 256 768
-check "thin data slice" slice ddt-tdata $RAM 1024 352
-check "dedup metadata slice" slice ddt-dmeta $META 0 128
-check "thin metadata slice" slice ddt-tmeta $META 128 128
-# Fill everything once: sparse brd pages would bias the first runs.
-check "ram disks are filled" sh -c "dd if=/dev/zero of=$RAM bs=1M count=1375 2>/dev/null; true"
-check "metadata slices are zeroed" sh -c \
-	"dd if=/dev/zero of=/dev/mapper/ddt-dmeta bs=1M count=128 2>/dev/null; dd if=/dev/zero of=/dev/mapper/ddt-tmeta bs=1M count=128 2>/dev/null; true"
-check "dedup pool" dd_pool_create ddt-pool /dev/mapper/ddt-dmeta /dev/mapper/ddt-ddata
-check "thin pool" sh -c "echo '0 $((352 * S)) thin-pool /dev/mapper/ddt-tmeta /dev/mapper/ddt-tdata 128 0 1 skip_block_zeroing' | dmsetup create ddt-tpool"
+# brd allocates pages on first write: fill what is used, so no run meets a hole.
+fill_ram() {
+	for _d in ram0:256 ram1:768 ram2:352 ram3:256; do
+		dd if=/dev/zero of=/dev/${_d%:*} bs=1M count=${_d#*:} 2>/dev/null
+	done
+	true
+}
+check "ram disks are filled" fill_ram
+check "linear over ram0" slice ddt-lin /dev/ram0 0 256
+check "dedup metadata slice of ram3" slice ddt-dmeta /dev/ram3 0 128
+check "thin metadata slice of ram3" slice ddt-tmeta /dev/ram3 128 128
+check "dedup pool over ram1" dd_pool_create ddt-pool /dev/mapper/ddt-dmeta /dev/ram1
+check "thin pool over ram2" sh -c "echo '0 $((352 * S)) thin-pool /dev/mapper/ddt-tmeta /dev/ram2 128 0 1 skip_block_zeroing' | dmsetup create ddt-tpool"
 
 VS=$((SIZE_MB * S))
 FIO="fio --ioengine=libaio --direct=1 --iodepth=16 --bs=4k --refill_buffers --randrepeat=0
@@ -50,6 +53,22 @@ fio_run() { # fio_run DEV RW TIMED
 	else
 		$FIO --name=b --filename="$1" --rw="$2" --size=${SIZE_MB}M
 	fi
+}
+# order REP: the three devices, rotated by the repetition number (no device always
+# runs first, or always after the same one).
+order() {
+	case $(($1 % 3)) in
+	0) echo linear dedup thin ;;
+	1) echo dedup thin linear ;;
+	2) echo thin linear dedup ;;
+	esac
+}
+dev_of() { # dev_of DEVICE-KIND
+	case $1 in
+	linear) echo /dev/mapper/ddt-lin ;;
+	dedup) echo /dev/mapper/ddt-d ;;
+	thin) echo /dev/mapper/ddt-t ;;
+	esac
 }
 record() { # record REP WORKLOAD DEVICE RW TERSE
 	v=$(iops "$5" "$4")
@@ -92,24 +111,24 @@ for rep in $(seq "$REPS"); do
 	log "=== repetition $rep"
 	# alloc: every write a first write (randommap: each block once)
 	new_volumes $id || die "volumes"
-	record $rep alloc linear write "$(fio_run /dev/mapper/ddt-lin randwrite)"
-	record $rep alloc dedup write "$(fio_run /dev/mapper/ddt-d randwrite)"
-	record $rep alloc thin write "$(fio_run /dev/mapper/ddt-t randwrite)"
+	for k in $(order $rep); do
+		record $rep alloc $k write "$(fio_run $(dev_of $k) randwrite)"
+	done
 	# excl: the blocks now belong to the volume (commit first)
 	sleep 2
-	record $rep excl linear write "$(fio_run /dev/mapper/ddt-lin randwrite timed)"
-	record $rep excl dedup write "$(fio_run /dev/mapper/ddt-d randwrite timed)"
-	record $rep excl thin write "$(fio_run /dev/mapper/ddt-t randwrite timed)"
+	for k in $(order $rep); do
+		record $rep excl $k write "$(fio_run $(dev_of $k) randwrite timed)"
+	done
 	# read
-	record $rep read linear read "$(fio_run /dev/mapper/ddt-lin randread timed)"
-	record $rep read dedup read "$(fio_run /dev/mapper/ddt-d randread timed)"
-	record $rep read thin read "$(fio_run /dev/mapper/ddt-t randread timed)"
+	for k in $(order $rep); do
+		record $rep read $k read "$(fio_run $(dev_of $k) randread timed)"
+	done
 	# cow: snapshot, then every write to the origin splits a shared block
 	snapshot_both $id $((id + 1)) || die "snapshots"
 	sleep 2
-	record $rep cow linear write "$(fio_run /dev/mapper/ddt-lin randwrite)"
-	record $rep cow dedup write "$(fio_run /dev/mapper/ddt-d randwrite)"
-	record $rep cow thin write "$(fio_run /dev/mapper/ddt-t randwrite)"
+	for k in $(order $rep); do
+		record $rep cow $k write "$(fio_run $(dev_of $k) randwrite)"
+	done
 	log "dedup pool: $(dmsetup status ddt-pool)"
 	drop_volumes $id $((id + 1))
 	id=$((id + 2))
