@@ -933,6 +933,12 @@ static void __handle_no_space(struct pool *pool, struct bio *bio)
 		return;
 	}
 	if (pool->mode == PM_WRITE) {
+		unsigned long flags;
+
+		/* A new episode: a timeout left over from the last one is void. */
+		spin_lock_irqsave(&pool->lists_lock, flags);
+		pool->no_space_expired = false;
+		spin_unlock_irqrestore(&pool->lists_lock, flags);
 		set_pool_mode(pool, PM_OUT_OF_DATA_SPACE);
 		if (no_space_timeout_secs)
 			queue_delayed_work(pool->wq, &pool->no_space_timeout,
