@@ -102,27 +102,6 @@ static void dd_vol_load(struct dd_volume *v, const struct dd_disk_volume *e)
 	v->progress = le64_to_cpu(e->progress);
 }
 
-/* Writes the in-core volume back to its table entry. */
-static int dd_vol_sync(struct dd_volume *v)
-{
-	struct dd_disk_volume e;
-
-	if (v->table_dirty) {
-		v->table_dirty = false;
-		v->pool->nr_dirty_vols--;
-	}
-
-	memset(&e, 0, sizeof(e));
-	e.id = cpu_to_le32(v->id);
-	e.flags = cpu_to_le32(v->flags);
-	dd_root_encode(&v->map, &e.map);
-	e.mapped_blocks = cpu_to_le64(v->mapped);
-	e.created_txn = cpu_to_le64(v->created_txn);
-	e.origin = cpu_to_le32(v->origin);
-	e.progress = cpu_to_le64(v->progress);
-	return dd_vol_entry_put(v->pool, &e);
-}
-
 /*
  * The mapped count changes with every insert and unmap; writing it to the
  * volume table each time would walk the table tree per write.  It is written
@@ -134,6 +113,32 @@ static void dd_vol_dirty(struct dd_volume *v)
 		return;
 	v->table_dirty = true;
 	v->pool->nr_dirty_vols++;
+}
+
+/* The table no longer needs this volume's count (written, or moot). */
+static void dd_vol_clean(struct dd_volume *v)
+{
+	if (!v->table_dirty)
+		return;
+	v->table_dirty = false;
+	v->pool->nr_dirty_vols--;
+}
+
+/* Writes the in-core volume back to its table entry. */
+static int dd_vol_sync(struct dd_volume *v)
+{
+	struct dd_disk_volume e;
+
+	dd_vol_clean(v);
+	memset(&e, 0, sizeof(e));
+	e.id = cpu_to_le32(v->id);
+	e.flags = cpu_to_le32(v->flags);
+	dd_root_encode(&v->map, &e.map);
+	e.mapped_blocks = cpu_to_le64(v->mapped);
+	e.created_txn = cpu_to_le64(v->created_txn);
+	e.origin = cpu_to_le32(v->origin);
+	e.progress = cpu_to_le64(v->progress);
+	return dd_vol_entry_put(v->pool, &e);
 }
 
 static void dd_vol_unlink(struct dd_volume *vol)
@@ -168,19 +173,28 @@ int dd_volumes_flush(struct dd_pool *pool)
 	return 0;
 }
 
+/* The in-core handle of volume id (open, or kept for a pending count), or NULL. */
+static struct dd_volume *dd_vol_find(struct dd_pool *pool, u32 id)
+{
+	struct dd_volume *v;
+
+	for (v = pool->volumes; v; v = v->next)
+		if (v->id == id)
+			return v;
+	return NULL;
+}
+
 /* A handle on any table entry (deleted and incomplete ones too). */
 int dd_vol_handle(struct dd_pool *pool, u32 id, struct dd_volume **out)
 {
 	struct dd_disk_volume e;
-	struct dd_volume *v;
+	struct dd_volume *v = dd_vol_find(pool, id);
 	int r;
 
-	for (v = pool->volumes; v; v = v->next) {
-		if (v->id == id) {
-			v->open_count++;
-			*out = v;
-			return 0;
-		}
+	if (v) {
+		v->open_count++;
+		*out = v;
+		return 0;
 	}
 	r = dd_vol_entry_get(pool, id, &e);
 	if (r)
@@ -211,10 +225,7 @@ int dd_volumes_reload(struct dd_pool *pool)
 
 	for (v = pool->volumes; v; v = next) {
 		next = v->next;
-		if (v->table_dirty) {
-			v->table_dirty = false;
-			pool->nr_dirty_vols--;
-		}
+		dd_vol_clean(v);
 		if (!v->open_count) {
 			dd_vol_unlink(v);	/* kept only for a pending count */
 			continue;
@@ -309,10 +320,8 @@ int dd_volume_next(struct dd_pool *pool, u32 *id, bool want_all, struct dd_volum
 			info->id = le32_to_cpu(e->id);
 			info->flags = flags;
 			info->origin = le32_to_cpu(e->origin);
-			info->mapped_blocks = le64_to_cpu(e->mapped_blocks);
-			for (v = pool->volumes; v; v = v->next)
-				if (v->id == info->id)
-					info->mapped_blocks = v->mapped;	/* maybe newer */
+			v = dd_vol_find(pool, info->id);
+			info->mapped_blocks = v ? v->mapped : le64_to_cpu(e->mapped_blocks);
 			info->created_txn = le64_to_cpu(e->created_txn);
 			*id = info->id;
 			dd_blk_put(leaf);
@@ -367,12 +376,9 @@ int dd_volume_create(struct dd_pool *pool, u32 id)
 
 static bool dd_vol_busy(struct dd_pool *pool, u32 id)
 {
-	struct dd_volume *v;
+	struct dd_volume *v = dd_vol_find(pool, id);
 
-	for (v = pool->volumes; v; v = v->next)
-		if (v->id == id && v->open_count)
-			return true;
-	return false;
+	return v && v->open_count;
 }
 
 int dd_volume_delete(struct dd_pool *pool, u32 id)
@@ -970,11 +976,8 @@ int dd_pool_reclaim(struct dd_pool *pool, u64 budget, bool *done)
 				if (r)
 					dd_pool_metadata_error(pool, r, "removing a deleted volume");
 			}
-			if (!r && v->table_dirty) {
-				/* Gone from the table: nothing left to write back. */
-				v->table_dirty = false;
-				pool->nr_dirty_vols--;
-			}
+			if (!r)
+				dd_vol_clean(v);	/* gone from the table */
 		}
 		dd_volume_close(v);
 		if (r)
