@@ -440,7 +440,7 @@ static void __lc_store(struct lookup_cache *lc, u32 vol, u64 lbn, const struct d
 		__lc_write(&set[1], set[0].gen, set[0].vol, set[0].lbn, set[0].entry);
 		p = &set[0];
 	}
-	if (p->gen == lc->gen && p->vol == vol && p->lbn == lbn && p->entry == entry)
+	if (__lc_holds(lc, p, vol, lbn) && p->entry == entry)
 		return;
 	__lc_write(p, lc->gen, vol, lbn, entry);
 }
