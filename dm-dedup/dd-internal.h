@@ -163,6 +163,9 @@ int dd_meta_alloc(struct dd_pool *pool, u64 *b);
 int dd_meta_free(struct dd_pool *pool, u64 b);
 u64 dd_meta_free_blocks(struct dd_pool *pool);
 int dd_dalloc_set(struct dd_pool *pool, u64 pbn, bool used);
+/* committed_used: used at the last commit, or freed since (never mapped again
+ * before the commit, so for a mapped block it is exactly "used at the last
+ * commit"). */
 int dd_dalloc_test(struct dd_pool *pool, u64 pbn, bool *open_used, bool *committed_used);
 bool dd_resv_contains(const struct dd_resv *r, u64 pbn);
 int dd_resv_add(struct dd_resv *r, u64 pbn);

@@ -8,7 +8,8 @@
  * block may not: a crash before the commit would show the old owner the new
  * bytes.  So a data block is allocated only if it is free both in the open
  * transaction and in the committed state (the shadow copy of a dalloc leaf
- * dirtied in the open transaction), and not reserved by a write in flight.
+ * dirtied in the open transaction), was not freed in the open transaction
+ * (even if it was allocated in it), and is not reserved by a write in flight.
  */
 #include "dd-internal.h"
 
@@ -195,6 +196,32 @@ void dd_freed_reset(struct dd_pool *pool, bool release)
 	}
 }
 
+/*
+ * A block freed in the open transaction stays unavailable until that
+ * transaction commits, even if it was allocated in it: a bio that looked up
+ * its old mapping may still be in flight (only a commit drains them), and
+ * the commit passes it down as a discard.  Its bit is set in the shadow of
+ * its dalloc leaf, which therefore holds "used at the last commit or freed
+ * since"; a leaf created in the open transaction gets a shadow (all free at
+ * the last commit) for this.
+ */
+static int dd_dalloc_quarantine(struct dd_buf *leaf, u32 bit)
+{
+	struct dd_aux *aux = dd_aux(leaf);
+	struct dd_disk_bitmap *img;
+	u64 w;
+
+	if (!aux->shadow) {
+		aux->shadow = dd_zalloc(sizeof(*aux->shadow));
+		if (!aux->shadow)
+			return -ENOMEM;
+	}
+	img = (struct dd_disk_bitmap *)aux->shadow->data;
+	w = le64_to_cpu(img->word[bit / 64]) | (1ULL << (bit % 64));
+	img->word[bit / 64] = cpu_to_le64(w);
+	return 0;
+}
+
 int dd_dalloc_set(struct dd_pool *pool, u64 pbn, bool used)
 {
 	struct dd_buf *leaf;
@@ -212,6 +239,13 @@ int dd_dalloc_set(struct dd_pool *pool, u64 pbn, bool used)
 	}
 	if (r)
 		return r;
+	if (!used) {
+		r = dd_dalloc_quarantine(leaf, bit);
+		if (r) {
+			dd_blk_put(leaf);
+			return r;
+		}
+	}
 	was = dd_change_bit(dd_data(leaf), bit, used);
 	dd_blk_put(leaf);
 	if (was == used) {
@@ -229,18 +263,22 @@ int dd_dalloc_set(struct dd_pool *pool, u64 pbn, bool used)
 	return 0;
 }
 
-/* The committed image of a dalloc leaf, NULL if it was all free. */
+/*
+ * The shadow of a dalloc leaf in the open transaction: the bits of blocks
+ * used at the last commit or freed since (dd_dalloc_quarantine).  NULL if
+ * the leaf is not in the open transaction (the open bitmap is the committed
+ * one) or was created in it with nothing freed (*all_free: all free at the
+ * last commit).
+ */
 static const __le64 *dd_dalloc_committed(struct dd_buf *leaf, bool *all_free)
 {
 	struct dd_aux *aux = dd_aux(leaf);
 
 	*all_free = false;
-	if (aux->dirty_txn && (aux->flags & DD_AUX_NEW)) {
-		*all_free = true;
-		return NULL;
-	}
 	if (aux->dirty_txn && aux->shadow)
 		return ((struct dd_disk_bitmap *)aux->shadow->data)->word;
+	if (aux->dirty_txn && (aux->flags & DD_AUX_NEW))
+		*all_free = true;
 	return NULL;
 }
 

@@ -195,6 +195,58 @@ static void block_freed_in_open_txn_is_not_reused_before_commit(void **state)
 	tp_free(tp);
 }
 
+/*
+ * The review's data loss: with one free block left, volume 1 takes it and a
+ * zero write unmaps it again; volume 2's next write must not get the same
+ * block before the commit (the commit passes it down as a discard, and a bio
+ * that looked up volume 1's mapping may still be in flight).
+ */
+static void block_allocated_and_freed_in_one_txn_is_not_reused_before_commit(void **state)
+{
+	struct tpool *tp = tp_new(META, 8);
+	struct dd_volume *v1 = vol_new(tp, 1), *v2 = vol_new(tp, 2);
+	struct dd_pool_stats st;
+	u64 p, last, i;
+
+	for (i = 0; i < 7; i++)
+		assert_int_equal(tp_write(v1, i, &p), 0);
+	assert_int_equal(dd_pool_commit(tp->pool), 0);
+	assert_int_equal(tp_write(v1, 100, &last), 0);
+	assert_int_equal(dd_map_unmap(v1, 100, 1, DD_UNMAP_ZERO), 0);
+	assert_int_equal(dd_data_reserve(tp->pool, &p), -ENOSPC);
+	dd_pool_get_stats(tp->pool, &st);
+	assert_int_equal(st.data_free, 0);
+	assert_int_equal(st.data_pending_free, 1);
+	assert_int_equal(dd_pool_commit(tp->pool), 0);
+	assert_int_equal(tp_write(v2, 5, &p), 0);
+	assert_int_equal(p, last);
+	dd_pool_get_stats(tp->pool, &st);
+	assert_int_equal(st.data_free, 0);
+	assert_int_equal(st.data_pending_free, 0);
+	dd_volume_close(v1);
+	dd_volume_close(v2);
+	tp_free(tp);
+}
+
+/* The same in a bitmap leaf created in the open transaction (no committed image). */
+static void block_freed_in_a_new_bitmap_leaf_is_not_reused_before_commit(void **state)
+{
+	struct tpool *tp = tp_new(META, 2);
+	struct dd_volume *v = vol_new(tp, 1);
+	u64 p0, p1, p;
+
+	assert_int_equal(tp_write(v, 0, &p0), 0);
+	assert_int_equal(tp_write(v, 1, &p1), 0);
+	assert_int_equal(dd_map_unmap(v, 0, 1, DD_UNMAP_DISCARD), 0);
+	assert_int_equal(dd_data_reserve(tp->pool, &p), -ENOSPC);
+	assert_int_equal(dd_pool_commit(tp->pool), 0);
+	assert_int_equal(dd_data_reserve(tp->pool, &p), 0);
+	assert_int_equal(p, p0);
+	dd_data_unreserve(tp->pool, p);
+	dd_volume_close(v);
+	tp_free(tp);
+}
+
 static void reserved_blocks_are_not_handed_out_twice(void **state)
 {
 	struct tpool *tp = tp_new(META, 100);
@@ -682,6 +734,63 @@ static void freed_blocks_are_reported_after_their_commit_only(void **state)
 	tp_destroy(&tp);
 }
 
+/* A freed hook that checks what passdown would discard: nothing mapped. */
+struct passdown_probe {
+	struct tpool *tp;
+	u64 ranges, blocks, live;
+};
+
+static void probe_freed(void *ctx, u64 start, u64 len)
+{
+	struct passdown_probe *pp = ctx;
+	struct dd_record rec;
+	u64 b;
+
+	pp->ranges++;
+	for (b = start; b < start + len; b++) {
+		pp->blocks++;
+		assert_int_equal(dd_record_get(pp->tp->pool, b, &rec), 0);
+		if (rec.refcount)
+			pp->live++;
+	}
+}
+
+static void passdown_never_names_a_block_that_is_mapped_again(void **state)
+{
+	struct passdown_probe pp = { 0 };
+	struct tpool tp = { .hooks = { .freed = probe_freed, .ctx = &pp } };
+	struct dd_volume *v1, *v2;
+	u64 i, p;
+
+	pp.tp = &tp;
+	assert_int_equal(tp_create(&tp, META, 16, 0, NULL), 0);
+	v1 = vol_new(&tp, 1);
+	v2 = vol_new(&tp, 2);
+	for (i = 0; i < 15; i++)
+		assert_int_equal(tp_write(v1, i, &p), 0);
+	assert_int_equal(dd_pool_commit(tp.pool), 0);
+	/* Allocate, free and try to reuse, many times in one transaction. */
+	for (i = 0; i < 20; i++) {
+		int r = tp_write(v1, 1000 + i, &p);
+
+		if (r == -ENOSPC)
+			break;
+		assert_int_equal(r, 0);
+		assert_int_equal(dd_map_unmap(v1, 1000 + i, 1, DD_UNMAP_ZERO), 0);
+		r = tp_write(v2, i, &p);
+		assert_true(r == 0 || r == -ENOSPC);
+	}
+	assert_int_equal(dd_map_unmap(v1, 0, 4, DD_UNMAP_DISCARD), 0);
+	assert_int_equal(dd_pool_commit(tp.pool), 0);
+	assert_true(pp.ranges > 0);
+	assert_int_equal(pp.live, 0);
+	dd_volume_close(v1);
+	dd_volume_close(v2);
+	tp_close(&tp);
+	assert_int_equal(tp_check(&tp, NULL), 0);
+	tp_destroy(&tp);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -692,6 +801,8 @@ int main(void)
 		cmocka_unit_test(first_write_maps_an_exclusive_block),
 		cmocka_unit_test(remapping_an_lbn_frees_its_old_block),
 		cmocka_unit_test(block_freed_in_open_txn_is_not_reused_before_commit),
+		cmocka_unit_test(block_allocated_and_freed_in_one_txn_is_not_reused_before_commit),
+		cmocka_unit_test(block_freed_in_a_new_bitmap_leaf_is_not_reused_before_commit),
 		cmocka_unit_test(reserved_blocks_are_not_handed_out_twice),
 		cmocka_unit_test(snapshot_shares_every_block_and_clears_exclusive_bits),
 		cmocka_unit_test(write_to_shared_block_splits_and_keeps_the_sibling),
@@ -711,6 +822,7 @@ int main(void)
 		cmocka_unit_test(snapshot_of_a_missing_or_same_volume_is_refused),
 		cmocka_unit_test(lookups_without_io_fail_fast_when_not_cached),
 		cmocka_unit_test(freed_blocks_are_reported_after_their_commit_only),
+		cmocka_unit_test(passdown_never_names_a_block_that_is_mapped_again),
 	};
 
 	tp_quiet(false);
