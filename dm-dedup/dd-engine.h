@@ -74,6 +74,9 @@ int dd_pool_abort(struct dd_pool *pool);	/* drop the open transaction */
 int dd_pool_clear_needs_check(struct dd_pool *pool);
 int dd_pool_set_user_txn(struct dd_pool *pool, u64 old_id, u64 new_id);
 int dd_pool_resize_data(struct dd_pool *pool, u64 nr_data_blocks);
+/* A whole-block zero write to an unmapped LBN (nothing to unmap): counted in
+ * zero_elided, which is written with the next commit or the clean close. */
+void dd_pool_count_zero_write(struct dd_pool *pool);
 
 struct dd_pool_stats {
 	u64 txn;			/* last committed transaction */
@@ -86,6 +89,7 @@ struct dd_pool_stats {
 	u64 shared_blocks, mapped_blocks;
 	u64 zero_elided, discarded, cow_splits;
 	u32 nr_volumes;
+	u32 nr_deleting;		/* deleted volumes whose blocks are not all freed */
 	u32 nr_dirty;			/* metadata blocks in the open transaction */
 	u32 journal_blocks;
 	bool needs_check;

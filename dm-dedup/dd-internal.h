@@ -104,6 +104,7 @@ struct dd_pool {
 	u64 open_txn;
 	u64 user_txn;
 	u32 nr_volumes;
+	u32 nr_deleting;		/* table entries marked DD_VOL_DELETING */
 	bool sb_dirty;
 	struct dd_buf **dirty;
 	u32 nr_dirty;

@@ -250,6 +250,25 @@ static void dd_pool_init_trees(struct dd_pool *pool)
 	pool->dalloc_tree = (struct dd_tree){ &pool->dalloc_root, DD_TREE_DALLOC, DD_BT_DBITMAP, 0 };
 }
 
+/* Deleted volumes still being freed (their reclaim resumes after open). */
+static int dd_pool_count_deleting(struct dd_pool *pool)
+{
+	struct dd_volume_info info;
+	u32 id = 0;
+	int r;
+
+	pool->nr_deleting = 0;
+	for (;; id++) {
+		r = dd_volume_next(pool, &id, true, &info);
+		if (r == -ENOENT)
+			return 0;
+		if (r)
+			return r;
+		if (info.flags & DD_VOL_DELETING)
+			pool->nr_deleting++;
+	}
+}
+
 /* Snapshots interrupted by a crash are handed to reclaim. */
 static int dd_pool_drop_incomplete(struct dd_pool *pool)
 {
@@ -306,6 +325,9 @@ int dd_pool_open(struct dd_bm *bm, unsigned flags, const struct dd_pool_hooks *h
 	/* Asked for, or forced by an unknown ro_compat feature: say so in the mode. */
 	if (pool->open_flags & DD_OPEN_READ_ONLY)
 		pool->mode = DD_MODE_RO;
+	r = dd_pool_count_deleting(pool);
+	if (r)
+		goto bad;
 	if (dd_writable(pool)) {
 		r = dd_pool_drop_incomplete(pool);
 		if (r)
@@ -364,6 +386,8 @@ int dd_pool_abort(struct dd_pool *pool)
 	r = dd_pool_load(pool);
 	if (!r)
 		r = dd_volumes_reload(pool);
+	if (!r)
+		r = dd_pool_count_deleting(pool);
 	if (r) {
 		/* The in-core state is neither the old nor the committed one. */
 		dd_err("cannot reload the committed metadata (%d): pool fails all I/O", r);
@@ -438,6 +462,11 @@ int dd_pool_resize_data(struct dd_pool *pool, u64 nr_data_blocks)
 	return 0;
 }
 
+void dd_pool_count_zero_write(struct dd_pool *pool)
+{
+	pool->st.zero_elided++;
+}
+
 void dd_pool_get_stats(struct dd_pool *pool, struct dd_pool_stats *st)
 {
 	u64 unavailable = pool->st.data_used + pool->data_pending_free + pool->resv.used;
@@ -458,6 +487,7 @@ void dd_pool_get_stats(struct dd_pool *pool, struct dd_pool_stats *st)
 	st->discarded = pool->st.discarded;
 	st->cow_splits = pool->st.cow_splits;
 	st->nr_volumes = pool->nr_volumes;
+	st->nr_deleting = pool->nr_deleting;
 	st->nr_dirty = pool->nr_dirty;
 	st->journal_blocks = pool->journal_blocks;
 	st->needs_check = pool->needs_check;

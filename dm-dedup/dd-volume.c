@@ -409,6 +409,8 @@ int dd_volume_delete(struct dd_pool *pool, u32 id)
 	dd_volume_close(v);
 	if (r)
 		dd_pool_metadata_error(pool, r, "deleting a volume");
+	else
+		pool->nr_deleting++;
 	return r;
 }
 
@@ -976,8 +978,10 @@ int dd_pool_reclaim(struct dd_pool *pool, u64 budget, bool *done)
 				if (r)
 					dd_pool_metadata_error(pool, r, "removing a deleted volume");
 			}
-			if (!r)
+			if (!r) {
 				dd_vol_clean(v);	/* gone from the table */
+				pool->nr_deleting--;
+			}
 		}
 		dd_volume_close(v);
 		if (r)
