@@ -22,12 +22,23 @@
  *  - A whole-block write of zeroes unmaps the LBN; a discard unmaps ranges.
  *  - FLUSH: flush the data device, commit, complete.  FUA: the bio completes
  *    after a commit.  The worker also commits every second.
- *  - Data I/O is counted in an epoch; a commit first waits for the I/O of the
- *    previous epoch, so a block freed by the open transaction is reused only
- *    when no bio mapped before the free can still touch it.
+ *  - Data I/O is counted in an epoch (dm-dedup-epoch.h); a commit first waits
+ *    for the I/O of the previous epoch.  A block freed in the open transaction
+ *    is reused only after that transaction commits, so no bio that looked up
+ *    its old mapping can still touch it.
+ *  - The lookup cache (dm-dedup-cache.h) is forgotten before any engine call
+ *    that frees or shares blocks and may commit inside (a long discard, a
+ *    snapshot copy).
+ *  - A read-only pool writes no guest data, not even in place: the exclusive
+ *    bits may be damaged.  A whole-block zero write to an unmapped LBN still
+ *    succeeds (nothing to do).
+ *  - The worker never sleeps on memory only it can return: cells and RMW bios
+ *    live in the per-bio data, RMW pages come from a fixed per-pool reserve.
  */
 #include "dd-kcompat.h"
 #include "dd-engine.h"
+#include "dm-dedup-cache.h"
+#include "dm-dedup-epoch.h"
 #include "kernel/dd-bm-bufio.h"
 #include <dm-dedup/format.h>
 
@@ -58,10 +69,11 @@
 #define DD_TGT_BLOCK_SECTORS_MAX	(1U << 21)	/* 1 GiB */
 #define DD_TGT_META_MIN_SECTORS		((sector_t)DD_META_MIN_BLOCKS * DD_SECTORS_PER_BLOCK)
 #define DD_TGT_MAX_VOLUME_ID		DD_MAX_VOLUME_ID
+/* LBNs are 48-bit: a volume addresses at most 2^48 blocks (1 EiB). */
+#define DD_TGT_MAX_VOLUME_SECTORS	((sector_t)(DD_MAX_ADDR + 1) * DD_SECTORS_PER_BLOCK)
 
 #define COMMIT_PERIOD			HZ
 #define DD_CELL_HASH_BITS		10
-#define DD_MIN_IOS			64
 #define DD_RECLAIM_STEP			4096	/* map entries freed per worker pass */
 /* Buffers dm-bufio keeps in reserve for the thread that holds many. */
 #define DD_BM_RESERVED_BUFFERS		128
@@ -71,6 +83,11 @@ static unsigned int lookup_cache_entries = 1U << 18;
 module_param(lookup_cache_entries, uint, 0444);
 MODULE_PARM_DESC(lookup_cache_entries,
 		 "Mappings each pool keeps in its lock-free lookup cache (rounded up to a power of two, 32 bytes each)");
+
+static unsigned int rmw_pages = 128;
+module_param(rmw_pages, uint, 0444);
+MODULE_PARM_DESC(rmw_pages,
+		 "Pages each pool keeps for read-modify-write of partial-block writes (at least 1; more partial writes wait)");
 
 static unsigned int no_space_timeout_secs = 60;
 module_param_named(no_space_timeout, no_space_timeout_secs, uint, 0644);
@@ -128,39 +145,28 @@ enum pool_mode {
 };
 
 /*
- * The lookup cache: what map() consults instead of the engine.  A direct-mapped
- * table of (volume, LBN) -> mapping, written only by the worker under
- * pool->lock, read without locks: each slot has its own sequence count, so an
- * update disturbs only readers of that slot.  It never holds a mapping that
- * differs from the engine's open state: every engine call that changes a
- * mapping updates or drops the entry (or the whole cache, by bumping the
- * generation) in the same critical section.
+ * A block being given a new home; other writes to it wait (worker only).
+ * Embedded in the hook of the bio that writes the new home: taking a cell
+ * never allocates.
  */
-struct lc_slot {
-	u32 seq;		/* odd while the worker writes the slot */
-	u32 gen;		/* 0 = empty */
-	u32 vol;
-	u32 pad;
-	u64 lbn;
-	u64 entry;		/* pbn | LC_MAPPED | LC_EXCL */
-};
-
-#define LC_MAPPED	(1ULL << 63)
-#define LC_EXCL		(1ULL << 62)
-#define LC_PBN_MASK	((1ULL << 48) - 1)
-
-struct lookup_cache {
-	u32 gen;
-	u32 bits;		/* 2^bits slots */
-	struct lc_slot *slots;	/* sets of two ways, 64-byte aligned */
-};
-
-/* A block being given a new home; other writes to it wait (worker only). */
 struct dd_cell {
 	struct hlist_node node;
 	u32 vol;
 	u64 lbn;
 	struct bio_list waiters;
+};
+
+/*
+ * Pages for read-modify-write (rmw_pages of them), allocated when the pool is
+ * created.  The worker takes one without sleeping: when none is free, the
+ * bio waits in 'waiters' and goes back to the worker when an RMW in flight
+ * returns its page.  The worker never sleeps for memory that only it could
+ * give back (cells and RMW bios are part of the per-bio data).
+ */
+struct rmw_pages {
+	struct page **free;
+	unsigned int nr_free, nr;
+	struct bio_list waiters;	/* under pool->lists_lock */
 };
 
 /*
@@ -204,20 +210,15 @@ struct pool {
 	bool commit_requested;
 	bool reclaim_pending;
 
-	/* In-flight data I/O by epoch: a commit waits for the older epoch. */
-	unsigned int epoch;
-	atomic_t epoch_count[2];
-	wait_queue_head_t epoch_wait;
+	/* In-flight data I/O: a commit waits for the older epoch. */
+	struct dd_epochs epochs;
 
 	struct lookup_cache lc;
 
 	struct hlist_head cells[1 << DD_CELL_HASH_BITS];
-	mempool_t *cell_pool;
-	mempool_t *page_pool;
-	struct bio_set bs;
+	struct rmw_pages rmw;
 
 	struct list_head volumes;	/* volume_c, under 'lock' */
-	u64 zero_writes_unmapped;	/* zero writes to unmapped LBNs, under 'lock' */
 };
 
 /* Per pool target. */
@@ -235,6 +236,12 @@ struct volume_c {
 	struct dd_volume *vol;
 	struct list_head list;		/* pool->volumes */
 	struct mapped_device *md;
+	/*
+	 * From preresume to postsuspend, under the pool lock: the device may
+	 * issue I/O.  create_snap refuses a running origin; a resume during
+	 * the copy waits in preresume for the pool lock.
+	 */
+	bool running;
 };
 
 enum hook_state {
@@ -256,10 +263,12 @@ struct dd_bio_hook {
 	u8 epoch;
 	u8 state;			/* enum hook_state */
 	blk_status_t status;
-	struct page *page;
-	struct bio *io_bio;		/* RMW read or write */
+	struct page *page;		/* RMW: from pool->rmw */
 	bio_end_io_t *saved_end_io;
 	void *saved_private;
+	struct dd_cell cell;		/* while writing a new block */
+	struct bio rmw_bio;		/* RMW read, then write */
+	struct bio_vec rmw_bvec;
 };
 
 static struct dd_bio_hook *hook(struct bio *bio)
@@ -339,144 +348,6 @@ static void __pool_put(struct pool *pool)
 }
 
 /*----------------------------------------------------------------
- * Lookup cache
- *--------------------------------------------------------------*/
-
-static int lc_init(struct lookup_cache *lc)
-{
-	unsigned int n = roundup_pow_of_two(max(lookup_cache_entries, 1024U));
-
-	BUILD_BUG_ON(sizeof(struct lc_slot) != 32);	/* two ways per cache line */
-	lc->gen = 1;
-	lc->bits = ilog2(n);
-	lc->slots = kvcalloc(n, sizeof(*lc->slots), GFP_KERNEL);
-	return lc->slots ? 0 : -ENOMEM;
-}
-
-static void lc_exit(struct lookup_cache *lc)
-{
-	kvfree(lc->slots);
-}
-
-/*
- * Two ways per set, both in one 64-byte cache line: two LBNs whose hashes
- * collide no longer evict each other on every access.
- */
-static struct lc_slot *lc_set(struct lookup_cache *lc, u32 vol, u64 lbn)
-{
-	/* The top bits of a multiplicative hash spread consecutive LBNs evenly. */
-	return &lc->slots[hash_64(lbn ^ ((u64)vol << 48), lc->bits - 1) << 1];
-}
-
-/* One way, lock-free: false on a miss or while the worker rewrites it. */
-static bool lc_read_way(struct lc_slot *p, u32 gen, u32 vol, u64 lbn, u64 *entry)
-{
-	u32 seq = READ_ONCE(p->seq), slot_vol, slot_gen;
-	u64 slot_lbn;
-
-	if (seq & 1)
-		return false;
-	smp_rmb();
-	slot_gen = READ_ONCE(p->gen);
-	slot_vol = READ_ONCE(p->vol);
-	slot_lbn = READ_ONCE(p->lbn);
-	*entry = READ_ONCE(p->entry);
-	smp_rmb();
-	return READ_ONCE(p->seq) == seq && slot_gen == gen && slot_vol == vol &&
-	       slot_lbn == lbn;
-}
-
-static bool lc_lookup(struct lookup_cache *lc, u32 vol, u64 lbn, struct dd_mapping *m)
-{
-	struct lc_slot *set = lc_set(lc, vol, lbn);
-	u32 gen = READ_ONCE(lc->gen);
-	u64 entry;
-
-	if (!lc_read_way(&set[0], gen, vol, lbn, &entry) &&
-	    !lc_read_way(&set[1], gen, vol, lbn, &entry))
-		return false;
-	m->mapped = entry & LC_MAPPED;
-	m->excl = entry & LC_EXCL;
-	m->pbn = entry & LC_PBN_MASK;
-	return true;
-}
-
-/* Worker side, pool->lock held for write (one writer at a time). */
-static void __lc_write(struct lc_slot *p, u32 gen, u32 vol, u64 lbn, u64 entry)
-{
-	WRITE_ONCE(p->seq, p->seq + 1);
-	smp_wmb();
-	WRITE_ONCE(p->gen, gen);
-	WRITE_ONCE(p->vol, vol);
-	WRITE_ONCE(p->lbn, lbn);
-	WRITE_ONCE(p->entry, entry);
-	smp_wmb();
-	WRITE_ONCE(p->seq, p->seq + 1);
-}
-
-static bool __lc_holds(const struct lookup_cache *lc, const struct lc_slot *p, u32 vol, u64 lbn)
-{
-	return p->gen == lc->gen && p->vol == vol && p->lbn == lbn;
-}
-
-/*
- * Way 0 holds the most recently inserted key: a new key moves way 0's key
- * to way 1 (evicting way 1's) unless a way is empty or stale.
- */
-static void __lc_store(struct lookup_cache *lc, u32 vol, u64 lbn, const struct dd_mapping *m)
-{
-	struct lc_slot *set = lc_set(lc, vol, lbn), *p;
-	u64 entry = (m->mapped ? LC_MAPPED | m->pbn : 0) | (m->excl ? LC_EXCL : 0);
-
-	if (__lc_holds(lc, &set[0], vol, lbn))
-		p = &set[0];
-	else if (__lc_holds(lc, &set[1], vol, lbn))
-		p = &set[1];
-	else if (set[0].gen != lc->gen)
-		p = &set[0];
-	else if (set[1].gen != lc->gen)
-		p = &set[1];
-	else {
-		__lc_write(&set[1], set[0].gen, set[0].vol, set[0].lbn, set[0].entry);
-		p = &set[0];
-	}
-	if (__lc_holds(lc, p, vol, lbn) && p->entry == entry)
-		return;
-	__lc_write(p, lc->gen, vol, lbn, entry);
-}
-
-static void __lc_forget(struct lookup_cache *lc, u32 vol, u64 lbn)
-{
-	struct lc_slot *set = lc_set(lc, vol, lbn);
-	int i;
-
-	for (i = 0; i < 2; i++)
-		if (__lc_holds(lc, &set[i], vol, lbn))
-			__lc_write(&set[i], 0, 0, 0, 0);
-}
-
-/* Drops everything (snapshots, deletions, aborts): a new generation. */
-static void __lc_clear(struct lookup_cache *lc)
-{
-	u32 gen = lc->gen + 1;
-
-	WRITE_ONCE(lc->gen, gen ? gen : 1);
-	smp_wmb();
-}
-
-static void __lc_forget_range(struct lookup_cache *lc, u32 vol, u64 lbn, u64 nr)
-{
-	u64 i;
-
-	if (nr > (1ULL << lc->bits)) {
-		__lc_clear(lc);
-		return;
-	}
-	for (i = 0; i < nr; i++)
-		__lc_forget(lc, vol, lbn + i);
-}
-
-/*----------------------------------------------------------------
  * Pool mode: one place switches it, from the engine's state and space
  *--------------------------------------------------------------*/
 
@@ -510,7 +381,7 @@ static void set_pool_mode(struct pool *pool, enum pool_mode mode)
 		DMERR("%s: switching pool to %s mode", pool_name(pool), pool_mode_name(mode));
 	else
 		DMWARN("%s: switching pool to %s mode", pool_name(pool), pool_mode_name(mode));
-	pool->mode = mode;
+	WRITE_ONCE(pool->mode, mode);	/* map() reads it without the lock */
 	if (pool->ti)
 		dm_table_event(pool->ti->table);
 	/* Writes waiting for space would wait forever. */
@@ -546,10 +417,25 @@ static void __check_engine_mode(struct pool *pool)
  * records needs_check and steps down.  Running out of memory is not a
  * metadata error.
  */
+static bool is_metadata_damage(int r)
+{
+	switch (r) {
+	case -ENOMEM:		/* memory, not metadata */
+	case -EWOULDBLOCK:	/* a cache-only lookup missed */
+	case -EINVAL:		/* bad input (e.g. an LBN out of range) */
+	case -ENOSPC:
+	case -EROFS:
+	case -EOVERFLOW:
+		return false;
+	default:
+		return true;
+	}
+}
+
 static void __metadata_operation_failed(struct pool *pool, const char *op, int r)
 {
 	DMERR_LIMIT("%s: %s failed: %d", pool_name(pool), op, r);
-	if (r != -ENOMEM && r != -EWOULDBLOCK && dd_pool_mode(pool->eng) == DD_MODE_RW &&
+	if (is_metadata_damage(r) && dd_pool_mode(pool->eng) == DD_MODE_RW &&
 	    pool->mode < PM_READ_ONLY)
 		dd_pool_metadata_error(pool->eng, r, op);
 	__check_engine_mode(pool);
@@ -565,15 +451,13 @@ static bool pool_can_change_metadata(struct pool *pool)
  *--------------------------------------------------------------*/
 
 /*
- * Counts a bio in the current epoch before its mapping is looked up.  The
- * commit flips the epoch after changing mappings and then waits for the old
- * epoch: either it sees this count, or this lookup sees the new mapping.
+ * Counts a bio in the current epoch before its mapping is looked up (or, in
+ * the worker, under the pool lock, which no flip can pass): see
+ * dm-dedup-epoch.h for why any number of flips cannot lose it.
  */
 static void epoch_get(struct pool *pool, struct dd_bio_hook *h)
 {
-	h->epoch = READ_ONCE(pool->epoch);
-	atomic_inc(&pool->epoch_count[h->epoch]);
-	smp_mb__after_atomic();
+	h->epoch = dd_epoch_enter(&pool->epochs);
 	h->counted = true;
 }
 
@@ -582,20 +466,7 @@ static void epoch_put(struct pool *pool, struct dd_bio_hook *h)
 	if (!h->counted)
 		return;
 	h->counted = false;
-	if (atomic_dec_and_test(&pool->epoch_count[h->epoch]) &&
-	    wq_has_sleeper(&pool->epoch_wait))
-		wake_up(&pool->epoch_wait);
-}
-
-/* Caller holds pool->lock for write. */
-static void __epoch_flip_and_drain(struct pool *pool)
-{
-	unsigned int old = pool->epoch;
-
-	smp_mb();	/* mapping and cache changes before the flip */
-	WRITE_ONCE(pool->epoch, old ^ 1);
-	smp_mb();
-	wait_event(pool->epoch_wait, !atomic_read(&pool->epoch_count[old]));
+	dd_epoch_exit(&pool->epochs, h->epoch);
 }
 
 /*----------------------------------------------------------------
@@ -611,19 +482,17 @@ static struct dd_cell *__cell_find(struct pool *pool, u32 vol, u64 lbn)
 {
 	struct dd_cell *cell;
 
+	lockdep_assert_held_write(&pool->lock);
 	hlist_for_each_entry(cell, cell_bucket(pool, vol, lbn), node)
 		if (cell->vol == vol && cell->lbn == lbn)
 			return cell;
 	return NULL;
 }
 
-/*
- * Cells are protected by pool->lock (held for write).  The cell is allocated
- * before the lock is taken: waiting for a free cell under the lock could wait
- * for an unlock that needs the lock.
- */
+/* Cells are protected by pool->lock (held for write). */
 static void __cell_lock(struct pool *pool, struct dd_cell *cell, u32 vol, u64 lbn)
 {
+	lockdep_assert_held_write(&pool->lock);
 	cell->vol = vol;
 	cell->lbn = lbn;
 	bio_list_init(&cell->waiters);
@@ -631,13 +500,11 @@ static void __cell_lock(struct pool *pool, struct dd_cell *cell, u32 vol, u64 lb
 }
 
 /* Unlocks the block; bios that waited go back to the worker's queue. */
-static void __cell_unlock(struct pool *pool, u32 vol, u64 lbn)
+static void __cell_unlock(struct pool *pool, struct dd_cell *cell)
 {
-	struct dd_cell *cell = __cell_find(pool, vol, lbn);
 	unsigned long flags;
 
-	if (WARN_ON(!cell))
-		return;
+	lockdep_assert_held_write(&pool->lock);
 	hlist_del(&cell->node);
 	if (!bio_list_empty(&cell->waiters)) {
 		spin_lock_irqsave(&pool->lists_lock, flags);
@@ -645,7 +512,68 @@ static void __cell_unlock(struct pool *pool, u32 vol, u64 lbn)
 		spin_unlock_irqrestore(&pool->lists_lock, flags);
 		queue_work(pool->wq, &pool->worker);
 	}
-	mempool_free(cell, pool->cell_pool);
+}
+
+/*----------------------------------------------------------------
+ * Pages for read-modify-write
+ *--------------------------------------------------------------*/
+
+static int rmw_pages_init(struct rmw_pages *rp, unsigned int nr)
+{
+	rp->free = kcalloc(nr, sizeof(*rp->free), GFP_KERNEL);
+	if (!rp->free)
+		return -ENOMEM;
+	bio_list_init(&rp->waiters);
+	for (rp->nr = 0; rp->nr < nr; rp->nr++) {
+		rp->free[rp->nr] = alloc_page(GFP_KERNEL);
+		if (!rp->free[rp->nr])
+			break;
+	}
+	rp->nr_free = rp->nr;
+	return rp->nr == nr ? 0 : -ENOMEM;
+}
+
+static void rmw_pages_exit(struct rmw_pages *rp)
+{
+	unsigned int i;
+
+	WARN_ON(rp->free && rp->nr_free != rp->nr);
+	for (i = 0; rp->free && i < rp->nr_free; i++)
+		__free_page(rp->free[i]);
+	kfree(rp->free);
+	rp->free = NULL;
+}
+
+/* A page, or NULL with the bio queued until an RMW in flight returns one. */
+static struct page *rmw_page_get(struct pool *pool, struct bio *bio)
+{
+	struct rmw_pages *rp = &pool->rmw;
+	struct page *page = NULL;
+	unsigned long flags;
+
+	spin_lock_irqsave(&pool->lists_lock, flags);
+	if (rp->nr_free)
+		page = rp->free[--rp->nr_free];
+	else
+		bio_list_add(&rp->waiters, bio);
+	spin_unlock_irqrestore(&pool->lists_lock, flags);
+	return page;
+}
+
+static void rmw_page_put(struct pool *pool, struct page *page)
+{
+	struct rmw_pages *rp = &pool->rmw;
+	unsigned long flags;
+	bool wake;
+
+	spin_lock_irqsave(&pool->lists_lock, flags);
+	rp->free[rp->nr_free++] = page;
+	wake = !bio_list_empty(&rp->waiters);
+	bio_list_merge(&pool->deferred, &rp->waiters);
+	bio_list_init(&rp->waiters);
+	spin_unlock_irqrestore(&pool->lists_lock, flags);
+	if (wake)
+		queue_work(pool->wq, &pool->worker);
 }
 
 /*----------------------------------------------------------------
@@ -662,7 +590,7 @@ static int pool_pre_commit(void *context)
 {
 	struct pool *pool = context;
 
-	__epoch_flip_and_drain(pool);
+	dd_epoch_flip_and_drain(&pool->epochs);
 	return blkdev_issue_flush(pool->data_bdev);
 }
 
@@ -830,22 +758,25 @@ static void rmw_endio(struct bio *io)
 	hook_prepared(pool, h);
 }
 
-static int rmw_submit(struct pool *pool, struct dd_bio_hook *h, enum req_op op, u64 pbn,
-		      enum hook_state state)
+/*
+ * The RMW bio is embedded in the hook (no allocation): read the old block
+ * into h->page, or write h->page to the new block.  Cannot fail.
+ */
+static void rmw_submit(struct pool *pool, struct dd_bio_hook *h, enum req_op op, u64 pbn,
+		       enum hook_state state)
 {
-	struct bio *io = bio_alloc_bioset(pool->data_bdev, 1, op, GFP_NOIO, &pool->bs);
+	struct bio *io = &h->rmw_bio;
 
+	if (h->state == HS_RMW_READ)
+		bio_reset(io, pool->data_bdev, op);	/* the read is done: reuse its bio */
+	else
+		bio_init(io, pool->data_bdev, &h->rmw_bvec, 1, op);
 	io->bi_iter.bi_sector = pbn << (DD_BLOCK_SHIFT - SECTOR_SHIFT);
-	if (bio_add_page(io, h->page, DD_BLOCK_SIZE, 0) != DD_BLOCK_SIZE) {
-		bio_put(io);
-		return -EIO;
-	}
+	__bio_add_page(io, h->page, DD_BLOCK_SIZE, 0);
 	io->bi_end_io = rmw_endio;
 	io->bi_private = h;
-	h->io_bio = io;
 	h->state = state;
 	submit_bio_noacct(io);
-	return 0;
 }
 
 /* Copies the partial write into the block image. */
@@ -862,14 +793,12 @@ static void rmw_merge(struct dd_bio_hook *h, struct bio *bio)
 	}
 }
 
+/* After the RMW of a new block ended (the bio was initialised). */
 static void rmw_release(struct pool *pool, struct dd_bio_hook *h)
 {
-	if (h->io_bio) {
-		bio_put(h->io_bio);
-		h->io_bio = NULL;
-	}
 	if (h->page) {
-		mempool_free(h->page, pool->page_pool);
+		bio_uninit(&h->rmw_bio);
+		rmw_page_put(pool, h->page);
 		h->page = NULL;
 	}
 }
@@ -1034,35 +963,68 @@ static void process_read(struct pool *pool, struct bio *bio)
 	}
 }
 
-/* Writes that need a new block: the data goes there before the mapping. */
+/*
+ * Writes that need a new block: the data goes there before the mapping.  A
+ * partial block (h->page taken) is read, merged and written; a whole block
+ * is written by the bio itself.
+ */
 static void start_new_block(struct pool *pool, struct bio *bio, const struct dd_mapping *m,
 			    u64 pbn)
 {
 	struct dd_bio_hook *h = hook(bio);
-	int r;
 
 	h->new_pbn = pbn;
 	h->old_mapped = m->mapped;
 	h->old_pbn = m->pbn;
 
-	if (bio_is_whole_block(bio)) {
+	if (!h->page) {
 		remap_to_pbn(pool, bio, pbn);
 		submit_hooked(h, bio, HS_ALLOC_WRITE);
-		return;
-	}
-	h->page = mempool_alloc(pool->page_pool, GFP_NOIO);
-	if (!m->mapped) {
+	} else if (!m->mapped) {
 		memset(page_address(h->page), 0, DD_BLOCK_SIZE);
 		rmw_merge(h, bio);
-		r = rmw_submit(pool, h, REQ_OP_WRITE, pbn, HS_RMW_WRITE);
+		rmw_submit(pool, h, REQ_OP_WRITE, pbn, HS_RMW_WRITE);
 	} else {
-		r = rmw_submit(pool, h, REQ_OP_READ, m->pbn, HS_RMW_READ);
+		rmw_submit(pool, h, REQ_OP_READ, m->pbn, HS_RMW_READ);
 	}
+}
+
+/* A page taken for a write that will not start after all. */
+static void drop_rmw_page(struct pool *pool, struct dd_bio_hook *h)
+{
+	if (h->page) {
+		rmw_page_put(pool, h->page);
+		h->page = NULL;
+	}
+}
+
+/* A whole-block write of zeroes: unmap instead of writing (lock held). */
+static blk_status_t __process_zero_write(struct pool *pool, struct dd_bio_hook *h,
+					 const struct dd_mapping *m)
+{
+	struct volume_c *vc = h->vc;
+	u32 vol = vc->args.volume_id;
+	struct dd_mapping none = { 0 };
+	int r;
+
+	if (!m->mapped) {
+		/* Nothing to do, in any mode that reads. */
+		if (pool_can_change_metadata(pool))
+			dd_pool_count_zero_write(pool->eng);
+		__lc_store(&pool->lc, vol, h->lbn, &none);
+		return BLK_STS_OK;
+	}
+	if (!pool_can_change_metadata(pool))
+		return BLK_STS_IOERR;
+	/* Forgotten first: the engine may commit inside the unmap. */
+	__lc_forget(&pool->lc, vol, h->lbn);
+	r = dd_map_unmap(vc->vol, h->lbn, 1, DD_UNMAP_ZERO);
 	if (r) {
-		h->status = errno_to_blk_status(r);
-		epoch_put(pool, h);
-		hook_prepared(pool, h);
+		__metadata_operation_failed(pool, "unmapping a zero block", r);
+		return BLK_STS_IOERR;
 	}
+	__lc_store(&pool->lc, vol, h->lbn, &none);
+	return BLK_STS_OK;
 }
 
 static void process_write(struct pool *pool, struct bio *bio)
@@ -1071,15 +1033,14 @@ static void process_write(struct pool *pool, struct bio *bio)
 	struct volume_c *vc = h->vc;
 	u32 vol = vc->args.volume_id;
 	bool fua = bio->bi_opf & REQ_FUA;
-	struct dd_cell *cell, *new_cell;
 	enum dd_write_plan plan;
 	blk_status_t status = BLK_STS_OK;
+	struct dd_cell *cell;
 	struct dd_mapping m;
 	bool excl;
 	u64 pbn;
 	int r;
 
-	new_cell = mempool_alloc(pool->cell_pool, GFP_NOIO);
 	down_write(&pool->lock);
 	cell = __cell_find(pool, vol, h->lbn);
 	if (cell) {
@@ -1096,15 +1057,10 @@ static void process_write(struct pool *pool, struct bio *bio)
 	if (r)
 		goto metadata_error;
 
-	if (zero_detect(pool, bio) && pool_can_change_metadata(pool)) {
-		if (m.mapped)
-			r = dd_map_unmap(vc->vol, h->lbn, 1, DD_UNMAP_ZERO);
-		else
-			pool->zero_writes_unmapped++;
-		if (r)
-			goto metadata_error;
-		m.mapped = m.excl = false;
-		__lc_store(&pool->lc, vol, h->lbn, &m);
+	if (zero_detect(pool, bio)) {
+		status = __process_zero_write(pool, h, &m);
+		if (status)
+			goto out;
 		if (fua)
 			complete_after_commit(pool, bio);
 		else
@@ -1113,7 +1069,16 @@ static void process_write(struct pool *pool, struct bio *bio)
 		goto out;
 	}
 
-	if (plan == DD_WRITE_ASK && pool_can_change_metadata(pool)) {
+	/*
+	 * Read-only (a metadata error, needs_check, or read_only): the
+	 * exclusive bits cannot be trusted, so no guest data is written, not
+	 * even in place.
+	 */
+	if (!pool_can_change_metadata(pool)) {
+		status = BLK_STS_IOERR;
+		goto out;
+	}
+	if (plan == DD_WRITE_ASK) {
 		r = dd_map_make_exclusive(vc->vol, h->lbn, &excl);
 		if (r)
 			goto metadata_error;
@@ -1123,7 +1088,6 @@ static void process_write(struct pool *pool, struct bio *bio)
 	if (m.mapped && m.excl) {
 		epoch_get(pool, h);
 		up_write(&pool->lock);
-		mempool_free(new_cell, pool->cell_pool);
 		remap_to_pbn(pool, bio, m.pbn);
 		if (fua)
 			submit_hooked(h, bio, HS_INPLACE_FUA);
@@ -1132,19 +1096,23 @@ static void process_write(struct pool *pool, struct bio *bio)
 		return;
 	}
 
-	if (!pool_can_change_metadata(pool)) {
-		status = BLK_STS_IOERR;
-		goto out;
+	if (!bio_is_whole_block(bio)) {
+		h->page = rmw_page_get(pool, bio);
+		if (!h->page) {
+			bio = NULL;	/* requeued when an RMW in flight ends */
+			goto out;
+		}
 	}
 	r = dd_data_reserve(pool->eng, &pbn);
-	if (r == -ENOSPC) {
+	if (r) {
+		drop_rmw_page(pool, h);
+		if (r != -ENOSPC)
+			goto metadata_error;
 		__handle_no_space(pool, bio);
 		bio = NULL;
 		goto out;
 	}
-	if (r)
-		goto metadata_error;
-	__cell_lock(pool, new_cell, vol, h->lbn);
+	__cell_lock(pool, &h->cell, vol, h->lbn);
 	epoch_get(pool, h);	/* the old block may be read (RMW) */
 	up_write(&pool->lock);
 	start_new_block(pool, bio, &m, pbn);
@@ -1157,7 +1125,6 @@ metadata_error:
 out:
 	__check_engine_mode(pool);
 	up_write(&pool->lock);
-	mempool_free(new_cell, pool->cell_pool);
 	if (bio)
 		error_bio(bio, status);
 }
@@ -1173,11 +1140,19 @@ static void process_discard(struct pool *pool, struct bio *bio)
 
 	if (first < last) {
 		down_write(&pool->lock);
-		if (pool_can_change_metadata(pool))
+		if (pool_can_change_metadata(pool)) {
+			/*
+			 * Forgotten before the unmap: a long unmap commits as
+			 * it goes, and each commit makes the blocks it freed
+			 * reusable; map() must not write in place into them.
+			 */
+			__lc_forget_range(&pool->lc, h->vc->args.volume_id, first, last - first);
 			r = dd_map_unmap(h->vc->vol, first, last - first, DD_UNMAP_DISCARD);
-		else
+			if (r)
+				__metadata_operation_failed(pool, "unmapping a discarded range", r);
+		} else {
 			r = -EROFS;
-		__lc_forget_range(&pool->lc, h->vc->args.volume_id, first, last - first);
+		}
 		__check_engine_mode(pool);
 		up_write(&pool->lock);
 	}
@@ -1247,7 +1222,7 @@ static void finish_new_block(struct pool *pool, struct dd_bio_hook *h)
 		dd_data_unreserve(pool->eng, h->new_pbn);
 	else
 		check_low_water(pool);
-	__cell_unlock(pool, vol, h->lbn);
+	__cell_unlock(pool, &h->cell);
 	up_write(&pool->lock);
 
 	rmw_release(pool, h);
@@ -1264,7 +1239,6 @@ static void process_prepared(struct pool *pool)
 	struct dd_bio_hook *h, *tmp;
 	unsigned long flags;
 	LIST_HEAD(list);
-	int r;
 
 	spin_lock_irqsave(&pool->lists_lock, flags);
 	list_splice_init(&pool->prepared, &list);
@@ -1285,13 +1259,7 @@ static void process_prepared(struct pool *pool)
 				break;
 			}
 			rmw_merge(h, bio);
-			bio_put(h->io_bio);
-			h->io_bio = NULL;
-			r = rmw_submit(pool, h, REQ_OP_WRITE, h->new_pbn, HS_RMW_WRITE);
-			if (r) {
-				h->status = errno_to_blk_status(r);
-				finish_new_block(pool, h);
-			}
+			rmw_submit(pool, h, REQ_OP_WRITE, h->new_pbn, HS_RMW_WRITE);
 			break;
 		case HS_INPLACE_FUA:
 			if (h->status)
@@ -1412,10 +1380,8 @@ static void pool_destroy(struct pool *pool)
 	if (pool->wq)
 		destroy_workqueue(pool->wq);
 	dd_bm_bufio_destroy(pool->bm);
-	bioset_exit(&pool->bs);
 	lc_exit(&pool->lc);
-	mempool_destroy(pool->page_pool);
-	mempool_destroy(pool->cell_pool);
+	rmw_pages_exit(&pool->rmw);
 	kfree(pool);
 }
 
@@ -1484,6 +1450,8 @@ static int pool_open_metadata(struct pool *pool, struct pool_c *pc, char **error
 	__check_engine_mode(pool);
 	if (read_only)
 		pool->mode = PM_READ_ONLY;
+	/* Volumes a crash left half-freed (or snapshots it interrupted). */
+	pool->reclaim_pending = st.nr_deleting > 0;
 	return 0;
 }
 
@@ -1512,20 +1480,17 @@ static struct pool *pool_create(struct mapped_device *md, struct pool_c *pc, cha
 	bio_list_init(&pool->commit_waiters);
 	bio_list_init(&pool->no_space);
 	INIT_LIST_HEAD(&pool->volumes);
-	init_waitqueue_head(&pool->epoch_wait);
+	dd_epochs_init(&pool->epochs);
 	INIT_WORK(&pool->worker, do_worker);
 	INIT_DELAYED_WORK(&pool->waker, do_waker);
 	INIT_DELAYED_WORK(&pool->no_space_timeout, do_no_space_timeout);
 
 	r = -ENOMEM;
-	pool->cell_pool = mempool_create_kmalloc_pool(DD_MIN_IOS, sizeof(struct dd_cell));
-	pool->page_pool = mempool_create_page_pool(DD_MIN_IOS, 0);
-	if (!pool->cell_pool || !pool->page_pool ||
-	    bioset_init(&pool->bs, DD_MIN_IOS, 0, BIOSET_NEED_BVECS)) {
-		*error = "Cannot allocate pool memory pools";
+	if (rmw_pages_init(&pool->rmw, max(rmw_pages, 1U))) {
+		*error = "Cannot allocate the read-modify-write pages";
 		goto bad;
 	}
-	if (lc_init(&pool->lc)) {
+	if (lc_init(&pool->lc, lookup_cache_entries)) {
 		*error = "Cannot allocate the lookup cache";
 		goto bad;
 	}
@@ -1890,7 +1855,7 @@ static int pool_preresume(struct dm_target *ti)
 	noio = memalloc_noio_save();
 	down_write(&pool->lock);
 	pool->ti = ti;
-	pool->features = pc->args.features;
+	WRITE_ONCE(pool->features, pc->args.features);	/* map() reads it */
 	pool->low_water_blocks = pc->args.low_water_blocks;
 	pool->low_water_triggered = false;
 	dd_pool_get_stats(pool->eng, &st);
@@ -1930,6 +1895,7 @@ static void pool_resume(struct dm_target *ti)
 	struct pool_c *pc = ti->private;
 
 	queue_delayed_work(pc->pool->wq, &pc->pool->waker, COMMIT_PERIOD);
+	wake_worker(pc->pool);	/* e.g. reclaim left over from before a crash */
 }
 
 static void pool_postsuspend(struct dm_target *ti)
@@ -1976,13 +1942,11 @@ static void pool_status(struct dm_target *ti, status_type_t type,
 	struct pool *pool = pc->pool;
 	struct dd_pool_stats st;
 	unsigned int sz = 0;
-	u64 zero_unmapped;
 
 	switch (type) {
 	case STATUSTYPE_INFO:
 		down_read(&pool->lock);
 		dd_pool_get_stats(pool->eng, &st);
-		zero_unmapped = pool->zero_writes_unmapped;
 		up_read(&pool->lock);
 		DMEMIT("%llu %llu/%llu %llu/%llu %llu %llu %llu %llu %llu %s %s",
 		       (unsigned long long)st.user_txn,
@@ -1990,7 +1954,7 @@ static void pool_status(struct dm_target *ti, status_type_t type,
 		       (unsigned long long)st.data_used, (unsigned long long)st.nr_data_blocks,
 		       (unsigned long long)st.mapped_blocks,
 		       (unsigned long long)st.shared_blocks,
-		       (unsigned long long)(st.zero_elided + zero_unmapped),
+		       (unsigned long long)st.zero_elided,
 		       (unsigned long long)st.discarded, (unsigned long long)st.cow_splits,
 		       pool_mode_name(pool->mode), st.needs_check ? "needs_check" : "-");
 		break;
@@ -2028,12 +1992,14 @@ static int parse_id(const char *arg, u32 *id)
 	return 0;
 }
 
+/* A device of volume id exists (or, running_only, may issue I/O). */
 static bool __volume_active(struct pool *pool, u32 id, bool running_only)
 {
 	struct volume_c *vc;
 
+	lockdep_assert_held(&pool->lock);
 	list_for_each_entry(vc, &pool->volumes, list)
-		if (vc->args.volume_id == id && (!running_only || !dm_suspended(vc->ti)))
+		if (vc->args.volume_id == id && (!running_only || vc->running))
 			return true;
 	return false;
 }
@@ -2084,14 +2050,21 @@ static int process_create_snap_mesg(struct pool *pool, unsigned int argc, char *
 		r = parse_id(argv[2], &origin);
 	if (r)
 		return r;
-	/* In-place writes to the origin during the copy would reach the snapshot. */
+	/*
+	 * In-place writes to the origin during the copy would reach the
+	 * snapshot.  The pool lock is held until the copy ends, and a resume
+	 * of the origin waits for it in volume_preresume().
+	 */
 	if (__volume_active(pool, origin, true)) {
 		DMWARN("%s: create_snap %u %u: suspend the origin volume first", pool_name(pool),
 		       id, origin);
 		return -EBUSY;
 	}
+	/* Before the copy, which commits as it goes: the origin's exclusive
+	 * bits are cleared by it. */
+	__lc_clear(&pool->lc);
 	r = dd_snapshot_create(pool->eng, id, origin);
-	__lc_clear(&pool->lc);	/* the origin's exclusive bits are gone */
+	__lc_clear(&pool->lc);
 	if (r)
 		DMWARN("%s: create_snap %u %u: %s", pool_name(pool), id, origin, errname(r));
 	return r;
@@ -2196,7 +2169,7 @@ static struct target_type pool_target = {
 	.name = "dedup-pool",
 	.features = DM_TARGET_SINGLETON | DM_TARGET_ALWAYS_WRITEABLE |
 		    DM_TARGET_IMMUTABLE,
-	.version = {0, 2, 0},
+	.version = {0, 3, 0},
 	.module = THIS_MODULE,
 	.ctr = pool_ctr,
 	.dtr = pool_dtr,
@@ -2272,6 +2245,11 @@ static int volume_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	r = parse_volume_args(ti, argc, argv, &vc->args);
 	if (r)
 		goto bad_args;
+	if (ti->len > DD_TGT_MAX_VOLUME_SECTORS) {
+		ti->error = "Volume longer than the address space (2^48 blocks)";
+		r = -EINVAL;
+		goto bad_volume_len;
+	}
 
 	pool_md = dm_get_md(dd_dev_t(vc->args.pool_dev));
 	if (!pool_md) {
@@ -2339,6 +2317,7 @@ bad_pool:
 	__pool_put(pool);
 	mutex_unlock(&dd_pool_table.mutex);
 bad_md:
+bad_volume_len:
 	release_volume_args(ti, &vc->args);
 bad_args:
 	kfree(vc);
@@ -2355,6 +2334,7 @@ static int volume_map(struct dm_target *ti, struct bio *bio)
 	struct volume_c *vc = ti->private;
 	struct pool *pool = vc->pool;
 	struct dd_bio_hook *h = hook(bio);
+	enum pool_mode mode;
 	struct dd_mapping m;
 
 	/* The fields every path reads; the others are set where they are used. */
@@ -2363,20 +2343,30 @@ static int volume_map(struct dm_target *ti, struct bio *bio)
 	h->state = HS_NONE;
 	h->status = BLK_STS_OK;
 	h->page = NULL;
-	h->io_bio = NULL;
 	bio->bi_iter.bi_sector = dm_target_offset(ti, bio->bi_iter.bi_sector);
 	h->lbn = bio->bi_iter.bi_sector >> (DD_BLOCK_SHIFT - SECTOR_SHIFT);
 
-	if (unlikely(pool->mode == PM_FAIL))
+	mode = READ_ONCE(pool->mode);
+	if (unlikely(mode == PM_FAIL))
 		return DM_MAPIO_KILL;
+	/* ignore_discard, also when a pool reload set it after this table's load. */
+	if (bio_op(bio) == REQ_OP_DISCARD &&
+	    (READ_ONCE(pool->features) & DD_POOL_IGNORE_DISCARD)) {
+		bio_endio(bio);
+		return DM_MAPIO_SUBMITTED;
+	}
 	if (op_is_flush(bio->bi_opf) || bio_op(bio) == REQ_OP_DISCARD) {
 		defer_bio(pool, bio);
 		return DM_MAPIO_SUBMITTED;
 	}
 	if (bio_op(bio) != REQ_OP_READ && bio_op(bio) != REQ_OP_WRITE)
 		return DM_MAPIO_KILL;
-	/* A whole block of zeroes is unmapped, not written. */
-	if (bio_op(bio) == REQ_OP_WRITE && zero_detect(pool, bio)) {
+	/*
+	 * A whole block of zeroes is unmapped, not written.  A read-only pool
+	 * writes nothing in place (the worker fails such writes).
+	 */
+	if (bio_op(bio) == REQ_OP_WRITE &&
+	    (unlikely(mode >= PM_READ_ONLY) || zero_detect(pool, bio))) {
 		defer_bio(pool, bio);
 		return DM_MAPIO_SUBMITTED;
 	}
@@ -2405,6 +2395,32 @@ static int volume_end_io(struct dm_target *ti, struct bio *bio, blk_status_t *er
 
 	epoch_put(vc->pool, hook(bio));
 	return DM_ENDIO_DONE;
+}
+
+/*
+ * The device may issue I/O from here on.  Taking the pool lock makes a
+ * resume wait for a snapshot copy of this volume that is running.
+ */
+static int volume_preresume(struct dm_target *ti)
+{
+	struct volume_c *vc = ti->private;
+	struct pool *pool = vc->pool;
+
+	down_write(&pool->lock);
+	vc->running = true;
+	up_write(&pool->lock);
+	return 0;
+}
+
+/* No I/O of this device is in flight any more. */
+static void volume_postsuspend(struct dm_target *ti)
+{
+	struct volume_c *vc = ti->private;
+	struct pool *pool = vc->pool;
+
+	down_write(&pool->lock);
+	vc->running = false;
+	up_write(&pool->lock);
 }
 
 /* A noflush suspend must not wait for space that may never come. */
@@ -2489,13 +2505,15 @@ static void volume_io_hints(struct dm_target *ti, struct queue_limits *limits)
 
 static struct target_type volume_target = {
 	.name = "dedup",
-	.version = {0, 2, 0},
+	.version = {0, 3, 0},
 	.module = THIS_MODULE,
 	.ctr = volume_ctr,
 	.dtr = volume_dtr,
 	.map = volume_map,
 	.end_io = volume_end_io,
 	.presuspend = volume_presuspend,
+	.postsuspend = volume_postsuspend,
+	.preresume = volume_preresume,
 	.status = volume_status,
 	.iterate_devices = volume_iterate_devices,
 	.io_hints = volume_io_hints,

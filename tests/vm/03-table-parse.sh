@@ -151,6 +151,24 @@ $T "volume: the volume was never created in the pool" ddt-vbad dedup \
 
 log "--- well-formed dedup lines"
 check "pool: create_volume 16777215" dmsetup message ddt-pool 0 create_volume 16777215
+# LBNs are 48-bit: 2^48 blocks of 8 sectors is the longest volume.
+MAXLEN=$((1 << 51))
+$T "volume: one sector longer than 2^48 blocks" ddt-vbad dedup \
+	"Volume longer than the address space (2^48 blocks)" \
+	"0 $((MAXLEN + 1)) dedup $POOLDEV 16777215"
+check "volume: a volume of exactly 2^48 blocks is accepted" \
+	sh -c "echo '0 $MAXLEN dedup $POOLDEV 16777215' | dmsetup create ddt-vmax"
+check_eq "volume: its last block reads as zeroes" \
+	"$(dd if=/dev/mapper/ddt-vmax bs=4096 skip=$(((1 << 48) - 1)) count=1 iflag=direct 2>/dev/null | sha256sum | cut -d' ' -f1)" \
+	"$(head -c 4096 /dev/zero | sha256sum | cut -d' ' -f1)"
+check "volume: its last block is written" \
+	sh -c "head -c 4096 /dev/urandom >$DD_TMP/last.blk &&
+		dd if=$DD_TMP/last.blk of=/dev/mapper/ddt-vmax bs=4096 seek=$(((1 << 48) - 1)) oflag=direct conv=notrunc 2>/dev/null"
+check_eq "volume: ... and reads back" \
+	"$(dd if=/dev/mapper/ddt-vmax bs=4096 skip=$(((1 << 48) - 1)) count=1 iflag=direct 2>/dev/null | sha256sum | cut -d' ' -f1)" \
+	"$(sha256sum <$DD_TMP/last.blk | cut -d' ' -f1)"
+check_eq "pool: still rw after I/O at the last LBN" "$(dd_pool_field ddt-pool 9)" rw
+check "volume: the 2^48-block device is removed" dmsetup remove ddt-vmax
 check "volume: a well-formed line is accepted (largest id)" \
 	sh -c "echo '$V $POOLDEV 16777215' | dmsetup create ddt-vol"
 check_eq "volume: dmsetup table prints the line back" \

@@ -2,8 +2,9 @@
 # Metadata errors walk the pool down the ladder rw -> ro -> fail: a metadata device
 # that fails every write puts the pool in fail mode, and on a working device it opens
 # again at its last commit; a damaged metadata block records needs_check and makes
-# the pool read-only (reads and writes in place still work, new blocks and messages
-# are refused), and a pool opened with needs_check stays read-only.
+# the pool read-only (reads work; writes, also in place, and messages are refused:
+# the exclusive bits may be damaged), and a pool opened with needs_check stays
+# read-only.
 # vm: timeout=300
 . "$(dirname "$0")/lib.sh"
 
@@ -63,8 +64,14 @@ expect_fail "reading volume 2 fails" dd if=/dev/mapper/ddt-v2 of=/dev/null bs=40
 check_eq "pool mode is ro" "$(dd_pool_field ddt-pool 9)" ro
 check_eq "status says needs_check" "$(dd_pool_field ddt-pool 10)" needs_check
 check_eq "volume 1 still reads its data" "$(dd_sum $V 262144)" "$sum"
-check "volume 1: a write in place still works" \
+# Its exclusive bits may be damaged: a read-only pool writes no guest data.
+expect_fail "volume 1: a write in place is refused too" \
 	dd if=/dev/urandom of=$V bs=4096 seek=5 count=1 oflag=direct conv=notrunc
+check_eq "volume 1 still reads what it held" "$(dd_sum $V 262144)" "$sum"
+check "volume 1: a whole-block zero write to an unmapped block succeeds (nothing to do)" \
+	dd if=/dev/zero of=$V bs=4096 seek=300 count=1 oflag=direct
+expect_fail "volume 1: a zero write to a mapped block is refused (it would unmap)" \
+	dd if=/dev/zero of=$V bs=4096 seek=6 count=1 oflag=direct conv=notrunc
 expect_fail "volume 1: a write that needs a new block is refused" \
 	dd if=/dev/urandom of=$V bs=4096 seek=200 count=1 oflag=direct
 check "devices are removed" sh -c "dmsetup remove ddt-v2 && dmsetup remove ddt-v && dmsetup remove ddt-pool"
