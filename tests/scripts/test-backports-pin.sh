@@ -209,7 +209,7 @@ if [ $live = 1 ]; then
 	# the real queries again
 	. "$ROOT/scripts/lib/backports-plan.sh"
 	if [ -z "$(bp_q_madison linux-headers-amd64 | bp_suite_versions linux-headers-amd64 "$BP_SUITE")" ]; then
-		for t in "the plan" "its simulation moves no meta-package" "the old -t command would move them" \
+		for t in "the plan" "its simulation moves no meta-package" "the old -t approach would move them" \
 			"the meta-packages name the 6.1 kernel"; do
 			skip "live: $t" "no $BP_SUITE in the apt cache (make module-backports-plan, as root, adds it)"
 		done
@@ -225,15 +225,21 @@ if [ $live = 1 ]; then
 		grep -E "$meta_re" "$TMP/live-sim" | sed 's/^/# plan simulation: /'
 		check "live: apt-get -s of the plan installs/removes no meta-package" \
 			eval '[ -s "$TMP/live-sim" ] && ! grep -qE "$meta_re" "$TMP/live-sim"'
-		hdr=$(head -n1 "$TMP/live-plan" | cut -d' ' -f1)
-		apt-get install -s -t "$BP_SUITE" "$hdr" </dev/null >"$TMP/old-sim" 2>&1
-		if grep -qE "^Inst linux-(image|headers)-amd64 " "$TMP/old-sim"; then
-			grep -E "^Inst linux-(image|headers)-amd64 " "$TMP/old-sim" | sed 's/^/# old approach: /'
-			check "live: the old 'apt-get install -t $BP_SUITE $hdr' would move them, and is refused" \
-				eval '! bp_sim_check "$(cat "$TMP/live-plan")" <"$TMP/old-sim" >/dev/null'
-		else
-			skip "live: the old -t command would move them" "it moves nothing here (are the 6.12 packages installed already?)"
+		# The old command.  Once the 6.12 packages are installed it has nothing to do;
+		# reinstalling them with -t shows the same hazard.
+		read -r hdr hdrv <"$TMP/live-plan"
+		old=(apt-get install -s -t "$BP_SUITE" "$hdr")
+		if [ -n "$(bp_q_installed "$hdr")" ]; then
+			img=$(bp_q_show "$hdr" "$hdrv" | bp_clauses | sed -n 's/^\(linux-image-[^ |]*\).*/\1/p' | head -n1)
+			old=(apt-get install -s -t "$BP_SUITE" --reinstall "$hdr" ${img:+"$img"})
 		fi
+		echo "# old approach: ${old[*]}"
+		"${old[@]}" </dev/null >"$TMP/old-sim" 2>&1
+		grep -E "$meta_re" "$TMP/old-sim" | sed 's/^/# old approach: /'
+		check "live: the old approach (-t $BP_SUITE) would move the meta-packages, and is refused" \
+			eval 'grep -qE "$meta_re" "$TMP/old-sim" &&
+				! bp_sim_check "$(cat "$TMP/live-plan")" <"$TMP/old-sim" >"$TMP/old-refused" &&
+				grep -q "^meta-package linux-image-amd64 would be upgraded" "$TMP/old-refused"'
 		img=$(dpkg-query -W -f='${Depends}' linux-image-amd64 2>/dev/null)
 		hd=$(dpkg-query -W -f='${Depends}' linux-headers-amd64 2>/dev/null)
 		echo "# linux-image-amd64 depends on: $img; linux-headers-amd64 on: $hd"
