@@ -27,8 +27,17 @@ kernel-clean:
 		scripts/kbuild.sh --clean tests/vm/selftest-warn; \
 	fi
 
-# The module against Debian's bookworm-backports 6.12 headers (installs them once):
-# keeps dd-kcompat.h honest.  Not part of `make test` (it downloads a kernel).
-.PHONY: module-backports
+# The module against Debian's bookworm-backports 6.12 headers (installs them once, at
+# pinned versions, never moving linux-image-amd64 / linux-headers-amd64): keeps
+# dd-kcompat.h honest.  Not part of `make test` (it downloads a kernel).
+#   module-backports-plan   what it would install and apt's simulation of it, checked
+#   test-backports-pin      the plan's tests, offline and against the apt cache (apt-get -s)
+.PHONY: module-backports module-backports-plan test-backports-pin
 module-backports:
 	@scripts/kbuild-backports.sh
+
+module-backports-plan:
+	@scripts/kbuild-backports.sh --plan
+
+test-backports-pin:
+	@tests/scripts/test-backports-pin.sh --live

@@ -3,7 +3,9 @@
 #
 # Stages, in order:
 #   1. dependencies      scripts/deps.sh
-#   2. unit tests        `make unit-tap` (ASan+UBSan; one TAP line per test case)
+#   2. unit tests        `make unit-tap` (ASan+UBSan; one TAP line per test case), and
+#                        tests/scripts/test-backports-pin.sh (the package plan of
+#                        `make module-backports` on canned apt output; offline, one test)
 #   3. userspace build   `make userspace` (library + tools into build/bin/)
 #   4. module build      dm-dedup.ko with the default flags: no warning allowed
 #                        (W=1 is also built and its warnings are reported, not counted)
@@ -99,6 +101,16 @@ counted() {
 	if "$@"; then pass "$name"; else failed "$name"; fi
 }
 
+# logged LOG CMD...: CMD's output goes to LOG; if it fails, its lines other than "ok ..."
+# are shown, indented.
+logged() {
+	local log=$1
+	shift
+	"$@" >"$log" 2>&1 && return 0
+	grep -vE '^ok [0-9]+' "$log" | sed 's/^/  /' || true
+	return 1
+}
+
 mkdir -p "$LOGS"
 echo "dm-dedup tests ($([ $quick = 1 ] && echo quick || echo full)), $(date -u '+%Y-%m-%d %H:%M:%S UTC'), $(nproc) cores"
 
@@ -112,6 +124,10 @@ export DD_DEPS_DONE=1
 
 stage "unit tests (make unit-tap)"
 tap_stage unit-tap 1500
+# Offline (canned apt output, under a second); the live check against the apt cache is
+# `make test-backports-pin`, not run here.
+counted "module-backports plan never moves the meta-packages (canned apt output)" \
+	logged "$LOGS/backports-pin.log" tests/scripts/test-backports-pin.sh
 
 stage "userspace build (make userspace)"
 if have_target userspace; then
