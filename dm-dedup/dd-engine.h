@@ -93,6 +93,10 @@ struct dd_pool_stats {
 	u32 nr_dirty;			/* metadata blocks in the open transaction */
 	u32 journal_blocks;
 	bool needs_check;
+	/* An abort (a metadata error) dropped changes of the open transaction
+	 * since this pool was opened: writes reported complete may be gone, so
+	 * a flush must not report success. */
+	bool dropped_changes;
 	enum dd_mode mode;
 };
 void dd_pool_get_stats(struct dd_pool *pool, struct dd_pool_stats *st);

@@ -105,6 +105,7 @@ struct dd_pool {
 	u64 user_txn;
 	u32 nr_volumes;
 	u32 nr_deleting;		/* table entries marked DD_VOL_DELETING */
+	bool dropped_changes;		/* an abort dropped a non-empty transaction */
 	bool sb_dirty;
 	struct dd_buf **dirty;
 	u32 nr_dirty;

@@ -325,10 +325,12 @@ int dd_pool_open(struct dd_bm *bm, unsigned flags, const struct dd_pool_hooks *h
 	/* Asked for, or forced by an unknown ro_compat feature: say so in the mode. */
 	if (pool->open_flags & DD_OPEN_READ_ONLY)
 		pool->mode = DD_MODE_RO;
-	r = dd_pool_count_deleting(pool);
-	if (r)
-		goto bad;
 	if (dd_writable(pool)) {
+		/* Only a writable pool reclaims (and a damaged table must not keep a
+		 * read-only open or the check from seeing the rest). */
+		r = dd_pool_count_deleting(pool);
+		if (r)
+			goto bad;
 		r = dd_pool_drop_incomplete(pool);
 		if (r)
 			goto bad;
@@ -381,13 +383,18 @@ int dd_pool_abort(struct dd_pool *pool)
 {
 	int r;
 
+	if (dd_pool_dirty(pool))
+		pool->dropped_changes = true;
 	dd_tx_drop(pool);
 	dd_freed_reset(pool, false);	/* those frees did not happen */
 	r = dd_pool_load(pool);
 	if (!r)
 		r = dd_volumes_reload(pool);
-	if (!r)
-		r = dd_pool_count_deleting(pool);
+	if (!r && dd_pool_count_deleting(pool)) {
+		/* Best effort: the table is damaged, reclaim will say where. */
+		dd_err("cannot count the deleted volumes after an abort");
+		pool->nr_deleting = 1;
+	}
 	if (r) {
 		/* The in-core state is neither the old nor the committed one. */
 		dd_err("cannot reload the committed metadata (%d): pool fails all I/O", r);
@@ -491,5 +498,6 @@ void dd_pool_get_stats(struct dd_pool *pool, struct dd_pool_stats *st)
 	st->nr_dirty = pool->nr_dirty;
 	st->journal_blocks = pool->journal_blocks;
 	st->needs_check = pool->needs_check;
+	st->dropped_changes = pool->dropped_changes;
 	st->mode = pool->mode;
 }

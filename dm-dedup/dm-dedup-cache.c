@@ -11,9 +11,13 @@
 #include <linux/slab.h>
 #include <linux/mm.h>
 
+/* Bounds of the entry count (2^30 entries are 32 GiB). */
+#define LC_MIN_ENTRIES	1024U
+#define LC_MAX_ENTRIES	(1U << 30)
+
 int lc_init(struct lookup_cache *lc, unsigned int entries)
 {
-	unsigned int n = roundup_pow_of_two(max(entries, 1024U));
+	unsigned int n = roundup_pow_of_two(clamp(entries, LC_MIN_ENTRIES, LC_MAX_ENTRIES));
 
 	BUILD_BUG_ON(sizeof(struct lc_slot) != 32);	/* two ways per cache line */
 	lc->gen = 1;
@@ -91,24 +95,22 @@ static bool __lc_holds(const struct lookup_cache *lc, const struct lc_slot *p, u
 }
 
 /*
- * Way 0 holds the most recently inserted key: a new key moves way 0's key
- * to way 1 (evicting way 1's) unless a way is empty or stale.
+ * Way 0 holds the most recently inserted key: a new key goes to way 0, whose
+ * key (if it has one) moves to way 1, evicting way 1's; a key already held
+ * is updated where it is.
  */
 void __lc_store(struct lookup_cache *lc, u32 vol, u64 lbn, const struct dd_mapping *m)
 {
 	struct lc_slot *set = lc_set(lc, vol, lbn), *p;
 	u64 entry = (m->mapped ? LC_MAPPED | m->pbn : 0) | (m->excl ? LC_EXCL : 0);
 
-	if (__lc_holds(lc, &set[0], vol, lbn))
+	if (__lc_holds(lc, &set[0], vol, lbn)) {
 		p = &set[0];
-	else if (__lc_holds(lc, &set[1], vol, lbn))
+	} else if (__lc_holds(lc, &set[1], vol, lbn)) {
 		p = &set[1];
-	else if (set[0].gen != lc->gen)
-		p = &set[0];
-	else if (set[1].gen != lc->gen)
-		p = &set[1];
-	else {
-		__lc_write(&set[1], set[0].gen, set[0].vol, set[0].lbn, set[0].entry);
+	} else {
+		if (set[0].gen == lc->gen)
+			__lc_write(&set[1], set[0].gen, set[0].vol, set[0].lbn, set[0].entry);
 		p = &set[0];
 	}
 	if (__lc_holds(lc, p, vol, lbn) && p->entry == entry)

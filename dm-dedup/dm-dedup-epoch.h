@@ -20,8 +20,10 @@
  *    sees the bio's increment: f waits for the bio;
  *  - the flips before the bio's second read left the epoch at e; the
  *    mapping changes the worker made before them are visible to the bio's
- *    lookup, which comes after that read (the caller's lookup follows the
- *    full barrier).
+ *    lookup: the flip's store of e is preceded by a full barrier, and the
+ *    second read is an acquire load, so every load of the lookup comes after
+ *    it (with a plain read, a weakly ordered CPU could satisfy the lookup's
+ *    loads early, from before a flip that went e -> e^1 -> e in between).
  * So each bio is either waited for by the first flip that follows its
  * lookup, or looked up after every change that flip is about to publish.
  * (A bio cannot count itself in an epoch that was already drained: the
@@ -35,6 +37,7 @@
 
 #include <linux/atomic.h>
 #include <linux/compiler.h>
+#include <asm/barrier.h>
 #include <linux/wait.h>
 
 struct dd_epochs {
@@ -68,7 +71,8 @@ static inline unsigned int dd_epoch_enter(struct dd_epochs *e)
 		epoch = READ_ONCE(e->cur);
 		atomic_inc(&e->count[epoch]);
 		smp_mb__after_atomic();
-		if (likely(READ_ONCE(e->cur) == epoch))
+		/* Acquire: the caller's lookup is ordered after this read. */
+		if (likely(smp_load_acquire(&e->cur) == epoch))
 			return epoch;
 		dd_epoch_exit(e, epoch);	/* a flip in between: count again */
 	}

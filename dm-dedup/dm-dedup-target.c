@@ -219,6 +219,8 @@ struct pool {
 	struct rmw_pages rmw;
 
 	struct list_head volumes;	/* volume_c, under 'lock' */
+	u32 snap_origin;		/* being copied by create_snap, under lists_lock */
+	wait_queue_head_t snap_wait;	/* its end */
 };
 
 /* Per pool target. */
@@ -237,9 +239,9 @@ struct volume_c {
 	struct list_head list;		/* pool->volumes */
 	struct mapped_device *md;
 	/*
-	 * From preresume to postsuspend, under the pool lock: the device may
-	 * issue I/O.  create_snap refuses a running origin; a resume during
-	 * the copy waits in preresume for the pool lock.
+	 * From preresume to postsuspend, under pool->lists_lock: the device
+	 * may issue I/O.  create_snap refuses a running origin; a resume during
+	 * the copy waits in preresume until it ends (pool->snap_origin).
 	 */
 	bool running;
 };
@@ -469,6 +471,11 @@ static void epoch_put(struct pool *pool, struct dd_bio_hook *h)
 	dd_epoch_exit(&pool->epochs, h->epoch);
 }
 
+static void wake_worker(struct pool *pool)
+{
+	queue_work(pool->wq, &pool->worker);
+}
+
 /*----------------------------------------------------------------
  * Cells: one block getting a new home at a time
  *--------------------------------------------------------------*/
@@ -509,8 +516,8 @@ static void __cell_unlock(struct pool *pool, struct dd_cell *cell)
 	if (!bio_list_empty(&cell->waiters)) {
 		spin_lock_irqsave(&pool->lists_lock, flags);
 		bio_list_merge(&pool->deferred, &cell->waiters);
+		wake_worker(pool);
 		spin_unlock_irqrestore(&pool->lists_lock, flags);
-		queue_work(pool->wq, &pool->worker);
 	}
 }
 
@@ -560,20 +567,42 @@ static struct page *rmw_page_get(struct pool *pool, struct bio *bio)
 	return page;
 }
 
+/* As many waiters as there are free pages go back to the worker (lists_lock held). */
+static void __rmw_hand_over(struct pool *pool)
+{
+	struct rmw_pages *rp = &pool->rmw;
+	unsigned int n;
+	struct bio *bio;
+
+	lockdep_assert_held(&pool->lists_lock);
+	for (n = 0; n < rp->nr_free && (bio = bio_list_pop(&rp->waiters)); n++)
+		bio_list_add(&pool->deferred, bio);
+	if (n)
+		wake_worker(pool);
+}
+
 static void rmw_page_put(struct pool *pool, struct page *page)
 {
 	struct rmw_pages *rp = &pool->rmw;
 	unsigned long flags;
-	bool wake;
 
 	spin_lock_irqsave(&pool->lists_lock, flags);
 	rp->free[rp->nr_free++] = page;
-	wake = !bio_list_empty(&rp->waiters);
-	bio_list_merge(&pool->deferred, &rp->waiters);
-	bio_list_init(&rp->waiters);
+	__rmw_hand_over(pool);
 	spin_unlock_irqrestore(&pool->lists_lock, flags);
-	if (wake)
-		queue_work(pool->wq, &pool->worker);
+}
+
+/*
+ * End of a worker pass: a waiter that was handed a page but no longer needed
+ * one (its block went in place, or into a cell) must not strand the others.
+ */
+static void rmw_kick(struct pool *pool)
+{
+	unsigned long flags;
+
+	spin_lock_irqsave(&pool->lists_lock, flags);
+	__rmw_hand_over(pool);
+	spin_unlock_irqrestore(&pool->lists_lock, flags);
 }
 
 /*----------------------------------------------------------------
@@ -612,13 +641,24 @@ static void pool_freed(void *context, u64 start, u64 len)
 		DMERR_LIMIT("%s: discard passdown failed: %d", pool_name(pool), r);
 }
 
-/* Makes every completed write durable.  Caller holds pool->lock for write. */
+/*
+ * Makes every completed write durable.  Caller holds pool->lock for write.
+ * Fails once a metadata error dropped changes of an open transaction: writes
+ * that were reported complete may be gone, so no flush may say otherwise.
+ */
 static int __commit(struct pool *pool, bool flush_data)
 {
+	struct dd_pool_stats st;
 	int r;
 
 	if (pool->mode == PM_FAIL)
 		return -EIO;
+	dd_pool_get_stats(pool->eng, &st);
+	if (st.dropped_changes) {
+		DMERR_LIMIT("%s: failing a flush: a metadata error dropped completed writes",
+			    pool_name(pool));
+		return -EIO;
+	}
 	if (dd_pool_dirty(pool->eng) && pool_can_change_metadata(pool)) {
 		r = dd_pool_commit(pool->eng);
 		__check_engine_mode(pool);
@@ -629,19 +669,20 @@ static int __commit(struct pool *pool, bool flush_data)
 	return flush_data ? blkdev_issue_flush(pool->data_bdev) : 0;
 }
 
-static void wake_worker(struct pool *pool)
-{
-	queue_work(pool->wq, &pool->worker);
-}
-
+/*
+ * Work is queued while lists_lock is held, as the worker takes it before it
+ * can complete anything: a completing CPU never touches the workqueue of a
+ * pool that may already be gone (the bio it queued completed, its volume and
+ * pool torn down).
+ */
 static void defer_bio(struct pool *pool, struct bio *bio)
 {
 	unsigned long flags;
 
 	spin_lock_irqsave(&pool->lists_lock, flags);
 	bio_list_add(&pool->deferred, bio);
-	spin_unlock_irqrestore(&pool->lists_lock, flags);
 	wake_worker(pool);
+	spin_unlock_irqrestore(&pool->lists_lock, flags);
 }
 
 static void request_commit(struct pool *pool)
@@ -714,8 +755,8 @@ static void hook_prepared(struct pool *pool, struct dd_bio_hook *h)
 
 	spin_lock_irqsave(&pool->lists_lock, flags);
 	list_add_tail(&h->list, &pool->prepared);
+	wake_worker(pool);	/* under the lock: see defer_bio() */
 	spin_unlock_irqrestore(&pool->lists_lock, flags);
-	wake_worker(pool);
 }
 
 /* End of a volume bio the worker submitted with its own completion. */
@@ -765,12 +806,16 @@ static void rmw_endio(struct bio *io)
 static void rmw_submit(struct pool *pool, struct dd_bio_hook *h, enum req_op op, u64 pbn,
 		       enum hook_state state)
 {
-	struct bio *io = &h->rmw_bio;
+	struct bio *io = &h->rmw_bio, *bio = hook_bio(h);
+	/* The guest's hints and cgroup stay with its I/O. */
+	blk_opf_t opf = op | (bio->bi_opf & (REQ_SYNC | REQ_IDLE | REQ_PRIO));
 
 	if (h->state == HS_RMW_READ)
-		bio_reset(io, pool->data_bdev, op);	/* the read is done: reuse its bio */
+		bio_reset(io, pool->data_bdev, opf);	/* the read is done: reuse its bio */
 	else
-		bio_init(io, pool->data_bdev, &h->rmw_bvec, 1, op);
+		bio_init(io, pool->data_bdev, &h->rmw_bvec, 1, opf);
+	bio_clone_blkg_association(io, bio);
+	io->bi_ioprio = bio->bi_ioprio;
 	io->bi_iter.bi_sector = pbn << (DD_BLOCK_SHIFT - SECTOR_SHIFT);
 	__bio_add_page(io, h->page, DD_BLOCK_SIZE, 0);
 	io->bi_end_io = rmw_endio;
@@ -848,6 +893,12 @@ static void __handle_no_space(struct pool *pool, struct bio *bio)
 {
 	struct dd_pool_stats st;
 
+	/* A noflush suspend must not wait for space (presuspend requeued the
+	 * bios already waiting; this one came later). */
+	if (dm_noflush_suspending(hook(bio)->vc->ti)) {
+		error_bio(bio, BLK_STS_DM_REQUEUE);
+		return;
+	}
 	dd_pool_get_stats(pool->eng, &st);
 	if (st.data_pending_free) {
 		/* Blocks freed in the open transaction: usable after a commit. */
@@ -896,9 +947,9 @@ static void __retry_no_space(struct pool *pool)
 	bios = pool->no_space;
 	bio_list_init(&pool->no_space);
 	bio_list_merge(&pool->deferred, &bios);
-	spin_unlock_irqrestore(&pool->lists_lock, flags);
 	if (!bio_list_empty(&bios))
 		wake_worker(pool);
+	spin_unlock_irqrestore(&pool->lists_lock, flags);
 }
 
 static void fail_bio_list(struct pool *pool, struct bio_list *list, blk_status_t status)
@@ -940,16 +991,19 @@ static void process_read(struct pool *pool, struct bio *bio)
 {
 	struct dd_bio_hook *h = hook(bio);
 	struct dd_mapping m;
-	int r;
+	int r = -EIO;
 
 	down_write(&pool->lock);
-	r = dd_map_lookup(h->vc->vol, h->lbn, 0, &m);
-	if (!r) {
-		__lc_store(&pool->lc, h->vc->args.volume_id, h->lbn, &m);
-		if (m.mapped)
-			epoch_get(pool, h);
-	} else {
-		__metadata_operation_failed(pool, "looking up a block", r);
+	/* In fail mode the in-core state may be garbage: do not even look. */
+	if (pool->mode != PM_FAIL) {
+		r = dd_map_lookup(h->vc->vol, h->lbn, 0, &m);
+		if (!r) {
+			__lc_store(&pool->lc, h->vc->args.volume_id, h->lbn, &m);
+			if (m.mapped)
+				epoch_get(pool, h);
+		} else {
+			__metadata_operation_failed(pool, "looking up a block", r);
+		}
 	}
 	up_write(&pool->lock);
 	if (r) {
@@ -1254,6 +1308,9 @@ static void process_prepared(struct pool *pool)
 			finish_new_block(pool, h);
 			break;
 		case HS_RMW_READ:
+			/* A pool gone read-only cannot insert: skip the write. */
+			if (!h->status && READ_ONCE(pool->mode) >= PM_READ_ONLY)
+				h->status = BLK_STS_IOERR;
 			if (h->status) {
 				finish_new_block(pool, h);
 				break;
@@ -1342,6 +1399,7 @@ static void do_worker(struct work_struct *ws)
 	process_prepared(pool);
 	process_commit(pool);
 	process_reclaim(pool);
+	rmw_kick(pool);
 	memalloc_noio_restore(noio);
 }
 
@@ -1481,6 +1539,8 @@ static struct pool *pool_create(struct mapped_device *md, struct pool_c *pc, cha
 	bio_list_init(&pool->no_space);
 	INIT_LIST_HEAD(&pool->volumes);
 	dd_epochs_init(&pool->epochs);
+	pool->snap_origin = DD_NO_VOLUME;
+	init_waitqueue_head(&pool->snap_wait);
 	INIT_WORK(&pool->worker, do_worker);
 	INIT_DELAYED_WORK(&pool->waker, do_waker);
 	INIT_DELAYED_WORK(&pool->no_space_timeout, do_no_space_timeout);
@@ -2004,6 +2064,30 @@ static bool __volume_active(struct pool *pool, u32 id, bool running_only)
 	return false;
 }
 
+/*
+ * Marks the origin as being copied unless a device of it may issue I/O;
+ * checked and set under lists_lock, which volume_preresume() takes too.
+ */
+static bool __snap_origin_claim(struct pool *pool, u32 origin)
+{
+	bool ok;
+
+	spin_lock_irq(&pool->lists_lock);
+	ok = !__volume_active(pool, origin, true);
+	if (ok)
+		pool->snap_origin = origin;
+	spin_unlock_irq(&pool->lists_lock);
+	return ok;
+}
+
+static void snap_origin_release(struct pool *pool)
+{
+	spin_lock_irq(&pool->lists_lock);
+	pool->snap_origin = DD_NO_VOLUME;
+	spin_unlock_irq(&pool->lists_lock);
+	wake_up_all(&pool->snap_wait);
+}
+
 static const char *errname(int r)
 {
 	switch (r) {
@@ -2052,10 +2136,10 @@ static int process_create_snap_mesg(struct pool *pool, unsigned int argc, char *
 		return r;
 	/*
 	 * In-place writes to the origin during the copy would reach the
-	 * snapshot.  The pool lock is held until the copy ends, and a resume
-	 * of the origin waits for it in volume_preresume().
+	 * snapshot: a resume of the origin waits in volume_preresume() until
+	 * the copy has ended.
 	 */
-	if (__volume_active(pool, origin, true)) {
+	if (!__snap_origin_claim(pool, origin)) {
 		DMWARN("%s: create_snap %u %u: suspend the origin volume first", pool_name(pool),
 		       id, origin);
 		return -EBUSY;
@@ -2065,6 +2149,7 @@ static int process_create_snap_mesg(struct pool *pool, unsigned int argc, char *
 	__lc_clear(&pool->lc);
 	r = dd_snapshot_create(pool->eng, id, origin);
 	__lc_clear(&pool->lc);
+	snap_origin_release(pool);
 	if (r)
 		DMWARN("%s: create_snap %u %u: %s", pool_name(pool), id, origin, errname(r));
 	return r;
@@ -2088,12 +2173,9 @@ static int process_delete_volume_mesg(struct pool *pool, unsigned int argc, char
 	}
 	r = dd_volume_delete(pool->eng, id);
 	__lc_clear(&pool->lc);
-	if (r) {
+	if (r)
 		DMWARN("%s: delete_volume %u: %s", pool_name(pool), id, errname(r));
-		return r;
-	}
-	pool->reclaim_pending = true;
-	return 0;
+	return r;
 }
 
 static int process_set_transaction_id_mesg(struct pool *pool, unsigned int argc, char **argv)
@@ -2133,7 +2215,9 @@ static int pool_message(struct dm_target *ti, unsigned int argc, char **argv,
 {
 	struct pool_c *pc = ti->private;
 	struct pool *pool = pc->pool;
+	struct dd_pool_stats st;
 	unsigned int i, noio;
+	bool reclaim;
 	int r = -EINVAL;
 
 	if (!argc)
@@ -2157,10 +2241,15 @@ static int pool_message(struct dm_target *ti, unsigned int argc, char **argv,
 		if (!r)
 			r = __commit(pool, false);
 		__check_engine_mode(pool);
+		/* Also after a failure: a failed create_snap hands its copy to reclaim. */
+		dd_pool_get_stats(pool->eng, &st);
+		if (st.nr_deleting)
+			pool->reclaim_pending = true;
 	}
+	reclaim = pool->reclaim_pending;
 	up_write(&pool->lock);
 	memalloc_noio_restore(noio);
-	if (!r && pool->reclaim_pending)
+	if (reclaim)
 		wake_worker(pool);
 	return r;
 }
@@ -2398,17 +2487,24 @@ static int volume_end_io(struct dm_target *ti, struct bio *bio, blk_status_t *er
 }
 
 /*
- * The device may issue I/O from here on.  Taking the pool lock makes a
- * resume wait for a snapshot copy of this volume that is running.
+ * The device may issue I/O from here on; a resume waits for a snapshot copy
+ * of this volume to end.  (Only lists_lock is taken: a suspend or resume of
+ * one volume never waits for the pool's worker or another volume's I/O.)
  */
 static int volume_preresume(struct dm_target *ti)
 {
 	struct volume_c *vc = ti->private;
 	struct pool *pool = vc->pool;
+	u32 id = vc->args.volume_id;
 
-	down_write(&pool->lock);
+	spin_lock_irq(&pool->lists_lock);
+	while (pool->snap_origin == id) {
+		spin_unlock_irq(&pool->lists_lock);
+		wait_event(pool->snap_wait, READ_ONCE(pool->snap_origin) != id);
+		spin_lock_irq(&pool->lists_lock);
+	}
 	vc->running = true;
-	up_write(&pool->lock);
+	spin_unlock_irq(&pool->lists_lock);
 	return 0;
 }
 
@@ -2418,9 +2514,9 @@ static void volume_postsuspend(struct dm_target *ti)
 	struct volume_c *vc = ti->private;
 	struct pool *pool = vc->pool;
 
-	down_write(&pool->lock);
+	spin_lock_irq(&pool->lists_lock);
 	vc->running = false;
-	up_write(&pool->lock);
+	spin_unlock_irq(&pool->lists_lock);
 }
 
 /* A noflush suspend must not wait for space that may never come. */
