@@ -60,6 +60,16 @@ $(US_SAN)/tests/%: $(US_SAN)/tests/%.o $(TEST_LIB_OBJS) $(LIBDD_SAN)
 	@mkdir -p $(@D)
 	$(US_CC) $(SAN_CFLAGS) -o $@ $^ -lcmocka
 
+# tests/unit/test_kglue.c compiles kernel sources of the target (the lookup
+# cache, the epochs) over the fake kernel headers of tests/kshim: only its
+# objects see -Itests/kshim, ahead of the system's <linux/*.h>.
+KGLUE_BIN  := $(US_SAN)/tests/unit/test_kglue
+KGLUE_SRCS := dm-dedup/dm-dedup-cache.c tests/kshim/kshim.c
+KGLUE_OBJS := $(patsubst %.c,$(US_SAN)/%.o,$(KGLUE_SRCS))
+$(US_SAN)/tests/unit/test_kglue.o $(KGLUE_OBJS): private US_CPPFLAGS := -Itests/kshim $(US_CPPFLAGS)
+$(KGLUE_BIN): $(KGLUE_OBJS)
+$(KGLUE_BIN): private SAN_CFLAGS += -pthread
+
 unit: $(UNIT_BINS)
 
 # Each binary prints TAP; the status is non-zero if any test failed.
@@ -71,6 +81,7 @@ unit-tap: $(UNIT_BINS)
 
 -include $(LIB_OBJS:.o=.d) $(LIB_SAN_OBJS:.o=.d)
 -include $(wildcard $(US_BUILD)/tools/*.d) $(wildcard $(US_SAN)/tests/*/*.d)
+-include $(KGLUE_OBJS:.o=.d)
 
 # libFuzzer targets (clang) and engine benchmarks live in their own files.
 -include mk/fuzz.mk
