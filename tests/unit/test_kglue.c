@@ -1,9 +1,15 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * The kernel glue's lock-free parts, natively: the lookup cache
- * (dm-dedup/dm-dedup-cache.c), compiled unchanged over the fake kernel
- * headers of tests/kshim.  One rule per test; the concurrent test runs real
- * threads against the contract stated in dm-dedup-cache.h.
+ * (dm-dedup/dm-dedup-cache.c) and the epochs of in-flight I/O
+ * (dm-dedup/dm-dedup-epoch.h), compiled unchanged over the fake kernel
+ * headers of tests/kshim.  One rule per test; the concurrent tests run real
+ * threads against the contracts stated in the two headers.
+ *
+ * The reference copy of the epoch entry that the target used before the
+ * re-read (old_epoch_enter below) fails the same checks: the tests that run
+ * it expect it to fail, so a regression to that scheme is caught by the
+ * tests that run dd_epoch_enter().
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,11 +18,15 @@
 
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "dm-dedup-cache.h"
+#include "dm-dedup-epoch.h"
 #include <linux/compiler.h>
 #include <linux/hash.h>
 
@@ -39,6 +49,13 @@ static u64 now_ns(void)
 	return (u64)ts.tv_sec * 1000000000ULL + (u64)ts.tv_nsec;
 }
 
+static void sleep_ms(unsigned int ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
 static void set_flag(int *f)
 {
 	__atomic_store_n(f, 1, __ATOMIC_SEQ_CST);
@@ -47,6 +64,19 @@ static void set_flag(int *f)
 static bool flag(const int *f)
 {
 	return __atomic_load_n(f, __ATOMIC_SEQ_CST);
+}
+
+/* Waits (yielding) until *f is set: false after ms milliseconds. */
+static bool await_flag(const int *f, unsigned int ms)
+{
+	u64 end = now_ns() + (u64)ms * 1000000ULL;
+
+	while (!flag(f)) {
+		if (now_ns() > end)
+			return false;
+		sched_yield();
+	}
+	return true;
 }
 
 static pthread_t spawn(void *(*fn)(void *), void *arg)
@@ -811,6 +841,544 @@ static void concurrent_lookups_return_only_whole_live_entries(void **state)
 	free(r);
 }
 
+/* ==== epochs ==== */
+
+/*
+ * The reference: the target's entry before the re-read (git show
+ * 0c04671:dm-dedup/dm-dedup-target.c, epoch_get), over the same struct.
+ * Its exit and flip were those of dm-dedup-epoch.h.  Test code only.
+ */
+static unsigned int old_epoch_enter(struct dd_epochs *e)
+{
+	unsigned int epoch = READ_ONCE(e->cur);
+
+	atomic_inc(&e->count[epoch]);
+	smp_mb__after_atomic();
+	return epoch;
+}
+
+typedef unsigned int (*enter_fn)(struct dd_epochs *e);
+
+/* A block a reader may use while it holds its epoch. */
+#define BLOCK_LIVE	0x4c495645UL
+#define BLOCK_POISON	0xdeadUL
+
+struct block {
+	unsigned long magic;
+	u64 id;
+};
+
+static struct block *block_new(u64 id)
+{
+	struct block *b = malloc(sizeof(*b));
+
+	assert_non_null(b);
+	__atomic_store_n(&b->magic, BLOCK_LIVE, __ATOMIC_RELAXED);
+	__atomic_store_n(&b->id, id, __ATOMIC_RELAXED);
+	return b;
+}
+
+static void block_poison(struct block *b)
+{
+	__atomic_store_n(&b->magic, BLOCK_POISON, __ATOMIC_RELAXED);
+}
+
+static bool block_live(const struct block *b)
+{
+	return __atomic_load_n(&b->magic, __ATOMIC_RELAXED) == BLOCK_LIVE;
+}
+
+/* A flip in another thread: done is set when it returned. */
+struct flipper {
+	struct dd_epochs *e;
+	int done;
+};
+
+static void *flip_thread(void *arg)
+{
+	struct flipper *f = arg;
+
+	dd_epoch_flip_and_drain(f->e);
+	set_flag(&f->done);
+	return NULL;
+}
+
+static void enter_counts_in_the_current_epoch_and_exit_uncounts(void **state)
+{
+	struct dd_epochs e;
+	unsigned int a, b;
+
+	dd_epochs_init(&e);
+	a = dd_epoch_enter(&e);
+	assert_int_equal(a, 0);
+	assert_int_equal(atomic_read(&e.count[0]), 1);
+	b = dd_epoch_enter(&e);
+	assert_int_equal(b, 0);
+	assert_int_equal(atomic_read(&e.count[0]), 2);
+	dd_epoch_exit(&e, a);
+	dd_epoch_exit(&e, b);
+	assert_int_equal(atomic_read(&e.count[0]), 0);
+	dd_epoch_flip_and_drain(&e);		/* nobody in: returns at once */
+	assert_int_equal(e.cur, 1);
+	assert_int_equal(dd_epoch_enter(&e), 1);
+	assert_int_equal(atomic_read(&e.count[1]), 1);
+	dd_epoch_exit(&e, 1);
+	dd_epoch_flip_and_drain(&e);
+	assert_int_equal(e.cur, 0);
+	assert_int_equal(atomic_read(&e.count[0]) + atomic_read(&e.count[1]), 0);
+}
+
+static void a_flip_waits_until_the_old_epoch_is_empty(void **state)
+{
+	struct dd_epochs e;
+	struct flipper f = { &e, 0 };
+	unsigned int a, b, c;
+	pthread_t t;
+
+	dd_epochs_init(&e);
+	a = dd_epoch_enter(&e);
+	b = dd_epoch_enter(&e);
+	t = spawn(flip_thread, &f);
+	while (READ_ONCE(e.cur) == 0)
+		sched_yield();
+	c = dd_epoch_enter(&e);			/* the new epoch: not waited for */
+	assert_int_equal(c, 1);
+	sleep_ms(50);
+	assert_false(flag(&f.done));
+	dd_epoch_exit(&e, a);
+	sleep_ms(20);
+	assert_false(flag(&f.done));
+	dd_epoch_exit(&e, b);			/* the last one wakes the flip */
+	assert_true(await_flag(&f.done, 5000));
+	pthread_join(t, NULL);
+	dd_epoch_exit(&e, c);
+}
+
+/*
+ * The window of the header's argument, in one thread: the test seam in the
+ * shim's atomic_inc() runs the writer between the reader's read of the
+ * epoch and its count.
+ */
+struct window {
+	struct dd_epochs e;
+	struct block *cur;		/* what a reader would look up */
+	struct block *blocks[3];
+	int flips;			/* flips the writer makes in the window */
+	int incs;			/* atomic_inc() calls of the reader */
+};
+
+static __thread struct window *window_ctx;
+
+static void writer_runs_in_the_window(atomic_t *v)
+{
+	struct window *w = window_ctx;
+	int i;
+
+	if (w->incs++)
+		return;				/* only in the first window */
+	for (i = 0; i < w->flips; i++) {
+		smp_store_release(&w->cur, w->blocks[i + 1]);	/* a mapping changes, */
+		dd_epoch_flip_and_drain(&w->e);			/* then the commit flips */
+	}
+}
+
+struct window_result {
+	unsigned int epoch;		/* what enter returned */
+	unsigned int cur;		/* the epoch then */
+	int count_cur;			/* the count of the current epoch */
+	int incs;
+	bool looked_up_latest;		/* the lookup after enter saw the last change */
+	bool next_flip_waited;		/* the next flip waited for this reader */
+};
+
+static struct window_result run_window(enter_fn enter, int flips)
+{
+	struct window w = { .flips = flips };
+	struct window_result res;
+	struct flipper f = { &w.e, 0 };
+	pthread_t t;
+	int i;
+
+	dd_epochs_init(&w.e);
+	for (i = 0; i < 3; i++)
+		w.blocks[i] = block_new((u64)i);
+	w.cur = w.blocks[0];
+	window_ctx = &w;
+	kshim_atomic_inc_hook = writer_runs_in_the_window;
+	res.epoch = enter(&w.e);
+	kshim_atomic_inc_hook = NULL;
+	res.cur = READ_ONCE(w.e.cur);
+	res.count_cur = atomic_read(&w.e.count[res.cur]);
+	res.incs = w.incs;
+	res.looked_up_latest = smp_load_acquire(&w.cur) == w.blocks[flips];
+
+	/* The next commit: it must not return while this reader is in. */
+	t = spawn(flip_thread, &f);
+	res.next_flip_waited = !await_flag(&f.done, 100);
+	dd_epoch_exit(&w.e, res.epoch);
+	assert_true(await_flag(&f.done, 5000));
+	pthread_join(t, NULL);
+	for (i = 0; i < 3; i++)
+		free(w.blocks[i]);
+	return res;
+}
+
+/* e -> e^1 -> e between the read and the re-read: the count is kept, and safe. */
+static void enter_across_two_flips_back_to_its_epoch_keeps_a_safe_count(void **state)
+{
+	struct window_result r = run_window(dd_epoch_enter, 2);
+
+	assert_int_equal(r.incs, 1);		/* no retry: the epoch reads the same */
+	assert_int_equal(r.epoch, 0);
+	assert_int_equal(r.cur, 0);
+	assert_int_equal(r.count_cur, 1);	/* counted where the next flip looks */
+	assert_true(r.looked_up_latest);	/* and sees both changes */
+	assert_true(r.next_flip_waited);
+}
+
+/* e -> e^1 between the read and the count: enter notices and counts again. */
+static void enter_across_one_flip_counts_again_in_the_new_epoch(void **state)
+{
+	struct window_result r = run_window(dd_epoch_enter, 1);
+
+	assert_int_equal(r.incs, 2);		/* one retry */
+	assert_int_equal(r.epoch, 1);
+	assert_int_equal(r.cur, 1);
+	assert_int_equal(r.count_cur, 1);
+	assert_true(r.looked_up_latest);
+	assert_true(r.next_flip_waited);
+}
+
+/* The same window, the reference old entry: counted in the drained epoch. */
+static void reference_old_enter_across_one_flip_is_not_waited_for(void **state)
+{
+	struct window_result r = run_window(old_epoch_enter, 1);
+
+	assert_int_equal(r.incs, 1);
+	assert_int_equal(r.epoch, 0);		/* the epoch the flip already drained */
+	assert_int_equal(r.cur, 1);
+	assert_int_equal(r.count_cur, 0);
+	assert_false(r.next_flip_waited);	/* the bug: a commit would not wait */
+}
+
+/*
+ * Two threads, one interleaving forced by the seam: the reader reads the
+ * epoch and stops; the writer changes the mapping (block A -> B) and flips;
+ * the reader counts and looks B up; the writer changes it again (B -> C),
+ * flips, and poisons B (reuses the block).  The reader then checks B.
+ * A correct scheme makes the second flip wait for the reader, so the reader
+ * finds B live (it waits up to 200 ms for the poisoning, which does not come
+ * before it leaves).
+ */
+struct two_flips {
+	struct dd_epochs e;
+	struct block *cur;
+	enter_fn enter;
+	int reader_read_epoch, first_flip_done, reader_looked_up, reader_leaving, poisoned;
+	bool reader_found_live, poisoned_before_reader_left, stalled;
+	unsigned int reader_epoch;
+};
+
+static __thread struct two_flips *two_flips_ctx;
+
+static void stop_after_reading_the_epoch(atomic_t *v)
+{
+	struct two_flips *tf = two_flips_ctx;
+
+	kshim_atomic_inc_hook = NULL;		/* once */
+	set_flag(&tf->reader_read_epoch);
+	if (!await_flag(&tf->first_flip_done, 10000))
+		tf->stalled = true;
+}
+
+static void *two_flips_reader(void *arg)
+{
+	struct two_flips *tf = arg;
+	struct block *b;
+	unsigned int e;
+
+	two_flips_ctx = tf;
+	kshim_atomic_inc_hook = stop_after_reading_the_epoch;
+	e = tf->enter(&tf->e);
+	b = smp_load_acquire(&tf->cur);
+	set_flag(&tf->reader_looked_up);
+	await_flag(&tf->poisoned, 200);		/* the I/O takes a while */
+	tf->reader_found_live = block_live(b);
+	tf->reader_epoch = e;
+	set_flag(&tf->reader_leaving);
+	dd_epoch_exit(&tf->e, e);
+	return NULL;
+}
+
+static bool run_two_flips(enter_fn enter, struct two_flips *tf)
+{
+	struct block *a = block_new(1), *b = block_new(2), *c = block_new(3);
+	pthread_t t;
+
+	memset(tf, 0, sizeof(*tf));
+	dd_epochs_init(&tf->e);
+	tf->enter = enter;
+	tf->cur = a;
+	t = spawn(two_flips_reader, tf);
+	assert_true(await_flag(&tf->reader_read_epoch, 10000));
+	smp_store_release(&tf->cur, b);
+	dd_epoch_flip_and_drain(&tf->e);
+	block_poison(a);
+	set_flag(&tf->first_flip_done);
+	assert_true(await_flag(&tf->reader_looked_up, 10000));
+	smp_store_release(&tf->cur, c);
+	dd_epoch_flip_and_drain(&tf->e);
+	tf->poisoned_before_reader_left = !flag(&tf->reader_leaving);
+	block_poison(b);
+	set_flag(&tf->poisoned);
+	pthread_join(t, NULL);
+	assert_false(tf->stalled);
+	free(a);
+	free(b);
+	free(c);
+	return tf->reader_found_live;
+}
+
+static void a_reader_stopped_before_its_count_survives_two_flips(void **state)
+{
+	struct two_flips tf;
+
+	if (!run_two_flips(dd_epoch_enter, &tf))
+		fail_msg("the reader (epoch %u) found its block poisoned: the second flip "
+			 "did not wait for it", tf.reader_epoch);
+	assert_false(tf.poisoned_before_reader_left);
+	assert_int_equal(tf.reader_epoch, 1);
+}
+
+static void reference_old_enter_lets_the_second_flip_reuse_a_block_in_use(void **state)
+{
+	struct two_flips tf;
+
+	assert_false(run_two_flips(old_epoch_enter, &tf));
+	assert_true(tf.poisoned_before_reader_left);
+	assert_int_equal(tf.reader_epoch, 0);
+}
+
+/*
+ * Many readers, one writer, many flips.  A reader enters, looks the current
+ * block up, checks it is live, sometimes yields (its I/O), checks again and
+ * leaves.  The writer replaces the block, flips and drains, then poisons the
+ * old one (and, with free_old, frees it: AddressSanitizer then catches any
+ * later use).  The seam yields now and then between a reader's read of the
+ * epoch and its count, where the old scheme went wrong.
+ */
+#define ST_READERS	2
+#define ST_FLIPS	100000
+#define ST_ENTERS_PER_FLIP 20	/* the writer paces its flips by the readers' enters */
+#define ST_OLD_MAX_FLIPS 1000000	/* the reference: until its first failure */
+#define ST_MAX_NS	5000000000ULL
+
+struct stress {
+	struct dd_epochs e;
+	struct block *cur;
+	enter_fn enter;
+	bool free_old;
+	int stop;
+	u64 violations, enters, incs, flips;
+	u64 enters_live;		/* counted as they go, for the pace */
+	int why_taken;
+	char why[200];	/* the first violation, read after the join */
+};
+
+static __thread u64 seam_rng;
+static __thread u64 seam_incs;
+
+static void yield_sometimes(atomic_t *v)
+{
+	seam_incs++;
+	if ((rnd(&seam_rng) & 7) == 0)
+		sched_yield();
+}
+
+static void *stress_reader(void *arg)
+{
+	struct stress *st = arg;
+	u64 s = (u64)pthread_self() | 1, enters = 0;
+	int first = 0;
+
+	seam_rng = s * 3;
+	seam_incs = 0;
+	kshim_atomic_inc_hook = yield_sometimes;
+	while (!flag(&st->stop)) {
+		unsigned int e = st->enter(&st->e);
+		struct block *b = smp_load_acquire(&st->cur);
+		u64 id = __atomic_load_n(&b->id, __ATOMIC_RELAXED);
+		bool ok = block_live(b);
+
+		if ((rnd(&s) & 3) == 0)
+			sched_yield();
+		else
+			for (int i = 0; i < 20; i++)
+				barrier();
+		ok = ok && block_live(b) && __atomic_load_n(&b->id, __ATOMIC_RELAXED) == id;
+		if (!ok && !__atomic_fetch_add(&st->violations, 1, __ATOMIC_SEQ_CST) &&
+		    __atomic_compare_exchange_n(&st->why_taken, &first, 1, false,
+						__ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+			snprintf(st->why, sizeof(st->why),
+				 "a reader in epoch %u used block %llu after the flip that drained it",
+				 e, (unsigned long long)id);
+		dd_epoch_exit(&st->e, e);
+		if (!(++enters & 15))
+			__atomic_fetch_add(&st->enters_live, 16, __ATOMIC_RELAXED);
+	}
+	kshim_atomic_inc_hook = NULL;
+	__atomic_fetch_add(&st->enters, enters, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&st->incs, seam_incs, __ATOMIC_RELAXED);
+	return NULL;
+}
+
+/*
+ * Flips until max_flips, or (stop_on_violation) until the first use after a
+ * drain or for at most ST_MAX_NS.
+ */
+static void run_stress(struct stress *st, enter_fn enter, bool free_old, u64 max_flips,
+		       bool stop_on_violation)
+{
+	struct block **kept = NULL;
+	pthread_t t[ST_READERS];
+	u64 i, n = 0, t0 = now_ns();
+	int r;
+
+	memset(st, 0, sizeof(*st));
+	dd_epochs_init(&st->e);
+	st->enter = enter;
+	st->free_old = free_old;
+	st->cur = block_new(0);
+	if (!free_old) {
+		kept = calloc(max_flips, sizeof(*kept));
+		assert_non_null(kept);
+	}
+	for (r = 0; r < ST_READERS; r++)
+		t[r] = spawn(stress_reader, st);
+	for (i = 1; i <= max_flips; i++) {
+		struct block *old = st->cur;
+
+		smp_store_release(&st->cur, block_new(i));
+		dd_epoch_flip_and_drain(&st->e);
+		block_poison(old);
+		if (free_old)
+			free(old);
+		else
+			kept[n++] = old;
+		st->flips = i;
+		if (stop_on_violation && (__atomic_load_n(&st->violations, __ATOMIC_SEQ_CST) ||
+					  now_ns() - t0 > ST_MAX_NS))
+			break;
+		while (__atomic_load_n(&st->enters_live, __ATOMIC_RELAXED) < i * ST_ENTERS_PER_FLIP &&
+		       now_ns() - t0 < ST_MAX_NS)
+			sched_yield();
+	}
+	set_flag(&st->stop);
+	for (r = 0; r < ST_READERS; r++)
+		pthread_join(t[r], NULL);
+	free(st->cur);
+	for (i = 0; i < n; i++)
+		free(kept[i]);
+	free(kept);
+}
+
+static void readers_never_use_a_block_after_the_flip_that_drained_it(void **state)
+{
+	struct stress st;
+	u64 t0 = now_ns();
+
+	run_stress(&st, dd_epoch_enter, true, ST_FLIPS, false);
+	printf("# %llu flips, %llu enters, %llu re-counts after a flip, %.2f s\n",
+	       (unsigned long long)st.flips, (unsigned long long)st.enters,
+	       (unsigned long long)(st.incs - st.enters), (double)(now_ns() - t0) / 1e9);
+	if (st.violations)
+		fail_msg("%llu uses after a drain; first: %s",
+			 (unsigned long long)st.violations, st.why);
+	assert_int_equal(st.flips, ST_FLIPS);
+	assert_true(st.enters >= ST_FLIPS * ST_ENTERS_PER_FLIP);
+	assert_true(st.incs > st.enters);	/* the re-count path ran */
+}
+
+static void reference_old_enter_fails_the_same_stress(void **state)
+{
+	struct stress st;
+	u64 t0 = now_ns();
+
+	run_stress(&st, old_epoch_enter, false, ST_OLD_MAX_FLIPS, true);
+	printf("# reference: %llu uses after a drain in %llu flips, %llu enters, %.2f s; first: %s\n",
+	       (unsigned long long)st.violations, (unsigned long long)st.flips,
+	       (unsigned long long)st.enters, (double)(now_ns() - t0) / 1e9, st.why);
+	assert_true(st.violations > 0);
+}
+
+/* ==== the shim itself: a broken scheme fails, it does not hang ==== */
+
+static void *set_flag_later(void *arg)
+{
+	sleep_ms(20);
+	set_flag(arg);				/* and no wake_up() */
+	return NULL;
+}
+
+/* Runs fn in a child; returns its stderr; the child must die of SIGABRT. */
+static void expect_abort(void (*fn)(void), const char *needle)
+{
+	char buf[1024] = "";
+	int pfd[2], status;
+	ssize_t n, got = 0;
+	pid_t pid;
+
+	assert_int_equal(pipe(pfd), 0);
+	fflush(stdout);
+	fflush(stderr);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		dup2(pfd[1], 2);
+		close(pfd[0]);
+		fn();
+		_exit(0);
+	}
+	close(pfd[1]);
+	while ((n = read(pfd[0], buf + got, sizeof(buf) - 1 - (size_t)got)) > 0)
+		got += n;
+	buf[got] = 0;
+	close(pfd[0]);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGABRT)
+		fail_msg("child status %#x, stderr: %s", status, buf);
+	if (!strstr(buf, needle))
+		fail_msg("stderr lacks \"%s\": %s", needle, buf);
+}
+
+static void wait_never_true(void)
+{
+	wait_queue_head_t wq;
+	int never = 0;
+
+	kshim_wait_timeout_ms = 100;
+	init_waitqueue_head(&wq);
+	wait_event(wq, READ_ONCE(never));
+}
+
+static void wait_never_woken(void)
+{
+	wait_queue_head_t wq;
+	int later = 0;
+	pthread_t t;
+
+	kshim_wait_timeout_ms = 300;
+	init_waitqueue_head(&wq);
+	pthread_create(&t, NULL, set_flag_later, &later);
+	wait_event(wq, flag(&later));
+}
+
+static void wait_event_aborts_instead_of_hanging(void **state)
+{
+	expect_abort(wait_never_true, "the condition is still false");
+	expect_abort(wait_never_woken, "a lost wake-up");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -832,6 +1400,16 @@ int main(void)
 		cmocka_unit_test(the_clear_at_the_wrap_empties_every_slot_and_restarts_at_1),
 		cmocka_unit_test(no_entry_comes_back_after_the_generation_wraps),
 		cmocka_unit_test(concurrent_lookups_return_only_whole_live_entries),
+		cmocka_unit_test(enter_counts_in_the_current_epoch_and_exit_uncounts),
+		cmocka_unit_test(a_flip_waits_until_the_old_epoch_is_empty),
+		cmocka_unit_test(enter_across_two_flips_back_to_its_epoch_keeps_a_safe_count),
+		cmocka_unit_test(enter_across_one_flip_counts_again_in_the_new_epoch),
+		cmocka_unit_test(reference_old_enter_across_one_flip_is_not_waited_for),
+		cmocka_unit_test(a_reader_stopped_before_its_count_survives_two_flips),
+		cmocka_unit_test(reference_old_enter_lets_the_second_flip_reuse_a_block_in_use),
+		cmocka_unit_test(readers_never_use_a_block_after_the_flip_that_drained_it),
+		cmocka_unit_test(reference_old_enter_fails_the_same_stress),
+		cmocka_unit_test(wait_event_aborts_instead_of_hanging),
 	};
 
 	return cmocka_run_group_tests_name("kglue", tests, NULL, NULL);
