@@ -3,6 +3,7 @@
 #
 #   make userspace   library + tools (build/bin)
 #   make unit-tap    unit + crash tests under ASan/UBSan, one TAP line per test
+#   make kglue-tsan  tests/unit/test_kglue.c (the glue's lock-free parts) under TSan
 #   (fuzzing: mk/fuzz.mk; engine benchmarks: mk/bench.mk)
 
 US_BUILD    := build/us
@@ -69,6 +70,20 @@ KGLUE_OBJS := $(patsubst %.c,$(US_SAN)/%.o,$(KGLUE_SRCS))
 $(US_SAN)/tests/unit/test_kglue.o $(KGLUE_OBJS): private US_CPPFLAGS := -Itests/kshim $(US_CPPFLAGS)
 $(KGLUE_BIN): $(KGLUE_OBJS)
 $(KGLUE_BIN): private SAN_CFLAGS += -pthread
+
+# The same test under ThreadSanitizer (not part of unit-tap): make kglue-tsan.
+# TSan ignores fences (-Wno-tsan): every access the fences order is atomic.
+US_TSAN    := build/us-tsan
+KGLUE_TSAN := $(US_TSAN)/test_kglue
+.PHONY: kglue-tsan
+kglue-tsan: $(KGLUE_TSAN)
+	CMOCKA_MESSAGE_OUTPUT=TAP TSAN_OPTIONS=halt_on_error=1 $(KGLUE_TSAN)
+$(KGLUE_TSAN): tests/unit/test_kglue.c $(KGLUE_SRCS) $(wildcard tests/kshim/linux/*.h) \
+	       dm-dedup/dm-dedup-cache.h dm-dedup/dm-dedup-epoch.h dm-dedup/dd-engine.h \
+	       userspace/dd-env.h
+	@mkdir -p $(@D)
+	$(US_CC) -Itests/kshim $(US_CPPFLAGS) -std=gnu11 -O1 -g $(US_WARN) -Wno-tsan -fsanitize=thread \
+	  -pthread -o $@ tests/unit/test_kglue.c $(KGLUE_SRCS) -lcmocka
 
 unit: $(UNIT_BINS)
 

@@ -3,7 +3,8 @@
 #
 # Stages, in order:
 #   1. dependencies      scripts/deps.sh
-#   2. unit tests        `make unit-tap` (ASan+UBSan; one TAP line per test case)
+#   2. unit tests        `make unit-tap` (ASan+UBSan; one TAP line per test case), then
+#                        `make kglue-tsan` (the glue's lock-free cache and epochs, TSan)
 #   3. userspace build   `make userspace` (library + tools into build/bin/)
 #   4. module build      dm-dedup.ko with the default flags: no warning allowed
 #                        (W=1 is also built and its warnings are reported, not counted)
@@ -112,6 +113,9 @@ export DD_DEPS_DONE=1
 
 stage "unit tests (make unit-tap)"
 tap_stage unit-tap 1500
+
+stage "lock-free glue under ThreadSanitizer (make kglue-tsan)"
+tap_stage kglue-tsan 300
 
 stage "userspace build (make userspace)"
 if have_target userspace; then
