@@ -3,6 +3,7 @@
 #
 #   make userspace   library + tools (build/bin)
 #   make unit-tap    unit + crash tests under ASan/UBSan, one TAP line per test
+#   make kglue-tsan  tests/unit/test_kglue.c (the glue's lock-free parts) under TSan
 #   (fuzzing: mk/fuzz.mk; engine benchmarks: mk/bench.mk)
 
 US_BUILD    := build/us
@@ -60,6 +61,30 @@ $(US_SAN)/tests/%: $(US_SAN)/tests/%.o $(TEST_LIB_OBJS) $(LIBDD_SAN)
 	@mkdir -p $(@D)
 	$(US_CC) $(SAN_CFLAGS) -o $@ $^ -lcmocka
 
+# tests/unit/test_kglue.c compiles kernel sources of the target (the lookup
+# cache, the epochs) over the fake kernel headers of tests/kshim: only its
+# objects see -Itests/kshim, ahead of the system's <linux/*.h>.
+KGLUE_BIN  := $(US_SAN)/tests/unit/test_kglue
+KGLUE_SRCS := dm-dedup/dm-dedup-cache.c tests/kshim/kshim.c
+KGLUE_OBJS := $(patsubst %.c,$(US_SAN)/%.o,$(KGLUE_SRCS))
+$(US_SAN)/tests/unit/test_kglue.o $(KGLUE_OBJS): private US_CPPFLAGS := -Itests/kshim $(US_CPPFLAGS)
+$(KGLUE_BIN): $(KGLUE_OBJS)
+$(KGLUE_BIN): private SAN_CFLAGS += -pthread
+
+# The same test under ThreadSanitizer (not part of unit-tap): make kglue-tsan.
+# TSan ignores fences (-Wno-tsan): every access the fences order is atomic.
+US_TSAN    := build/us-tsan
+KGLUE_TSAN := $(US_TSAN)/test_kglue
+.PHONY: kglue-tsan
+kglue-tsan: $(KGLUE_TSAN)
+	CMOCKA_MESSAGE_OUTPUT=TAP TSAN_OPTIONS=halt_on_error=1 $(KGLUE_TSAN)
+$(KGLUE_TSAN): tests/unit/test_kglue.c $(KGLUE_SRCS) $(wildcard tests/kshim/linux/*.h) \
+	       dm-dedup/dm-dedup-cache.h dm-dedup/dm-dedup-epoch.h dm-dedup/dd-engine.h \
+	       userspace/dd-env.h
+	@mkdir -p $(@D)
+	$(US_CC) -Itests/kshim $(US_CPPFLAGS) -std=gnu11 -O1 -g $(US_WARN) -Wno-tsan -fsanitize=thread \
+	  -pthread -o $@ tests/unit/test_kglue.c $(KGLUE_SRCS) -lcmocka
+
 unit: $(UNIT_BINS)
 
 # Each binary prints TAP; the status is non-zero if any test failed.
@@ -71,6 +96,7 @@ unit-tap: $(UNIT_BINS)
 
 -include $(LIB_OBJS:.o=.d) $(LIB_SAN_OBJS:.o=.d)
 -include $(wildcard $(US_BUILD)/tools/*.d) $(wildcard $(US_SAN)/tests/*/*.d)
+-include $(KGLUE_OBJS:.o=.d)
 
 # libFuzzer targets (clang) and engine benchmarks live in their own files.
 -include mk/fuzz.mk
