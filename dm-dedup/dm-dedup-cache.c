@@ -6,6 +6,7 @@
 #include "dm-dedup-cache.h"
 
 #include <linux/compiler.h>
+#include <linux/kernel.h>
 #include <linux/hash.h>
 #include <linux/log2.h>
 #include <linux/slab.h>

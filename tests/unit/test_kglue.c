@@ -389,21 +389,21 @@ static void a_new_key_in_a_full_set_moves_way_0_down_and_evicts_way_1(void **sta
 
 	store(&lc, 3, k[0], 10, false);		/* empty set: way 0 */
 	assert_int_equal(slot_of(&lc, 3, k[0]), set2);
-	store(&lc, 3, k[1], 11, false);		/* way 1 is empty: it takes the key */
-	assert_int_equal(slot_of(&lc, 3, k[0]), set2);
-	assert_int_equal(slot_of(&lc, 3, k[1]), set2 + 1);
-
-	store(&lc, 3, k[2], 12, false);		/* full: k0 moves down, k1 goes */
-	assert_int_equal(slot_of(&lc, 3, k[2]), set2);
+	store(&lc, 3, k[1], 11, false);		/* the newest key is in way 0 */
+	assert_int_equal(slot_of(&lc, 3, k[1]), set2);
 	assert_int_equal(slot_of(&lc, 3, k[0]), set2 + 1);
-	assert_miss(&lc, 3, k[1]);
-	assert_hit(&lc, 3, k[0], 10, false);
+
+	store(&lc, 3, k[2], 12, false);		/* full: k1 moves down, k0 (the oldest) goes */
+	assert_int_equal(slot_of(&lc, 3, k[2]), set2);
+	assert_int_equal(slot_of(&lc, 3, k[1]), set2 + 1);
+	assert_miss(&lc, 3, k[0]);
+	assert_hit(&lc, 3, k[1], 11, false);
 	assert_hit(&lc, 3, k[2], 12, false);
 
-	store(&lc, 3, k[3], 13, true);		/* full: k2 moves down, k0 goes */
+	store(&lc, 3, k[3], 13, true);		/* full: k2 moves down, k1 goes */
 	assert_int_equal(slot_of(&lc, 3, k[3]), set2);
 	assert_int_equal(slot_of(&lc, 3, k[2]), set2 + 1);
-	assert_miss(&lc, 3, k[0]);
+	assert_miss(&lc, 3, k[1]);
 	assert_hit(&lc, 3, k[2], 12, false);
 	assert_hit(&lc, 3, k[3], 13, true);
 
@@ -415,7 +415,7 @@ static void a_new_key_in_a_full_set_moves_way_0_down_and_evicts_way_1(void **sta
 	lc_exit(&lc);
 }
 
-static void a_forgotten_or_stale_way_is_filled_before_a_key_is_evicted(void **state)
+static void a_forgotten_or_stale_way_0_takes_a_new_key_without_evicting(void **state)
 {
 	struct lookup_cache lc;
 	u64 k[4], set2;
@@ -425,21 +425,24 @@ static void a_forgotten_or_stale_way_is_filled_before_a_key_is_evicted(void **st
 	colliders(&lc, 1, k[0], &k[1], 3);
 	set2 = set_of(&lc, 1, k[0]) << 1;
 	store(&lc, 1, k[0], 10, false);
-	store(&lc, 1, k[1], 11, false);
-	__lc_forget(&lc, 1, k[0]);		/* way 0 is empty now */
+	store(&lc, 1, k[1], 11, false);		/* k1 in way 0, k0 in way 1 */
+	__lc_forget(&lc, 1, k[1]);		/* way 0 is empty now */
 	store(&lc, 1, k[2], 12, false);
 	assert_int_equal(slot_of(&lc, 1, k[2]), set2);
-	assert_hit(&lc, 1, k[1], 11, false);
+	assert_int_equal(slot_of(&lc, 1, k[0]), set2 + 1);
+	assert_hit(&lc, 1, k[0], 10, false);
 	assert_hit(&lc, 1, k[2], 12, false);
 
 	__lc_clear(&lc);			/* both ways are stale */
 	store(&lc, 1, k[3], 13, false);
 	assert_int_equal(slot_of(&lc, 1, k[3]), set2);
-	store(&lc, 1, k[1], 21, false);
-	assert_int_equal(slot_of(&lc, 1, k[1]), set2 + 1);
+	store(&lc, 1, k[1], 21, false);		/* k3 moves down over the stale k0 */
+	assert_int_equal(slot_of(&lc, 1, k[1]), set2);
+	assert_int_equal(slot_of(&lc, 1, k[3]), set2 + 1);
 	assert_hit(&lc, 1, k[3], 13, false);
 	assert_hit(&lc, 1, k[1], 21, false);
 	assert_miss(&lc, 1, k[2]);
+	assert_miss(&lc, 1, k[0]);
 	lc_exit(&lc);
 }
 
@@ -1391,7 +1394,7 @@ int main(void)
 		cmocka_unit_test(keys_with_the_same_hash_input_are_told_apart),
 		cmocka_unit_test(two_colliding_keys_both_stay),
 		cmocka_unit_test(a_new_key_in_a_full_set_moves_way_0_down_and_evicts_way_1),
-		cmocka_unit_test(a_forgotten_or_stale_way_is_filled_before_a_key_is_evicted),
+		cmocka_unit_test(a_forgotten_or_stale_way_0_takes_a_new_key_without_evicting),
 		cmocka_unit_test(a_store_of_an_identical_entry_is_a_no_op),
 		cmocka_unit_test(lookup_after_forget_misses),
 		cmocka_unit_test(forget_range_forgets_exactly_that_range_of_that_volume),

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: GPL-2.0 */
-/* kshim <linux/kernel.h>: min() and max() (the kernel's linux/minmax.h). */
+/* kshim <linux/kernel.h>: min(), max() and clamp() (the kernel's linux/minmax.h). */
 #ifndef KSHIM_LINUX_KERNEL_H
 #define KSHIM_LINUX_KERNEL_H
 
@@ -13,5 +13,6 @@
 	__x op __y ? __x : __y; })
 #define min(x, y)	__kshim_cmp(x, y, <)
 #define max(x, y)	__kshim_cmp(x, y, >)
+#define clamp(v, lo, hi)	min(max(v, lo), hi)
 
 #endif
