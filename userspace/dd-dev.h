@@ -73,6 +73,13 @@ struct dd_ramdev *dd_ramdev_create(u64 nr_blocks);
 struct dd_ramdev *dd_ramdev_clone(struct dd_ramdev *rd);	/* durable + volatile state */
 struct dd_dev *dd_ramdev_dev(struct dd_ramdev *rd);
 void dd_ramdev_set_fault(struct dd_ramdev *rd, const struct dd_fault *f);
+/*
+ * One power supply for two devices (a pool's metadata and data devices):
+ * when either reaches its crash write, both lose power at that instant;
+ * each then keeps its unflushed writes per its own fault's policy when it
+ * is rebooted.  Freeing either device unlinks them.
+ */
+void dd_ramdev_share_power(struct dd_ramdev *a, struct dd_ramdev *b);
 bool dd_ramdev_crashed(struct dd_ramdev *rd);
 u64 dd_ramdev_nr_writes(struct dd_ramdev *rd);	/* writes issued since create/reboot */
 /* Power cycle: what survives becomes the contents, faults are cleared. */

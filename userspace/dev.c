@@ -118,6 +118,7 @@ struct dd_ramdev {
 	u64 nwrites, nreads;
 	bool crashed, failed;
 	u64 rng;
+	struct dd_ramdev *peer;		/* on the same power supply, or NULL */
 };
 
 static const u8 dd_zero[DD_BLOCK_SIZE];
@@ -217,6 +218,10 @@ static int dd_ram_write(struct dd_dev *d, u64 b, const void *buf)
 				return r;
 		}
 		rd->crashed = true;
+		/* The same instant for a device on the same supply: nothing
+		 * issued to it from now on lands. */
+		if (rd->peer)
+			rd->peer->crashed = true;
 		return -EIO;
 	}
 	r = dd_ram_pend(rd, b, buf);
@@ -326,6 +331,16 @@ void dd_ramdev_set_fault(struct dd_ramdev *rd, const struct dd_fault *f)
 	rd->rng = f->seed;
 }
 
+void dd_ramdev_share_power(struct dd_ramdev *a, struct dd_ramdev *b)
+{
+	if (a->peer)
+		a->peer->peer = NULL;
+	if (b->peer)
+		b->peer->peer = NULL;
+	a->peer = b;
+	b->peer = a;
+}
+
 bool dd_ramdev_crashed(struct dd_ramdev *rd)
 {
 	return rd->crashed;
@@ -385,6 +400,8 @@ void dd_ramdev_free(struct dd_ramdev *rd)
 {
 	if (!rd)
 		return;
+	if (rd->peer)
+		rd->peer->peer = NULL;
 	dd_ram_clear_pending(rd);
 	free(rd->pending);
 	dd_rd_free_image(rd->img, rd->dev.nr_blocks);

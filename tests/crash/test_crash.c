@@ -4,10 +4,11 @@
  * commit, then again once per metadata write index k with the power cut at
  * write k.  After the cut the device keeps none, all, a random subset of
  * its unflushed writes, or a torn last write; the pool must open, pass the
- * check, hold exactly the state of one committed transaction (the last one
- * that completed, or the one in flight if its superblock landed), and take
- * new work.  Some recoveries are cut again in the middle of their own
- * journal replay.  DD_CRASH_STRIDE=n tests every n-th write index only.
+ * check, come back read-write (needs_check clear), hold exactly the state
+ * of one committed transaction (the last one that completed, or the one in
+ * flight if its superblock landed), and take new work.  Some recoveries are
+ * cut again in the middle of their own journal replay.  DD_CRASH_STRIDE=n
+ * tests every n-th write index only.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -25,54 +26,6 @@ struct ref {
 	u64 digest[MAX_TXN];
 	bool have[MAX_TXN];
 };
-
-static u64 mix(u64 h, u64 v)
-{
-	h ^= v + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2);
-	return h * 0xff51afd7ed558ccdULL;
-}
-
-/* A digest of everything a user can observe, plus the reference counts. */
-static u64 digest(struct dd_pool *pool)
-{
-	struct dd_volume_info info;
-	struct dd_pool_stats st;
-	u64 h = 0;
-	u32 id = 0;
-
-	dd_pool_get_stats(pool, &st);
-	h = mix(h, st.nr_data_blocks);
-	h = mix(h, st.user_txn);
-	h = mix(h, st.data_used);
-	h = mix(h, st.mapped_blocks);
-	h = mix(h, st.shared_blocks);
-	h = mix(h, st.nr_volumes);
-	while (!dd_volume_next(pool, &id, true, &info)) {
-		struct dd_volume *v;
-		struct dd_mapping m;
-		u64 lbn = 0;
-		/* An interrupted snapshot is deleted when the pool opens. */
-		u32 flags = info.flags & DD_VOL_INCOMPLETE ?
-			(info.flags & ~DD_VOL_INCOMPLETE) | DD_VOL_DELETING : info.flags;
-
-		h = mix(h, id);
-		h = mix(h, flags);
-		h = mix(h, info.mapped_blocks);
-		if (dd_vol_handle(pool, id, &v))
-			return 0;
-		for (; !dd_map_next(v, &lbn, &m); lbn++) {
-			struct dd_record rec;
-
-			h = mix(h, lbn);
-			h = mix(h, m.pbn | ((u64)m.excl << 63));
-			if (!dd_record_get(pool, m.pbn, &rec))
-				h = mix(h, rec.refcount);
-		}
-		dd_volume_close(v);
-		id++;
-	}
-	return h;
-}
 
 /* ---- workloads: each stops at the first error and returns it ---- */
 
@@ -287,7 +240,7 @@ static int run_ref_hook(void *ctx)
 
 	dd_pool_get_stats(tp->pool, &st);
 	if (st.txn + 1 < MAX_TXN) {
-		run->ref.digest[st.txn + 1] = digest(tp->pool);
+		run->ref.digest[st.txn + 1] = tp_digest(tp->pool);
 		run->ref.have[st.txn + 1] = true;
 	}
 	return 0;
@@ -358,11 +311,19 @@ static void verify_recovery(const struct crash_case *cc, struct run *run, struct
 {
 	struct dd_pool_stats st;
 	struct dd_volume *v;
+	const char *why;
 	u64 d;
 
 	if (tp_open(tp)) {
 		fprintf(stderr, "%s: %s crash at write %llu: pool does not open\n", cc->name, policy,
 			(unsigned long long)k);
+		fail();
+	}
+	/* A crash is no metadata error: the pool must come back read-write. */
+	why = tp_not_writable(tp->pool);
+	if (why) {
+		fprintf(stderr, "%s: %s crash at write %llu: the pool opens, but %s\n", cc->name,
+			policy, (unsigned long long)k, why);
 		fail();
 	}
 	dd_pool_get_stats(tp->pool, &st);
@@ -372,7 +333,7 @@ static void verify_recovery(const struct crash_case *cc, struct run *run, struct
 			(unsigned long long)last_ok);
 		fail();
 	}
-	d = digest(tp->pool);
+	d = tp_digest(tp->pool);
 	if (st.txn >= MAX_TXN || !run->ref.have[st.txn] || run->ref.digest[st.txn] != d) {
 		fprintf(stderr, "%s: %s crash at write %llu: state differs from committed txn %llu\n",
 			cc->name, policy, (unsigned long long)k, (unsigned long long)st.txn);
@@ -423,7 +384,7 @@ static void crash_everywhere(const struct crash_case *cc)
 		struct dd_pool_stats st;
 
 		dd_pool_get_stats(run->base.pool, &st);
-		run->ref.digest[st.txn] = digest(run->base.pool);
+		run->ref.digest[st.txn] = tp_digest(run->base.pool);
 		run->ref.have[st.txn] = true;
 	}
 	total = dd_ramdev_nr_writes(run->base.rd);
@@ -436,7 +397,7 @@ static void crash_everywhere(const struct crash_case *cc)
 		run->base.hooks.pre_commit = NULL;
 		assert_int_equal(tp_open(&run->base), 0);
 		dd_pool_get_stats(run->base.pool, &st);
-		run->ref.digest[st.txn] = digest(run->base.pool);
+		run->ref.digest[st.txn] = tp_digest(run->base.pool);
 		run->ref.have[st.txn] = true;
 	}
 	tp_destroy(&run->base);

@@ -274,6 +274,71 @@ u64 tp_check(struct tpool *tp, struct dd_check_result *res)
 	return res->errors;
 }
 
+const char *tp_not_writable(struct dd_pool *pool)
+{
+	struct dd_pool_stats st;
+
+	dd_pool_get_stats(pool, &st);
+	if (st.needs_check)
+		return "it needs a check (needs_check is set)";
+	switch (st.mode) {
+	case DD_MODE_RW:
+		return NULL;
+	case DD_MODE_RO:
+		return "it is read-only";
+	case DD_MODE_FAIL:
+		return "it is in fail mode";
+	}
+	return "its mode is unknown";
+}
+
+static u64 tp_mix(u64 h, u64 v)
+{
+	h ^= v + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2);
+	return h * 0xff51afd7ed558ccdULL;
+}
+
+u64 tp_digest(struct dd_pool *pool)
+{
+	struct dd_volume_info info;
+	struct dd_pool_stats st;
+	u64 h = 0;
+	u32 id = 0;
+
+	dd_pool_get_stats(pool, &st);
+	h = tp_mix(h, st.nr_data_blocks);
+	h = tp_mix(h, st.user_txn);
+	h = tp_mix(h, st.data_used);
+	h = tp_mix(h, st.mapped_blocks);
+	h = tp_mix(h, st.shared_blocks);
+	h = tp_mix(h, st.nr_volumes);
+	while (!dd_volume_next(pool, &id, true, &info)) {
+		struct dd_volume *v;
+		struct dd_mapping m;
+		u64 lbn = 0;
+		/* An interrupted snapshot is deleted when the pool opens. */
+		u32 flags = info.flags & DD_VOL_INCOMPLETE ?
+			(info.flags & ~DD_VOL_INCOMPLETE) | DD_VOL_DELETING : info.flags;
+
+		h = tp_mix(h, id);
+		h = tp_mix(h, flags);
+		h = tp_mix(h, info.mapped_blocks);
+		if (dd_vol_handle(pool, id, &v))
+			return 0;
+		for (; !dd_map_next(v, &lbn, &m); lbn++) {
+			struct dd_record rec;
+
+			h = tp_mix(h, lbn);
+			h = tp_mix(h, m.pbn | ((u64)m.excl << 63));
+			if (!dd_record_get(pool, m.pbn, &rec))
+				h = tp_mix(h, rec.refcount);
+		}
+		dd_volume_close(v);
+		id++;
+	}
+	return h;
+}
+
 int tp_write(struct dd_volume *v, u64 lbn, u64 *pbn)
 {
 	u64 p;

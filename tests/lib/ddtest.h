@@ -61,6 +61,18 @@ int tp_write(struct dd_volume *v, u64 lbn, u64 *pbn);
 
 void tp_quiet(bool quiet);	/* silence engine log lines (expected errors) */
 
+/*
+ * NULL if a (recovered) pool is fit for work: read-write, needs_check clear.
+ * Otherwise why not, e.g. "it needs a check (needs_check is set)".  A crash
+ * must never leave a pool that comes back read-only.
+ */
+const char *tp_not_writable(struct dd_pool *pool);
+
+/* A digest of everything a user can observe (volumes, mappings with their
+ * exclusive bits, counters) and the reference counts; 0 if a read fails.
+ * An interrupted snapshot digests as the deleted volume opening makes it. */
+u64 tp_digest(struct dd_pool *pool);
+
 /* ---- the model: what each volume maps, by block identity (token) ---- */
 #define MODEL_MAX_VOLS 64
 

@@ -10,6 +10,9 @@
  * allows an in-place write (exclusive bit) the model proves that no other
  * entry references the block in the open state nor in the last committed
  * state: the rule that keeps one guest's bytes out of another's block.
+ * And every block a commit hands to the freed hook (discard passdown) has
+ * no references and no reservation at that moment; a quarter of the
+ * sequences run on a data device small enough to fill.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -37,6 +40,8 @@ struct mt {
 	bool in_unmap;
 	int unmap_vol;
 	u64 unmap_lo, unmap_hi;
+	char passdown_bad[160];	/* the first freed block that was in use */
+	u64 passdowns;
 };
 
 /*
@@ -58,6 +63,25 @@ static int mt_hook(void *ctx)
 	t->pending_hi = t->unmap_hi;
 	t->commits++;
 	return 0;
+}
+
+/* Passdown would discard these blocks: none may be mapped or reserved. */
+static void mt_freed(void *ctx, u64 start, u64 len)
+{
+	struct mt *t = ctx;
+	struct dd_record rec;
+	u64 b;
+
+	for (b = start; b < start + len && !t->passdown_bad[0]; b++) {
+		t->passdowns++;
+		if (dd_record_get(t->tp.pool, b, &rec) || rec.refcount)
+			snprintf(t->passdown_bad, sizeof(t->passdown_bad),
+				 "passdown of data block %llu, which has %u references",
+				 (unsigned long long)b, rec.refcount);
+		else if (dd_resv_contains(&t->tp.pool->resv, b))
+			snprintf(t->passdown_bad, sizeof(t->passdown_bad),
+				 "passdown of data block %llu, which is reserved", (unsigned long long)b);
+	}
 }
 
 static bool mt_trace;
@@ -336,6 +360,8 @@ static void mt_abort(struct mt *t)
 
 static void mt_compare(struct mt *t)
 {
+	if (t->passdown_bad[0])
+		mt_fail(t, t->passdown_bad);
 	if (model_compare(&t->m, t->tp.pool))
 		mt_fail(t, "engine differs from the model");
 }
@@ -344,6 +370,7 @@ static void run_sequence(u64 seed, int steps, u64 meta_blocks)
 {
 	struct mt *t = calloc(1, sizeof(*t));
 	struct dd_bm_opts bmo = { 0 };
+	u64 data_blocks;
 	u32 journal;
 
 	assert_non_null(t);
@@ -353,8 +380,14 @@ static void run_sequence(u64 seed, int steps, u64 meta_blocks)
 	bmo.eager = tr_below(&t->rng, 2);
 	journal = tr_below(&t->rng, 2) ? DD_JOURNAL_MIN_BLOCKS : 0;
 	t->tp.hooks.pre_commit = mt_hook;
+	t->tp.hooks.freed = mt_freed;
 	t->tp.hooks.ctx = t;
-	if (tp_create(&t->tp, meta_blocks, 4000 + tr_below(&t->rng, 8000), journal, &bmo))
+	/* A small data device fills: allocate, free and want blocks in one
+	 * transaction, the allocator wrapping around. */
+	data_blocks = tr_below(&t->rng, 4) ? 4000 + tr_below(&t->rng, 8000) : 8 + tr_below(&t->rng, 40);
+	if (data_blocks < 4000)
+		t->lbn_space = data_blocks / 2 + tr_below(&t->rng, data_blocks);
+	if (tp_create(&t->tp, meta_blocks, data_blocks, journal, &bmo))
 		mt_fail(t, "create");
 	model_init(&t->m);
 	model_init(&t->committed);
