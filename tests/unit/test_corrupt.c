@@ -726,6 +726,40 @@ static void map_tree_taller_than_the_maximum_is_refused(void **state)
 	destroy(&b);
 }
 
+/*
+ * A damaged volume table must not hide the rest of the pool: the check still
+ * walks everything (regression: counting deleted volumes at every open made
+ * the open, and so the check, fail on it), and a read-only open works.
+ */
+static void damaged_volume_table_still_lets_the_check_and_a_read_only_open_through(void **state)
+{
+	struct dd_bm_opts ro = { .read_only = true };
+	struct base b;
+	struct findings f;
+	struct dd_pool *pool;
+	struct dd_bm *bm;
+	union blk u;
+	u64 lb;
+
+	build(&b);
+	lb = leaf_block(b.tp.pool, &b.tp.pool->vols_tree, 0);
+	tp_close(&b.tp);
+	blk_read(b.rd, lb, &u);
+	u.raw[DD_BLOCK_SIZE - 1] ^= 0x40;
+	dd_ramdev_poke(b.rd, lb, &u);		/* the checksum no longer matches */
+	check_dev(b.rd, &f);
+	expect_finding(&f, DD_CHK_BLOCK, "%llu", (unsigned long long)lb);
+	if (f.res.count[DD_CHK_OPEN]) {
+		print_findings(&f);
+		fail_msg("the check could not open the pool");
+	}
+	assert_int_equal(dd_bm_create(dd_ramdev_dev(b.rd), &ro, &bm), 0);
+	assert_int_equal(dd_pool_open(bm, DD_OPEN_READ_ONLY, NULL, &pool), 0);
+	dd_pool_close(pool);
+	dd_bm_drop(bm);
+	tp_destroy(&b.tp);
+}
+
 /* ---- metadata space ---- */
 
 /* Adds delta to the superblock's meta_used, so that only the bitmap damage shows. */
@@ -1044,6 +1078,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(refcount_off_by_one_is_reported),
+		cmocka_unit_test(damaged_volume_table_still_lets_the_check_and_a_read_only_open_through),
 		cmocka_unit_test(refcount_one_too_low_is_reported),
 		cmocka_unit_test(map_entry_beyond_the_data_device_is_reported),
 		cmocka_unit_test(map_entry_pointing_at_a_free_block_is_reported),

@@ -247,6 +247,35 @@ static void block_freed_in_a_new_bitmap_leaf_is_not_reused_before_commit(void **
 	tp_free(tp);
 }
 
+/* A metadata error that drops changes makes the pool say so until reopened:
+ * writes reported complete are gone, no flush may succeed after it. */
+static void an_abort_that_drops_changes_is_remembered_until_reopen(void **state)
+{
+	struct tpool *tp = tp_new(META, DATA);
+	struct dd_volume *v = vol_new(tp, 1);
+	struct dd_pool_stats st;
+	u64 p;
+
+	assert_int_equal(dd_pool_commit(tp->pool), 0);
+	assert_int_equal(dd_pool_abort(tp->pool), 0);	/* nothing to drop */
+	dd_pool_get_stats(tp->pool, &st);
+	assert_false(st.dropped_changes);
+	assert_int_equal(tp_write(v, 3, &p), 0);
+	dd_volume_close(v);
+	tp_quiet(true);
+	dd_pool_metadata_error(tp->pool, -EIO, "a test");
+	tp_quiet(false);
+	dd_pool_get_stats(tp->pool, &st);
+	assert_true(st.dropped_changes);
+	assert_int_equal(st.mode, DD_MODE_RO);
+	tp_close(tp);
+	assert_int_equal(tp_open(tp), 0);
+	dd_pool_get_stats(tp->pool, &st);
+	assert_false(st.dropped_changes);
+	assert_int_equal(dd_pool_clear_needs_check(tp->pool), 0);
+	tp_free(tp);
+}
+
 static void reserved_blocks_are_not_handed_out_twice(void **state)
 {
 	struct tpool *tp = tp_new(META, 100);
@@ -803,6 +832,7 @@ int main(void)
 		cmocka_unit_test(block_freed_in_open_txn_is_not_reused_before_commit),
 		cmocka_unit_test(block_allocated_and_freed_in_one_txn_is_not_reused_before_commit),
 		cmocka_unit_test(block_freed_in_a_new_bitmap_leaf_is_not_reused_before_commit),
+		cmocka_unit_test(an_abort_that_drops_changes_is_remembered_until_reopen),
 		cmocka_unit_test(reserved_blocks_are_not_handed_out_twice),
 		cmocka_unit_test(snapshot_shares_every_block_and_clears_exclusive_bits),
 		cmocka_unit_test(write_to_shared_block_splits_and_keeps_the_sibling),
