@@ -138,7 +138,7 @@ static int dd_tx_join(struct dd_pool *pool, struct dd_buf *buf, bool is_new)
 	if (!dd_writable(pool))
 		return -EROFS;
 	if (pool->nr_dirty >= pool->journal_blocks) {
-		/* dd_tx_reserve() keeps this from happening: an engine bug. */
+		/* dd_tx_room() keeps this from happening: an engine bug. */
 		dd_err("transaction exceeds the journal (%u blocks)", pool->journal_blocks);
 		return -EFBIG;
 	}
@@ -248,11 +248,12 @@ int dd_blk_free(struct dd_pool *pool, u64 b)
 }
 
 /*
- * Make room for an operation that dirties up to 'nr' blocks: commit first
- * if the journal could overflow, and refuse (before changing anything) if
- * the metadata device could run out of space in the middle.
+ * Make room in the journal for an operation that dirties up to 'nr' blocks
+ * and allocates none (it only changes or frees blocks that exist: unmapping,
+ * deleting, reclaiming): commit first if the journal could overflow.  Such
+ * operations must work on a full metadata device, or nothing could free it.
  */
-int dd_tx_reserve(struct dd_pool *pool, u32 nr)
+int dd_tx_room(struct dd_pool *pool, u32 nr)
 {
 	int r;
 
@@ -269,6 +270,20 @@ int dd_tx_reserve(struct dd_pool *pool, u32 nr)
 		if (r)
 			return r;
 	}
+	return 0;
+}
+
+/*
+ * As dd_tx_room, for an operation that may also allocate up to 'nr'
+ * metadata blocks: refuse (before changing anything) if the metadata device
+ * could run out of space in the middle.
+ */
+int dd_tx_reserve(struct dd_pool *pool, u32 nr)
+{
+	int r = dd_tx_room(pool, nr);
+
+	if (r)
+		return r;
 	if (dd_meta_free_blocks(pool) < nr)
 		return -ENOSPC;
 	return 0;

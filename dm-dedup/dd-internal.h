@@ -140,7 +140,8 @@ int dd_blk_free(struct dd_pool *pool, u64 b);
 static inline void dd_blk_put(struct dd_buf *buf) { dd_bm_put(buf); }
 static inline struct dd_aux *dd_aux(struct dd_buf *buf) { return dd_buf_aux(buf); }
 static inline void *dd_data(struct dd_buf *buf) { return dd_buf_data(buf); }
-int dd_tx_reserve(struct dd_pool *pool, u32 nr);
+int dd_tx_room(struct dd_pool *pool, u32 nr);		/* journal room only */
+int dd_tx_reserve(struct dd_pool *pool, u32 nr);	/* and metadata space */
 int dd_commit_raw(struct dd_pool *pool);
 void dd_tx_drop(struct dd_pool *pool);
 int dd_journal_replay(struct dd_pool *pool, const struct dd_disk_superblock *sb);

@@ -390,7 +390,7 @@ int dd_volume_delete(struct dd_pool *pool, u32 id)
 		return -EINVAL;
 	if (dd_vol_busy(pool, id))
 		return -EBUSY;
-	r = dd_tx_reserve(pool, DD_OP_MAX_DIRTY);
+	r = dd_tx_room(pool, DD_OP_MAX_DIRTY);
 	if (r)
 		return r;
 	r = dd_vol_handle(pool, id, &v);
@@ -631,7 +631,7 @@ static int __dd_make_exclusive(struct dd_volume *vol, u64 lbn, bool *excl)
 	if (touched && committed_used)
 		return 0;
 
-	r = dd_tx_reserve(pool, DD_OP_MAX_DIRTY);
+	r = dd_tx_room(pool, DD_OP_MAX_DIRTY);
 	if (r)
 		return r;
 	if (!d.owned) {
@@ -753,7 +753,7 @@ static int dd_unmap_range(struct dd_volume *vol, u64 lbn, u64 end, enum dd_unmap
 			return r;
 		if (found != li)
 			pos = found * DD_MAP_ENTRIES;
-		r = dd_tx_reserve(pool, DD_OP_MAX_DIRTY + DD_ENTRY_MAX_DIRTY);
+		r = dd_tx_room(pool, DD_OP_MAX_DIRTY + DD_ENTRY_MAX_DIRTY);
 		if (r)
 			return r;
 		r = dd_unmap_leaf(vol, found, &pos, end, why, budget);
@@ -972,7 +972,7 @@ int dd_pool_reclaim(struct dd_pool *pool, u64 budget, bool *done)
 			r = -EILSEQ;
 			dd_pool_metadata_error(pool, r, "freeing a deleted volume");
 		} else if (!r && !v->map.block) {
-			r = dd_tx_reserve(pool, DD_OP_MAX_DIRTY);
+			r = dd_tx_room(pool, DD_OP_MAX_DIRTY);
 			if (!r) {
 				r = dd_vol_entry_del(pool, id);
 				if (r)

@@ -565,6 +565,70 @@ static void full_metadata_device_refuses_before_changing_anything(void **state)
 	tp_free(tp);
 }
 
+/*
+ * Freeing needs no free metadata block: with the metadata device full, a
+ * discard, a delete and its reclaim still work (else nothing could make
+ * room), and a failed snapshot's partial copy is given back.
+ */
+static void a_full_metadata_device_can_still_unmap_delete_and_reclaim(void **state)
+{
+	struct tpool *tp = tp_new(DD_META_MIN_BLOCKS, 1ULL << 30);
+	struct dd_volume *v = vol_new(tp, 1), *w;
+	struct dd_pool_stats st;
+	bool done;
+	u64 i, n;
+	int r = 0;
+
+	/* An origin of n map leaves, with room for about half a copy of it. */
+	for (n = 0; n < 100000; n++) {
+		assert_int_equal(tp_write(v, n * DD_MAP_ENTRIES * 7, NULL), 0);
+		dd_pool_get_stats(tp->pool, &st);
+		if (st.nr_meta_blocks - st.meta_used < n / 2 + 2 * DD_OP_MAX_DIRTY)
+			break;
+	}
+	n++;
+	assert_int_equal(dd_pool_commit(tp->pool), 0);
+	/* The snapshot runs out of space and hands its partial copy to reclaim. */
+	dd_volume_close(v);
+	assert_int_equal(dd_snapshot_create(tp->pool, 2, 1), -ENOSPC);
+	dd_pool_get_stats(tp->pool, &st);
+	assert_int_equal(st.nr_deleting, 1);
+	assert_int_equal(dd_pool_reclaim(tp->pool, ~0ULL, &done), 0);
+	assert_true(done);
+	dd_pool_get_stats(tp->pool, &st);
+	assert_int_equal(st.nr_deleting, 0);
+	assert_int_equal(st.shared_blocks, 0);
+	assert_int_equal(st.mapped_blocks, n);
+	/* Fill the metadata device, then a discard of half the volume works. */
+	assert_int_equal(dd_volume_open(tp->pool, 1, &v), 0);
+	for (i = n, r = 0; i < 100000 && !r; i++)
+		r = tp_write(v, i * DD_MAP_ENTRIES * 7, NULL);
+	assert_int_equal(r, -ENOSPC);
+	n = i - 1;
+	assert_int_equal(dd_map_unmap(v, 0, (n / 2) * DD_MAP_ENTRIES * 7, DD_UNMAP_DISCARD), 0);
+	dd_volume_close(v);
+	assert_int_equal(dd_pool_commit(tp->pool), 0);
+	/* Refill, then delete the whole volume. */
+	assert_int_equal(dd_volume_open(tp->pool, 1, &v), 0);
+	for (i = 0, r = 0; i < 100000 && !r; i++)
+		r = tp_write(v, i * DD_MAP_ENTRIES * 7 + 1, NULL);
+	assert_int_equal(r, -ENOSPC);
+	dd_volume_close(v);
+	assert_int_equal(dd_pool_commit(tp->pool), 0);
+	assert_int_equal(dd_volume_delete(tp->pool, 1), 0);
+	assert_int_equal(dd_pool_reclaim(tp->pool, ~0ULL, &done), 0);
+	assert_true(done);
+	assert_int_equal(dd_pool_commit(tp->pool), 0);
+	dd_pool_get_stats(tp->pool, &st);
+	assert_int_equal(st.mapped_blocks, 0);
+	assert_int_equal(st.data_used, 0);
+	assert_int_equal(dd_volume_create(tp->pool, 1), 0);
+	assert_int_equal(dd_volume_open(tp->pool, 1, &w), 0);
+	assert_int_equal(tp_write(w, 5, NULL), 0);
+	dd_volume_close(w);
+	tp_free(tp);
+}
+
 static void a_large_operation_commits_when_the_journal_fills(void **state)
 {
 	struct tpool tp = { 0 };
@@ -844,6 +908,7 @@ int main(void)
 		cmocka_unit_test(reopen_keeps_the_committed_state_and_drops_the_rest),
 		cmocka_unit_test(full_data_device_returns_enospc_and_growing_it_helps),
 		cmocka_unit_test(full_metadata_device_refuses_before_changing_anything),
+		cmocka_unit_test(a_full_metadata_device_can_still_unmap_delete_and_reclaim),
 		cmocka_unit_test(a_large_operation_commits_when_the_journal_fills),
 		cmocka_unit_test(needs_check_opens_read_only_until_cleared),
 		cmocka_unit_test(failing_metadata_device_steps_the_pool_down_to_fail),
