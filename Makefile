@@ -2,7 +2,7 @@
 #
 #   make test        everything (installs dependencies first); ends with "N passed, N failed"
 #   make check       a faster subset: unit tests, module build, two guest tests
-#   make module      build dm-dedup/dm-dedup.ko against Debian's 6.1 headers (no warnings)
+#   make module      build kernel/dm-dedup.ko against Debian's 6.1 headers (no warnings)
 #   make sparse      sparse (C=2) over the module; warnings in our files fail
 #   make vm-test T=01-load   boot the test guest and run one script from tests/vm/
 #   make clean

@@ -12,7 +12,7 @@ BENCH_ENGINE := $(BENCH_BUILD)/bench_engine
 
 .PHONY: bench-engine
 
-$(BENCH_BUILD)/%.o: tests/bench/%.c
+$(BENCH_BUILD)/%.o: bench/engine/%.c
 	@mkdir -p $(@D)
 	$(US_CC) $(US_CPPFLAGS) $(BENCH_CFLAGS) -c $< -o $@
 

@@ -15,7 +15,7 @@ FUZZ_SMOKE_SECONDS ?= 15
 FUZZ_ALL           := fuzz_block fuzz_open fuzz_check
 FUZZ_TARGETS       ?= $(FUZZ_ALL)
 FUZZ_SAN      := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
-FUZZ_CPPFLAGS := -D_GNU_SOURCE -Iuserspace -Idm-dedup -Iinclude -Itests/lib -Itests/fuzz
+FUZZ_CPPFLAGS := -D_GNU_SOURCE -Iuserspace -Iengine -Itools -Iinclude -Itests/lib -Itests/fuzz
 FUZZ_CFLAGS   := -std=gnu11 -O1 -g $(US_WARN) -MMD -MP $(FUZZ_SAN)
 
 # Coverage: every object gets edge counters; comparison tracing (which lets
@@ -25,7 +25,7 @@ FUZZ_CFLAGS   := -std=gnu11 -O1 -g $(US_WARN) -MMD -MP $(FUZZ_SAN)
 # comparison hooks 60 % of the run time.
 FUZZ_COV_FULL  := -fsanitize=fuzzer-no-link
 FUZZ_COV_LIGHT := -fsanitize-coverage=inline-8bit-counters,indirect-calls,pc-table
-FUZZ_COV_LIGHT_SRCS := dm-dedup/dd-tree.c dm-dedup/dd-volume.c dm-dedup/dd-space.c \
+FUZZ_COV_LIGHT_SRCS := engine/dd-tree.c engine/dd-volume.c engine/dd-space.c $(CHECK_SRCS) \
                        $(US_SRCS) tests/lib/ddtest.c
 
 # The library, the test helpers and the shared fuzz code, built with clang's

@@ -8,14 +8,14 @@ deps:
 	@scripts/deps.sh
 
 module:
-	@scripts/kbuild.sh dm-dedup
+	@scripts/kbuild.sh kernel
 
 # W=1: extra warnings (informational in `make test`).
 module-w1:
-	@scripts/kbuild.sh --w1 dm-dedup
+	@scripts/kbuild.sh --w1 kernel
 
 sparse:
-	@scripts/kbuild.sh --sparse dm-dedup
+	@scripts/kbuild.sh --sparse kernel
 
 # Test-only modules the harness self-tests load in the guest.
 selftest-modules:
@@ -23,7 +23,7 @@ selftest-modules:
 
 kernel-clean:
 	@if [ -f build/kver ]; then \
-		scripts/kbuild.sh --clean dm-dedup; \
+		scripts/kbuild.sh --clean kernel; \
 		scripts/kbuild.sh --clean tests/vm/selftest-warn; \
 	fi
 

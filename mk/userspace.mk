@@ -11,21 +11,25 @@ US_SAN      := build/us-san
 US_CC       ?= gcc
 US_WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
                -Wno-unused-parameter
-US_CPPFLAGS := -D_GNU_SOURCE -Iuserspace -Idm-dedup -Iinclude
+US_CPPFLAGS := -D_GNU_SOURCE -Iuserspace -Iengine -Itools -Iinclude
 US_CFLAGS   := -std=gnu11 -O2 -g $(US_WARN) -MMD -MP
 SAN_FLAGS   := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 SAN_CFLAGS  := -std=gnu11 -O1 -g $(US_WARN) -MMD -MP $(SAN_FLAGS)
 
-ENGINE_SRCS := $(wildcard dm-dedup/dd-*.c)
+# The engine (engine/engine.mk: the list kernel/Kbuild uses too), the
+# userspace platform under it, and the check above it.
+include engine/engine.mk
+ENGINE_SRCS := $(addprefix engine/,$(addsuffix .c,$(DD_ENGINE_FILES)))
 US_SRCS     := $(wildcard userspace/*.c)
-LIB_SRCS    := $(ENGINE_SRCS) $(US_SRCS)
+CHECK_SRCS  := tools/check.c
+LIB_SRCS    := $(ENGINE_SRCS) $(US_SRCS) $(CHECK_SRCS)
 
 LIB_OBJS     := $(patsubst %.c,$(US_BUILD)/%.o,$(LIB_SRCS))
 LIB_SAN_OBJS := $(patsubst %.c,$(US_SAN)/%.o,$(LIB_SRCS))
 LIBDD        := $(US_BUILD)/libdmdedup.a
 LIBDD_SAN    := $(US_SAN)/libdmdedup.a
 
-TOOL_SRCS := $(wildcard tools/*.c)
+TOOL_SRCS := $(filter-out $(CHECK_SRCS),$(wildcard tools/*.c))
 TOOLS     := $(patsubst tools/%.c,build/bin/%,$(TOOL_SRCS))
 
 UNIT_SRCS  := $(wildcard tests/unit/test_*.c) $(wildcard tests/crash/test_*.c)
@@ -65,9 +69,9 @@ $(US_SAN)/tests/%: $(US_SAN)/tests/%.o $(TEST_LIB_OBJS) $(LIBDD_SAN)
 # cache, the epochs) over the fake kernel headers of tests/kshim: only its
 # objects see -Itests/kshim, ahead of the system's <linux/*.h>.
 KGLUE_BIN  := $(US_SAN)/tests/unit/test_kglue
-KGLUE_SRCS := dm-dedup/dm-dedup-cache.c tests/kshim/kshim.c
+KGLUE_SRCS := kernel/dm-dedup-cache.c tests/kshim/kshim.c
 KGLUE_OBJS := $(patsubst %.c,$(US_SAN)/%.o,$(KGLUE_SRCS))
-$(US_SAN)/tests/unit/test_kglue.o $(KGLUE_OBJS): private US_CPPFLAGS := -Itests/kshim $(US_CPPFLAGS)
+$(US_SAN)/tests/unit/test_kglue.o $(KGLUE_OBJS): private US_CPPFLAGS := -Itests/kshim $(US_CPPFLAGS) -Ikernel
 $(KGLUE_BIN): $(KGLUE_OBJS)
 $(KGLUE_BIN): private SAN_CFLAGS += -pthread
 
@@ -79,10 +83,10 @@ KGLUE_TSAN := $(US_TSAN)/test_kglue
 kglue-tsan: $(KGLUE_TSAN)
 	CMOCKA_MESSAGE_OUTPUT=TAP TSAN_OPTIONS=halt_on_error=1 $(KGLUE_TSAN)
 $(KGLUE_TSAN): tests/unit/test_kglue.c $(KGLUE_SRCS) $(wildcard tests/kshim/linux/*.h) \
-	       dm-dedup/dm-dedup-cache.h dm-dedup/dm-dedup-epoch.h dm-dedup/dd-engine.h \
+	       kernel/dm-dedup-cache.h kernel/dm-dedup-epoch.h engine/dd-engine.h \
 	       userspace/dd-env.h
 	@mkdir -p $(@D)
-	$(US_CC) -Itests/kshim $(US_CPPFLAGS) -std=gnu11 -O1 -g $(US_WARN) -Wno-tsan -fsanitize=thread \
+	$(US_CC) -Itests/kshim $(US_CPPFLAGS) -Ikernel -std=gnu11 -O1 -g $(US_WARN) -Wno-tsan -fsanitize=thread \
 	  -pthread -o $@ tests/unit/test_kglue.c $(KGLUE_SRCS) -lcmocka
 
 unit: $(UNIT_BINS)

@@ -14,8 +14,8 @@ vm-test:
 	@$(MAKE) --no-print-directory initramfs
 	@scripts/vm/run.sh --no-build $(T)
 
-# make bench [REPS=5]: the data-path benchmark in the guest (scripts/bench/datapath.sh).
+# make bench [REPS=5]: the data-path benchmark in the guest (bench/datapath.sh).
 .PHONY: bench
 bench:
 	@$(MAKE) --no-print-directory initramfs
-	@scripts/bench/datapath.sh --reps $(or $(REPS),6)
+	@bench/datapath.sh --reps $(or $(REPS),6)

@@ -103,11 +103,11 @@ echo "kbuild-backports: building against $hdr"
 out=$ROOT/build/kbuild-612
 rm -rf "$out"
 mkdir -p "$out"
-cp -a "$ROOT/dm-dedup" "$out/"
-rm -f "$out"/dm-dedup/*.o "$out"/dm-dedup/kernel/*.o
+cp -a "$ROOT/kernel" "$ROOT/engine" "$out/"
+rm -f "$out"/kernel/*.o "$out"/engine/*.o
 ln -s "$ROOT/include" "$out/include"
 log=$LOGS/kbuild-612.log
-make -C "$hdr" M="$out/dm-dedup" modules >"$log" 2>&1 || { cat "$log"; exit 1; }
+make -C "$hdr" M="$out/kernel" modules >"$log" 2>&1 || { cat "$log"; exit 1; }
 if grep -E '(warning|error):' "$log"; then
 	echo "kbuild-backports: warnings" >&2
 	exit 1

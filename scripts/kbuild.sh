@@ -6,7 +6,7 @@
 #                warning fails the build
 #     --w1       the same with W=1 (extra warnings)
 #     --sparse   check every source with sparse (C=2); warnings in our own files
-#                (dm-dedup/, include/, tests/) fail, those inside kernel headers are shown
+#                (kernel/, engine/, include/, tests/) fail, those inside kernel headers are shown
 #     --clean    remove the build products
 # The kernel ABI comes from build/kver, written by scripts/deps.sh.
 set -euo pipefail
@@ -27,6 +27,7 @@ kmake=(make -C "$KDIR" M="$dir" DD_KSRC="$ROOT/build/ksrc")
 
 if [ "$mode" = clean ]; then
 	"${kmake[@]}" clean >/dev/null
+	[ "$name" != kernel ] || rm -f "$ROOT"/engine/*.o "$ROOT"/engine/.*.o.cmd
 	exit 0
 fi
 
@@ -37,6 +38,11 @@ flock 9
 log=$ROOT/build/logs/kbuild-$name-$mode.log
 # A cached object would hide its warnings: always compile from clean.
 "${kmake[@]}" clean >/dev/null
+# The module compiles the engine from ../engine (kernel/Kbuild), whose objects
+# kbuild's clean of this directory does not reach.
+if [ "$name" = kernel ]; then
+	rm -f "$ROOT"/engine/*.o "$ROOT"/engine/.*.o.cmd
+fi
 rc=0
 case "$mode" in
 default) "${kmake[@]}" modules >"$log" 2>&1 || rc=$? ;;
@@ -53,7 +59,7 @@ if [ "$rc" -ne 0 ]; then
 	exit 1
 fi
 if [ "$mode" = sparse ]; then
-	own=$(grep -E "^$ROOT/(dm-dedup|include|tests)/[^:]*:[0-9]+:([0-9]+:)? *(warning|error):" "$log" || true)
+	own=$(grep -E "^$ROOT/(kernel|engine|include|tests)/[^:]*:[0-9]+:([0-9]+:)? *(warning|error):" "$log" || true)
 	if [ -n "$own" ]; then
 		echo "kbuild: $name: sparse warnings in our files:" >&2
 		echo "$own" >&2

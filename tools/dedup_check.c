@@ -4,7 +4,7 @@
  *
  *   dedup_check [options] <metadata dev or file>
  *
- * The check itself is dd_check() (userspace/check.c); this file parses the
+ * The check itself is dd_check() (tools/check.c); this file parses the
  * options, prints the findings and chooses the exit status:
  *   0  clean (warnings such as needs_check allowed)
  *   1  errors found, or the metadata cannot be opened at all

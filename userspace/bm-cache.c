@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * Userspace block manager: a bounded LRU cache of metadata blocks over a
- * dd_dev, with dm-bufio's semantics (see dm-dedup/dd-bm.h).
+ * dd_dev, with dm-bufio's semantics (see engine/dd-bm.h).
  *
  * Options exist for tests: 'eager' writes a dirty buffer back as soon as it
  * is marked dirty (bufio may write it at any time; the commit protocol must

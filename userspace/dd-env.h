@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * Userspace environment of the dm-dedup engine: the same primitives that
- * dm-dedup/kernel/dd-env.h provides in the kernel, mapped onto libc.  The
+ * kernel/dd-env.h provides in the kernel, mapped onto libc.  The
  * engine sources include "dd-env.h" and contain no #ifdef for either side.
  */
 #ifndef DD_ENV_USERSPACE_H

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * libdmdedup: the userspace build of the dm-dedup engine, for the tools and
- * the tests.  The engine API is dm-dedup/dd-engine.h; this header adds the
+ * the tests.  The engine API is engine/dd-engine.h; this header adds the
  * userspace block managers and devices, and helpers for opening a pool.
  */
 #ifndef LIBDMDEDUP_H

@@ -22,7 +22,7 @@ force=0
 K=$(cat "$BUILD/kver")
 MODDIR=/lib/modules/$K
 
-DD_KO=$ROOT/dm-dedup/dm-dedup.ko
+DD_KO=$ROOT/kernel/dm-dedup.ko
 WARN_KO=$ROOT/tests/vm/selftest-warn/dd_selftest_warn.ko
 if [ ! -f "$DD_KO" ]; then
 	echo "build-initramfs: $DD_KO is missing (run 'make module')" >&2
@@ -78,8 +78,8 @@ fingerprint() {
 	[ -f "$WARN_KO" ] && sha256sum "$WARN_KO"
 	# Host files change only through packages: size and mtime are enough.
 	stat -L -c '%n %s %Y' "${bins[@]}" "${mods[@]}"
-	find "$ROOT/tests/vm" -path "$ROOT/tests/vm/selftest-warn" -prune -o -type f -print0 |
-		sort -z | xargs -0 sha256sum
+	find "$ROOT/tests/vm" "$ROOT/bench/guest" -path "$ROOT/tests/vm/selftest-warn" -prune \
+		-o -type f -print0 | sort -z | xargs -0 sha256sum
 	[ ${#local_bins[@]} -eq 0 ] || sha256sum "${local_bins[@]}"
 	cat "$ROOT/build/bench-reps" 2>/dev/null || true
 }
@@ -156,7 +156,9 @@ for f in "${local_bins[@]}"; do
 done
 (cd "$ROOT/tests/vm" && find . -path ./selftest-warn -prune -o -type f -print0 |
 	cpio --quiet -0 -pdm "$R/tests")
-# Benchmark parameters (scripts/bench/datapath.sh writes them).
+# The benchmark scripts run from the same place (they source lib.sh too).
+(cd "$ROOT/bench/guest" && find . -type f -print0 | cpio --quiet -0 -pdm "$R/tests")
+# Benchmark parameters (bench/datapath.sh writes them).
 [ ! -f "$ROOT/build/bench-reps" ] || cp "$ROOT/build/bench-reps" "$R/tests/bench-reps"
 
 # Kernel modules.

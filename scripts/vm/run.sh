@@ -37,8 +37,10 @@ done
 
 name=$(basename "$1")
 name=${name%.sh}
+# Guest scripts: the tests (tests/vm/) and the benchmarks (bench/guest/).
 script=$ROOT/tests/vm/$name.sh
-[ -f "$script" ] || { echo "run.sh: no guest script $script" >&2; exit 5; }
+[ -f "$script" ] || script=$ROOT/bench/guest/$name.sh
+[ -f "$script" ] || { echo "run.sh: no guest script $name.sh in tests/vm/ or bench/guest/" >&2; exit 5; }
 
 if [ "$build" = 1 ]; then
 	make -s --no-print-directory -C "$ROOT" initramfs

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * The kernel glue's lock-free parts, natively: the lookup cache
- * (dm-dedup/dm-dedup-cache.c) and the epochs of in-flight I/O
- * (dm-dedup/dm-dedup-epoch.h), compiled unchanged over the fake kernel
+ * (kernel/dm-dedup-cache.c) and the epochs of in-flight I/O
+ * (kernel/dm-dedup-epoch.h), compiled unchanged over the fake kernel
  * headers of tests/kshim.  One rule per test; the concurrent tests run real
  * threads against the contracts stated in the two headers.
  *

@@ -1,6 +1,6 @@
 #!/bin/bash
 # Run guest test scripts on a real host (root, module support, no VM): the same
-# scripts and tests/vm/lib.sh, with the freshly built dm-dedup/dm-dedup.ko insmod'ed.
+# scripts and tests/vm/lib.sh, with the freshly built kernel/dm-dedup.ko insmod'ed.
 #
 #   make module && sudo tests/vm/run-native.sh tests/vm/01-load.sh [more scripts...]
 #
@@ -15,7 +15,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 [ $# -ge 1 ] || { sed -n '2,13s/^# \{0,1\}//p' "$0" >&2; exit 2; }
 [ "$(id -u)" -eq 0 ] || { echo "run-native: needs root" >&2; exit 2; }
 
-export DD_MODULE=${DD_MODULE:-$ROOT/dm-dedup/dm-dedup.ko}
+export DD_MODULE=${DD_MODULE:-$ROOT/kernel/dm-dedup.ko}
 [ -f "$DD_MODULE" ] || { echo "run-native: $DD_MODULE missing: run 'make module'" >&2; exit 2; }
 if [ -d "$ROOT/build/bin" ]; then
 	export PATH=$ROOT/build/bin:$PATH

@@ -190,7 +190,7 @@ static double gib(u64 blocks)
 
 /* ---- a device that times commits -----------------------------------------
  * Wraps the file device.  A commit flushes twice (journal and home copies,
- * then the superblock; dm-dedup/dd-block.c): the pre-commit hook starts
+ * then the superblock; engine/dd-block.c): the pre-commit hook starts
  * the clock, the second flush stops it.  Commits the engine makes on its
  * own (journal full) are timed the same way. */
 

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Profiling aid (not a test): perf over fio 4 KiB random writes and reads on a dedup
 # volume whose blocks are exclusive, and on fresh (allocating) blocks, on brd.  The
-# reports land in $DD_OUT/perf-*.txt.  Run: scripts/vm/run.sh tests/vm/bench-profile.sh
+# reports land in $DD_OUT/perf-*.txt.  Run: scripts/vm/run.sh bench-profile
 # vm: timeout=900 mem=3G prealloc=1
 . "$(dirname "$0")/lib.sh"
 

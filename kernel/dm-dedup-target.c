@@ -39,7 +39,7 @@
 #include "dd-engine.h"
 #include "dm-dedup-cache.h"
 #include "dm-dedup-epoch.h"
-#include "kernel/dd-bm-bufio.h"
+#include "dd-bm-bufio.h"
 #include <dm-dedup/format.h>
 
 #include <linux/module.h>

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * The engine's block manager on dm-bufio.  dm-bufio already has the
- * semantics dm-dedup/dd-bm.h asks for: held buffers are never evicted, a
+ * semantics engine/dd-bm.h asks for: held buffers are never evicted, a
  * buffer is written back only once marked dirty, and each buffer carries
  * auxiliary bytes for the engine.  struct dd_buf is never defined: it is a
  * struct dm_buffer seen through an opaque pointer.

@@ -1,5 +1,5 @@
 #!/bin/sh
-# Data-path benchmark (not a test: scripts/bench/datapath.sh runs it and makes the
+# Data-path benchmark (not a test: bench/datapath.sh runs it and makes the
 # table).  In one boot, 4 KiB fio workloads run on dm-linear, a dedup volume and a
 # dm-thin volume (64 KiB blocks, skip_block_zeroing), interleaved, REPS times, the
 # order of the three devices rotated from one repetition to the next.  Each device

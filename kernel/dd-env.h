@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * Kernel environment of the dm-dedup engine: the primitives the engine
- * sources (dm-dedup/dd-*.c) use, mapped onto kernel APIs.  Its userspace
+ * sources (engine/dd-*.c) use, mapped onto kernel APIs.  Its userspace
  * twin is userspace/dd-env.h; the engine contains no #ifdef for either.
  *
  * The engine allocates with GFP_KERNEL: every caller runs it inside a
