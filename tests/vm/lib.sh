@@ -131,22 +131,29 @@ dd_kernel_clean_since() {
 
 dd_module_loaded() { grep -q '^dm_dedup ' /proc/modules; }
 
-# dd_load_module: load dm-dedup (and dm-mod etc.): modprobe in the guest, insmod of the
-# freshly built $DD_MODULE on a real host.
+# dd_load_module [PARAM=VALUE...]: load dm-dedup (and dm-mod etc.): modprobe in the
+# guest, insmod of the freshly built $DD_MODULE on a real host.  With module parameters
+# (rmw_pages=1) a module loaded already is unloaded first, so that they apply.
 dd_load_module() {
-	dd_module_loaded && return 0
+	if dd_module_loaded; then
+		[ $# -eq 0 ] && return 0
+		dd_unload_module || return 1
+	fi
 	if [ "$DD_NATIVE" = 1 ]; then
 		_deps=$(modinfo -F depends "$DD_MODULE" | tr ',' ' ')
 		for _m in dm-mod $_deps; do
 			modprobe "$_m" || return 1
 		done
-		insmod "$DD_MODULE"
+		insmod "$DD_MODULE" "$@"
 	else
-		modprobe dm-dedup
+		modprobe dm-dedup "$@"
 	fi
 }
 
 dd_unload_module() { rmmod dm_dedup; }
+
+# dd_module_param NAME: the value of a dm-dedup module parameter (fails if it has none).
+dd_module_param() { cat "/sys/module/dm_dedup/parameters/$1"; }
 
 # --- scratch block devices -------------------------------------------------------------
 
