@@ -375,8 +375,10 @@ static const char *pool_name(struct pool *pool)
 	return dm_device_name(pool->pool_md);
 }
 
-static void set_pool_mode(struct pool *pool, enum pool_mode mode)
+/* The one place the mode changes (lock held for write). */
+static void __set_pool_mode(struct pool *pool, enum pool_mode mode)
 {
+	lockdep_assert_held_write(&pool->lock);
 	if (pool->mode == mode)
 		return;
 	if (mode == PM_FAIL || mode == PM_READ_ONLY || pool->mode >= PM_READ_ONLY)
@@ -394,17 +396,18 @@ static void set_pool_mode(struct pool *pool, enum pool_mode mode)
 /* Follows the engine down the ladder after any engine call (lock held). */
 static void __check_engine_mode(struct pool *pool)
 {
+	lockdep_assert_held_write(&pool->lock);
 	switch (dd_pool_mode(pool->eng)) {
 	case DD_MODE_FAIL:
 		if (pool->mode != PM_FAIL)
 			__lc_clear(&pool->lc);
-		set_pool_mode(pool, PM_FAIL);
+		__set_pool_mode(pool, PM_FAIL);
 		break;
 	case DD_MODE_RO:
 		if (pool->mode < PM_READ_ONLY) {
 			/* The engine dropped its open transaction. */
 			__lc_clear(&pool->lc);
-			set_pool_mode(pool, PM_READ_ONLY);
+			__set_pool_mode(pool, PM_READ_ONLY);
 		}
 		break;
 	case DD_MODE_RW:
@@ -436,6 +439,7 @@ static bool is_metadata_damage(int r)
 
 static void __metadata_operation_failed(struct pool *pool, const char *op, int r)
 {
+	lockdep_assert_held_write(&pool->lock);
 	DMERR_LIMIT("%s: %s failed: %d", pool_name(pool), op, r);
 	if (is_metadata_damage(r) && dd_pool_mode(pool->eng) == DD_MODE_RW &&
 	    pool->mode < PM_READ_ONLY)
@@ -443,8 +447,10 @@ static void __metadata_operation_failed(struct pool *pool, const char *op, int r
 	__check_engine_mode(pool);
 }
 
+/* Lock held (read or write): the mode changes only under it. */
 static bool pool_can_change_metadata(struct pool *pool)
 {
+	lockdep_assert_held(&pool->lock);
 	return pool->mode == PM_WRITE || pool->mode == PM_OUT_OF_DATA_SPACE;
 }
 
@@ -651,6 +657,7 @@ static int __commit(struct pool *pool, bool flush_data)
 	struct dd_pool_stats st;
 	int r;
 
+	lockdep_assert_held_write(&pool->lock);
 	if (pool->mode == PM_FAIL)
 		return -EIO;
 	dd_pool_get_stats(pool->eng, &st);
@@ -852,10 +859,12 @@ static void rmw_release(struct pool *pool, struct dd_bio_hook *h)
  * Out of data space
  *--------------------------------------------------------------*/
 
-static void check_low_water(struct pool *pool)
+/* Raises the low water event once per crossing (lock held for write). */
+static void __check_low_water(struct pool *pool)
 {
 	struct dd_pool_stats st;
 
+	lockdep_assert_held_write(&pool->lock);
 	dd_pool_get_stats(pool->eng, &st);
 	if (st.data_free < pool->low_water_blocks) {
 		if (!pool->low_water_triggered) {
@@ -893,6 +902,7 @@ static void __handle_no_space(struct pool *pool, struct bio *bio)
 {
 	struct dd_pool_stats st;
 
+	lockdep_assert_held_write(&pool->lock);
 	/* A noflush suspend must not wait for space (presuspend requeued the
 	 * bios already waiting; this one came later). */
 	if (dm_noflush_suspending(hook(bio)->vc->ti)) {
@@ -908,7 +918,7 @@ static void __handle_no_space(struct pool *pool, struct bio *bio)
 	}
 	if (pool->features & DD_POOL_ERROR_IF_NO_SPACE) {
 		if (pool->mode == PM_WRITE)
-			set_pool_mode(pool, PM_OUT_OF_DATA_SPACE);
+			__set_pool_mode(pool, PM_OUT_OF_DATA_SPACE);
 		error_bio(bio, BLK_STS_NOSPC);
 		return;
 	}
@@ -919,7 +929,7 @@ static void __handle_no_space(struct pool *pool, struct bio *bio)
 		spin_lock_irqsave(&pool->lists_lock, flags);
 		pool->no_space_expired = false;
 		spin_unlock_irqrestore(&pool->lists_lock, flags);
-		set_pool_mode(pool, PM_OUT_OF_DATA_SPACE);
+		__set_pool_mode(pool, PM_OUT_OF_DATA_SPACE);
 		if (no_space_timeout_secs)
 			queue_delayed_work(pool->wq, &pool->no_space_timeout,
 					   no_space_timeout_secs * HZ);
@@ -935,12 +945,13 @@ static void __retry_no_space(struct pool *pool)
 	struct bio_list bios;
 	unsigned long flags;
 
+	lockdep_assert_held_write(&pool->lock);
 	dd_pool_get_stats(pool->eng, &st);
 	if (!st.data_free)
 		return;
 	if (pool->mode == PM_OUT_OF_DATA_SPACE) {
 		cancel_delayed_work(&pool->no_space_timeout);
-		set_pool_mode(pool, PM_WRITE);
+		__set_pool_mode(pool, PM_WRITE);
 	}
 	spin_lock_irqsave(&pool->lists_lock, flags);
 	pool->no_space_expired = false;
@@ -1061,6 +1072,7 @@ static blk_status_t __process_zero_write(struct pool *pool, struct dd_bio_hook *
 	struct dd_mapping none = { 0 };
 	int r;
 
+	lockdep_assert_held_write(&pool->lock);
 	if (!m->mapped) {
 		/* Nothing to do, in any mode that reads. */
 		if (pool_can_change_metadata(pool))
@@ -1275,7 +1287,7 @@ static void finish_new_block(struct pool *pool, struct dd_bio_hook *h)
 	if (h->status || r)
 		dd_data_unreserve(pool->eng, h->new_pbn);
 	else
-		check_low_water(pool);
+		__check_low_water(pool);
 	__cell_unlock(pool, &h->cell);
 	up_write(&pool->lock);
 
@@ -1443,8 +1455,8 @@ static void pool_destroy(struct pool *pool)
 	kfree(pool);
 }
 
-/* Formats a zeroed metadata device, opens the engine. */
-static int pool_open_metadata(struct pool *pool, struct pool_c *pc, char **error)
+/* Formats a zeroed metadata device, opens the engine (lock held for write). */
+static int __pool_open_metadata(struct pool *pool, struct pool_c *pc, char **error)
 {
 	bool read_only = pc->args.features & DD_POOL_READ_ONLY;
 	struct dd_pool_hooks hooks = {
@@ -1457,6 +1469,7 @@ static int pool_open_metadata(struct pool *pool, struct pool_c *pc, char **error
 	enum dd_probe probe;
 	int r;
 
+	lockdep_assert_held_write(&pool->lock);
 	pool->bm = dd_bm_bufio_create(pc->args.metadata_dev->bdev, DD_BM_RESERVED_BUFFERS,
 				      read_only);
 	if (IS_ERR(pool->bm)) {
@@ -1559,8 +1572,14 @@ static struct pool *pool_create(struct mapped_device *md, struct pool_c *pc, cha
 		*error = "Cannot create the pool workqueue";
 		goto bad;
 	}
+	/*
+	 * No one else can see the pool yet; the lock is taken for the contract
+	 * of the engine calls and __check_engine_mode().
+	 */
 	noio = memalloc_noio_save();
-	r = pool_open_metadata(pool, pc, error);
+	down_write(&pool->lock);
+	r = __pool_open_metadata(pool, pc, error);
+	up_write(&pool->lock);
 	memalloc_noio_restore(noio);
 	if (r)
 		goto bad;
@@ -1580,6 +1599,7 @@ static struct pool *__pool_find(struct mapped_device *md, struct pool_c *pc, cha
 	dev_t mdev = dd_dev_t(pc->args.metadata_dev), ddev = dd_dev_t(pc->args.data_dev);
 	struct pool *pool;
 
+	lockdep_assert_held(&dd_pool_table.mutex);
 	if (__pool_using_dev(md, mdev, true) || __pool_using_dev(md, mdev, false)) {
 		*error = "Metadata device already in use by another pool";
 		return ERR_PTR(-EBUSY);
@@ -1943,7 +1963,7 @@ static int pool_preresume(struct dm_target *ti)
 	}
 	if (!r) {
 		__retry_no_space(pool);
-		check_low_water(pool);
+		__check_low_water(pool);
 	}
 	up_write(&pool->lock);
 	memalloc_noio_restore(noio);
@@ -2072,6 +2092,7 @@ static bool __snap_origin_claim(struct pool *pool, u32 origin)
 {
 	bool ok;
 
+	lockdep_assert_held_write(&pool->lock);
 	spin_lock_irq(&pool->lists_lock);
 	ok = !__volume_active(pool, origin, true);
 	if (ok)
@@ -2301,6 +2322,7 @@ static bool __volume_taken(struct pool *pool, u32 id, struct mapped_device *md)
 {
 	struct volume_c *vc;
 
+	lockdep_assert_held(&pool->lock);
 	list_for_each_entry(vc, &pool->volumes, list)
 		if (vc->args.volume_id == id && vc->md != md)
 			return true;
