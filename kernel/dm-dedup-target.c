@@ -38,6 +38,7 @@
 #include "dd-kcompat.h"
 #include "dd-engine.h"
 #include "dm-dedup-cache.h"
+#include "dm-dedup-cell.h"
 #include "dm-dedup-epoch.h"
 #include "dd-bm-bufio.h"
 #include <dm-dedup/format.h>
@@ -54,7 +55,6 @@
 #include <linux/mempool.h>
 #include <linux/bio.h>
 #include <linux/sched/mm.h>
-#include <linux/hash.h>
 #include <linux/highmem.h>
 
 #define DM_MSG_PREFIX "dedup"
@@ -73,7 +73,6 @@
 #define DD_TGT_MAX_VOLUME_SECTORS	((sector_t)(DD_MAX_ADDR + 1) * DD_SECTORS_PER_BLOCK)
 
 #define COMMIT_PERIOD			HZ
-#define DD_CELL_HASH_BITS		10
 #define DD_RECLAIM_STEP			4096	/* map entries freed per worker pass */
 /* Buffers dm-bufio keeps in reserve for the thread that holds many. */
 #define DD_BM_RESERVED_BUFFERS		128
@@ -145,18 +144,6 @@ enum pool_mode {
 };
 
 /*
- * A block being given a new home; other writes to it wait (worker only).
- * Embedded in the hook of the bio that writes the new home: taking a cell
- * never allocates.
- */
-struct dd_cell {
-	struct hlist_node node;
-	u32 vol;
-	u64 lbn;
-	struct bio_list waiters;
-};
-
-/*
  * Pages for read-modify-write (rmw_pages of them), allocated when the pool is
  * created.  The worker takes one without sleeping: when none is free, the
  * bio waits in 'waiters' and goes back to the worker when an RMW in flight
@@ -215,7 +202,7 @@ struct pool {
 
 	struct lookup_cache lc;
 
-	struct hlist_head cells[1 << DD_CELL_HASH_BITS];
+	struct dd_cells cells;		/* under 'lock' (for write) */
 	struct rmw_pages rmw;
 
 	struct list_head volumes;	/* volume_c, under 'lock' */
@@ -486,39 +473,12 @@ static void wake_worker(struct pool *pool)
  * Cells: one block getting a new home at a time
  *--------------------------------------------------------------*/
 
-static struct hlist_head *cell_bucket(struct pool *pool, u32 vol, u64 lbn)
-{
-	return &pool->cells[hash_64(lbn ^ ((u64)vol << 40), DD_CELL_HASH_BITS)];
-}
-
-static struct dd_cell *__cell_find(struct pool *pool, u32 vol, u64 lbn)
-{
-	struct dd_cell *cell;
-
-	lockdep_assert_held_write(&pool->lock);
-	hlist_for_each_entry(cell, cell_bucket(pool, vol, lbn), node)
-		if (cell->vol == vol && cell->lbn == lbn)
-			return cell;
-	return NULL;
-}
-
-/* Cells are protected by pool->lock (held for write). */
-static void __cell_lock(struct pool *pool, struct dd_cell *cell, u32 vol, u64 lbn)
-{
-	lockdep_assert_held_write(&pool->lock);
-	cell->vol = vol;
-	cell->lbn = lbn;
-	bio_list_init(&cell->waiters);
-	hlist_add_head(&cell->node, cell_bucket(pool, vol, lbn));
-}
-
 /* Unlocks the block; bios that waited go back to the worker's queue. */
 static void __cell_unlock(struct pool *pool, struct dd_cell *cell)
 {
 	unsigned long flags;
 
-	lockdep_assert_held_write(&pool->lock);
-	hlist_del(&cell->node);
+	__dd_cell_unlock(&pool->cells, cell);
 	if (!bio_list_empty(&cell->waiters)) {
 		spin_lock_irqsave(&pool->lists_lock, flags);
 		bio_list_merge(&pool->deferred, &cell->waiters);
@@ -1108,7 +1068,7 @@ static void process_write(struct pool *pool, struct bio *bio)
 	int r;
 
 	down_write(&pool->lock);
-	cell = __cell_find(pool, vol, h->lbn);
+	cell = __dd_cell_find(&pool->cells, vol, h->lbn);
 	if (cell) {
 		/* A new home for this block is being written: wait for it. */
 		bio_list_add(&cell->waiters, bio);
@@ -1178,7 +1138,7 @@ static void process_write(struct pool *pool, struct bio *bio)
 		bio = NULL;
 		goto out;
 	}
-	__cell_lock(pool, &h->cell, vol, h->lbn);
+	__dd_cell_lock(&pool->cells, &h->cell, vol, h->lbn);
 	epoch_get(pool, h);	/* the old block may be read (RMW) */
 	up_write(&pool->lock);
 	start_new_block(pool, bio, &m, pbn);
@@ -1552,6 +1512,7 @@ static struct pool *pool_create(struct mapped_device *md, struct pool_c *pc, cha
 	bio_list_init(&pool->no_space);
 	INIT_LIST_HEAD(&pool->volumes);
 	dd_epochs_init(&pool->epochs);
+	dd_cells_init(&pool->cells, &pool->lock);
 	pool->snap_origin = DD_NO_VOLUME;
 	init_waitqueue_head(&pool->snap_wait);
 	INIT_WORK(&pool->worker, do_worker);
