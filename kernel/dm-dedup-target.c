@@ -35,11 +35,7 @@
  *  - The worker never sleeps on memory only it can return: cells and RMW bios
  *    live in the per-bio data, RMW pages come from a fixed per-pool reserve.
  */
-#include "dd-kcompat.h"
-#include "dd-engine.h"
-#include "dm-dedup-cache.h"
-#include "dm-dedup-cell.h"
-#include "dm-dedup-epoch.h"
+#include "dm-dedup-core.h"
 #include "dd-bm-bufio.h"
 #include <dm-dedup/format.h>
 
@@ -57,8 +53,6 @@
 #include <linux/sched/mm.h>
 #include <linux/highmem.h>
 
-#define DM_MSG_PREFIX "dedup"
-
 /*----------------------------------------------------------------
  * Tunables and limits
  *--------------------------------------------------------------*/
@@ -72,38 +66,29 @@
 /* LBNs are 48-bit: a volume addresses at most 2^48 blocks (1 EiB). */
 #define DD_TGT_MAX_VOLUME_SECTORS	((sector_t)(DD_MAX_ADDR + 1) * DD_SECTORS_PER_BLOCK)
 
-#define COMMIT_PERIOD			HZ
 #define DD_RECLAIM_STEP			4096	/* map entries freed per worker pass */
 /* Buffers dm-bufio keeps in reserve for the thread that holds many. */
 #define DD_BM_RESERVED_BUFFERS		128
 #define DD_MAX_DISCARD_SECTORS		(1U << 21)	/* 1 GiB per discard bio */
 
-static unsigned int lookup_cache_entries = 1U << 18;
-module_param(lookup_cache_entries, uint, 0444);
+unsigned int dd_lookup_cache_entries = 1U << 18;
+module_param_named(lookup_cache_entries, dd_lookup_cache_entries, uint, 0444);
 MODULE_PARM_DESC(lookup_cache_entries,
 		 "Mappings each pool keeps in its lock-free lookup cache (rounded up to a power of two, 32 bytes each)");
 
-static unsigned int rmw_pages = 128;
-module_param(rmw_pages, uint, 0444);
+unsigned int dd_rmw_pages = 128;
+module_param_named(rmw_pages, dd_rmw_pages, uint, 0444);
 MODULE_PARM_DESC(rmw_pages,
 		 "Pages each pool keeps for read-modify-write of partial-block writes (at least 1; more partial writes wait)");
 
-static unsigned int no_space_timeout_secs = 60;
-module_param_named(no_space_timeout, no_space_timeout_secs, uint, 0644);
+unsigned int dd_no_space_timeout_secs = 60;
+module_param_named(no_space_timeout, dd_no_space_timeout_secs, uint, 0644);
 MODULE_PARM_DESC(no_space_timeout,
 		 "Seconds a write waits for data space before it fails (0 = forever)");
 
 /*----------------------------------------------------------------
  * Parsed table arguments
  *--------------------------------------------------------------*/
-
-enum dd_pool_feature {
-	DD_POOL_ERROR_IF_NO_SPACE	= 1U << 0,
-	DD_POOL_IGNORE_DISCARD		= 1U << 1,
-	DD_POOL_NO_DISCARD_PASSDOWN	= 1U << 2,
-	DD_POOL_SKIP_ZERO_DETECT	= 1U << 3,
-	DD_POOL_READ_ONLY		= 1U << 4,
-};
 
 /* Table order: the status line emits features in this order. */
 static const struct {
@@ -118,157 +103,6 @@ static const struct {
 };
 
 #define DD_POOL_NR_FEATURES ARRAY_SIZE(dd_pool_features)
-
-struct dd_pool_args {
-	struct dm_dev *metadata_dev;
-	struct dm_dev *data_dev;
-	unsigned int data_block_sectors;
-	u64 low_water_blocks;
-	unsigned int features;		/* DD_POOL_* */
-};
-
-struct dd_volume_args {
-	struct dm_dev *pool_dev;
-	u32 volume_id;
-};
-
-/*----------------------------------------------------------------
- * In-core structures
- *--------------------------------------------------------------*/
-
-enum pool_mode {
-	PM_WRITE,		/* metadata may be changed */
-	PM_OUT_OF_DATA_SPACE,	/* as PM_WRITE, but new blocks cannot be allocated */
-	PM_READ_ONLY,		/* metadata may not be changed */
-	PM_FAIL,		/* all I/O fails */
-};
-
-/*
- * Pages for read-modify-write (rmw_pages of them), allocated when the pool is
- * created.  The worker takes one without sleeping: when none is free, the
- * bio waits in 'waiters' and goes back to the worker when an RMW in flight
- * returns its page.  The worker never sleeps for memory that only it could
- * give back (cells and RMW bios are part of the per-bio data).
- */
-struct rmw_pages {
-	struct page **free;
-	unsigned int nr_free, nr;
-	struct bio_list waiters;	/* under pool->lists_lock */
-};
-
-/*
- * One per pool mapped device, shared by all the tables loaded into it (a
- * reload finds it again) and referenced by every volume of the pool.
- */
-struct pool {
-	struct list_head list;
-	struct mapped_device *pool_md;
-	dev_t metadata_dev;
-	dev_t data_dev;
-	unsigned int ref_count;		/* protected by dd_pool_table.mutex */
-
-	struct block_device *data_bdev;
-	struct dm_target *ti;		/* the bound (active) pool target, or NULL */
-	unsigned int features;		/* DD_POOL_*, from the bound table */
-	u64 low_water_blocks;
-	bool low_water_triggered;
-	enum pool_mode mode;
-
-	/*
-	 * The engine is not thread-safe: the worker, messages, constructors
-	 * and status hold 'lock' around every engine call.  map() never takes
-	 * it: it reads the lookup cache.
-	 */
-	struct rw_semaphore lock;
-	struct dd_bm *bm;
-	struct dd_pool *eng;
-
-	struct workqueue_struct *wq;
-	struct work_struct worker;
-	struct delayed_work waker;
-	struct delayed_work no_space_timeout;
-
-	spinlock_t lists_lock;
-	bool no_space_expired;		/* no_space_timeout fired; cleared by space */
-	struct bio_list deferred;	/* from map(): need the worker */
-	struct list_head prepared;	/* data I/O done, mapping to insert */
-	struct bio_list commit_waiters;	/* complete after the next commit */
-	struct bio_list no_space;	/* waiting for data space */
-	bool commit_requested;
-	bool reclaim_pending;
-
-	/* In-flight data I/O: a commit waits for the older epoch. */
-	struct dd_epochs epochs;
-
-	struct lookup_cache lc;
-
-	struct dd_cells cells;		/* under 'lock' (for write) */
-	struct rmw_pages rmw;
-
-	struct list_head volumes;	/* volume_c, under 'lock' */
-	u32 snap_origin;		/* being copied by create_snap, under lists_lock */
-	wait_queue_head_t snap_wait;	/* its end */
-};
-
-/* Per pool target. */
-struct pool_c {
-	struct dm_target *ti;
-	struct pool *pool;
-	struct dd_pool_args args;
-};
-
-/* Per volume target. */
-struct volume_c {
-	struct dm_target *ti;
-	struct pool *pool;
-	struct dd_volume_args args;
-	struct dd_volume *vol;
-	struct list_head list;		/* pool->volumes */
-	struct mapped_device *md;
-	/*
-	 * From preresume to postsuspend, under pool->lists_lock: the device
-	 * may issue I/O.  create_snap refuses a running origin; a resume during
-	 * the copy waits in preresume until it ends (pool->snap_origin).
-	 */
-	bool running;
-};
-
-enum hook_state {
-	HS_NONE,
-	HS_ALLOC_WRITE,		/* the bio itself writes the new block */
-	HS_RMW_READ,		/* reading the old block of a partial write */
-	HS_RMW_WRITE,		/* writing the merged block */
-	HS_INPLACE_FUA,		/* FUA write in place: complete after a commit */
-};
-
-/* Per-bio data of a volume bio. */
-struct dd_bio_hook {
-	struct volume_c *vc;
-	struct list_head list;		/* pool->prepared */
-	u64 lbn;
-	u64 old_pbn, new_pbn;
-	bool old_mapped;
-	bool counted;			/* holds an epoch reference */
-	u8 epoch;
-	u8 state;			/* enum hook_state */
-	blk_status_t status;
-	struct page *page;		/* RMW: from pool->rmw */
-	bio_end_io_t *saved_end_io;
-	void *saved_private;
-	struct dd_cell cell;		/* while writing a new block */
-	struct bio rmw_bio;		/* RMW read, then write */
-	struct bio_vec rmw_bvec;
-};
-
-static struct dd_bio_hook *hook(struct bio *bio)
-{
-	return dm_per_bio_data(bio, sizeof(struct dd_bio_hook));
-}
-
-static struct bio *hook_bio(struct dd_bio_hook *h)
-{
-	return dm_bio_from_per_bio_data(h, sizeof(struct dd_bio_hook));
-}
 
 /*----------------------------------------------------------------
  * Pool registry, keyed by the pool's mapped_device
@@ -890,9 +724,9 @@ static void __handle_no_space(struct pool *pool, struct bio *bio)
 		pool->no_space_expired = false;
 		spin_unlock_irqrestore(&pool->lists_lock, flags);
 		__set_pool_mode(pool, PM_OUT_OF_DATA_SPACE);
-		if (no_space_timeout_secs)
+		if (dd_no_space_timeout_secs)
 			queue_delayed_work(pool->wq, &pool->no_space_timeout,
-					   no_space_timeout_secs * HZ);
+					   dd_no_space_timeout_secs * HZ);
 	}
 	if (!no_space_wait(pool, bio, false))
 		error_bio(bio, BLK_STS_NOSPC);
@@ -947,7 +781,7 @@ static void do_no_space_timeout(struct work_struct *ws)
 	unsigned long flags;
 
 	DMERR("%s: no data space for %u seconds: failing writes that need a block",
-	      pool_name(pool), no_space_timeout_secs);
+	      pool_name(pool), dd_no_space_timeout_secs);
 	spin_lock_irqsave(&pool->lists_lock, flags);
 	pool->no_space_expired = true;
 	spin_unlock_irqrestore(&pool->lists_lock, flags);
@@ -1520,11 +1354,11 @@ static struct pool *pool_create(struct mapped_device *md, struct pool_c *pc, cha
 	INIT_DELAYED_WORK(&pool->no_space_timeout, do_no_space_timeout);
 
 	r = -ENOMEM;
-	if (rmw_pages_init(&pool->rmw, max(rmw_pages, 1U))) {
+	if (rmw_pages_init(&pool->rmw, max(dd_rmw_pages, 1U))) {
 		*error = "Cannot allocate the read-modify-write pages";
 		goto bad;
 	}
-	if (lc_init(&pool->lc, lookup_cache_entries)) {
+	if (lc_init(&pool->lc, dd_lookup_cache_entries)) {
 		*error = "Cannot allocate the lookup cache";
 		goto bad;
 	}
