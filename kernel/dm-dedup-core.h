@@ -13,6 +13,7 @@
 #include "dm-dedup-cache.h"
 #include "dm-dedup-cell.h"
 #include "dm-dedup-epoch.h"
+#include <dm-dedup/format.h>
 
 #include <linux/bio.h>
 #include <linux/device-mapper.h>
@@ -202,5 +203,66 @@ static inline struct bio *hook_bio(struct dd_bio_hook *h)
 {
 	return dm_bio_from_per_bio_data(h, sizeof(struct dd_bio_hook));
 }
+
+static inline void error_bio(struct bio *bio, blk_status_t status)
+{
+	bio->bi_status = status;
+	bio_endio(bio);
+}
+
+/*----------------------------------------------------------------
+ * What each file offers the others.  A name that starts with __ needs
+ * pool->lock held for write (each asserts it with lockdep); "lock held"
+ * means pool->lock, for read or write.
+ *--------------------------------------------------------------*/
+
+/* dm-dedup-pool.c: the registry.  Not with pool->lock held (a pool may be
+ * created or destroyed inside, under its own lock). */
+void dd_pool_table_init(void);
+void dd_pool_table_exit(void);		/* every pool is gone */
+/* The pool of @md with a new reference, created (its metadata opened, a zeroed
+ * device formatted) if there is none; ERR_PTR() and *error if not. */
+struct pool *pool_find_or_create(struct mapped_device *md, struct pool_c *pc, char **error);
+/* The pool of @md with a new reference, or NULL if @md holds none. */
+struct pool *pool_lookup(struct mapped_device *md);
+/* Drops a reference; the last one commits, closes and frees the pool. */
+void pool_put(struct pool *pool);
+/* pool_put() for pool target @ti, which is unbound first if it is the active one. */
+void pool_put_target(struct pool *pool, struct dm_target *ti);
+
+/* dm-dedup-pool.c: the mode ladder, switched in this file only. */
+const char *pool_name(struct pool *pool);		/* the pool's dm device name */
+const char *pool_mode_name(enum pool_mode mode);	/* as the status line says it */
+/* Follows the engine down the ladder after an engine call. */
+void __check_engine_mode(struct pool *pool);
+/* A metadata operation @op failed with @r: damage is recorded (needs_check), the
+ * pool steps down; memory, bad input and full devices are not damage. */
+void __metadata_operation_failed(struct pool *pool, const char *op, int r);
+/* The mode lets metadata change (rw, out_of_space).  Lock held. */
+bool pool_can_change_metadata(struct pool *pool);
+
+/* dm-dedup-pool.c: the commit.  Commits an open transaction, else flushes the
+ * data device if @flush_data; fails once a metadata error dropped completed
+ * writes.  The engine's hooks drain the old epoch and flush data first. */
+int __commit(struct pool *pool, bool flush_data);
+
+/* dm-dedup-pool.c: low water and out of data space. */
+void __check_low_water(struct pool *pool);	/* the event, once per crossing */
+/* A write found no free block: it waits for space, or fails (error_if_no_space,
+ * the timeout expired, a noflush suspend). */
+void __handle_no_space(struct pool *pool, struct bio *bio);
+/* After a commit or a resize: if there is space, back to rw and retry the
+ * writes that waited. */
+void __retry_no_space(struct pool *pool);
+
+/* dm-dedup-target.c (for now): the worker, on the ordered workqueue pool->wq. */
+void do_worker(struct work_struct *ws);		/* pool->worker: what map() deferred */
+void do_waker(struct work_struct *ws);		/* pool->waker: commits every COMMIT_PERIOD */
+void wake_worker(struct pool *pool);		/* any context */
+void request_commit(struct pool *pool);		/* the next worker pass commits; any context */
+/* The read-modify-write page reserve of a pool: init may fail with -ENOMEM;
+ * exit is safe after a failed init, and wants every page back. */
+int rmw_pages_init(struct rmw_pages *rp, unsigned int nr);
+void rmw_pages_exit(struct rmw_pages *rp);
 
 #endif /* DM_DEDUP_CORE_H */
