@@ -255,11 +255,18 @@ void __handle_no_space(struct pool *pool, struct bio *bio);
  * writes that waited. */
 void __retry_no_space(struct pool *pool);
 
-/* dm-dedup-target.c (for now): the worker, on the ordered workqueue pool->wq. */
+/* dm-dedup-io.c: the volume target's data path.  map() never takes pool->lock. */
+int volume_map(struct dm_target *ti, struct bio *bio);
+int volume_end_io(struct dm_target *ti, struct bio *bio, blk_status_t *err);
+
+/* dm-dedup-io.c: the worker, on the ordered workqueue pool->wq. */
 void do_worker(struct work_struct *ws);		/* pool->worker: what map() deferred */
 void do_waker(struct work_struct *ws);		/* pool->waker: commits every COMMIT_PERIOD */
 void wake_worker(struct pool *pool);		/* any context */
 void request_commit(struct pool *pool);		/* the next worker pass commits; any context */
+/* Lets a block held with __dd_cell_lock() go; the bios that waited for it go
+ * back to the worker. */
+void __cell_unlock(struct pool *pool, struct dd_cell *cell);
 /* The read-modify-write page reserve of a pool: init may fail with -ENOMEM;
  * exit is safe after a failed init, and wants every page back. */
 int rmw_pages_init(struct rmw_pages *rp, unsigned int nr);
