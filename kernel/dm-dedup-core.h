@@ -95,7 +95,7 @@ struct pool {
 	struct mapped_device *pool_md;
 	dev_t metadata_dev;
 	dev_t data_dev;
-	unsigned int ref_count;		/* protected by dd_pool_table.mutex */
+	unsigned int ref_count;		/* under the registry's mutex (dm-dedup-pool.c) */
 
 	struct block_device *data_bdev;
 	struct dm_target *ti;		/* the bound (active) pool target, or NULL */
@@ -211,65 +211,50 @@ static inline void error_bio(struct bio *bio, blk_status_t status)
 }
 
 /*----------------------------------------------------------------
- * What each file offers the others.  A name that starts with __ needs
- * pool->lock held for write (each asserts it with lockdep); "lock held"
- * means pool->lock, for read or write.
+ * What each file offers the others, by file.  A name that starts with __
+ * needs pool->lock held for write (each asserts it with lockdep); "lock
+ * held" means pool->lock, for read or write.
  *--------------------------------------------------------------*/
 
-/* dm-dedup-pool.c: the registry.  Not with pool->lock held (a pool may be
- * created or destroyed inside, under its own lock). */
+/* dm-dedup-pool.c, the registry: not with pool->lock held (it creates and destroys pools). */
 void dd_pool_table_init(void);
 void dd_pool_table_exit(void);		/* every pool is gone */
-/* The pool of @md with a new reference, created (its metadata opened, a zeroed
- * device formatted) if there is none; ERR_PTR() and *error if not. */
+/* The pool of @md, a new reference; created (a zeroed metadata device formatted) if none. */
 struct pool *pool_find_or_create(struct mapped_device *md, struct pool_c *pc, char **error);
-/* The pool of @md with a new reference, or NULL if @md holds none. */
-struct pool *pool_lookup(struct mapped_device *md);
-/* Drops a reference; the last one commits, closes and frees the pool. */
-void pool_put(struct pool *pool);
-/* pool_put() for pool target @ti, which is unbound first if it is the active one. */
-void pool_put_target(struct pool *pool, struct dm_target *ti);
+struct pool *pool_lookup(struct mapped_device *md);	/* a new reference, or NULL */
+void pool_put(struct pool *pool);	/* the last reference commits, closes and frees */
+void pool_put_target(struct pool *pool, struct dm_target *ti);	/* unbinds @ti if active */
 
-/* dm-dedup-pool.c: the mode ladder, switched in this file only. */
+/* dm-dedup-pool.c, the mode ladder (switched in that file only). */
 const char *pool_name(struct pool *pool);		/* the pool's dm device name */
 const char *pool_mode_name(enum pool_mode mode);	/* as the status line says it */
-/* Follows the engine down the ladder after an engine call. */
-void __check_engine_mode(struct pool *pool);
-/* A metadata operation @op failed with @r: damage is recorded (needs_check), the
- * pool steps down; memory, bad input and full devices are not damage. */
+void __check_engine_mode(struct pool *pool);	/* follows the engine after an engine call */
+/* @op failed with @r: damage sets needs_check and steps down; -ENOMEM, -EINVAL... do not. */
 void __metadata_operation_failed(struct pool *pool, const char *op, int r);
-/* The mode lets metadata change (rw, out_of_space).  Lock held. */
-bool pool_can_change_metadata(struct pool *pool);
+bool pool_can_change_metadata(struct pool *pool);	/* rw or out_of_space; lock held */
 
-/* dm-dedup-pool.c: the commit.  Commits an open transaction, else flushes the
- * data device if @flush_data; fails once a metadata error dropped completed
- * writes.  The engine's hooks drain the old epoch and flush data first. */
-int __commit(struct pool *pool, bool flush_data);
+/* dm-dedup-pool.c, the commit: fails once a metadata error dropped completed writes. */
+int __commit(struct pool *pool, bool flush_data);	/* else flushes data if @flush_data */
 
-/* dm-dedup-pool.c: low water and out of data space. */
+/* dm-dedup-pool.c, low water and out of data space. */
 void __check_low_water(struct pool *pool);	/* the event, once per crossing */
-/* A write found no free block: it waits for space, or fails (error_if_no_space,
- * the timeout expired, a noflush suspend). */
+/* A write found no free block: it waits (for a commit, or space) or fails. */
 void __handle_no_space(struct pool *pool, struct bio *bio);
-/* After a commit or a resize: if there is space, back to rw and retry the
- * writes that waited. */
-void __retry_no_space(struct pool *pool);
+void __retry_no_space(struct pool *pool);	/* if there is space: rw, waiters retried */
 
-/* dm-dedup-io.c: the volume target's data path.  map() never takes pool->lock. */
+/* dm-dedup-io.c, the volume target's data path: map() never takes pool->lock. */
 int volume_map(struct dm_target *ti, struct bio *bio);
 int volume_end_io(struct dm_target *ti, struct bio *bio, blk_status_t *err);
 
-/* dm-dedup-io.c: the worker, on the ordered workqueue pool->wq. */
+/* dm-dedup-io.c, the worker (on the ordered workqueue pool->wq). */
 void do_worker(struct work_struct *ws);		/* pool->worker: what map() deferred */
 void do_waker(struct work_struct *ws);		/* pool->waker: commits every COMMIT_PERIOD */
 void wake_worker(struct pool *pool);		/* any context */
-void request_commit(struct pool *pool);		/* the next worker pass commits; any context */
-/* Lets a block held with __dd_cell_lock() go; the bios that waited for it go
- * back to the worker. */
+void request_commit(struct pool *pool);		/* by the next worker pass; any context */
+/* Lets a block held with __dd_cell_lock() go; the bios that waited go to the worker. */
 void __cell_unlock(struct pool *pool, struct dd_cell *cell);
-/* The read-modify-write page reserve of a pool: init may fail with -ENOMEM;
- * exit is safe after a failed init, and wants every page back. */
+/* The read-modify-write page reserve; exit is safe after a failed init. */
 int rmw_pages_init(struct rmw_pages *rp, unsigned int nr);
-void rmw_pages_exit(struct rmw_pages *rp);
+void rmw_pages_exit(struct rmw_pages *rp);	/* every page must be back */
 
 #endif /* DM_DEDUP_CORE_H */

@@ -4,10 +4,20 @@
  * pool's worker (the bios map() could not finish, new-block writes with
  * their read-modify-write and its page reserve, zero writes, discards, the
  * commit timer).  docs/design.md ("The kernel data path") says why.
- *
- * The data path (each rule has a test in tests/vm):
- *  - map() looks the LBN up without sleeping on metadata I/O (a try-lock and
- *    a cache-only lookup); on a miss the bio goes to the pool's worker.
+ */
+#include "dm-dedup-core.h"
+
+#include <linux/bio.h>
+#include <linux/highmem.h>
+#include <linux/kernel.h>
+#include <linux/sched/mm.h>
+#include <linux/slab.h>
+#include <linux/string.h>
+
+/*
+ * The rules of the data path (each has a test in tests/vm):
+ *  - map() looks the LBN up without sleeping on metadata I/O (the lock-free
+ *    lookup cache, no lock taken); on a miss the bio goes to the pool's worker.
  *  - Reads of unmapped LBNs return zeroes; mapped reads are remapped.
  *  - A write to an LBN whose block carries the exclusive bit (exclusive in the
  *    committed state and in the open transaction) is remapped in place.
@@ -31,14 +41,6 @@
  *  - The worker never sleeps on memory only it can return: cells and RMW bios
  *    live in the per-bio data, RMW pages come from a fixed per-pool reserve.
  */
-#include "dm-dedup-core.h"
-
-#include <linux/bio.h>
-#include <linux/highmem.h>
-#include <linux/kernel.h>
-#include <linux/sched/mm.h>
-#include <linux/slab.h>
-#include <linux/string.h>
 
 #define DD_RECLAIM_STEP			4096	/* map entries freed per worker pass */
 

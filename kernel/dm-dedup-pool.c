@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * dm-dedup-pool.c: the pool object.  Its mode ladder, its commit and the
- * engine's hooks into it, the out-of-data-space state, create and destroy
- * (opening, and formatting, the metadata), and the registry that finds a
- * pool by its mapped device.  docs/design.md says why ("Errors", "FLUSH").
+ * dm-dedup-pool.c: the pool object: the mode ladder, the commit and the
+ * engine's hooks, low water and out of data space, create and destroy
+ * (opening the metadata, formatting a zeroed device), and the registry that
+ * finds a pool by its mapped device.  docs/design.md says why.
  */
 #include "dm-dedup-core.h"
 #include "dd-bm-bufio.h"

@@ -1,46 +1,23 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * dm-dedup-target.c: the "dedup-pool" and "dedup" device-mapper targets.
- *
- * A pool owns a metadata device and a data device; each "dedup" device is one
- * volume (a guest's disk) inside a pool.  The metadata engine (dd-*.c, API in
- * dd-engine.h) knows the on-disk format; this file is the kernel glue: table
- * parsing, the data path, the worker, commits, status and messages.
- * Documentation/admin-guide/device-mapper/dm-dedup.rst (docs/dm-dedup.rst)
- * describes the tables, status and messages; docs/design.md the reasons.
+ * dm-dedup-target.c: the "dedup-pool" and "dedup" targets: table parsing,
+ * constructors and destructors, suspend and resume, status, io_hints,
+ * messages, the two target types and the module.  The pool object is in
+ * dm-dedup-pool.c, the data path in dm-dedup-io.c; docs/dm-dedup.rst
+ * describes tables, status and messages, docs/design.md the reasons.
  */
 #include "dm-dedup-core.h"
-#include "dd-bm-bufio.h"
-#include <dm-dedup/format.h>
 
-#include <linux/module.h>
 #include <linux/init.h>
-#include <linux/slab.h>
-#include <linux/list.h>
-#include <linux/mutex.h>
-#include <linux/rwsem.h>
 #include <linux/kernel.h>
-#include <linux/string.h>
-#include <linux/workqueue.h>
-#include <linux/mempool.h>
-#include <linux/bio.h>
+#include <linux/module.h>
 #include <linux/sched/mm.h>
-#include <linux/highmem.h>
+#include <linux/slab.h>
+#include <linux/string.h>
 
 /*----------------------------------------------------------------
  * Tunables and limits
  *--------------------------------------------------------------*/
-
-#define DD_TGT_DATA_BLOCK_SECTORS	DD_SECTORS_PER_BLOCK
-/* What the table grammar accepts as a block size before asking if it is supported. */
-#define DD_TGT_BLOCK_SECTORS_MIN	8
-#define DD_TGT_BLOCK_SECTORS_MAX	(1U << 21)	/* 1 GiB */
-#define DD_TGT_META_MIN_SECTORS		((sector_t)DD_META_MIN_BLOCKS * DD_SECTORS_PER_BLOCK)
-#define DD_TGT_MAX_VOLUME_ID		DD_MAX_VOLUME_ID
-/* LBNs are 48-bit: a volume addresses at most 2^48 blocks (1 EiB). */
-#define DD_TGT_MAX_VOLUME_SECTORS	((sector_t)(DD_MAX_ADDR + 1) * DD_SECTORS_PER_BLOCK)
-
-#define DD_MAX_DISCARD_SECTORS		(1U << 21)	/* 1 GiB per discard bio */
 
 unsigned int dd_lookup_cache_entries = 1U << 18;
 module_param_named(lookup_cache_entries, dd_lookup_cache_entries, uint, 0444);
@@ -57,8 +34,19 @@ module_param_named(no_space_timeout, dd_no_space_timeout_secs, uint, 0644);
 MODULE_PARM_DESC(no_space_timeout,
 		 "Seconds a write waits for data space before it fails (0 = forever)");
 
+#define DD_TGT_DATA_BLOCK_SECTORS	DD_SECTORS_PER_BLOCK
+/* What the table grammar accepts as a block size before asking if it is supported. */
+#define DD_TGT_BLOCK_SECTORS_MIN	8
+#define DD_TGT_BLOCK_SECTORS_MAX	(1U << 21)	/* 1 GiB */
+#define DD_TGT_META_MIN_SECTORS		((sector_t)DD_META_MIN_BLOCKS * DD_SECTORS_PER_BLOCK)
+#define DD_TGT_MAX_VOLUME_ID		DD_MAX_VOLUME_ID
+/* LBNs are 48-bit: a volume addresses at most 2^48 blocks (1 EiB). */
+#define DD_TGT_MAX_VOLUME_SECTORS	((sector_t)(DD_MAX_ADDR + 1) * DD_SECTORS_PER_BLOCK)
+
+#define DD_MAX_DISCARD_SECTORS		(1U << 21)	/* 1 GiB per discard bio */
+
 /*----------------------------------------------------------------
- * Parsed table arguments
+ * Pool features
  *--------------------------------------------------------------*/
 
 /* Table order: the status line emits features in this order. */
@@ -290,7 +278,6 @@ static void pool_dtr(struct dm_target *ti)
 	struct pool_c *pc = ti->private;
 
 	pool_put_target(pc->pool, ti);
-
 	release_pool_args(ti, &pc->args);
 	kfree(pc);
 }
