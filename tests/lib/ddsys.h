@@ -2,10 +2,10 @@
 /*
  * A userspace "system" for the tests: a pool's metadata device and its DATA
  * device (both fault-injecting RAM devices on one power supply), the kernel
- * target's data path over the engine (dm-dedup-target.c process_write,
- * finish_new_block, process_discard, __commit), its ordering (the data
- * device is flushed before every commit) and discard passdown of the blocks
- * a commit freed.  Every data block written carries a token that says which
+ * target's data path over the engine (dm-dedup-io.c process_write,
+ * finish_new_block, process_discard; dm-dedup-pool.c __commit), its
+ * ordering (the data device is flushed before every commit) and discard
+ * passdown of the blocks a commit freed.  Every data block written carries a token that says which
  * write put it there, and a model per volume says which tokens an LBN may
  * legitimately hold after a crash.
  */

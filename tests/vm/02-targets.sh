@@ -4,7 +4,7 @@
 # vm: timeout=180
 . "$(dirname "$0")/lib.sh"
 
-# The target versions in dm-dedup/dm-dedup-target.c; a table/status/message change
+# The target versions in kernel/dm-dedup-target.c; a table/status/message change
 # bumps them (and this line).
 POOL_VERSION=v0.3.0
 VOLUME_VERSION=v0.3.0

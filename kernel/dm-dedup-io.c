@@ -1,0 +1,861 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * dm-dedup-io.c: the data path.  map() and end_io of the volume target, the
+ * pool's worker (the bios map() could not finish, new-block writes with
+ * their read-modify-write and its page reserve, zero writes, discards, the
+ * commit timer).  docs/design.md ("The kernel data path") says why.
+ */
+#include "dm-dedup-core.h"
+
+#include <linux/bio.h>
+#include <linux/highmem.h>
+#include <linux/kernel.h>
+#include <linux/sched/mm.h>
+#include <linux/slab.h>
+#include <linux/string.h>
+
+/*
+ * The rules of the data path (each has a test in tests/vm):
+ *  - map() looks the LBN up without sleeping on metadata I/O (the lock-free
+ *    lookup cache, no lock taken); on a miss the bio goes to the pool's worker.
+ *  - Reads of unmapped LBNs return zeroes; mapped reads are remapped.
+ *  - A write to an LBN whose block carries the exclusive bit (exclusive in the
+ *    committed state and in the open transaction) is remapped in place.
+ *  - Any other write gets a new block: the data is written there first (a
+ *    partial block is read, merged and written), then the mapping is
+ *    inserted, then the bio completes.  Writes to one LBN that need a new
+ *    block are serialised by a cell.
+ *  - A whole-block write of zeroes unmaps the LBN; a discard unmaps ranges.
+ *  - FLUSH: flush the data device, commit, complete.  FUA: the bio completes
+ *    after a commit.  The worker also commits every second.
+ *  - Data I/O is counted in an epoch (dm-dedup-epoch.h); a commit first waits
+ *    for the I/O of the previous epoch.  A block freed in the open transaction
+ *    is reused only after that transaction commits, so no bio that looked up
+ *    its old mapping can still touch it.
+ *  - The lookup cache (dm-dedup-cache.h) is forgotten before any engine call
+ *    that frees or shares blocks and may commit inside (a long discard, a
+ *    snapshot copy).
+ *  - A read-only pool writes no guest data, not even in place: the exclusive
+ *    bits may be damaged.  A whole-block zero write to an unmapped LBN still
+ *    succeeds (nothing to do).
+ *  - The worker never sleeps on memory only it can return: cells and RMW bios
+ *    live in the per-bio data, RMW pages come from a fixed per-pool reserve.
+ */
+
+#define DD_RECLAIM_STEP			4096	/* map entries freed per worker pass */
+
+/*----------------------------------------------------------------
+ * The worker's queues
+ *--------------------------------------------------------------*/
+
+void wake_worker(struct pool *pool)
+{
+	queue_work(pool->wq, &pool->worker);
+}
+
+/*
+ * Work is queued while lists_lock is held, as the worker takes it before it
+ * can complete anything: a completing CPU never touches the workqueue of a
+ * pool that may already be gone (the bio it queued completed, its volume and
+ * pool torn down).
+ */
+static void defer_bio(struct pool *pool, struct bio *bio)
+{
+	unsigned long flags;
+
+	spin_lock_irqsave(&pool->lists_lock, flags);
+	bio_list_add(&pool->deferred, bio);
+	wake_worker(pool);
+	spin_unlock_irqrestore(&pool->lists_lock, flags);
+}
+
+void request_commit(struct pool *pool)
+{
+	unsigned long flags;
+
+	spin_lock_irqsave(&pool->lists_lock, flags);
+	pool->commit_requested = true;
+	spin_unlock_irqrestore(&pool->lists_lock, flags);
+}
+
+static void complete_after_commit(struct pool *pool, struct bio *bio)
+{
+	unsigned long flags;
+
+	spin_lock_irqsave(&pool->lists_lock, flags);
+	bio_list_add(&pool->commit_waiters, bio);
+	spin_unlock_irqrestore(&pool->lists_lock, flags);
+}
+
+/*----------------------------------------------------------------
+ * Epochs of in-flight data I/O
+ *--------------------------------------------------------------*/
+
+/*
+ * Counts a bio in the current epoch before its mapping is looked up (or, in
+ * the worker, under the pool lock, which no flip can pass): see
+ * dm-dedup-epoch.h for why any number of flips cannot lose it.
+ */
+static void epoch_get(struct pool *pool, struct dd_bio_hook *h)
+{
+	h->epoch = dd_epoch_enter(&pool->epochs);
+	h->counted = true;
+}
+
+static void epoch_put(struct pool *pool, struct dd_bio_hook *h)
+{
+	if (!h->counted)
+		return;
+	h->counted = false;
+	dd_epoch_exit(&pool->epochs, h->epoch);
+}
+
+/*----------------------------------------------------------------
+ * Cells: one block getting a new home at a time
+ *--------------------------------------------------------------*/
+
+/* Unlocks the block; bios that waited go back to the worker's queue. */
+void __cell_unlock(struct pool *pool, struct dd_cell *cell)
+{
+	unsigned long flags;
+
+	lockdep_assert_held_write(&pool->lock);
+	__dd_cell_unlock(&pool->cells, cell);
+	if (!bio_list_empty(&cell->waiters)) {
+		spin_lock_irqsave(&pool->lists_lock, flags);
+		bio_list_merge(&pool->deferred, &cell->waiters);
+		wake_worker(pool);
+		spin_unlock_irqrestore(&pool->lists_lock, flags);
+	}
+}
+
+/*----------------------------------------------------------------
+ * Pages for read-modify-write
+ *--------------------------------------------------------------*/
+
+int rmw_pages_init(struct rmw_pages *rp, unsigned int nr)
+{
+	rp->free = kcalloc(nr, sizeof(*rp->free), GFP_KERNEL);
+	if (!rp->free)
+		return -ENOMEM;
+	bio_list_init(&rp->waiters);
+	for (rp->nr = 0; rp->nr < nr; rp->nr++) {
+		rp->free[rp->nr] = alloc_page(GFP_KERNEL);
+		if (!rp->free[rp->nr])
+			break;
+	}
+	rp->nr_free = rp->nr;
+	return rp->nr == nr ? 0 : -ENOMEM;
+}
+
+void rmw_pages_exit(struct rmw_pages *rp)
+{
+	unsigned int i;
+
+	WARN_ON(rp->free && rp->nr_free != rp->nr);
+	for (i = 0; rp->free && i < rp->nr_free; i++)
+		__free_page(rp->free[i]);
+	kfree(rp->free);
+	rp->free = NULL;
+}
+
+/* A page, or NULL with the bio queued until an RMW in flight returns one. */
+static struct page *rmw_page_get(struct pool *pool, struct bio *bio)
+{
+	struct rmw_pages *rp = &pool->rmw;
+	struct page *page = NULL;
+	unsigned long flags;
+
+	spin_lock_irqsave(&pool->lists_lock, flags);
+	if (rp->nr_free)
+		page = rp->free[--rp->nr_free];
+	else
+		bio_list_add(&rp->waiters, bio);
+	spin_unlock_irqrestore(&pool->lists_lock, flags);
+	return page;
+}
+
+/* As many waiters as there are free pages go back to the worker (lists_lock held). */
+static void __rmw_hand_over(struct pool *pool)
+{
+	struct rmw_pages *rp = &pool->rmw;
+	unsigned int n;
+	struct bio *bio;
+
+	lockdep_assert_held(&pool->lists_lock);
+	for (n = 0; n < rp->nr_free && (bio = bio_list_pop(&rp->waiters)); n++)
+		bio_list_add(&pool->deferred, bio);
+	if (n)
+		wake_worker(pool);
+}
+
+static void rmw_page_put(struct pool *pool, struct page *page)
+{
+	struct rmw_pages *rp = &pool->rmw;
+	unsigned long flags;
+
+	spin_lock_irqsave(&pool->lists_lock, flags);
+	rp->free[rp->nr_free++] = page;
+	__rmw_hand_over(pool);
+	spin_unlock_irqrestore(&pool->lists_lock, flags);
+}
+
+/*
+ * End of a worker pass: a waiter that was handed a page but no longer needed
+ * one (its block went in place, or into a cell) must not strand the others.
+ */
+static void rmw_kick(struct pool *pool)
+{
+	unsigned long flags;
+
+	spin_lock_irqsave(&pool->lists_lock, flags);
+	__rmw_hand_over(pool);
+	spin_unlock_irqrestore(&pool->lists_lock, flags);
+}
+
+/*----------------------------------------------------------------
+ * Data I/O helpers
+ *--------------------------------------------------------------*/
+
+static bool bio_is_whole_block(struct bio *bio)
+{
+	return !(bio->bi_iter.bi_sector & (DD_SECTORS_PER_BLOCK - 1)) &&
+	       bio->bi_iter.bi_size == DD_BLOCK_SIZE;
+}
+
+static bool bio_is_zeroes(struct bio *bio)
+{
+	struct bvec_iter iter;
+	struct bio_vec bv;
+
+	bio_for_each_segment(bv, bio, iter) {
+		void *p = bvec_kmap_local(&bv);
+		bool nonzero = memchr_inv(p, 0, bv.bv_len);
+
+		kunmap_local(p);
+		if (nonzero)
+			return false;
+	}
+	return true;
+}
+
+static bool zero_detect(struct pool *pool, struct bio *bio)
+{
+	return !(pool->features & DD_POOL_SKIP_ZERO_DETECT) && bio_is_whole_block(bio) &&
+	       bio_is_zeroes(bio);
+}
+
+static void remap_to_pbn(struct pool *pool, struct bio *bio, u64 pbn)
+{
+	bio_set_dev(bio, pool->data_bdev);
+	bio->bi_iter.bi_sector = (pbn << (DD_BLOCK_SHIFT - SECTOR_SHIFT)) |
+				 (bio->bi_iter.bi_sector & (DD_SECTORS_PER_BLOCK - 1));
+}
+
+/* Queues a hook whose I/O finished for the worker (any context). */
+static void hook_prepared(struct pool *pool, struct dd_bio_hook *h)
+{
+	unsigned long flags;
+
+	spin_lock_irqsave(&pool->lists_lock, flags);
+	list_add_tail(&h->list, &pool->prepared);
+	wake_worker(pool);	/* under the lock: see defer_bio() */
+	spin_unlock_irqrestore(&pool->lists_lock, flags);
+}
+
+/* End of a volume bio the worker submitted with its own completion. */
+static void hooked_endio(struct bio *bio)
+{
+	struct dd_bio_hook *h = bio->bi_private;
+	struct pool *pool = h->vc->pool;
+
+	bio->bi_end_io = h->saved_end_io;
+	bio->bi_private = h->saved_private;
+	h->status = bio->bi_status;
+	epoch_put(pool, h);
+	hook_prepared(pool, h);
+}
+
+/* The worker sees the bio again when its I/O completes. */
+static void hook_endio(struct dd_bio_hook *h, struct bio *bio, enum hook_state state)
+{
+	h->state = state;
+	h->saved_end_io = bio->bi_end_io;
+	h->saved_private = bio->bi_private;
+	bio->bi_end_io = hooked_endio;
+	bio->bi_private = h;
+}
+
+static void submit_hooked(struct dd_bio_hook *h, struct bio *bio, enum hook_state state)
+{
+	hook_endio(h, bio, state);
+	submit_bio_noacct(bio);
+}
+
+/* End of an RMW read or write (a bio of our own). */
+static void rmw_endio(struct bio *io)
+{
+	struct dd_bio_hook *h = io->bi_private;
+	struct pool *pool = h->vc->pool;
+
+	h->status = io->bi_status;
+	epoch_put(pool, h);	/* held since the block was looked up */
+	hook_prepared(pool, h);
+}
+
+/*
+ * The RMW bio is embedded in the hook (no allocation): read the old block
+ * into h->page, or write h->page to the new block.  Cannot fail.
+ */
+static void rmw_submit(struct pool *pool, struct dd_bio_hook *h, enum req_op op, u64 pbn,
+		       enum hook_state state)
+{
+	struct bio *io = &h->rmw_bio, *bio = hook_bio(h);
+	/* The guest's hints and cgroup stay with its I/O. */
+	blk_opf_t opf = op | (bio->bi_opf & (REQ_SYNC | REQ_IDLE | REQ_PRIO));
+
+	if (h->state == HS_RMW_READ)
+		bio_reset(io, pool->data_bdev, opf);	/* the read is done: reuse its bio */
+	else
+		bio_init(io, pool->data_bdev, &h->rmw_bvec, 1, opf);
+	bio_clone_blkg_association(io, bio);
+	io->bi_ioprio = bio->bi_ioprio;
+	io->bi_iter.bi_sector = pbn << (DD_BLOCK_SHIFT - SECTOR_SHIFT);
+	__bio_add_page(io, h->page, DD_BLOCK_SIZE, 0);
+	io->bi_end_io = rmw_endio;
+	io->bi_private = h;
+	h->state = state;
+	submit_bio_noacct(io);
+}
+
+/* Copies the partial write into the block image. */
+static void rmw_merge(struct dd_bio_hook *h, struct bio *bio)
+{
+	char *dst = page_address(h->page) +
+		    ((bio->bi_iter.bi_sector & (DD_SECTORS_PER_BLOCK - 1)) << SECTOR_SHIFT);
+	struct bvec_iter iter;
+	struct bio_vec bv;
+
+	bio_for_each_segment(bv, bio, iter) {
+		memcpy_from_bvec(dst, &bv);
+		dst += bv.bv_len;
+	}
+}
+
+/* After the RMW of a new block ended (the bio was initialised). */
+static void rmw_release(struct pool *pool, struct dd_bio_hook *h)
+{
+	if (h->page) {
+		bio_uninit(&h->rmw_bio);
+		rmw_page_put(pool, h->page);
+		h->page = NULL;
+	}
+}
+
+/*----------------------------------------------------------------
+ * map() and end_io of the volume target
+ *--------------------------------------------------------------*/
+
+/*
+ * The fast path: finish here when the lookup cache has the mapping and the
+ * block can be read or written in place (no lock taken, no metadata read);
+ * everything else goes to the worker, which handles it in batches.
+ */
+int volume_map(struct dm_target *ti, struct bio *bio)
+{
+	struct volume_c *vc = ti->private;
+	struct pool *pool = vc->pool;
+	struct dd_bio_hook *h = hook(bio);
+	enum pool_mode mode;
+	struct dd_mapping m;
+
+	/* The fields every path reads; the others are set where they are used. */
+	h->vc = vc;
+	h->counted = false;
+	h->state = HS_NONE;
+	h->status = BLK_STS_OK;
+	h->page = NULL;
+	bio->bi_iter.bi_sector = dm_target_offset(ti, bio->bi_iter.bi_sector);
+	h->lbn = bio->bi_iter.bi_sector >> (DD_BLOCK_SHIFT - SECTOR_SHIFT);
+
+	mode = READ_ONCE(pool->mode);
+	if (unlikely(mode == PM_FAIL))
+		return DM_MAPIO_KILL;
+	/* ignore_discard, also when a pool reload set it after this table's load. */
+	if (bio_op(bio) == REQ_OP_DISCARD &&
+	    (READ_ONCE(pool->features) & DD_POOL_IGNORE_DISCARD)) {
+		bio_endio(bio);
+		return DM_MAPIO_SUBMITTED;
+	}
+	if (op_is_flush(bio->bi_opf) || bio_op(bio) == REQ_OP_DISCARD) {
+		defer_bio(pool, bio);
+		return DM_MAPIO_SUBMITTED;
+	}
+	if (bio_op(bio) != REQ_OP_READ && bio_op(bio) != REQ_OP_WRITE)
+		return DM_MAPIO_KILL;
+	/*
+	 * A whole block of zeroes is unmapped, not written.  A read-only pool
+	 * writes nothing in place (the worker fails such writes).
+	 */
+	if (bio_op(bio) == REQ_OP_WRITE &&
+	    (unlikely(mode >= PM_READ_ONLY) || zero_detect(pool, bio))) {
+		defer_bio(pool, bio);
+		return DM_MAPIO_SUBMITTED;
+	}
+
+	/* Counted before the lookup: see epoch_get(). */
+	epoch_get(pool, h);
+	if (!lc_lookup(&pool->lc, vc->args.volume_id, h->lbn, &m) ||
+	    (bio_op(bio) == REQ_OP_WRITE && !(m.mapped && m.excl))) {
+		epoch_put(pool, h);
+		defer_bio(pool, bio);
+		return DM_MAPIO_SUBMITTED;
+	}
+	if (!m.mapped) {
+		epoch_put(pool, h);
+		zero_fill_bio(bio);
+		bio_endio(bio);
+		return DM_MAPIO_SUBMITTED;
+	}
+	remap_to_pbn(pool, bio, m.pbn);
+	return DM_MAPIO_REMAPPED;
+}
+
+int volume_end_io(struct dm_target *ti, struct bio *bio, blk_status_t *err)
+{
+	struct volume_c *vc = ti->private;
+
+	epoch_put(vc->pool, hook(bio));
+	return DM_ENDIO_DONE;
+}
+
+/*----------------------------------------------------------------
+ * The worker: bios that map() could not finish
+ *--------------------------------------------------------------*/
+
+static void process_read(struct pool *pool, struct bio *bio)
+{
+	struct dd_bio_hook *h = hook(bio);
+	struct dd_mapping m;
+	int r = -EIO;
+
+	down_write(&pool->lock);
+	/* In fail mode the in-core state may be garbage: do not even look. */
+	if (pool->mode != PM_FAIL) {
+		r = dd_map_lookup(h->vc->vol, h->lbn, 0, &m);
+		if (!r) {
+			__lc_store(&pool->lc, h->vc->args.volume_id, h->lbn, &m);
+			if (m.mapped)
+				epoch_get(pool, h);
+		} else {
+			__metadata_operation_failed(pool, "looking up a block", r);
+		}
+	}
+	up_write(&pool->lock);
+	if (r) {
+		error_bio(bio, BLK_STS_IOERR);
+	} else if (!m.mapped) {
+		zero_fill_bio(bio);
+		bio_endio(bio);
+	} else {
+		remap_to_pbn(pool, bio, m.pbn);
+		submit_bio_noacct(bio);
+	}
+}
+
+/*
+ * Writes that need a new block: the data goes there before the mapping.  A
+ * partial block (h->page taken) is read, merged and written; a whole block
+ * is written by the bio itself.
+ */
+static void start_new_block(struct pool *pool, struct bio *bio, const struct dd_mapping *m,
+			    u64 pbn)
+{
+	struct dd_bio_hook *h = hook(bio);
+
+	h->new_pbn = pbn;
+	h->old_mapped = m->mapped;
+	h->old_pbn = m->pbn;
+
+	if (!h->page) {
+		remap_to_pbn(pool, bio, pbn);
+		submit_hooked(h, bio, HS_ALLOC_WRITE);
+	} else if (!m->mapped) {
+		memset(page_address(h->page), 0, DD_BLOCK_SIZE);
+		rmw_merge(h, bio);
+		rmw_submit(pool, h, REQ_OP_WRITE, pbn, HS_RMW_WRITE);
+	} else {
+		rmw_submit(pool, h, REQ_OP_READ, m->pbn, HS_RMW_READ);
+	}
+}
+
+/* A page taken for a write that will not start after all. */
+static void drop_rmw_page(struct pool *pool, struct dd_bio_hook *h)
+{
+	if (h->page) {
+		rmw_page_put(pool, h->page);
+		h->page = NULL;
+	}
+}
+
+/* A whole-block write of zeroes: unmap instead of writing (lock held). */
+static blk_status_t __process_zero_write(struct pool *pool, struct dd_bio_hook *h,
+					 const struct dd_mapping *m)
+{
+	struct volume_c *vc = h->vc;
+	u32 vol = vc->args.volume_id;
+	struct dd_mapping none = { 0 };
+	int r;
+
+	lockdep_assert_held_write(&pool->lock);
+	if (!m->mapped) {
+		/* Nothing to do, in any mode that reads. */
+		if (pool_can_change_metadata(pool))
+			dd_pool_count_zero_write(pool->eng);
+		__lc_store(&pool->lc, vol, h->lbn, &none);
+		return BLK_STS_OK;
+	}
+	if (!pool_can_change_metadata(pool))
+		return BLK_STS_IOERR;
+	/* Forgotten first: the engine may commit inside the unmap. */
+	__lc_forget(&pool->lc, vol, h->lbn);
+	r = dd_map_unmap(vc->vol, h->lbn, 1, DD_UNMAP_ZERO);
+	if (r) {
+		__metadata_operation_failed(pool, "unmapping a zero block", r);
+		return BLK_STS_IOERR;
+	}
+	__lc_store(&pool->lc, vol, h->lbn, &none);
+	return BLK_STS_OK;
+}
+
+static void process_write(struct pool *pool, struct bio *bio)
+{
+	struct dd_bio_hook *h = hook(bio);
+	struct volume_c *vc = h->vc;
+	u32 vol = vc->args.volume_id;
+	bool fua = bio->bi_opf & REQ_FUA;
+	enum dd_write_plan plan;
+	blk_status_t status = BLK_STS_OK;
+	struct dd_cell *cell;
+	struct dd_mapping m;
+	bool excl;
+	u64 pbn;
+	int r;
+
+	down_write(&pool->lock);
+	cell = __dd_cell_find(&pool->cells, vol, h->lbn);
+	if (cell) {
+		/* A new home for this block is being written: wait for it. */
+		bio_list_add(&cell->waiters, bio);
+		bio = NULL;
+		goto out;
+	}
+	if (pool->mode == PM_FAIL) {
+		status = BLK_STS_IOERR;
+		goto out;
+	}
+	r = dd_map_plan_write(vc->vol, h->lbn, 0, &m, &plan);
+	if (r)
+		goto metadata_error;
+
+	if (zero_detect(pool, bio)) {
+		status = __process_zero_write(pool, h, &m);
+		if (status)
+			goto out;
+		if (fua)
+			complete_after_commit(pool, bio);
+		else
+			bio_endio(bio);
+		bio = NULL;
+		goto out;
+	}
+
+	/*
+	 * Read-only (a metadata error, needs_check, or read_only): the
+	 * exclusive bits cannot be trusted, so no guest data is written, not
+	 * even in place.
+	 */
+	if (!pool_can_change_metadata(pool)) {
+		status = BLK_STS_IOERR;
+		goto out;
+	}
+	if (plan == DD_WRITE_ASK) {
+		r = dd_map_make_exclusive(vc->vol, h->lbn, &excl);
+		if (r)
+			goto metadata_error;
+		m.excl = excl;
+	}
+	__lc_store(&pool->lc, vol, h->lbn, &m);
+	if (m.mapped && m.excl) {
+		epoch_get(pool, h);
+		up_write(&pool->lock);
+		remap_to_pbn(pool, bio, m.pbn);
+		if (fua)
+			submit_hooked(h, bio, HS_INPLACE_FUA);
+		else
+			submit_bio_noacct(bio);
+		return;
+	}
+
+	if (!bio_is_whole_block(bio)) {
+		h->page = rmw_page_get(pool, bio);
+		if (!h->page) {
+			bio = NULL;	/* requeued when an RMW in flight ends */
+			goto out;
+		}
+	}
+	r = dd_data_reserve(pool->eng, &pbn);
+	if (r) {
+		drop_rmw_page(pool, h);
+		if (r != -ENOSPC)
+			goto metadata_error;
+		__handle_no_space(pool, bio);
+		bio = NULL;
+		goto out;
+	}
+	__dd_cell_lock(&pool->cells, &h->cell, vol, h->lbn);
+	epoch_get(pool, h);	/* the old block may be read (RMW) */
+	up_write(&pool->lock);
+	start_new_block(pool, bio, &m, pbn);
+	return;
+
+metadata_error:
+	__lc_forget(&pool->lc, vol, h->lbn);
+	__metadata_operation_failed(pool, "preparing a write", r);
+	status = BLK_STS_IOERR;
+out:
+	__check_engine_mode(pool);
+	up_write(&pool->lock);
+	if (bio)
+		error_bio(bio, status);
+}
+
+/* Discards unmap the whole blocks they cover, at metadata speed. */
+static void process_discard(struct pool *pool, struct bio *bio)
+{
+	struct dd_bio_hook *h = hook(bio);
+	sector_t start = bio->bi_iter.bi_sector, end = bio_end_sector(bio);
+	u64 first = DIV_ROUND_UP_SECTOR_T(start, DD_SECTORS_PER_BLOCK);
+	u64 last = end >> (DD_BLOCK_SHIFT - SECTOR_SHIFT);
+	int r = 0;
+
+	if (first < last) {
+		down_write(&pool->lock);
+		if (pool_can_change_metadata(pool)) {
+			/*
+			 * Forgotten before the unmap: a long unmap commits as
+			 * it goes, and each commit makes the blocks it freed
+			 * reusable; map() must not write in place into them.
+			 */
+			__lc_forget_range(&pool->lc, h->vc->args.volume_id, first, last - first);
+			r = dd_map_unmap(h->vc->vol, first, last - first, DD_UNMAP_DISCARD);
+			if (r)
+				__metadata_operation_failed(pool, "unmapping a discarded range", r);
+		} else {
+			r = -EROFS;
+		}
+		__check_engine_mode(pool);
+		up_write(&pool->lock);
+	}
+	if (r)
+		error_bio(bio, BLK_STS_IOERR);
+	else
+		bio_endio(bio);
+}
+
+static void process_deferred(struct pool *pool)
+{
+	struct bio_list bios;
+	struct bio *bio;
+	unsigned long flags;
+
+	spin_lock_irqsave(&pool->lists_lock, flags);
+	bios = pool->deferred;
+	bio_list_init(&pool->deferred);
+	spin_unlock_irqrestore(&pool->lists_lock, flags);
+
+	while ((bio = bio_list_pop(&bios))) {
+		if (op_is_flush(bio->bi_opf) && !bio_has_data(bio) &&
+		    bio_op(bio) != REQ_OP_DISCARD) {
+			complete_after_commit(pool, bio);
+			continue;
+		}
+		switch (bio_op(bio)) {
+		case REQ_OP_READ:
+			process_read(pool, bio);
+			break;
+		case REQ_OP_WRITE:
+			process_write(pool, bio);
+			break;
+		case REQ_OP_DISCARD:
+			process_discard(pool, bio);
+			break;
+		default:
+			error_bio(bio, BLK_STS_NOTSUPP);
+			break;
+		}
+		cond_resched();
+	}
+}
+
+/* Inserts the mapping of a block whose data is written, then completes. */
+static void finish_new_block(struct pool *pool, struct dd_bio_hook *h)
+{
+	struct bio *bio = hook_bio(h);
+	u32 vol = h->vc->args.volume_id;
+	int r = 0;
+
+	down_write(&pool->lock);
+	if (!h->status) {
+		r = pool_can_change_metadata(pool) ?
+			dd_map_insert(h->vc->vol, h->lbn, h->new_pbn) : -EROFS;
+		if (!r) {
+			struct dd_mapping m = { .pbn = h->new_pbn, .mapped = true, .excl = true };
+
+			__lc_store(&pool->lc, vol, h->lbn, &m);
+		} else {
+			__lc_forget(&pool->lc, vol, h->lbn);
+			DMERR_LIMIT("%s: cannot insert a mapping: %d", pool_name(pool), r);
+		}
+		__check_engine_mode(pool);
+	}
+	if (h->status || r)
+		dd_data_unreserve(pool->eng, h->new_pbn);
+	else
+		__check_low_water(pool);
+	__cell_unlock(pool, &h->cell);
+	up_write(&pool->lock);
+
+	rmw_release(pool, h);
+	if (h->status || r)
+		error_bio(bio, h->status ? h->status : BLK_STS_IOERR);
+	else if (bio->bi_opf & REQ_FUA)
+		complete_after_commit(pool, bio);
+	else
+		bio_endio(bio);
+}
+
+static void process_prepared(struct pool *pool)
+{
+	struct dd_bio_hook *h, *tmp;
+	unsigned long flags;
+	LIST_HEAD(list);
+
+	spin_lock_irqsave(&pool->lists_lock, flags);
+	list_splice_init(&pool->prepared, &list);
+	spin_unlock_irqrestore(&pool->lists_lock, flags);
+
+	list_for_each_entry_safe(h, tmp, &list, list) {
+		struct bio *bio = hook_bio(h);
+
+		list_del(&h->list);
+		switch (h->state) {
+		case HS_ALLOC_WRITE:
+		case HS_RMW_WRITE:
+			finish_new_block(pool, h);
+			break;
+		case HS_RMW_READ:
+			/* A pool gone read-only cannot insert: skip the write. */
+			if (!h->status && READ_ONCE(pool->mode) >= PM_READ_ONLY)
+				h->status = BLK_STS_IOERR;
+			if (h->status) {
+				finish_new_block(pool, h);
+				break;
+			}
+			rmw_merge(h, bio);
+			rmw_submit(pool, h, REQ_OP_WRITE, h->new_pbn, HS_RMW_WRITE);
+			break;
+		case HS_INPLACE_FUA:
+			if (h->status)
+				error_bio(bio, h->status);
+			else
+				complete_after_commit(pool, bio);
+			break;
+		default:
+			WARN_ON_ONCE(1);
+			error_bio(bio, BLK_STS_IOERR);
+		}
+		cond_resched();
+	}
+}
+
+/* Commits when asked (timer, FLUSH, FUA, no space) and completes the waiters. */
+static void process_commit(struct pool *pool)
+{
+	struct bio_list waiters;
+	unsigned long flags;
+	bool requested;
+	struct bio *bio;
+	int r;
+
+	spin_lock_irqsave(&pool->lists_lock, flags);
+	waiters = pool->commit_waiters;
+	bio_list_init(&pool->commit_waiters);
+	requested = pool->commit_requested;
+	pool->commit_requested = false;
+	spin_unlock_irqrestore(&pool->lists_lock, flags);
+
+	if (!requested && bio_list_empty(&waiters))
+		return;
+	down_write(&pool->lock);
+	r = __commit(pool, !bio_list_empty(&waiters));
+	if (!r)
+		__retry_no_space(pool);
+	up_write(&pool->lock);
+	while ((bio = bio_list_pop(&waiters))) {
+		if (r)
+			error_bio(bio, BLK_STS_IOERR);
+		else
+			bio_endio(bio);
+	}
+}
+
+static void process_reclaim(struct pool *pool)
+{
+	bool done = true;
+	int r;
+
+	if (!pool->reclaim_pending)
+		return;
+	down_write(&pool->lock);
+	if (pool_can_change_metadata(pool)) {
+		r = dd_pool_reclaim(pool->eng, DD_RECLAIM_STEP, &done);
+		__check_engine_mode(pool);
+		if (r) {
+			DMERR_LIMIT("%s: freeing deleted volumes failed: %d", pool_name(pool), r);
+			done = true;
+		}
+	}
+	if (done) {
+		pool->reclaim_pending = false;
+		request_commit(pool);
+	}
+	up_write(&pool->lock);
+	if (!done)
+		wake_worker(pool);
+}
+
+void do_worker(struct work_struct *ws)
+{
+	struct pool *pool = container_of(ws, struct pool, worker);
+	unsigned int noio = memalloc_noio_save();
+
+	process_prepared(pool);
+	process_deferred(pool);
+	/* Fast devices complete the writes just issued before we get here. */
+	process_prepared(pool);
+	process_commit(pool);
+	process_reclaim(pool);
+	rmw_kick(pool);
+	memalloc_noio_restore(noio);
+}
+
+/* Commits every COMMIT_PERIOD. */
+void do_waker(struct work_struct *ws)
+{
+	struct pool *pool = container_of(to_delayed_work(ws), struct pool, waker);
+
+	request_commit(pool);
+	wake_worker(pool);
+	queue_delayed_work(pool->wq, &pool->waker, COMMIT_PERIOD);
+}
