@@ -126,6 +126,12 @@ struct pool {
 	struct bio_list no_space;	/* waiting for data space */
 	bool commit_requested;
 	bool reclaim_pending;
+	/*
+	 * Under lists_lock: no background metadata work (reclaim) runs while the
+	 * pool is suspended or being destroyed; the worker still serves bios.
+	 */
+	bool background_stopped;
+	unsigned int no_space_timeout_used;	/* seconds, of the episode running */
 
 	/* In-flight data I/O: a commit waits for the older epoch. */
 	struct dd_epochs epochs;
@@ -224,6 +230,8 @@ struct pool *pool_find_or_create(struct mapped_device *md, struct pool_c *pc, ch
 struct pool *pool_lookup(struct mapped_device *md);	/* a new reference, or NULL */
 void pool_put(struct pool *pool);	/* the last reference commits, closes and frees */
 void pool_put_target(struct pool *pool, struct dm_target *ti);	/* unbinds @ti if active */
+void pool_stop_background(struct pool *pool);	/* suspend/destroy; then flush the wq */
+void pool_start_background(struct pool *pool);	/* resume */
 
 /* dm-dedup-pool.c, the mode ladder (switched in that file only). */
 const char *pool_name(struct pool *pool);		/* the pool's dm device name */

@@ -810,12 +810,25 @@ static void process_commit(struct pool *pool)
 	}
 }
 
+/* Is background work allowed (the pool is not suspended or going away)? */
+static bool background_allowed(struct pool *pool)
+{
+	unsigned long flags;
+	bool ok;
+
+	spin_lock_irqsave(&pool->lists_lock, flags);
+	ok = !pool->background_stopped;
+	spin_unlock_irqrestore(&pool->lists_lock, flags);
+	return ok;
+}
+
 static void process_reclaim(struct pool *pool)
 {
+	unsigned long flags;
 	bool done = true;
 	int r;
 
-	if (!pool->reclaim_pending)
+	if (!pool->reclaim_pending || !background_allowed(pool))
 		return;
 	down_write(&pool->lock);
 	if (pool_can_change_metadata(pool)) {
@@ -831,8 +844,15 @@ static void process_reclaim(struct pool *pool)
 		request_commit(pool);
 	}
 	up_write(&pool->lock);
-	if (!done)
+	if (done)
+		return;
+	/* Another step, unless a suspend or a destroy came meanwhile (they
+	 * flush the workqueue after stopping background work, and a resume
+	 * wakes the worker again). */
+	spin_lock_irqsave(&pool->lists_lock, flags);
+	if (!pool->background_stopped)
 		wake_worker(pool);
+	spin_unlock_irqrestore(&pool->lists_lock, flags);
 }
 
 void do_worker(struct work_struct *ws)

@@ -274,9 +274,11 @@ void __handle_no_space(struct pool *pool, struct bio *bio)
 		pool->no_space_expired = false;
 		spin_unlock_irqrestore(&pool->lists_lock, flags);
 		__set_pool_mode(pool, PM_OUT_OF_DATA_SPACE);
-		if (dd_no_space_timeout_secs)
+		/* Read once: the parameter is writable at run time. */
+		pool->no_space_timeout_used = READ_ONCE(dd_no_space_timeout_secs);
+		if (pool->no_space_timeout_used)
 			queue_delayed_work(pool->wq, &pool->no_space_timeout,
-					   dd_no_space_timeout_secs * HZ);
+					   pool->no_space_timeout_used * HZ);
 	}
 	if (!no_space_wait(pool, bio, false))
 		error_bio(bio, BLK_STS_NOSPC);
@@ -317,7 +319,7 @@ static void do_no_space_timeout(struct work_struct *ws)
 	unsigned long flags;
 
 	DMERR("%s: no data space for %u seconds: failing writes that need a block",
-	      pool_name(pool), dd_no_space_timeout_secs);
+	      pool_name(pool), pool->no_space_timeout_used);
 	spin_lock_irqsave(&pool->lists_lock, flags);
 	pool->no_space_expired = true;
 	spin_unlock_irqrestore(&pool->lists_lock, flags);
@@ -333,9 +335,9 @@ static void pool_destroy(struct pool *pool)
 	unsigned int noio;
 
 	if (pool->wq) {
-		cancel_delayed_work_sync(&pool->waker);
+		pool_stop_background(pool);
 		cancel_delayed_work_sync(&pool->no_space_timeout);
-		flush_workqueue(pool->wq);
+		drain_workqueue(pool->wq);
 	}
 	if (pool->eng) {
 		noio = memalloc_noio_save();
@@ -625,8 +627,37 @@ void pool_put(struct pool *pool)
 void pool_put_target(struct pool *pool, struct dm_target *ti)
 {
 	mutex_lock(&dd_pool_table.mutex);
+	/* pool->ti is read under the pool lock (mode and low-water events). */
+	down_write(&pool->lock);
 	if (pool->ti == ti)
-		pool->ti = NULL;
+		WRITE_ONCE(pool->ti, NULL);
+	up_write(&pool->lock);
 	__pool_put(pool);
 	mutex_unlock(&dd_pool_table.mutex);
+}
+
+/*
+ * Stops background work (reclaim) and the commit timer; the caller flushes
+ * or drains the workqueue afterwards, so no background step runs after it
+ * returns.  Bios are still served.
+ */
+void pool_stop_background(struct pool *pool)
+{
+	unsigned long flags;
+
+	spin_lock_irqsave(&pool->lists_lock, flags);
+	pool->background_stopped = true;
+	spin_unlock_irqrestore(&pool->lists_lock, flags);
+	cancel_delayed_work_sync(&pool->waker);
+}
+
+void pool_start_background(struct pool *pool)
+{
+	unsigned long flags;
+
+	spin_lock_irqsave(&pool->lists_lock, flags);
+	pool->background_stopped = false;
+	wake_worker(pool);	/* e.g. reclaim left over from before a suspend or crash */
+	spin_unlock_irqrestore(&pool->lists_lock, flags);
+	queue_delayed_work(pool->wq, &pool->waker, COMMIT_PERIOD);
 }

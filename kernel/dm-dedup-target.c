@@ -365,7 +365,7 @@ static int pool_preresume(struct dm_target *ti)
 
 	noio = memalloc_noio_save();
 	down_write(&pool->lock);
-	pool->ti = ti;
+	WRITE_ONCE(pool->ti, ti);
 	WRITE_ONCE(pool->features, pc->args.features);	/* map() reads it */
 	pool->low_water_blocks = pc->args.low_water_blocks;
 	pool->low_water_triggered = false;
@@ -405,8 +405,7 @@ static void pool_resume(struct dm_target *ti)
 {
 	struct pool_c *pc = ti->private;
 
-	queue_delayed_work(pc->pool->wq, &pc->pool->waker, COMMIT_PERIOD);
-	wake_worker(pc->pool);	/* e.g. reclaim left over from before a crash */
+	pool_start_background(pc->pool);
 }
 
 static void pool_postsuspend(struct dm_target *ti)
@@ -415,7 +414,8 @@ static void pool_postsuspend(struct dm_target *ti)
 	struct pool *pool = pc->pool;
 	unsigned int noio;
 
-	cancel_delayed_work_sync(&pool->waker);
+	/* No background work while suspended (it would change the metadata). */
+	pool_stop_background(pool);
 	flush_workqueue(pool->wq);
 	noio = memalloc_noio_save();
 	down_write(&pool->lock);
@@ -452,12 +452,14 @@ static void pool_status(struct dm_target *ti, status_type_t type,
 	struct dd_pool_args *a = &pc->args;
 	struct pool *pool = pc->pool;
 	struct dd_pool_stats st;
+	enum pool_mode mode;
 	unsigned int sz = 0;
 
 	switch (type) {
 	case STATUSTYPE_INFO:
 		down_read(&pool->lock);
 		dd_pool_get_stats(pool->eng, &st);
+		mode = pool->mode;
 		up_read(&pool->lock);
 		DMEMIT("%llu %llu/%llu %llu/%llu %llu %llu %llu %llu %llu %s %s",
 		       (unsigned long long)st.user_txn,
@@ -467,7 +469,7 @@ static void pool_status(struct dm_target *ti, status_type_t type,
 		       (unsigned long long)st.shared_blocks,
 		       (unsigned long long)st.zero_elided,
 		       (unsigned long long)st.discarded, (unsigned long long)st.cow_splits,
-		       pool_mode_name(pool->mode), st.needs_check ? "needs_check" : "-");
+		       pool_mode_name(mode), st.needs_check ? "needs_check" : "-");
 		break;
 	case STATUSTYPE_TABLE:
 		DMEMIT("%s %s %u %llu", a->metadata_dev->name, a->data_dev->name,
@@ -952,8 +954,9 @@ static int volume_iterate_devices(struct dm_target *ti, iterate_devices_callout_
 				  void *data)
 {
 	struct volume_c *vc = ti->private;
+	struct dm_target *pool_ti = READ_ONCE(vc->pool->ti);	/* no lock here */
 
-	return fn(ti, vc->args.pool_dev, 0, vc->pool->ti ? vc->pool->ti->len : ti->len, data);
+	return fn(ti, vc->args.pool_dev, 0, pool_ti ? pool_ti->len : ti->len, data);
 }
 
 /* 512-byte logical blocks stay supported (read-modify-write); 4 KiB physical. */
