@@ -23,6 +23,7 @@
 #include <linux/sched.h>
 #include <linux/bug.h>
 #include <linux/device-mapper.h>
+#include <linux/xxhash.h>
 
 #ifndef DM_MSG_PREFIX
 #define DM_MSG_PREFIX "dedup"
@@ -56,5 +57,11 @@ static inline void dd_random_bytes(void *buf, size_t len) { get_random_bytes(buf
 #define DD_BUG_ON(c) BUG_ON(c)
 
 static inline void dd_cond_resched(void) { cond_resched(); }
+
+/* xxHash64, the scanner's block hash (userspace: libxxhash, the same values). */
+static inline u64 dd_xxh64(const void *data, size_t len, u64 seed)
+{
+	return xxh64(data, len, seed);
+}
 
 #endif

@@ -17,7 +17,7 @@ $(BENCH_BUILD)/%.o: bench/engine/%.c
 	$(US_CC) $(US_CPPFLAGS) $(BENCH_CFLAGS) -c $< -o $@
 
 $(BENCH_ENGINE): $(BENCH_BUILD)/bench_engine.o $(LIBDD)
-	$(US_CC) $(BENCH_CFLAGS) -o $@ $^
+	$(US_CC) $(BENCH_CFLAGS) -o $@ $^ $(US_LIBS)
 
 bench-engine: $(BENCH_ENGINE)
 	@$(BENCH_ENGINE) -d $(BENCH_BUILD) $(BENCH_ARGS) | tee $(BENCH_BUILD)/engine.txt

@@ -47,14 +47,14 @@ $(FUZZ_BUILD)/%.o: %.c mk/fuzz.mk
 	$(FUZZ_CC) $(FUZZ_CPPFLAGS) $(FUZZ_CFLAGS) $(FUZZ_COV) -c $< -o $@
 
 $(FUZZ_BINS): $(FUZZ_BUILD)/%: $(FUZZ_BUILD)/tests/fuzz/%.o $(FUZZ_SUPPORT_OBJS)
-	$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^
+	$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^ $(US_LIBS)
 
 $(FUZZ_GEN): $(FUZZ_BUILD)/tests/fuzz/gen_seeds.o $(FUZZ_SUPPORT_OBJS)
-	$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer-no-link -o $@ $^
+	$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer-no-link -o $@ $^ $(US_LIBS)
 
 # Bugs the fuzzers found, as unit tests (cmocka, TAP).
 $(FUZZ_REGRESS): $(FUZZ_BUILD)/tests/fuzz/test_fuzz_regress.o $(FUZZ_SUPPORT_OBJS)
-	$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer-no-link -o $@ $^ -lcmocka
+	$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer-no-link -o $@ $^ -lcmocka $(US_LIBS)
 
 # Seeds are generated from the base images, never committed.
 $(FUZZ_SEEDS): $(FUZZ_GEN)

@@ -13,6 +13,8 @@ US_WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prot
                -Wno-unused-parameter
 US_CPPFLAGS := -D_GNU_SOURCE -Iuserspace -Iengine -Itools -Iinclude
 US_CFLAGS   := -std=gnu11 -O2 -g $(US_WARN) -MMD -MP
+# The engine hashes blocks with xxHash (userspace/dd-env.h: libxxhash's XXH64).
+US_LIBS     := -lxxhash
 SAN_FLAGS   := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 SAN_CFLAGS  := -std=gnu11 -O1 -g $(US_WARN) -MMD -MP $(SAN_FLAGS)
 
@@ -59,11 +61,11 @@ $(LIBDD_SAN): $(LIB_SAN_OBJS)
 
 build/bin/%: $(US_BUILD)/tools/%.o $(LIBDD)
 	@mkdir -p $(@D)
-	$(US_CC) $(US_CFLAGS) -o $@ $^
+	$(US_CC) $(US_CFLAGS) -o $@ $^ $(US_LIBS)
 
 $(US_SAN)/tests/%: $(US_SAN)/tests/%.o $(TEST_LIB_OBJS) $(LIBDD_SAN)
 	@mkdir -p $(@D)
-	$(US_CC) $(SAN_CFLAGS) -o $@ $^ -lcmocka
+	$(US_CC) $(SAN_CFLAGS) -o $@ $^ -lcmocka $(US_LIBS)
 
 # tests/unit/test_kglue.c compiles kernel sources of the target (the lookup
 # cache, the epochs) over the fake kernel headers of tests/kshim: only its
@@ -88,6 +90,17 @@ $(KGLUE_TSAN): tests/unit/test_kglue.c $(KGLUE_SRCS) $(wildcard tests/kshim/linu
 	@mkdir -p $(@D)
 	$(US_CC) -Itests/kshim $(US_CPPFLAGS) -Ikernel -std=gnu11 -O1 -g $(US_WARN) -Wno-tsan -fsanitize=thread \
 	  -pthread -o $@ tests/unit/test_kglue.c $(KGLUE_SRCS) -lcmocka
+
+# tests/unit/test_xxh64.c compares the kernel's own xxh64() (lib/xxhash.c,
+# extracted from linux-source by scripts/deps.sh, compiled over tests/kshim)
+# with libxxhash's XXH64(): the kernel scanner and the tools hash alike.
+XXH_KSRC := build/ksrc/lib/xxhash.c
+XXH_KOBJ := $(US_SAN)/ksrc/xxhash.o
+$(XXH_KOBJ): $(XXH_KSRC) $(wildcard tests/kshim/*/*.h)
+	@mkdir -p $(@D)
+	$(US_CC) -D_GNU_SOURCE -Itests/kshim -Ibuild/ksrc/include $(SAN_CFLAGS) -Wno-missing-prototypes \
+	  -c $< -o $@
+$(US_SAN)/tests/unit/test_xxh64: $(XXH_KOBJ)
 
 unit: $(UNIT_BINS)
 

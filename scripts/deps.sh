@@ -7,7 +7,9 @@
 #      module is built against (it changes with Debian updates: never hard-coded) and
 #      writes it to build/kver,
 #   3. extracts the private device-mapper headers (drivers/md/*.h,
-#      drivers/md/persistent-data/*.h) from linux-source-6.1 into build/ksrc/.
+#      drivers/md/persistent-data/*.h) from linux-source-6.1 into build/ksrc/, and
+#      the kernel's xxHash (lib/xxhash.c, include/linux/xxhash.h), which a unit test
+#      compiles natively to prove it agrees with libxxhash.
 #
 # Works without a terminal or stdin (CI).  Override the kernel with DD_KVER=<abi>.
 set -euo pipefail
@@ -98,14 +100,16 @@ if [ -z "$SRC_TAR" ]; then
 fi
 KSRC=$BUILD/ksrc
 stamp=$KSRC/.extracted
-want="$(stat -c '%s %Y' "$SRC_TAR")"
+# The list of extracted files is part of the stamp: a new entry re-extracts.
+want="$(stat -c '%s %Y' "$SRC_TAR") files-2"
 if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
 	log "extracting private dm headers into ${KSRC#"$ROOT"/}"
 	rm -rf "$KSRC" "$KSRC.tmp"
 	mkdir -p "$KSRC.tmp"
 	tar -xJf "$SRC_TAR" -C "$KSRC.tmp" --strip-components=1 --wildcards --no-wildcards-match-slash \
 		'linux-source-6.1/drivers/md/*.h' \
-		'linux-source-6.1/drivers/md/persistent-data/*.h'
+		'linux-source-6.1/drivers/md/persistent-data/*.h' \
+		'linux-source-6.1/lib/xxhash.c' 'linux-source-6.1/include/linux/xxhash.h'
 	echo "$want" >"$KSRC.tmp/.extracted"
 	mv "$KSRC.tmp" "$KSRC"
 fi

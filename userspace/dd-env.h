@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <xxhash.h>
 
 typedef uint8_t u8;
 typedef uint16_t u16;
@@ -66,5 +67,12 @@ void dd_log(enum dd_log_level lvl, const char *fmt, ...) __attribute__((format(p
 		__FILE__, __LINE__, #c); abort(); } } while (0)
 
 static inline void dd_cond_resched(void) { }
+
+/* xxHash64, the scanner's block hash: libxxhash here, the kernel's xxh64()
+ * there; tests/unit/test_xxh64.c proves they agree. */
+static inline u64 dd_xxh64(const void *data, size_t len, u64 seed)
+{
+	return XXH64(data, len, seed);
+}
 
 #endif
