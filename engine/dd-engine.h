@@ -186,4 +186,13 @@ struct dd_record {
 };
 int dd_record_get(struct dd_pool *pool, u64 pbn, struct dd_record *rec);
 
+/* ---- limits the callers rely on ------------------------------------------
+ * (Read-only inspection of the metadata, for checkers, dumps and tests, is
+ * engine/dd-walk.h.)
+ */
+
+/* Most metadata blocks one engine operation may dirty: an operation starts
+ * only if the open transaction has room for this many more (else commit). */
+#define DD_OP_MAX_DIRTY		48
+
 #endif

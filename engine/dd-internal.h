@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * Engine internals shared by the dd-*.c files.  Nothing outside the engine
- * (and the userspace check/dump code, which walks the same structures)
- * includes this header.
+ * Engine internals shared by the dd-*.c files.  Nothing outside engine/
+ * includes this header (tests/scripts/test-engine-boundary.sh fails if a
+ * file does): the tools and the tests see dd-engine.h, and dd-walk.h for a
+ * read-only look inside the metadata.
  */
 #ifndef DD_INTERNAL_H
 #define DD_INTERNAL_H
@@ -10,10 +11,6 @@
 #include "dd-engine.h"
 #include <dm-dedup/format.h>
 
-/* Most metadata blocks one engine operation may dirty: an operation starts
- * only if the open transaction has room for this many more (else commit). */
-#define DD_OP_MAX_DIRTY		48
-#define DD_MAX_HEIGHT		6
 
 #define DD_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define DD_MAX(a, b) ((a) > (b) ? (a) : (b))

@@ -101,6 +101,9 @@ struct dd_disk_header {
  * reads as all zero (unmapped, refcount 0, free).
  */
 #define DD_NODE_FANOUT		(DD_PAYLOAD_SIZE / 8)		/* 508 */
+/* Interior levels a root may claim: 508^6 leaves cover every 48-bit address
+ * (format.md, section 3); a taller root is damage. */
+#define DD_MAX_HEIGHT		6
 
 struct dd_disk_node {
 	struct dd_disk_header hdr;
