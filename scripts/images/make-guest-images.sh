@@ -47,6 +47,7 @@ export SOURCE_DATE_EPOCH=$SDE
 # NAME, the packages added to debootstrap's minbase variant (--include, comma-separated;
 # debootstrap adds their Depends, not their Recommends) and what the guest stands for.
 IMAGES=(minbase server dev)
+ALL_IMAGES=("${IMAGES[@]}")
 declare -A PKGS DESC
 DESC[minbase]="debootstrap --variant=minbase alone: a minimal appliance or container-like root"
 PKGS[minbase]=""
@@ -85,15 +86,14 @@ if [ ${#ONLY[@]} -gt 0 ]; then
 	done
 	IMAGES=("${ONLY[@]}")
 fi
-mkdir -p "$OUT"
-OUT=$(cd "$OUT" && pwd)
-
 log() { printf 'images: %s\n' "$*" >&2; }
 die() { log "$*"; exit 1; }
+[ "$MODE" = verify ] || [ "$(id -u)" -eq 0 ] || die "must run as root (debootstrap)"
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
 now() { date +%s.%N; }
 # seconds since $1, one decimal
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
-mib() { awk -v b="$1" 'BEGIN { printf "%.0f", b / 1048576 }'; }
 
 # --verify needs neither root nor the network
 if [ "$MODE" = verify ]; then
@@ -110,7 +110,6 @@ if [ "$MODE" = verify ]; then
 	exit $bad
 fi
 
-[ "$(id -u)" -eq 0 ] || die "must run as root (debootstrap)"
 T0=$(now)
 
 # One run at a time in an output directory.
@@ -173,6 +172,12 @@ umount_under() {
 		umount -l "$m" || true
 	done
 }
+# A tree being built is never left with something mounted in it (a killed debootstrap
+# may leave /proc), whatever ends the run.
+CUR_TREE=
+trap '[ -z "$CUR_TREE" ] || umount_under "$CUR_TREE"' EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 remove_tree() {
 	[ -e "$1" ] || return 0
 	umount_under "$1"
@@ -223,11 +228,13 @@ build_one() {
 	img=$dest/$n.img
 	tmp=$dest/$n.img.tmp
 	remove_tree "$tree"
+	CUR_TREE=$tree
 	mkdir -p "$dest/work"
 	rm -f "$tmp" "$img" "$dest/$n.stamp"
 
 	local inc=()
 	[ -n "${PKGS[$n]}" ] && inc=(--include="${PKGS[$n]}")
+	log "$n: ${DESC[$n]}"
 	log "$n: debootstrap $SUITE (minbase${PKGS[$n]:+ + ${PKGS[$n]//,/ }})"
 	if ! debootstrap --variant=minbase "${inc[@]}" --arch="$ARCH" --cache-dir="$CACHE" \
 		"$SUITE" "$tree" "$MIRROR" </dev/null >"$LOGS/$n.debootstrap.log" 2>&1; then
@@ -269,9 +276,9 @@ build_one() {
 			t = (b + j + t / 64 + t / 100) / (1 - f / 100)
 		}
 		m = 4096                         # 16 MiB in blocks
-		printf "%d", int((t + m - 1) / m) * m * 4096 }')
+		printf "%.0f", int((t + m - 1) / m) * m * 4096 }')  # (mawk clamps %d to 32 bits)
 	# inodes: the default ratio, or half as many again as the tree has files if that is more
-	inodes=$(awk -v s="$size" -v f="$files" 'BEGIN { a = s / 16384; b = f * 3 / 2; printf "%d", (a > b ? a : b) }')
+	inodes=$(awk -v s="$size" -v f="$files" 'BEGIN { a = s / 16384; b = f * 3 / 2; printf "%.0f", (a > b ? a : b) }')
 
 	uuid=$(fixed_uuid "$n" uuid)
 	seed=$(fixed_uuid "$n" hash_seed)
@@ -313,6 +320,7 @@ build_one() {
 	mv "$tmp" "$img"
 	mv "$dest/$n.stamp.tmp" "$dest/$n.stamp"
 	[ "$KEEP" = 1 ] || remove_tree "$tree"
+	CUR_TREE=
 	report "$n" "$dest" "built in ${secs} s"
 }
 
@@ -371,7 +379,7 @@ cached() {
 
 write_sums() {
 	local d=$1 n
-	(cd "$d" && for n in "${IMAGES[@]}"; do
+	(cd "$d" && for n in "${ALL_IMAGES[@]}"; do
 		[ -f "$n.stamp" ] && printf '%s  %s\n' "$(sed -n 's/^sha256=//p' "$n.stamp")" "$n.img"
 	done) >"$d/SHA256SUMS"
 }
