@@ -126,6 +126,7 @@ mirror() {
 		echo "$DD_IMAGES_MIRROR"
 		return
 	fi
+	# shellcheck disable=SC2016 # apt's and dpkg's own $(...) and ${...}, not the shell's
 	apt-get indextargets --no-release-info --format '$(SITE) $(RELEASE) $(COMPONENT) $(CREATED_BY)' 2>/dev/null |
 		awk -v s="$SUITE" '$2 == s && $3 == "main" && $4 == "Packages" { print $1; exit }'
 }
@@ -248,8 +249,10 @@ build_one() {
 		die "$n: something is still mounted under $tree"
 	fi
 	local broken
+	# shellcheck disable=SC2016 # apt's and dpkg's own $(...) and ${...}, not the shell's
 	broken=$(chroot "$tree" dpkg-query -W -f='${db:Status-Abbrev} ${Package}\n' | awk '$1 != "ii" { print $2 }')
 	[ -z "$broken" ] || die "$n: packages not installed properly: $broken"
+	# shellcheck disable=SC2016 # apt's and dpkg's own $(...) and ${...}, not the shell's
 	chroot "$tree" dpkg-query -W -f='${Package} ${Version} ${Architecture}\n' | sort >"$dest/$n.packages"
 	local t_boot t1
 	t_boot=$(since "$t0")
