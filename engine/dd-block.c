@@ -18,45 +18,6 @@
  */
 #include "dd-internal.h"
 
-u32 dd_block_csum(const void *data, u32 type)
-{
-	return dd_crc32c(DD_CSUM_SEED ^ type, (const u8 *)data + 4, DD_BLOCK_SIZE - 4);
-}
-
-void dd_block_init(void *data, u32 type, u8 tree, u8 level, u32 owner)
-{
-	struct dd_disk_header *h = data;
-
-	memset(data, 0, DD_BLOCK_SIZE);
-	h->type = cpu_to_le32(type);
-	h->tree = tree;
-	h->level = level;
-	h->owner = cpu_to_le32(owner);
-}
-
-/*
- * Checks a block read from 'blocknr' against what the reader expects.
- * tree/level/owner of 0xff/0xff/DD_NO_VOLUME are not checked.
- */
-int dd_block_validate(const void *data, u64 blocknr, u32 type, u8 tree, u8 level, u32 owner)
-{
-	const struct dd_disk_header *h = data;
-
-	if (le32_to_cpu(h->type) != type)
-		return -EILSEQ;
-	if (le32_to_cpu(h->csum) != dd_block_csum(data, type))
-		return -EILSEQ;
-	if (le64_to_cpu(h->blocknr) != blocknr)
-		return -EILSEQ;
-	if (tree != 0xff && h->tree != tree)
-		return -EILSEQ;
-	if (level != 0xff && h->level != level)
-		return -EILSEQ;
-	if (owner != DD_NO_VOLUME && le32_to_cpu(h->owner) != owner)
-		return -EILSEQ;
-	return 0;
-}
-
 static const char *dd_type_name(u32 type)
 {
 	switch (type) {
@@ -105,13 +66,13 @@ int dd_blk_get(struct dd_pool *pool, u64 b, u32 type, u8 tree, u8 level, u32 own
 		}
 		aux->flags |= DD_AUX_CHECKED;
 	} else {
-		const struct dd_disk_header *h = dd_data(buf);
+		const void *data = dd_data(buf);
 
 		/* Cheap re-check of the identity: catches a stale pointer. */
-		if (le32_to_cpu(h->type) != type || (level != 0xff && h->level != level)) {
+		if (dd_block_type(data) != type || (level != 0xff && dd_block_level(data) != level)) {
 			dd_bm_put(buf);
 			dd_err("metadata block %llu is a %s, expected a %s",
-			       (unsigned long long)b, dd_type_name(le32_to_cpu(h->type)),
+			       (unsigned long long)b, dd_type_name(dd_block_type(data)),
 			       dd_type_name(type));
 			return -EILSEQ;
 		}
@@ -152,7 +113,7 @@ static int dd_tx_join(struct dd_pool *pool, struct dd_buf *buf, bool is_new)
 	if (is_new) {
 		aux->flags |= DD_AUX_NEW;
 	} else {
-		type = le32_to_cpu(((struct dd_disk_header *)dd_data(buf))->type);
+		type = dd_block_type(dd_data(buf));
 		if (type == DD_BT_REFS || type == DD_BT_DBITMAP) {
 			aux->shadow = dd_zalloc(sizeof(*aux->shadow));
 			if (!aux->shadow) {
@@ -311,17 +272,6 @@ void dd_tx_drop(struct dd_pool *pool)
 
 /* ---- superblock --------------------------------------------------------- */
 
-int dd_sb_validate(const struct dd_disk_superblock *sb, u64 slot)
-{
-	if (le64_to_cpu(sb->magic) != DD_MAGIC)
-		return -EINVAL;
-	if (dd_block_validate(sb, slot, DD_BT_SUPER, 0xff, 0xff, DD_NO_VOLUME))
-		return -EILSEQ;
-	if (le64_to_cpu(sb->hdr.txn) % DD_SB_SLOTS != slot)
-		return -EILSEQ;
-	return 0;
-}
-
 /* Reads both slots; the valid one with the higher transaction wins. */
 int dd_sb_read_best(struct dd_bm *bm, struct dd_disk_superblock *out, u64 *slot_out)
 {
@@ -338,9 +288,9 @@ int dd_sb_read_best(struct dd_bm *bm, struct dd_disk_superblock *out, u64 *slot_
 			return r;
 		sb = dd_buf_data(buf);
 		r = dd_sb_validate(sb, slot);
-		if (!r && (!found || le64_to_cpu(sb->hdr.txn) > best_txn)) {
+		if (!r && (!found || dd_sb_txn(sb) > best_txn)) {
 			found = true;
-			best_txn = le64_to_cpu(sb->hdr.txn);
+			best_txn = dd_sb_txn(sb);
 			memcpy(out, sb, sizeof(*out));
 			*slot_out = slot;
 		} else if (r && first_err == -EINVAL) {
@@ -352,56 +302,12 @@ int dd_sb_read_best(struct dd_bm *bm, struct dd_disk_superblock *out, u64 *slot_
 	return found ? 0 : first_err;
 }
 
-static void dd_stats_encode(const struct dd_stats *s, struct dd_disk_stats *d)
-{
-	memset(d, 0, sizeof(*d));
-	d->data_used = cpu_to_le64(s->data_used);
-	d->meta_used = cpu_to_le64(s->meta_used);
-	d->shared_blocks = cpu_to_le64(s->shared_blocks);
-	d->mapped_blocks = cpu_to_le64(s->mapped_blocks);
-	d->zero_elided = cpu_to_le64(s->zero_elided);
-	d->discarded = cpu_to_le64(s->discarded);
-	d->cow_splits = cpu_to_le64(s->cow_splits);
-}
-
-void dd_sb_encode(struct dd_pool *pool, struct dd_disk_superblock *sb, u64 txn,
-		  u32 nr_journal, u32 journal_csum)
-{
-	memset(sb, 0, sizeof(*sb));
-	sb->hdr.type = cpu_to_le32(DD_BT_SUPER);
-	sb->hdr.blocknr = cpu_to_le64(txn % DD_SB_SLOTS);
-	sb->hdr.txn = cpu_to_le64(txn);
-	sb->magic = cpu_to_le64(DD_MAGIC);
-	sb->version = cpu_to_le32(DD_VERSION);
-	sb->flags = cpu_to_le32(pool->needs_check ? DD_SB_NEEDS_CHECK : 0);
-	sb->data_block_sectors = cpu_to_le32(pool->data_block_sectors);
-	memcpy(sb->uuid, pool->uuid, sizeof(sb->uuid));
-	sb->user_txn_id = cpu_to_le64(pool->user_txn);
-	sb->nr_meta_blocks = cpu_to_le64(pool->nr_meta_blocks);
-	sb->nr_data_blocks = cpu_to_le64(pool->nr_data_blocks);
-	sb->journal_start = cpu_to_le64(pool->journal_start);
-	sb->journal_blocks = cpu_to_le32(pool->journal_blocks);
-	sb->mbitmap_blocks = cpu_to_le32(pool->mbitmap_blocks);
-	sb->mbitmap_start = cpu_to_le64(pool->mbitmap_start);
-	sb->nr_volumes = cpu_to_le32(pool->nr_volumes);
-	sb->journal.txn = cpu_to_le64(txn);
-	sb->journal.nr_blocks = cpu_to_le32(nr_journal);
-	sb->journal.csum = cpu_to_le32(journal_csum);
-	dd_root_encode(&pool->vols_root, &sb->vols);
-	dd_root_encode(&pool->refs_root, &sb->refs);
-	dd_root_encode(&pool->dalloc_root, &sb->dalloc);
-	dd_root_encode(&pool->written_root, &sb->written);
-	dd_root_encode(&pool->index_root, &sb->index);
-	dd_stats_encode(&pool->st, &sb->stats);
-	sb->hdr.csum = cpu_to_le32(dd_block_csum(sb, DD_BT_SUPER));
-}
-
 /* Writes the superblock (already encoded) durably: write, then flush. */
 int dd_write_sb(struct dd_pool *pool, struct dd_disk_superblock *sb)
 {
 	int r;
 
-	r = dd_bm_write_direct(pool->bm, le64_to_cpu(sb->hdr.blocknr), sb);
+	r = dd_bm_write_direct(pool->bm, dd_block_blocknr(sb), sb);
 	return r ? r : dd_bm_sync(pool->bm);
 }
 
@@ -418,15 +324,13 @@ int dd_commit_raw(struct dd_pool *pool)
 
 	for (i = 0; i < pool->nr_dirty; i++) {
 		struct dd_buf *buf = pool->dirty[i];
-		struct dd_disk_header *h = dd_data(buf);
+		void *data = dd_data(buf);
 
 		if (dd_aux(buf)->flags & DD_AUX_FREED)
 			continue;
-		h->blocknr = cpu_to_le64(dd_buf_blocknr(buf));
-		h->txn = cpu_to_le64(txn);
-		h->csum = cpu_to_le32(dd_block_csum(h, le32_to_cpu(h->type)));
-		jcsum = dd_crc32c(jcsum, &h->csum, sizeof(h->csum));
-		r = dd_bm_write_direct(pool->bm, area + n, h);
+		dd_block_seal(data, dd_buf_blocknr(buf), txn);
+		jcsum = dd_journal_csum_add(jcsum, data);
+		r = dd_bm_write_direct(pool->bm, area + n, data);
 		if (r)
 			return r;
 		n++;
@@ -504,13 +408,10 @@ int dd_pool_commit(struct dd_pool *pool)
 
 /* ---- journal replay ------------------------------------------------------ */
 
-static int dd_journal_image(struct dd_pool *pool, const struct dd_disk_superblock *sb,
-			    u64 jb, u64 txn, void *out)
+static int dd_journal_image(struct dd_pool *pool, const struct dd_journal_desc *j, u64 jb,
+			    void *out)
 {
-	const struct dd_disk_header *h = out;
 	struct dd_buf *buf;
-	u64 home;
-	u32 type;
 	int r;
 
 	r = dd_bm_read(pool->bm, jb, &buf);
@@ -519,13 +420,7 @@ static int dd_journal_image(struct dd_pool *pool, const struct dd_disk_superbloc
 	memcpy(out, dd_buf_data(buf), DD_BLOCK_SIZE);
 	dd_bm_put(buf);
 	dd_bm_forget(pool->bm, jb);
-
-	type = le32_to_cpu(h->type);
-	home = le64_to_cpu(h->blocknr);
-	if (le32_to_cpu(h->csum) != dd_block_csum(out, type) || le64_to_cpu(h->txn) != txn ||
-	    home < le64_to_cpu(sb->mbitmap_start) || home >= le64_to_cpu(sb->nr_meta_blocks))
-		return -EILSEQ;
-	return 0;
+	return dd_journal_image_check(out, j);
 }
 
 /*
@@ -534,41 +429,38 @@ static int dd_journal_image(struct dd_pool *pool, const struct dd_disk_superbloc
  */
 int dd_journal_replay(struct dd_pool *pool, const struct dd_disk_superblock *sb)
 {
-	u64 txn = le64_to_cpu(sb->journal.txn);
-	u32 n = le32_to_cpu(sb->journal.nr_blocks);
-	u64 area = le64_to_cpu(sb->journal_start) +
-		   (txn % DD_JOURNAL_AREAS) * le32_to_cpu(sb->journal_blocks);
+	struct dd_journal_desc j;
 	u8 *img = pool->scratch;
 	u32 i, jcsum = 0;
 	int r, pass;
 
-	if (!n)
+	dd_sb_decode_journal(sb, &j);
+	if (!j.nr_blocks)
 		return 0;
-	if (n > le32_to_cpu(sb->journal_blocks) || txn != le64_to_cpu(sb->hdr.txn)) {
-		dd_err("superblock names an impossible journal (%u blocks, txn %llu)", n,
-		       (unsigned long long)txn);
+	if (j.nr_blocks > j.area_blocks || j.txn != j.sb_txn) {
+		dd_err("superblock names an impossible journal (%u blocks, txn %llu)", j.nr_blocks,
+		       (unsigned long long)j.txn);
 		return -EILSEQ;
 	}
 	for (pass = 0; pass < 2; pass++) {
-		for (i = 0; i < n; i++) {
-			r = dd_journal_image(pool, sb, area + i, txn, img);
+		for (i = 0; i < j.nr_blocks; i++) {
+			r = dd_journal_image(pool, &j, j.area + i, img);
 			if (r) {
 				dd_err("journal block %u of transaction %llu is damaged", i,
-				       (unsigned long long)txn);
+				       (unsigned long long)j.txn);
 				return r;
 			}
 			if (pass == 0) {
-				jcsum = dd_crc32c(jcsum, &((struct dd_disk_header *)img)->csum, 4);
+				jcsum = dd_journal_csum_add(jcsum, img);
 				continue;
 			}
-			r = dd_bm_write_direct(pool->bm,
-					       le64_to_cpu(((struct dd_disk_header *)img)->blocknr), img);
+			r = dd_bm_write_direct(pool->bm, dd_block_blocknr(img), img);
 			if (r)
 				return r;
 		}
-		if (pass == 0 && jcsum != le32_to_cpu(sb->journal.csum)) {
+		if (pass == 0 && jcsum != j.csum) {
 			dd_err("journal of transaction %llu does not match its superblock",
-			       (unsigned long long)txn);
+			       (unsigned long long)j.txn);
 			return -EILSEQ;
 		}
 	}

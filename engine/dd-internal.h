@@ -8,7 +8,7 @@
 #define DD_INTERNAL_H
 
 #include "dd-engine.h"
-#include <dm-dedup/format.h>
+#include "dd-codec.h"
 
 /* Most metadata blocks one engine operation may dirty: an operation starts
  * only if the open transaction has room for this many more (else commit). */
@@ -126,9 +126,6 @@ struct dd_pool {
 };
 
 /* dd-block.c: metadata blocks and transactions */
-u32 dd_block_csum(const void *data, u32 type);
-int dd_block_validate(const void *data, u64 blocknr, u32 type, u8 tree, u8 level, u32 owner);
-void dd_block_init(void *data, u32 type, u8 tree, u8 level, u32 owner);
 int dd_blk_get(struct dd_pool *pool, u64 b, u32 type, u8 tree, u8 level, u32 owner,
 	       unsigned flags, struct dd_buf **out);
 int dd_blk_get_dirty(struct dd_pool *pool, u64 b, u32 type, u8 tree, u8 level, u32 owner,
@@ -146,9 +143,6 @@ int dd_commit_raw(struct dd_pool *pool);
 void dd_tx_drop(struct dd_pool *pool);
 int dd_journal_replay(struct dd_pool *pool, const struct dd_disk_superblock *sb);
 int dd_sb_read_best(struct dd_bm *bm, struct dd_disk_superblock *out, u64 *slot_out);
-void dd_sb_encode(struct dd_pool *pool, struct dd_disk_superblock *sb, u64 txn,
-		  u32 nr_journal, u32 journal_csum);
-int dd_sb_validate(const struct dd_disk_superblock *sb, u64 slot);
 int dd_write_sb(struct dd_pool *pool, struct dd_disk_superblock *sb);
 
 /* dd-tree.c */
@@ -185,32 +179,12 @@ int dd_rec_new(struct dd_pool *pool, u64 pbn, u32 vol, u64 lbn);
 int dd_rec_inc(struct dd_pool *pool, u64 pbn);
 int dd_rec_dec(struct dd_pool *pool, u64 pbn, bool *was_shared);
 int dd_rec_set_owner(struct dd_pool *pool, u64 pbn, u32 vol, u64 lbn);
-void dd_rec_decode(const struct dd_disk_rec *d, struct dd_record *r);
 
 /* dd-volume.c */
 int dd_vol_entry_get(struct dd_pool *pool, u32 id, struct dd_disk_volume *out);
 int dd_vol_handle(struct dd_pool *pool, u32 id, struct dd_volume **out);
 int dd_volumes_reload(struct dd_pool *pool);
 int dd_volumes_flush(struct dd_pool *pool);
-
-/* encoding helpers */
-static inline u64 dd_me_pbn(u64 e) { return e & DD_ME_PBN_MASK; }
-static inline bool dd_me_mapped(u64 e) { return e & DD_ME_MAPPED; }
-static inline bool dd_me_excl(u64 e) { return e & DD_ME_EXCL; }
-
-static inline void dd_root_decode(const struct dd_disk_root *d, struct dd_root *r)
-{
-	r->block = le64_to_cpu(d->root);
-	r->height = d->height;
-	r->hint_block = 0;
-}
-
-static inline void dd_root_encode(const struct dd_root *r, struct dd_disk_root *d)
-{
-	memset(d, 0, sizeof(*d));
-	d->root = cpu_to_le64(r->block);
-	d->height = r->height;
-}
 
 /* Everything written so far is on stable storage when this returns 0. */
 static inline int dd_bm_sync(struct dd_bm *bm)

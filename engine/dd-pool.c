@@ -49,8 +49,7 @@ int dd_pool_probe(struct dd_bm *bm, enum dd_probe *result)
 		z = !memcmp(dd_buf_data(buf), dd_zero_block, DD_BLOCK_SIZE);
 		if (slot < DD_SB_SLOTS) {
 			zero &= z;
-			if (le64_to_cpu(((struct dd_disk_superblock *)dd_buf_data(buf))->magic) ==
-			    DD_MAGIC)
+			if (dd_sb_has_magic(dd_buf_data(buf)))
 				magic = true;
 		} else {
 			journal = !z;
@@ -62,19 +61,6 @@ int dd_pool_probe(struct dd_bm *bm, enum dd_probe *result)
 	*result = zero && !journal ? DD_PROBE_ZEROED :
 		  magic || zero ? DD_PROBE_POOL : DD_PROBE_FOREIGN;
 	return 0;
-}
-
-/* A pool object with geometry only, enough for dd_sb_encode(). */
-static void dd_pool_geometry(struct dd_pool *pool, const struct dd_disk_superblock *sb)
-{
-	pool->nr_meta_blocks = le64_to_cpu(sb->nr_meta_blocks);
-	pool->nr_data_blocks = le64_to_cpu(sb->nr_data_blocks);
-	pool->journal_start = le64_to_cpu(sb->journal_start);
-	pool->journal_blocks = le32_to_cpu(sb->journal_blocks);
-	pool->mbitmap_start = le64_to_cpu(sb->mbitmap_start);
-	pool->mbitmap_blocks = le32_to_cpu(sb->mbitmap_blocks);
-	pool->data_block_sectors = le32_to_cpu(sb->data_block_sectors);
-	memcpy(pool->uuid, sb->uuid, sizeof(pool->uuid));
 }
 
 int dd_pool_format(struct dd_bm *bm, const struct dd_format_params *p)
@@ -129,19 +115,13 @@ int dd_pool_format(struct dd_bm *bm, const struct dd_format_params *p)
 	/* 2. The metadata bitmap: the fixed region and the tail past the end are used. */
 	for (page = 0; page < pool->mbitmap_blocks; page++) {
 		u64 base = page * DD_BITS_PER_BITMAP;
-		u32 bit, count = 0;
+		u32 bit;
 
 		dd_block_init(bmp, DD_BT_MBITMAP, DD_TREE_NONE, 0, 0);
-		for (bit = 0; bit < DD_BITS_PER_BITMAP; bit++) {
-			if (base + bit < first_free || base + bit >= nr_meta) {
-				bmp->word[bit / 64] |= cpu_to_le64(1ULL << (bit % 64));
-				count++;
-			}
-		}
-		bmp->hdr.count = cpu_to_le16((u16)count);
-		bmp->hdr.blocknr = cpu_to_le64(pool->mbitmap_start + page);
-		bmp->hdr.txn = cpu_to_le64(1);
-		bmp->hdr.csum = cpu_to_le32(dd_block_csum(bmp, DD_BT_MBITMAP));
+		for (bit = 0; bit < DD_BITS_PER_BITMAP; bit++)
+			if (base + bit < first_free || base + bit >= nr_meta)
+				dd_bitmap_change(bmp, bit, true);
+		dd_block_seal(bmp, pool->mbitmap_start + page, 1);
 		r = dd_bm_write_direct(bm, pool->mbitmap_start + page, bmp);
 		if (r)
 			goto out;
@@ -162,37 +142,6 @@ out:
 	return r;
 }
 
-static int dd_sb_check_geometry(struct dd_bm *bm, const struct dd_disk_superblock *sb)
-{
-	u64 nr_meta = le64_to_cpu(sb->nr_meta_blocks);
-	u32 j = le32_to_cpu(sb->journal_blocks);
-	u64 mstart = le64_to_cpu(sb->mbitmap_start);
-
-	if (le32_to_cpu(sb->version) != DD_VERSION) {
-		dd_err("unsupported metadata version %u", le32_to_cpu(sb->version));
-		return -EINVAL;
-	}
-	if (le32_to_cpu(sb->incompat) & ~DD_FEATURE_INCOMPAT_SUPP) {
-		dd_err("metadata has unsupported incompatible features %#x",
-		       le32_to_cpu(sb->incompat));
-		return -EINVAL;
-	}
-	if (le32_to_cpu(sb->data_block_sectors) != DD_SECTORS_PER_BLOCK ||
-	    nr_meta > dd_bm_nr_blocks(bm) || nr_meta < DD_META_MIN_BLOCKS ||
-	    j < DD_JOURNAL_MIN_BLOCKS || j > DD_JOURNAL_MAX_BLOCKS ||
-	    le64_to_cpu(sb->journal_start) != DD_SB_SLOTS ||
-	    mstart != DD_SB_SLOTS + (u64)DD_JOURNAL_AREAS * j ||
-	    le32_to_cpu(sb->mbitmap_blocks) !=
-		    (nr_meta + DD_BITS_PER_BITMAP - 1) / DD_BITS_PER_BITMAP ||
-	    mstart + le32_to_cpu(sb->mbitmap_blocks) >= nr_meta ||
-	    le64_to_cpu(sb->nr_data_blocks) > DD_MAX_ADDR + 1) {
-		dd_err("superblock geometry is inconsistent (metadata %llu of %llu blocks)",
-		       (unsigned long long)nr_meta, (unsigned long long)dd_bm_nr_blocks(bm));
-		return -EINVAL;
-	}
-	return 0;
-}
-
 /* Loads the in-core state from the best superblock, replaying its journal. */
 static int dd_pool_load(struct dd_pool *pool)
 {
@@ -207,35 +156,18 @@ static int dd_pool_load(struct dd_pool *pool)
 		dd_err("no valid superblock");
 		goto out;
 	}
-	r = dd_sb_check_geometry(pool->bm, sb);
+	r = dd_sb_check_geometry(sb, dd_bm_nr_blocks(pool->bm));
 	if (r)
 		goto out;
-	dd_pool_geometry(pool, sb);
+	dd_sb_decode_geometry(sb, pool);
 	r = dd_journal_replay(pool, sb);
 	if (r)
 		goto out;
 
-	pool->committed_txn = le64_to_cpu(sb->hdr.txn);
+	dd_sb_decode_state(sb, pool);
 	pool->open_txn = pool->committed_txn + 1;
-	pool->user_txn = le64_to_cpu(sb->user_txn_id);
-	pool->nr_volumes = le32_to_cpu(sb->nr_volumes);
-	pool->needs_check = le32_to_cpu(sb->flags) & DD_SB_NEEDS_CHECK;
-	dd_root_decode(&sb->vols, &pool->vols_root);
-	dd_root_decode(&sb->refs, &pool->refs_root);
-	dd_root_decode(&sb->dalloc, &pool->dalloc_root);
-	dd_root_decode(&sb->written, &pool->written_root);
-	dd_root_decode(&sb->index, &pool->index_root);
-	pool->st.data_used = le64_to_cpu(sb->stats.data_used);
-	pool->st.meta_used = le64_to_cpu(sb->stats.meta_used);
-	pool->st.shared_blocks = le64_to_cpu(sb->stats.shared_blocks);
-	pool->st.mapped_blocks = le64_to_cpu(sb->stats.mapped_blocks);
-	pool->st.zero_elided = le64_to_cpu(sb->stats.zero_elided);
-	pool->st.discarded = le64_to_cpu(sb->stats.discarded);
-	pool->st.cow_splits = le64_to_cpu(sb->stats.cow_splits);
 	pool->sb_dirty = false;
 	pool->data_pending_free = 0;
-	if (le32_to_cpu(sb->ro_compat) & ~DD_FEATURE_RO_COMPAT_SUPP)
-		pool->open_flags |= DD_OPEN_READ_ONLY;
 	if (pool->meta_cursor >= pool->nr_meta_blocks)
 		pool->meta_cursor = 0;
 out:

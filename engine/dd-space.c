@@ -13,45 +13,6 @@
  */
 #include "dd-internal.h"
 
-/* First clear bit >= 'from' in a bitmap of 'nbits', or nbits. */
-static u32 dd_find_zero(const __le64 *a, const __le64 *b, u32 from, u32 nbits)
-{
-	u32 w = from / 64;
-	u64 word;
-
-	for (; w * 64 < nbits; w++) {
-		word = le64_to_cpu(a[w]) | (b ? le64_to_cpu(b[w]) : 0);
-		if (w == from / 64 && from % 64)
-			word |= (1ULL << (from % 64)) - 1;
-		if (word != ~0ULL) {
-			u32 bit = w * 64 + (u32)__builtin_ctzll(~word);
-
-			return bit < nbits ? bit : nbits;
-		}
-	}
-	return nbits;
-}
-
-static bool dd_test_bit(const __le64 *words, u32 bit)
-{
-	return le64_to_cpu(words[bit / 64]) & (1ULL << (bit % 64));
-}
-
-/* Sets or clears a bit in a bitmap block; returns the previous value. */
-static bool dd_change_bit(struct dd_disk_bitmap *bm, u32 bit, bool set)
-{
-	u64 w = le64_to_cpu(bm->word[bit / 64]);
-	u64 mask = 1ULL << (bit % 64);
-	bool old = w & mask;
-
-	if (old == set)
-		return old;
-	w = set ? (w | mask) : (w & ~mask);
-	bm->word[bit / 64] = cpu_to_le64(w);
-	bm->hdr.count = cpu_to_le16(le16_to_cpu(bm->hdr.count) + (set ? 1 : -1));
-	return old;
-}
-
 /* ---- metadata blocks ----------------------------------------------------- */
 
 static int dd_mbitmap_get(struct dd_pool *pool, u32 page, bool dirty, struct dd_buf **out)
@@ -83,15 +44,15 @@ int dd_meta_alloc(struct dd_pool *pool, u64 *b)
 		if (r)
 			return r;
 		bm = dd_data(buf);
-		bit = dd_find_zero(bm->word, NULL, pool->meta_cursor % DD_BITS_PER_BITMAP,
-				   DD_BITS_PER_BITMAP);
+		bit = dd_bitmap_find_zero(bm->word, NULL, pool->meta_cursor % DD_BITS_PER_BITMAP,
+					  DD_BITS_PER_BITMAP);
 		dd_blk_put(buf);
 		if (bit < DD_BITS_PER_BITMAP &&
 		    (u64)page * DD_BITS_PER_BITMAP + bit < pool->nr_meta_blocks) {
 			r = dd_mbitmap_get(pool, page, true, &buf);
 			if (r)
 				return r;
-			dd_change_bit(dd_data(buf), bit, true);
+			dd_bitmap_change(dd_data(buf), bit, true);
 			dd_blk_put(buf);
 			*b = (u64)page * DD_BITS_PER_BITMAP + bit;
 			pool->meta_cursor = *b + 1;
@@ -118,7 +79,7 @@ int dd_meta_free(struct dd_pool *pool, u64 b)
 	r = dd_mbitmap_get(pool, page, true, &buf);
 	if (r)
 		return r;
-	was = dd_change_bit(dd_data(buf), b % DD_BITS_PER_BITMAP, false);
+	was = dd_bitmap_change(dd_data(buf), b % DD_BITS_PER_BITMAP, false);
 	dd_blk_put(buf);
 	if (!was) {
 		dd_err("freeing metadata block %llu that is already free", (unsigned long long)b);
@@ -208,17 +169,13 @@ void dd_freed_reset(struct dd_pool *pool, bool release)
 static int dd_dalloc_quarantine(struct dd_buf *leaf, u32 bit)
 {
 	struct dd_aux *aux = dd_aux(leaf);
-	struct dd_disk_bitmap *img;
-	u64 w;
 
 	if (!aux->shadow) {
 		aux->shadow = dd_zalloc(sizeof(*aux->shadow));
 		if (!aux->shadow)
 			return -ENOMEM;
 	}
-	img = (struct dd_disk_bitmap *)aux->shadow->data;
-	w = le64_to_cpu(img->word[bit / 64]) | (1ULL << (bit % 64));
-	img->word[bit / 64] = cpu_to_le64(w);
+	dd_bit_set(((struct dd_disk_bitmap *)aux->shadow->data)->word, bit);
 	return 0;
 }
 
@@ -246,7 +203,7 @@ int dd_dalloc_set(struct dd_pool *pool, u64 pbn, bool used)
 			return r;
 		}
 	}
-	was = dd_change_bit(dd_data(leaf), bit, used);
+	was = dd_bitmap_change(dd_data(leaf), bit, used);
 	dd_blk_put(leaf);
 	if (was == used) {
 		dd_err("data block %llu is already %s", (unsigned long long)pbn,
@@ -297,9 +254,9 @@ int dd_dalloc_test(struct dd_pool *pool, u64 pbn, bool *open_used, bool *committ
 		return 0;
 	if (r)
 		return r;
-	*open_used = dd_test_bit(((struct dd_disk_bitmap *)dd_data(leaf))->word, bit);
+	*open_used = dd_bit_test(((struct dd_disk_bitmap *)dd_data(leaf))->word, bit);
 	cw = dd_dalloc_committed(leaf, &all_free);
-	*committed_used = all_free ? false : cw ? dd_test_bit(cw, bit) : *open_used;
+	*committed_used = all_free ? false : cw ? dd_bit_test(cw, bit) : *open_used;
 	dd_blk_put(leaf);
 	return 0;
 }
@@ -322,7 +279,7 @@ static int dd_dalloc_search_leaf(struct dd_pool *pool, u64 li, u32 from, u64 *pb
 	if (!r) {
 		struct dd_disk_bitmap *bmp = dd_data(leaf);
 
-		if (le16_to_cpu(bmp->hdr.count) >= nbits) {
+		if (dd_block_count(bmp) >= nbits) {
 			dd_blk_put(leaf);
 			return -ENOSPC;
 		}
@@ -331,7 +288,7 @@ static int dd_dalloc_search_leaf(struct dd_pool *pool, u64 li, u32 from, u64 *pb
 	}
 	for (bit = from; bit < nbits; bit++) {
 		if (ow) {
-			bit = dd_find_zero(ow, cw, bit, nbits);
+			bit = dd_bitmap_find_zero(ow, cw, bit, nbits);
 			if (bit >= nbits)
 				break;
 		}
@@ -364,7 +321,7 @@ static int dd_data_verify_free(struct dd_pool *pool, u64 pbn)
 	if (!rec.refcount)
 		return 0;
 	dd_err("data block %llu is free in the bitmap but has %u references",
-	       (unsigned long long)pbn, le32_to_cpu(rec.refcount));
+	       (unsigned long long)pbn, dd_rec_refcount(&rec));
 	dd_pool_metadata_error(pool, -EILSEQ, "allocating a data block");
 	return -EILSEQ;
 }
