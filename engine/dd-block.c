@@ -156,6 +156,89 @@ int dd_blk_get_dirty(struct dd_pool *pool, u64 b, u32 type, u8 tree, u8 level, u
 	return 0;
 }
 
+/* ---- metadata space: the bitmap in the fixed region ----------------------
+ * The metadata allocator lives in this layer, not in dd-space.c with the
+ * data allocator: its bitmap pages are metadata blocks that this layer
+ * journals, so allocating a block dirties another one (dd_blk_alloc ->
+ * dd_meta_alloc -> dd_blk_get_dirty).  That knot is genuine (dm-thin's
+ * metadata space map has the same one); kept in one layer, it is a call
+ * within the layer, not a call up.
+ */
+
+static int dd_mbitmap_get(struct dd_pool *pool, u32 page, bool dirty, struct dd_buf **out)
+{
+	u64 b = pool->mbitmap_start + page;
+
+	if (dirty)
+		return dd_blk_get_dirty(pool, b, DD_BT_MBITMAP, DD_TREE_NONE, 0, 0, out);
+	return dd_blk_get(pool, b, DD_BT_MBITMAP, DD_TREE_NONE, 0, 0, 0, out);
+}
+
+u64 dd_meta_free_blocks(struct dd_pool *pool)
+{
+	return pool->nr_meta_blocks - pool->st.meta_used;
+}
+
+int dd_meta_alloc(struct dd_pool *pool, u64 *b)
+{
+	u32 scanned, page, bit;
+	struct dd_buf *buf;
+	struct dd_disk_bitmap *bm;
+	int r;
+
+	if (pool->meta_cursor >= pool->nr_meta_blocks)
+		pool->meta_cursor = 0;
+	for (scanned = 0; scanned <= pool->mbitmap_blocks; scanned++) {
+		page = (u32)(pool->meta_cursor / DD_BITS_PER_BITMAP);
+		r = dd_mbitmap_get(pool, page, false, &buf);
+		if (r)
+			return r;
+		bm = dd_data(buf);
+		bit = dd_bitmap_find_zero(bm->word, NULL, pool->meta_cursor % DD_BITS_PER_BITMAP,
+					  DD_BITS_PER_BITMAP);
+		dd_blk_put(buf);
+		if (bit < DD_BITS_PER_BITMAP &&
+		    (u64)page * DD_BITS_PER_BITMAP + bit < pool->nr_meta_blocks) {
+			r = dd_mbitmap_get(pool, page, true, &buf);
+			if (r)
+				return r;
+			dd_bitmap_change(dd_data(buf), bit, true);
+			dd_blk_put(buf);
+			*b = (u64)page * DD_BITS_PER_BITMAP + bit;
+			pool->meta_cursor = *b + 1;
+			pool->st.meta_used++;
+			return 0;
+		}
+		pool->meta_cursor = (u64)(page + 1) * DD_BITS_PER_BITMAP;
+		if (pool->meta_cursor >= pool->nr_meta_blocks)
+			pool->meta_cursor = 0;
+	}
+	dd_err("metadata device is full");
+	return -ENOSPC;
+}
+
+int dd_meta_free(struct dd_pool *pool, u64 b)
+{
+	struct dd_buf *buf;
+	u32 page = (u32)(b / DD_BITS_PER_BITMAP);
+	bool was;
+	int r;
+
+	if (b < pool->mbitmap_start + pool->mbitmap_blocks || b >= pool->nr_meta_blocks)
+		return -EILSEQ;
+	r = dd_mbitmap_get(pool, page, true, &buf);
+	if (r)
+		return r;
+	was = dd_bitmap_change(dd_data(buf), b % DD_BITS_PER_BITMAP, false);
+	dd_blk_put(buf);
+	if (!was) {
+		dd_err("freeing metadata block %llu that is already free", (unsigned long long)b);
+		return -EILSEQ;
+	}
+	pool->st.meta_used--;
+	return 0;
+}
+
 int dd_blk_alloc(struct dd_pool *pool, u32 type, u8 tree, u8 level, u32 owner,
 		 struct dd_buf **out)
 {
@@ -268,6 +351,72 @@ void dd_tx_drop(struct dd_pool *pool)
 		dd_bm_forget(pool->bm, b);
 	}
 	pool->nr_dirty = 0;
+}
+
+/* ---- data blocks freed in the open transaction (the freed hook) ----------- */
+
+void dd_freed_add(struct dd_pool *pool, u64 pbn)
+{
+	struct dd_extents *x = &pool->freed;
+
+	if (!pool->hooks.freed || x->overflow)
+		return;
+	if (x->nr && x->start[x->nr - 1] + x->len[x->nr - 1] == pbn) {
+		x->len[x->nr - 1]++;
+		return;
+	}
+	if (x->nr == x->cap) {
+		u32 cap = x->cap ? x->cap * 2 : 256;
+		u64 *ns = dd_alloc(sizeof(u64) * cap), *nl = dd_alloc(sizeof(u64) * cap);
+
+		if (!ns || !nl) {
+			/* Passdown is advisory: give up on it for this transaction. */
+			dd_free(ns);
+			dd_free(nl);
+			x->overflow = true;
+			return;
+		}
+		if (x->nr) {
+			memcpy(ns, x->start, sizeof(u64) * x->nr);
+			memcpy(nl, x->len, sizeof(u64) * x->nr);
+		}
+		dd_free(x->start);
+		dd_free(x->len);
+		x->start = ns;
+		x->len = nl;
+		x->cap = cap;
+	}
+	x->start[x->nr] = pbn;
+	x->len[x->nr] = 1;
+	x->nr++;
+}
+
+/* After a commit: hand the freed ranges to the hook (they are not yet reusable). */
+void dd_freed_report(struct dd_pool *pool)
+{
+	struct dd_extents *x = &pool->freed;
+	u32 i;
+
+	if (!pool->hooks.freed)
+		return;
+	if (x->overflow)
+		dd_warn("too many freed ranges to report in one transaction: passdown skipped");
+	for (i = 0; i < x->nr && !x->overflow; i++)
+		pool->hooks.freed(pool->hooks.ctx, x->start[i], x->len[i]);
+	dd_freed_reset(pool, false);
+}
+
+void dd_freed_reset(struct dd_pool *pool, bool release)
+{
+	struct dd_extents *x = &pool->freed;
+
+	x->nr = 0;
+	x->overflow = false;
+	if (release) {
+		dd_free(x->start);
+		dd_free(x->len);
+		memset(x, 0, sizeof(*x));
+	}
 }
 
 /* ---- superblock --------------------------------------------------------- */

@@ -137,6 +137,12 @@ int dd_blk_free(struct dd_pool *pool, u64 b);
 static inline void dd_blk_put(struct dd_buf *buf) { dd_bm_put(buf); }
 static inline struct dd_aux *dd_aux(struct dd_buf *buf) { return dd_buf_aux(buf); }
 static inline void *dd_data(struct dd_buf *buf) { return dd_buf_data(buf); }
+int dd_meta_alloc(struct dd_pool *pool, u64 *b);
+int dd_meta_free(struct dd_pool *pool, u64 b);
+u64 dd_meta_free_blocks(struct dd_pool *pool);
+void dd_freed_add(struct dd_pool *pool, u64 pbn);
+void dd_freed_report(struct dd_pool *pool);
+void dd_freed_reset(struct dd_pool *pool, bool release);
 int dd_tx_room(struct dd_pool *pool, u32 nr);		/* journal room only */
 int dd_tx_reserve(struct dd_pool *pool, u32 nr);	/* and metadata space */
 int dd_commit_raw(struct dd_pool *pool);
@@ -155,10 +161,7 @@ int dd_tree_remove(struct dd_pool *pool, const struct dd_tree *t, u64 idx);
 int dd_tree_next(struct dd_pool *pool, const struct dd_tree *t, u64 idx, u64 *found);
 int dd_tree_last(struct dd_pool *pool, const struct dd_tree *t, u64 *found);
 
-/* dd-space.c: metadata and data allocation */
-int dd_meta_alloc(struct dd_pool *pool, u64 *b);
-int dd_meta_free(struct dd_pool *pool, u64 b);
-u64 dd_meta_free_blocks(struct dd_pool *pool);
+/* dd-space.c: data allocation */
 int dd_dalloc_set(struct dd_pool *pool, u64 pbn, bool used);
 /* committed_used: used at the last commit, or freed since (never mapped again
  * before the commit, so for a mapped block it is exactly "used at the last
@@ -168,8 +171,6 @@ bool dd_resv_contains(const struct dd_resv *r, u64 pbn);
 int dd_resv_add(struct dd_resv *r, u64 pbn);
 bool dd_resv_remove(struct dd_resv *r, u64 pbn);
 void dd_resv_destroy(struct dd_resv *r);
-void dd_freed_report(struct dd_pool *pool);
-void dd_freed_reset(struct dd_pool *pool, bool release);
 
 /* dd-refs.c: per-PBN records */
 int dd_rec_read(struct dd_pool *pool, u64 pbn, unsigned flags, struct dd_disk_rec *out);
