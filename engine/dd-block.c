@@ -333,6 +333,21 @@ int dd_tx_reserve(struct dd_pool *pool, u32 nr)
 	return 0;
 }
 
+/*
+ * A layer that meets an error in the middle of a change (the open
+ * transaction is no longer consistent) records it here and returns it up;
+ * the public call, in dd-pool.c, enters the error ladder on its way out
+ * (dd_pool_settle).  The first error of a call is the one the ladder logs.
+ */
+int dd_tx_fail(struct dd_pool *pool, int err, const char *what)
+{
+	if (!pool->tx_err) {
+		pool->tx_err = err;
+		pool->tx_err_what = what;
+	}
+	return err;
+}
+
 /* Release the dirty set without committing it (abort or close). */
 void dd_tx_drop(struct dd_pool *pool)
 {
@@ -351,6 +366,8 @@ void dd_tx_drop(struct dd_pool *pool)
 		dd_bm_forget(pool->bm, b);
 	}
 	pool->nr_dirty = 0;
+	pool->tx_err = 0;
+	pool->tx_err_what = NULL;
 }
 
 /* ---- data blocks freed in the open transaction (the freed hook) ----------- */

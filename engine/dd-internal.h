@@ -107,6 +107,10 @@ struct dd_pool {
 	u32 nr_deleting;		/* table entries marked DD_VOL_DELETING */
 	bool dropped_changes;		/* an abort dropped a non-empty transaction */
 	bool sb_dirty;
+	/* An error that left the open transaction half-done (dd_tx_fail): the
+	 * public call enters the error ladder with it on its way out. */
+	int tx_err;
+	const char *tx_err_what;
 	struct dd_buf **dirty;
 	u32 nr_dirty;
 	struct dd_stats st;
@@ -147,6 +151,7 @@ int dd_tx_room(struct dd_pool *pool, u32 nr);		/* journal room only */
 int dd_tx_reserve(struct dd_pool *pool, u32 nr);	/* and metadata space */
 int dd_commit_raw(struct dd_pool *pool);
 void dd_tx_drop(struct dd_pool *pool);
+int dd_tx_fail(struct dd_pool *pool, int err, const char *what);
 int dd_journal_replay(struct dd_pool *pool, const struct dd_disk_superblock *sb);
 int dd_sb_read_best(struct dd_bm *bm, struct dd_disk_superblock *out, u64 *slot_out);
 int dd_write_sb(struct dd_pool *pool, struct dd_disk_superblock *sb);
@@ -167,6 +172,8 @@ int dd_dalloc_set(struct dd_pool *pool, u64 pbn, bool used);
  * before the commit, so for a mapped block it is exactly "used at the last
  * commit"). */
 int dd_dalloc_test(struct dd_pool *pool, u64 pbn, bool *open_used, bool *committed_used);
+int dd_data_find_free(struct dd_pool *pool, u64 *pbn);
+int dd_data_claim(struct dd_pool *pool, u64 pbn);
 bool dd_resv_contains(const struct dd_resv *r, u64 pbn);
 int dd_resv_add(struct dd_resv *r, u64 pbn);
 bool dd_resv_remove(struct dd_resv *r, u64 pbn);
@@ -180,12 +187,20 @@ int dd_rec_new(struct dd_pool *pool, u64 pbn, u32 vol, u64 lbn);
 int dd_rec_inc(struct dd_pool *pool, u64 pbn);
 int dd_rec_dec(struct dd_pool *pool, u64 pbn, bool *was_shared);
 int dd_rec_set_owner(struct dd_pool *pool, u64 pbn, u32 vol, u64 lbn);
+int dd_rec_reserve(struct dd_pool *pool, u64 *pbn);
 
 /* dd-volume.c */
 int dd_vol_entry_get(struct dd_pool *pool, u32 id, struct dd_disk_volume *out);
 int dd_vol_handle(struct dd_pool *pool, u32 id, struct dd_volume **out);
 int dd_volumes_reload(struct dd_pool *pool);
 int dd_volumes_flush(struct dd_pool *pool);
+int dd_vol_create(struct dd_pool *pool, u32 id);
+int dd_vol_snapshot(struct dd_pool *pool, u32 id, u32 origin);
+int dd_vol_delete(struct dd_pool *pool, u32 id);
+int dd_vol_reclaim(struct dd_pool *pool, u64 budget, bool *done);
+int dd_vol_map_insert(struct dd_volume *vol, u64 lbn, u64 pbn);
+int dd_vol_map_unmap(struct dd_volume *vol, u64 lbn, u64 nr, enum dd_unmap_reason why);
+int dd_vol_make_exclusive(struct dd_volume *vol, u64 lbn, bool *excl);
 
 /* Everything written so far is on stable storage when this returns 0. */
 static inline int dd_bm_sync(struct dd_bm *bm)

@@ -360,6 +360,65 @@ enum dd_mode dd_pool_metadata_error(struct dd_pool *pool, int err, const char *w
 	return pool->mode;
 }
 
+/* ---- public calls that change metadata ------------------------------------
+ * The layers below return every error up; those that leave the open
+ * transaction half-done they also mark (dd_tx_fail).  Every public call
+ * that may change metadata settles here on its way out: the one place it
+ * enters the error ladder.
+ */
+static int dd_pool_settle(struct dd_pool *pool, int r)
+{
+	int err = pool->tx_err;
+	const char *what = pool->tx_err_what;
+
+	if (err) {
+		pool->tx_err = 0;
+		pool->tx_err_what = NULL;
+		dd_pool_metadata_error(pool, err, what);
+	}
+	return r;
+}
+
+int dd_volume_create(struct dd_pool *pool, u32 id)
+{
+	return dd_pool_settle(pool, dd_vol_create(pool, id));
+}
+
+int dd_snapshot_create(struct dd_pool *pool, u32 id, u32 origin)
+{
+	return dd_pool_settle(pool, dd_vol_snapshot(pool, id, origin));
+}
+
+int dd_volume_delete(struct dd_pool *pool, u32 id)
+{
+	return dd_pool_settle(pool, dd_vol_delete(pool, id));
+}
+
+int dd_pool_reclaim(struct dd_pool *pool, u64 budget, bool *done)
+{
+	return dd_pool_settle(pool, dd_vol_reclaim(pool, budget, done));
+}
+
+int dd_data_reserve(struct dd_pool *pool, u64 *pbn)
+{
+	return dd_pool_settle(pool, dd_rec_reserve(pool, pbn));
+}
+
+int dd_map_insert(struct dd_volume *vol, u64 lbn, u64 pbn)
+{
+	return dd_pool_settle(vol->pool, dd_vol_map_insert(vol, lbn, pbn));
+}
+
+int dd_map_unmap(struct dd_volume *vol, u64 lbn, u64 nr, enum dd_unmap_reason why)
+{
+	return dd_pool_settle(vol->pool, dd_vol_map_unmap(vol, lbn, nr, why));
+}
+
+int dd_map_make_exclusive(struct dd_volume *vol, u64 lbn, bool *excl)
+{
+	return dd_pool_settle(vol->pool, dd_vol_make_exclusive(vol, lbn, excl));
+}
+
 enum dd_mode dd_pool_mode(struct dd_pool *pool)
 {
 	return pool->mode;

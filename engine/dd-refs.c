@@ -207,6 +207,31 @@ int dd_rec_set_owner(struct dd_pool *pool, u64 pbn, u32 vol, u64 lbn)
 	return dd_rec_close(pool, pbn, leaf, 1, 1);
 }
 
+/*
+ * Reserves a data block for a write in flight.  A block free in the bitmap
+ * must have no references: otherwise (damaged metadata) a guest's write
+ * would land on a live block before the insert notices.  One record lookup,
+ * in a leaf the insert needs anyway.
+ */
+int dd_rec_reserve(struct dd_pool *pool, u64 *pbn)
+{
+	struct dd_disk_rec rec;
+	int r;
+
+	r = dd_data_find_free(pool, pbn);
+	if (r)
+		return r;
+	r = dd_rec_read(pool, *pbn, 0, &rec);
+	if (r)
+		return r;
+	if (dd_rec_refcount(&rec)) {
+		dd_err("data block %llu is free in the bitmap but has %u references",
+		       (unsigned long long)*pbn, dd_rec_refcount(&rec));
+		return dd_tx_fail(pool, -EILSEQ, "allocating a data block");
+	}
+	return dd_data_claim(pool, *pbn);
+}
+
 int dd_record_get(struct dd_pool *pool, u64 pbn, struct dd_record *rec)
 {
 	struct dd_disk_rec d;

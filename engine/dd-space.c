@@ -165,27 +165,11 @@ out:
 }
 
 /*
- * A block free in the bitmap must have no references: otherwise (damaged
- * metadata) a guest's write would land on a live block before the insert
- * notices.  One record lookup, in a leaf the insert needs anyway.
+ * A candidate for a new data block: free in the open and in the committed
+ * state and not reserved, from the cursor on (wrapping).  The records layer
+ * checks the candidate's record and claims it (dd_rec_reserve).
  */
-static int dd_data_verify_free(struct dd_pool *pool, u64 pbn)
-{
-	struct dd_disk_rec rec;
-	int r;
-
-	r = dd_rec_read(pool, pbn, 0, &rec);
-	if (r)
-		return r;
-	if (!rec.refcount)
-		return 0;
-	dd_err("data block %llu is free in the bitmap but has %u references",
-	       (unsigned long long)pbn, dd_rec_refcount(&rec));
-	dd_pool_metadata_error(pool, -EILSEQ, "allocating a data block");
-	return -EILSEQ;
-}
-
-int dd_data_reserve(struct dd_pool *pool, u64 *pbn)
+int dd_data_find_free(struct dd_pool *pool, u64 *pbn)
 {
 	u64 nr = pool->nr_data_blocks, pos, leaves, scanned;
 	u32 from;
@@ -201,15 +185,6 @@ int dd_data_reserve(struct dd_pool *pool, u64 *pbn)
 		u64 li = dd_div_u64_rem(pos, DD_BITS_PER_BITMAP, &from);
 
 		r = dd_dalloc_search_leaf(pool, li, from, pbn);
-		if (!r)
-			r = dd_data_verify_free(pool, *pbn);
-		if (!r) {
-			r = dd_resv_add(&pool->resv, *pbn);
-			if (r)
-				return r;
-			pool->data_cursor = *pbn + 1;
-			return 0;
-		}
 		if (r != -ENOSPC)
 			return r;
 		pos = (li + 1) * DD_BITS_PER_BITMAP;
@@ -217,6 +192,17 @@ int dd_data_reserve(struct dd_pool *pool, u64 *pbn)
 			pos = 0;
 	}
 	return -ENOSPC;
+}
+
+/* Reserves a block found by dd_data_find_free (memory only). */
+int dd_data_claim(struct dd_pool *pool, u64 pbn)
+{
+	int r = dd_resv_add(&pool->resv, pbn);
+
+	if (r)
+		return r;
+	pool->data_cursor = pbn + 1;
+	return 0;
 }
 
 void dd_data_unreserve(struct dd_pool *pool, u64 pbn)

@@ -328,7 +328,7 @@ static int dd_vol_id_unused(struct dd_pool *pool, u32 id)
 	return 0;
 }
 
-int dd_volume_create(struct dd_pool *pool, u32 id)
+int dd_vol_create(struct dd_pool *pool, u32 id)
 {
 	struct dd_disk_volume e;
 	int r;
@@ -340,10 +340,8 @@ int dd_volume_create(struct dd_pool *pool, u32 id)
 		return r;
 	dd_vol_encode_new(&e, id, DD_VOL_VALID, DD_NO_VOLUME, pool->open_txn);
 	r = dd_vol_entry_put(pool, &e);
-	if (r) {
-		dd_pool_metadata_error(pool, r, "creating a volume");
-		return r;
-	}
+	if (r)
+		return dd_tx_fail(pool, r, "creating a volume");
 	pool->nr_volumes++;
 	return 0;
 }
@@ -355,7 +353,7 @@ static bool dd_vol_busy(struct dd_pool *pool, u32 id)
 	return v && v->open_count;
 }
 
-int dd_volume_delete(struct dd_pool *pool, u32 id)
+int dd_vol_delete(struct dd_pool *pool, u32 id)
 {
 	struct dd_volume *v;
 	int r;
@@ -382,10 +380,9 @@ int dd_volume_delete(struct dd_pool *pool, u32 id)
 	r = dd_vol_sync(v);
 	dd_volume_close(v);
 	if (r)
-		dd_pool_metadata_error(pool, r, "deleting a volume");
-	else
-		pool->nr_deleting++;
-	return r;
+		return dd_tx_fail(pool, r, "deleting a volume");
+	pool->nr_deleting++;
+	return 0;
 }
 
 /* ---- the map -------------------------------------------------------------- */
@@ -520,7 +517,7 @@ static int __dd_map_insert(struct dd_volume *vol, u64 lbn, u64 pbn)
 	return 0;
 }
 
-int dd_map_insert(struct dd_volume *vol, u64 lbn, u64 pbn)
+int dd_vol_map_insert(struct dd_volume *vol, u64 lbn, u64 pbn)
 {
 	struct dd_pool *pool = vol->pool;
 	int r;
@@ -532,8 +529,8 @@ int dd_map_insert(struct dd_volume *vol, u64 lbn, u64 pbn)
 		return r;
 	r = __dd_map_insert(vol, lbn, pbn);
 	if (r)
-		dd_pool_metadata_error(pool, r, "inserting a mapping");
-	return r;
+		return dd_tx_fail(pool, r, "inserting a mapping");
+	return 0;
 }
 
 int dd_map_plan_write(struct dd_volume *vol, u64 lbn, unsigned flags, struct dd_mapping *m,
@@ -560,7 +557,7 @@ int dd_map_plan_write(struct dd_volume *vol, u64 lbn, unsigned flags, struct dd_
 	return 0;
 }
 
-static int __dd_make_exclusive(struct dd_volume *vol, u64 lbn, bool *excl)
+int dd_vol_make_exclusive(struct dd_volume *vol, u64 lbn, bool *excl)
 {
 	struct dd_pool *pool = vol->pool;
 	struct dd_disk_rec rec, crec;
@@ -571,6 +568,8 @@ static int __dd_make_exclusive(struct dd_volume *vol, u64 lbn, bool *excl)
 	bool touched, open_used, committed_used;
 	int r;
 
+	if (lbn > DD_MAX_ADDR)
+		return -EINVAL;
 	*excl = false;
 	r = dd_map_lookup(vol, lbn, 0, &m);
 	if (r)
@@ -619,15 +618,7 @@ static int __dd_make_exclusive(struct dd_volume *vol, u64 lbn, bool *excl)
 	*excl = true;
 	return 0;
 bad:
-	dd_pool_metadata_error(pool, r, "making a block exclusive");
-	return r;
-}
-
-int dd_map_make_exclusive(struct dd_volume *vol, u64 lbn, bool *excl)
-{
-	if (lbn > DD_MAX_ADDR)
-		return -EINVAL;
-	return __dd_make_exclusive(vol, lbn, excl);
+	return dd_tx_fail(pool, r, "making a block exclusive");
 }
 
 /* Room left in the journal for one more entry update. */
@@ -729,17 +720,15 @@ static int dd_unmap_range(struct dd_volume *vol, u64 lbn, u64 end, enum dd_unmap
 		if (r)
 			return r;
 		r = dd_unmap_leaf(vol, found, &pos, end, why, budget);
-		if (r) {
-			dd_pool_metadata_error(pool, r, "unmapping");
-			return r;
-		}
+		if (r)
+			return dd_tx_fail(pool, r, "unmapping");
 		dd_cond_resched();
 	}
 	*next = end;
 	return 0;
 }
 
-int dd_map_unmap(struct dd_volume *vol, u64 lbn, u64 nr, enum dd_unmap_reason why)
+int dd_vol_map_unmap(struct dd_volume *vol, u64 lbn, u64 nr, enum dd_unmap_reason why)
 {
 	u64 next, budget = ~0ULL;
 
@@ -850,15 +839,13 @@ static int dd_snap_copy(struct dd_volume *snap, struct dd_volume *origin)
 		if (r)
 			return r;
 		r = dd_snap_copy_leaf(snap, origin, found, &pos);
-		if (r) {
-			dd_pool_metadata_error(pool, r, "copying a snapshot");
-			return r;
-		}
+		if (r)
+			return dd_tx_fail(pool, r, "copying a snapshot");
 		dd_cond_resched();
 	}
 }
 
-int dd_snapshot_create(struct dd_pool *pool, u32 id, u32 origin_id)
+int dd_vol_snapshot(struct dd_pool *pool, u32 id, u32 origin_id)
 {
 	struct dd_disk_volume e;
 	struct dd_volume *origin, *snap;
@@ -892,21 +879,21 @@ int dd_snapshot_create(struct dd_pool *pool, u32 id, u32 origin_id)
 	}
 	dd_volume_close(snap);
 	dd_volume_close(origin);
-	if (r && dd_writable(pool)) {
-		/* e.g. -EOVERFLOW or -ENOSPC: hand the partial copy to reclaim. */
-		dd_volume_delete(pool, id);
+	if (r && dd_writable(pool) && !pool->tx_err) {
+		/* e.g. -ENOSPC: hand the partial copy to reclaim (a failed
+		 * transaction is aborted instead, by the caller's ladder). */
+		dd_vol_delete(pool, id);
 	}
 	return r;
 
 bad_meta:
 	dd_volume_close(origin);
-	dd_pool_metadata_error(pool, r, "creating a snapshot");
-	return r;
+	return dd_tx_fail(pool, r, "creating a snapshot");
 }
 
 /* ---- freeing deleted volumes ------------------------------------------------- */
 
-int dd_pool_reclaim(struct dd_pool *pool, u64 budget, bool *done)
+int dd_vol_reclaim(struct dd_pool *pool, u64 budget, bool *done)
 {
 	struct dd_volume_info info;
 	struct dd_volume *v;
@@ -937,14 +924,13 @@ int dd_pool_reclaim(struct dd_pool *pool, u64 budget, bool *done)
 			/* Every leaf was visited, yet the tree is not empty: a node
 			 * or leaf count is wrong.  Retrying would never end. */
 			dd_err("deleted volume %u: map cannot be emptied", id);
-			r = -EILSEQ;
-			dd_pool_metadata_error(pool, r, "freeing a deleted volume");
+			r = dd_tx_fail(pool, -EILSEQ, "freeing a deleted volume");
 		} else if (!r && !v->map.block) {
 			r = dd_tx_room(pool, DD_OP_MAX_DIRTY);
 			if (!r) {
 				r = dd_vol_entry_del(pool, id);
 				if (r)
-					dd_pool_metadata_error(pool, r, "removing a deleted volume");
+					dd_tx_fail(pool, r, "removing a deleted volume");
 			}
 			if (!r) {
 				dd_vol_clean(v);	/* gone from the table */
