@@ -303,14 +303,15 @@ int dd_tx_room(struct dd_pool *pool, u32 nr)
 
 	if (!dd_writable(pool))
 		return -EROFS;
-	if (pool->nr_dirty_vols >= DD_MAX_DIRTY_VOLS) {
-		r = dd_volumes_flush(pool);
+	/* Bound what the pre-commit step may still dirty: run it early. */
+	if (pool->nr_dirty_vols >= DD_MAX_DIRTY_VOLS && pool->pre_commit.run) {
+		r = pool->pre_commit.run(pool);
 		if (r)
 			return r;
 	}
 	/* Each volume with a pending count may dirty a table leaf at commit. */
 	if (pool->nr_dirty + nr + pool->nr_dirty_vols > pool->journal_blocks) {
-		r = dd_pool_commit(pool);
+		r = dd_tx_commit(pool);
 		if (r)
 			return r;
 	}
@@ -539,37 +540,48 @@ int dd_commit_raw(struct dd_pool *pool)
 	return 0;
 }
 
-bool dd_pool_dirty(struct dd_pool *pool)
+bool dd_tx_dirty(struct dd_pool *pool)
 {
 	return pool->nr_dirty || pool->sb_dirty || pool->nr_dirty_vols;
 }
 
-int dd_pool_commit(struct dd_pool *pool)
+/*
+ * Commits the open transaction, if it holds anything: the pre-commit step
+ * of the layers above, the caller's pre_commit hook (the kernel flushes the
+ * data device and drains in-flight I/O: a mapping is never durable before
+ * its data), then steps 1-4.  A failure is marked for the ladder and
+ * returned.
+ *
+ * Why the commit is here and not in the pool layer: the transaction layer
+ * already owns the protocol and the journal, and the journal is what tells
+ * when an operation must commit first (dd_tx_room, deep inside the loops
+ * of the volume layer).  With the commit in the pool layer, this layer
+ * would have to call up for it through a callback all the same.  So the
+ * only upper-layer work at commit time, writing the volumes' pending counts
+ * into the volume table before the superblock, is a pre-commit step that
+ * the pool layer registers when it opens the pool (pool->pre_commit), as
+ * in persistent-data's transaction manager.
+ */
+int dd_tx_commit(struct dd_pool *pool)
 {
 	int r;
 
-	if (pool->mode == DD_MODE_FAIL)
-		return -EIO;
-	if (!dd_pool_dirty(pool))
+	if (!dd_tx_dirty(pool))
 		return 0;
-	if (!dd_writable(pool))
-		return -EROFS;
-	r = dd_volumes_flush(pool);
-	if (r) {
-		dd_pool_metadata_error(pool, r, "writing the volume table");
-		return r;
+	if (pool->pre_commit.run) {
+		r = pool->pre_commit.run(pool);
+		if (r)
+			return dd_tx_fail(pool, r, pool->pre_commit.what);
 	}
 	if (pool->hooks.pre_commit) {
 		r = pool->hooks.pre_commit(pool->hooks.ctx);
-		if (r) {
-			dd_pool_metadata_error(pool, r, "flushing the data device before commit");
-			return r;
-		}
+		if (r)
+			return dd_tx_fail(pool, r, "flushing the data device before commit");
 	}
 	r = dd_commit_raw(pool);
 	if (r)
-		dd_pool_metadata_error(pool, r, "commit");
-	return r;
+		return dd_tx_fail(pool, r, "commit");
+	return 0;
 }
 
 /* ---- journal replay ------------------------------------------------------ */

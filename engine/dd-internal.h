@@ -85,9 +85,17 @@ struct dd_volume {
 	struct dd_tree tree;	/* .root points at .map */
 };
 
+/* Work of a layer above the transaction layer that must reach the open
+ * transaction before every commit; the pool layer fills it in at open. */
+struct dd_pre_commit {
+	int (*run)(struct dd_pool *pool);
+	const char *what;		/* for the error ladder's log */
+};
+
 struct dd_pool {
 	struct dd_bm *bm;
 	struct dd_pool_hooks hooks;
+	struct dd_pre_commit pre_commit;
 	unsigned open_flags;
 	enum dd_mode mode;
 	bool needs_check;
@@ -149,6 +157,8 @@ void dd_freed_report(struct dd_pool *pool);
 void dd_freed_reset(struct dd_pool *pool, bool release);
 int dd_tx_room(struct dd_pool *pool, u32 nr);		/* journal room only */
 int dd_tx_reserve(struct dd_pool *pool, u32 nr);	/* and metadata space */
+bool dd_tx_dirty(struct dd_pool *pool);
+int dd_tx_commit(struct dd_pool *pool);
 int dd_commit_raw(struct dd_pool *pool);
 void dd_tx_drop(struct dd_pool *pool);
 int dd_tx_fail(struct dd_pool *pool, int err, const char *what);

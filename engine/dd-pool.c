@@ -237,6 +237,9 @@ int dd_pool_open(struct dd_bm *bm, unsigned flags, const struct dd_pool_hooks *h
 	pool->open_flags = flags;
 	if (hooks)
 		pool->hooks = *hooks;
+	/* The volume layer's work before every commit (see dd_tx_commit). */
+	pool->pre_commit.run = dd_volumes_flush;
+	pool->pre_commit.what = "writing the volume table";
 	dd_pool_init_trees(pool);
 	pool->scratch = dd_alloc(DD_BLOCK_SIZE);
 	r = -ENOMEM;
@@ -417,6 +420,22 @@ int dd_map_unmap(struct dd_volume *vol, u64 lbn, u64 nr, enum dd_unmap_reason wh
 int dd_map_make_exclusive(struct dd_volume *vol, u64 lbn, bool *excl)
 {
 	return dd_pool_settle(vol->pool, dd_vol_make_exclusive(vol, lbn, excl));
+}
+
+bool dd_pool_dirty(struct dd_pool *pool)
+{
+	return dd_tx_dirty(pool);
+}
+
+int dd_pool_commit(struct dd_pool *pool)
+{
+	if (pool->mode == DD_MODE_FAIL)
+		return -EIO;
+	if (!dd_tx_dirty(pool))
+		return 0;
+	if (!dd_writable(pool))
+		return -EROFS;
+	return dd_pool_settle(pool, dd_tx_commit(pool));
 }
 
 enum dd_mode dd_pool_mode(struct dd_pool *pool)
