@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Metadata blocks and transactions: checksums, validation, the dirty set of
- * the open transaction, the commit protocol and journal replay.
+ * Layer 1 (dd-internal.h): metadata blocks and transactions.  Reading and
+ * validating blocks, the dirty set of the open transaction, the metadata
+ * allocator, journal room, the commit protocol, journal replay, the
+ * superblock slots.  Calls only the codec and the block manager.
  *
  * Commit of transaction t (docs/format.md, "Commit protocol"):
  *   1. stamp every dirty block (blocknr, txn t, checksum) and copy it into

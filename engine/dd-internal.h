@@ -3,6 +3,44 @@
  * Engine internals shared by the dd-*.c files.  Nothing outside the engine
  * (and the userspace check/dump code, which walks the same structures)
  * includes this header.
+ *
+ * The engine is built in layers; each calls only the layers below it, and
+ * all of them the block manager (dd-bm.h) and the environment (dd-env.h):
+ *
+ *   6 pool    dd-pool.c    format, probe, open, close, abort, the error
+ *                          ladder, statistics; and every public call that
+ *                          may change metadata, as a wrapper that enters
+ *                          the ladder when the layer below marked a failure
+ *   5 volume  dd-volume.c  the volume table and its in-core handles, the
+ *                          maps (the lookups are public calls from here),
+ *                          snapshots, deletion and reclaim
+ *   4 refs    dd-refs.c    per-PBN records (refcount, owner), kept in step
+ *                          with the data bitmap; the checked reservation
+ *                          of a data block
+ *   3 space   dd-space.c   data allocation: the dalloc bitmap tree, the
+ *                          quarantine of blocks freed in the open
+ *                          transaction, the reservations of blocks in flight
+ *   2 tree    dd-tree.c    radix trees of metadata blocks keyed by leaf index
+ *   1 block   dd-block.c   metadata blocks (read, validate, dirty, allocate,
+ *                          free: the metadata bitmap is here because this
+ *                          layer journals its pages), the open transaction
+ *                          (journal room, commit, replay), the superblock
+ *                          slots, the data blocks freed in the transaction
+ *                          (reported to the freed hook after its commit)
+ *   0 codec   dd-codec.c   every encoder and decoder of the on-disk format
+ *
+ * Errors are returned up.  An error that leaves the open transaction
+ * half-done (a failure in the middle of a change, or of a commit) is also
+ * marked with dd_tx_fail(); the public call settles on its way out
+ * (dd_pool_settle in dd-pool.c), which is the one place it enters the error
+ * ladder (dd_pool_metadata_error).  A refusal before anything changed
+ * (-EROFS, -ENOSPC from dd_tx_reserve, -EINVAL...) and a read that meets
+ * damage leave the transaction consistent and are only returned.
+ *
+ * Code of a higher layer runs below it only through pointers filled in at
+ * open, never by name: the pre-commit step (pool->pre_commit, which the pool
+ * layer sets to the volume layer's dd_volumes_flush; see dd_tx_commit for
+ * why the commit lives in the transaction layer), and the caller's hooks.
  */
 #ifndef DD_INTERNAL_H
 #define DD_INTERNAL_H
@@ -137,7 +175,15 @@ struct dd_pool {
 	void *scratch;			/* one block */
 };
 
-/* dd-block.c: metadata blocks and transactions */
+/* ---- 1 block (dd-block.c): metadata blocks and the open transaction -----
+ * dd_blk_get: a validated block (-EILSEQ if damaged or out of range,
+ * -EWOULDBLOCK with DD_NOWAIT if not cached).  The _dirty/alloc/free calls
+ * join the open transaction (-EROFS if the pool is not writable).
+ * dd_tx_room/dd_tx_reserve come first in every operation that changes
+ * metadata: they may commit (the journal is full), and dd_tx_reserve
+ * refuses with -ENOSPC, before anything changes, if metadata space could
+ * run out in the middle.
+ */
 int dd_blk_get(struct dd_pool *pool, u64 b, u32 type, u8 tree, u8 level, u32 owner,
 	       unsigned flags, struct dd_buf **out);
 int dd_blk_get_dirty(struct dd_pool *pool, u64 b, u32 type, u8 tree, u8 level, u32 owner,
@@ -166,7 +212,9 @@ int dd_journal_replay(struct dd_pool *pool, const struct dd_disk_superblock *sb)
 int dd_sb_read_best(struct dd_bm *bm, struct dd_disk_superblock *out, u64 *slot_out);
 int dd_write_sb(struct dd_pool *pool, struct dd_disk_superblock *sb);
 
-/* dd-tree.c */
+/* ---- 2 tree (dd-tree.c) ------------------------------------------------
+ * -ENODATA: no such leaf (it reads as all zero); -EILSEQ: damaged tree.
+ */
 u64 dd_tree_capacity(u8 height);
 int dd_tree_find(struct dd_pool *pool, const struct dd_tree *t, u64 idx, unsigned flags,
 		 struct dd_buf **leaf);
@@ -176,7 +224,7 @@ int dd_tree_remove(struct dd_pool *pool, const struct dd_tree *t, u64 idx);
 int dd_tree_next(struct dd_pool *pool, const struct dd_tree *t, u64 idx, u64 *found);
 int dd_tree_last(struct dd_pool *pool, const struct dd_tree *t, u64 *found);
 
-/* dd-space.c: data allocation */
+/* ---- 3 space (dd-space.c): data allocation ---------------------------- */
 int dd_dalloc_set(struct dd_pool *pool, u64 pbn, bool used);
 /* committed_used: used at the last commit, or freed since (never mapped again
  * before the commit, so for a mapped block it is exactly "used at the last
@@ -189,7 +237,10 @@ int dd_resv_add(struct dd_resv *r, u64 pbn);
 bool dd_resv_remove(struct dd_resv *r, u64 pbn);
 void dd_resv_destroy(struct dd_resv *r);
 
-/* dd-refs.c: per-PBN records */
+/* ---- 4 refs (dd-refs.c): per-PBN records -------------------------------
+ * A record that contradicts the operation (a reference to a free block, a
+ * missing record) is -EILSEQ; dd_rec_inc at the 32-bit limit is -EOVERFLOW.
+ */
 int dd_rec_read(struct dd_pool *pool, u64 pbn, unsigned flags, struct dd_disk_rec *out);
 int dd_rec_read_committed(struct dd_pool *pool, u64 pbn, struct dd_disk_rec *out,
 			  bool *touched);
@@ -199,7 +250,13 @@ int dd_rec_dec(struct dd_pool *pool, u64 pbn, bool *was_shared);
 int dd_rec_set_owner(struct dd_pool *pool, u64 pbn, u32 vol, u64 lbn);
 int dd_rec_reserve(struct dd_pool *pool, u64 *pbn);
 
-/* dd-volume.c */
+/* ---- 5 volume (dd-volume.c) ------------------------------------------------
+ * dd_vol_create, _snapshot, _delete, _reclaim, _map_insert, _map_unmap and
+ * _make_exclusive are dd_volume_create, dd_snapshot_create, dd_volume_delete,
+ * dd_pool_reclaim, dd_map_insert, dd_map_unmap and dd_map_make_exclusive
+ * without the settling (dd-pool.c wraps them).  dd_volumes_flush is the
+ * pre-commit step.
+ */
 int dd_vol_entry_get(struct dd_pool *pool, u32 id, struct dd_disk_volume *out);
 int dd_vol_handle(struct dd_pool *pool, u32 id, struct dd_volume **out);
 int dd_volumes_reload(struct dd_pool *pool);

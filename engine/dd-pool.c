@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Pools: format, open (with journal replay), close, abort, the error ladder
- * and statistics.
+ * Layer 6 (dd-internal.h), the top.  Pools: format, open (with journal
+ * replay), close, abort, the error ladder and statistics; and the public
+ * calls that may change metadata, each of which enters the ladder in one
+ * place (dd_pool_settle).
  */
 #include "dd-internal.h"
 

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Per-PBN records: reference count and owner back-pointer, kept together in
- * one 16-byte record so that they can never disagree after a crash.
+ * Layer 4 (dd-internal.h).  Per-PBN records: reference count and owner
+ * back-pointer, kept together in one 16-byte record so that they can never
+ * disagree after a crash.
  *
  * The owner (volume, LBN) is known (DD_REC_OWNED) while exactly one map
  * entry points at the block and the engine knows which; it is forgotten

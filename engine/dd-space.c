@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Data space: allocation of data blocks (the dalloc radix tree of bitmaps)
- * and the reservations of blocks being written.  (Metadata blocks are
- * allocated by dd-block.c, whose journal their bitmap is part of.)
+ * Layer 3 (dd-internal.h).  Data space: allocation of data blocks (the
+ * dalloc radix tree of bitmaps) and the reservations of blocks being
+ * written.  (Metadata blocks are allocated by dd-block.c, whose journal
+ * their bitmap is part of.)
  *
  * A metadata block freed in the open transaction may be reused at once: its
  * new contents reach home only after the commit that journals them.  A data

@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Radix trees of metadata blocks, keyed by leaf index.  Used for the volume
- * maps, the per-PBN records, the data allocation bitmap and the volume
- * table.  Blocks are updated in place inside a transaction (the journal
- * makes that crash-safe), so a leaf update never touches its parents; only
- * creating or removing a child does.
+ * Layer 2 (dd-internal.h): radix trees of metadata blocks, keyed by leaf
+ * index.  Used for the volume maps, the per-PBN records, the data
+ * allocation bitmap and the volume table.  Blocks are updated in place
+ * inside a transaction (the journal makes that crash-safe), so a leaf
+ * update never touches its parents; only creating or removing a child does.
  */
 #include "dd-internal.h"
 

@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Volumes: the volume table, the LBN -> PBN maps, snapshots and deletion.
+ * Layer 5 (dd-internal.h).  Volumes: the volume table, the LBN -> PBN maps,
+ * snapshots, deletion and reclaim.  The lookups are public calls from here;
+ * the calls that change metadata are wrapped by the pool layer, which
+ * enters the error ladder for them.
  *
  * The exclusive bit of a map entry (DD_ME_EXCL) lets the data path write in
  * place after one map lookup.  Invariant (checked by dedup_check): an entry
