@@ -384,6 +384,17 @@ static int dd_pool_settle(struct dd_pool *pool, int r)
 	return r;
 }
 
+int dd_pool_commit(struct dd_pool *pool)
+{
+	if (pool->mode == DD_MODE_FAIL)
+		return -EIO;
+	if (!dd_tx_dirty(pool))
+		return 0;
+	if (!dd_writable(pool))
+		return -EROFS;
+	return dd_pool_settle(pool, dd_tx_commit(pool));
+}
+
 int dd_volume_create(struct dd_pool *pool, u32 id)
 {
 	return dd_pool_settle(pool, dd_vol_create(pool, id));
@@ -427,17 +438,6 @@ int dd_map_make_exclusive(struct dd_volume *vol, u64 lbn, bool *excl)
 bool dd_pool_dirty(struct dd_pool *pool)
 {
 	return dd_tx_dirty(pool);
-}
-
-int dd_pool_commit(struct dd_pool *pool)
-{
-	if (pool->mode == DD_MODE_FAIL)
-		return -EIO;
-	if (!dd_tx_dirty(pool))
-		return 0;
-	if (!dd_writable(pool))
-		return -EROFS;
-	return dd_pool_settle(pool, dd_tx_commit(pool));
 }
 
 enum dd_mode dd_pool_mode(struct dd_pool *pool)
