@@ -70,8 +70,14 @@ int dd_blk_get(struct dd_pool *pool, u64 b, u32 type, u8 tree, u8 level, u32 own
 	} else {
 		const void *data = dd_data(buf);
 
-		/* Cheap re-check of the identity: catches a stale pointer. */
-		if (dd_block_type(data) != type || (level != 0xff && dd_block_level(data) != level)) {
+		/*
+		 * Cheap re-check of the identity: catches a stale or damaged
+		 * pointer, also one into another tree or another volume's map
+		 * (which must never hand one volume another's mappings).
+		 */
+		if (dd_block_type(data) != type || (level != 0xff && dd_block_level(data) != level) ||
+		    (tree != 0xff && dd_block_tree(data) != tree) ||
+		    (owner != DD_NO_VOLUME && dd_block_owner(data) != owner)) {
 			dd_bm_put(buf);
 			dd_err("metadata block %llu is a %s, expected a %s",
 			       (unsigned long long)b, dd_type_name(dd_block_type(data)),
@@ -308,8 +314,8 @@ int dd_tx_room(struct dd_pool *pool, u32 nr)
 	/* Bound what the pre-commit step may still dirty: run it early. */
 	if (pool->nr_dirty_vols >= DD_MAX_DIRTY_VOLS && pool->pre_commit.run) {
 		r = pool->pre_commit.run(pool);
-		if (r)
-			return r;
+		if (r)	/* table entries may be half written, as inside a commit */
+			return dd_tx_fail(pool, r, pool->pre_commit.what);
 	}
 	/* Each volume with a pending count may dirty a table leaf at commit. */
 	if (pool->nr_dirty + nr + pool->nr_dirty_vols > pool->journal_blocks) {

@@ -40,6 +40,16 @@ static inline u8 dd_block_level(const void *block)
 	return ((const struct dd_disk_header *)block)->level;
 }
 
+static inline u8 dd_block_tree(const void *block)
+{
+	return ((const struct dd_disk_header *)block)->tree;
+}
+
+static inline u32 dd_block_owner(const void *block)
+{
+	return le32_to_cpu(((const struct dd_disk_header *)block)->owner);
+}
+
 static inline u64 dd_block_blocknr(const void *block)
 {
 	return le64_to_cpu(((const struct dd_disk_header *)block)->blocknr);

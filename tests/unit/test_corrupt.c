@@ -740,6 +740,46 @@ static void map_tree_taller_than_the_maximum_is_refused(void **state)
 }
 
 /*
+ * A volume whose map root names another volume's map leaf never reads the
+ * other volume's mappings, also when that leaf is already in the cache
+ * (validated once for its own volume, it was re-checked on type and level
+ * only, so the second volume's lookups returned the first one's blocks).
+ */
+static void a_map_root_into_another_volumes_map_is_refused_even_when_cached(void **state)
+{
+	struct base b;
+	struct findings f;
+	struct dd_volume *v1, *v2;
+	struct dd_mapping m;
+	union blk u;
+	u64 leaf1, table;
+	u32 slot = 2 % DD_VOLS_PER_LEAF;
+
+	build(&b);
+	leaf1 = map_leaf_of(&b, 1, 0);
+	table = leaf_block(b.tp.pool, DD_TREE_VOLS, 0, 2 / DD_VOLS_PER_LEAF);
+	tp_close(&b.tp);
+	blk_read(b.rd, table, &u);
+	u.vols.vol[slot].map.root = cpu_to_le64(leaf1);	/* volume 2 -> volume 1's leaf */
+	u.vols.vol[slot].map.height = 0;
+	blk_write(b.rd, table, &u);
+	check_dev(b.rd, &f);
+	expect_finding(&f, DD_CHK_META_SHARED, "metadata block %llu is reachable twice",
+		       (unsigned long long)leaf1);
+
+	assert_int_equal(tp_open(&b.tp), 0);
+	v1 = open_vol(&b, 1);
+	assert_int_equal(dd_map_lookup(v1, 0, 0, &m), 0);	/* the leaf is cached now */
+	assert_true(m.mapped);
+	v2 = open_vol(&b, 2);
+	assert_int_equal(dd_map_lookup(v2, 0, 0, &m), -EILSEQ);
+	assert_false(m.mapped);
+	dd_volume_close(v2);
+	dd_volume_close(v1);
+	destroy(&b);
+}
+
+/*
  * A damaged volume table must not hide the rest of the pool: the check still
  * walks everything (regression: counting deleted volumes at every open made
  * the open, and so the check, fail on it), and a read-only open works.
@@ -1102,6 +1142,7 @@ int main(void)
 		cmocka_unit_test(bad_checksum_in_a_map_leaf_is_reported_and_reads_fail_cleanly),
 		cmocka_unit_test(misdirected_block_is_reported),
 		cmocka_unit_test(map_tree_taller_than_the_maximum_is_refused),
+		cmocka_unit_test(a_map_root_into_another_volumes_map_is_refused_even_when_cached),
 		cmocka_unit_test(leaked_metadata_block_is_reported),
 		cmocka_unit_test(reachable_metadata_block_marked_free_is_reported),
 		cmocka_unit_test(both_superblocks_destroyed_refuses_to_open),
