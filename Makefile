@@ -5,6 +5,7 @@
 #   make module      build kernel/dm-dedup.ko against Debian's 6.1 headers (no warnings)
 #   make sparse      sparse (C=2) over the module; warnings in our files fail
 #   make vm-test T=01-load   boot the test guest and run one script from tests/vm/
+#   make images      the guest images in build/images/ (cached); images-ideal: their ideal dedup
 #   make clean
 # See README.md and docs/testing.md.
 
@@ -17,7 +18,7 @@ SHELL := /bin/bash
 include mk/kernel.mk
 include mk/vm.mk
 
-.PHONY: all test check clean help demo
+.PHONY: all test check clean help demo images images-ideal
 
 all: module
 
@@ -31,6 +32,13 @@ check:
 demo:
 	@echo "make demo: not available yet: it arrives with the background scanner (see README.md)" >&2
 	@exit 1
+
+# Guest disk images for the scanner and the demo (docs/testing.md, "Guest images").
+images:
+	@scripts/images/make-guest-images.sh
+
+images-ideal: images
+	@scripts/images/ideal.py build/images/minbase.img build/images/server.img build/images/dev.img
 
 clean: kernel-clean
 	rm -rf build

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Metadata blocks and transactions: checksums, validation, the dirty set of
- * the open transaction, the commit protocol and journal replay.
+ * Layer 1 (dd-internal.h): metadata blocks and transactions.  Reading and
+ * validating blocks, the dirty set of the open transaction, the metadata
+ * allocator, journal room, the commit protocol, journal replay, the
+ * superblock slots.  Calls only the codec and the block manager.
  *
  * Commit of transaction t (docs/format.md, "Commit protocol"):
  *   1. stamp every dirty block (blocknr, txn t, checksum) and copy it into
@@ -17,45 +19,6 @@
  * journal of t is replayed.  Replay is idempotent.
  */
 #include "dd-internal.h"
-
-u32 dd_block_csum(const void *data, u32 type)
-{
-	return dd_crc32c(DD_CSUM_SEED ^ type, (const u8 *)data + 4, DD_BLOCK_SIZE - 4);
-}
-
-void dd_block_init(void *data, u32 type, u8 tree, u8 level, u32 owner)
-{
-	struct dd_disk_header *h = data;
-
-	memset(data, 0, DD_BLOCK_SIZE);
-	h->type = cpu_to_le32(type);
-	h->tree = tree;
-	h->level = level;
-	h->owner = cpu_to_le32(owner);
-}
-
-/*
- * Checks a block read from 'blocknr' against what the reader expects.
- * tree/level/owner of 0xff/0xff/DD_NO_VOLUME are not checked.
- */
-int dd_block_validate(const void *data, u64 blocknr, u32 type, u8 tree, u8 level, u32 owner)
-{
-	const struct dd_disk_header *h = data;
-
-	if (le32_to_cpu(h->type) != type)
-		return -EILSEQ;
-	if (le32_to_cpu(h->csum) != dd_block_csum(data, type))
-		return -EILSEQ;
-	if (le64_to_cpu(h->blocknr) != blocknr)
-		return -EILSEQ;
-	if (tree != 0xff && h->tree != tree)
-		return -EILSEQ;
-	if (level != 0xff && h->level != level)
-		return -EILSEQ;
-	if (owner != DD_NO_VOLUME && le32_to_cpu(h->owner) != owner)
-		return -EILSEQ;
-	return 0;
-}
 
 static const char *dd_type_name(u32 type)
 {
@@ -105,13 +68,19 @@ int dd_blk_get(struct dd_pool *pool, u64 b, u32 type, u8 tree, u8 level, u32 own
 		}
 		aux->flags |= DD_AUX_CHECKED;
 	} else {
-		const struct dd_disk_header *h = dd_data(buf);
+		const void *data = dd_data(buf);
 
-		/* Cheap re-check of the identity: catches a stale pointer. */
-		if (le32_to_cpu(h->type) != type || (level != 0xff && h->level != level)) {
+		/*
+		 * Cheap re-check of the identity: catches a stale or damaged
+		 * pointer, also one into another tree or another volume's map
+		 * (which must never hand one volume another's mappings).
+		 */
+		if (dd_block_type(data) != type || (level != 0xff && dd_block_level(data) != level) ||
+		    (tree != 0xff && dd_block_tree(data) != tree) ||
+		    (owner != DD_NO_VOLUME && dd_block_owner(data) != owner)) {
 			dd_bm_put(buf);
 			dd_err("metadata block %llu is a %s, expected a %s",
-			       (unsigned long long)b, dd_type_name(le32_to_cpu(h->type)),
+			       (unsigned long long)b, dd_type_name(dd_block_type(data)),
 			       dd_type_name(type));
 			return -EILSEQ;
 		}
@@ -152,7 +121,7 @@ static int dd_tx_join(struct dd_pool *pool, struct dd_buf *buf, bool is_new)
 	if (is_new) {
 		aux->flags |= DD_AUX_NEW;
 	} else {
-		type = le32_to_cpu(((struct dd_disk_header *)dd_data(buf))->type);
+		type = dd_block_type(dd_data(buf));
 		if (type == DD_BT_REFS || type == DD_BT_DBITMAP) {
 			aux->shadow = dd_zalloc(sizeof(*aux->shadow));
 			if (!aux->shadow) {
@@ -192,6 +161,89 @@ int dd_blk_get_dirty(struct dd_pool *pool, u64 b, u32 type, u8 tree, u8 level, u
 		return r;
 	}
 	*out = buf;
+	return 0;
+}
+
+/* ---- metadata space: the bitmap in the fixed region ----------------------
+ * The metadata allocator lives in this layer, not in dd-space.c with the
+ * data allocator: its bitmap pages are metadata blocks that this layer
+ * journals, so allocating a block dirties another one (dd_blk_alloc ->
+ * dd_meta_alloc -> dd_blk_get_dirty).  That knot is genuine (dm-thin's
+ * metadata space map has the same one); kept in one layer, it is a call
+ * within the layer, not a call up.
+ */
+
+static int dd_mbitmap_get(struct dd_pool *pool, u32 page, bool dirty, struct dd_buf **out)
+{
+	u64 b = pool->mbitmap_start + page;
+
+	if (dirty)
+		return dd_blk_get_dirty(pool, b, DD_BT_MBITMAP, DD_TREE_NONE, 0, 0, out);
+	return dd_blk_get(pool, b, DD_BT_MBITMAP, DD_TREE_NONE, 0, 0, 0, out);
+}
+
+u64 dd_meta_free_blocks(struct dd_pool *pool)
+{
+	return pool->nr_meta_blocks - pool->st.meta_used;
+}
+
+int dd_meta_alloc(struct dd_pool *pool, u64 *b)
+{
+	u32 scanned, page, bit;
+	struct dd_buf *buf;
+	struct dd_disk_bitmap *bm;
+	int r;
+
+	if (pool->meta_cursor >= pool->nr_meta_blocks)
+		pool->meta_cursor = 0;
+	for (scanned = 0; scanned <= pool->mbitmap_blocks; scanned++) {
+		page = (u32)(pool->meta_cursor / DD_BITS_PER_BITMAP);
+		r = dd_mbitmap_get(pool, page, false, &buf);
+		if (r)
+			return r;
+		bm = dd_data(buf);
+		bit = dd_bitmap_find_zero(bm->word, NULL, pool->meta_cursor % DD_BITS_PER_BITMAP,
+					  DD_BITS_PER_BITMAP);
+		dd_blk_put(buf);
+		if (bit < DD_BITS_PER_BITMAP &&
+		    (u64)page * DD_BITS_PER_BITMAP + bit < pool->nr_meta_blocks) {
+			r = dd_mbitmap_get(pool, page, true, &buf);
+			if (r)
+				return r;
+			dd_bitmap_change(dd_data(buf), bit, true);
+			dd_blk_put(buf);
+			*b = (u64)page * DD_BITS_PER_BITMAP + bit;
+			pool->meta_cursor = *b + 1;
+			pool->st.meta_used++;
+			return 0;
+		}
+		pool->meta_cursor = (u64)(page + 1) * DD_BITS_PER_BITMAP;
+		if (pool->meta_cursor >= pool->nr_meta_blocks)
+			pool->meta_cursor = 0;
+	}
+	dd_err("metadata device is full");
+	return -ENOSPC;
+}
+
+int dd_meta_free(struct dd_pool *pool, u64 b)
+{
+	struct dd_buf *buf;
+	u32 page = (u32)(b / DD_BITS_PER_BITMAP);
+	bool was;
+	int r;
+
+	if (b < pool->mbitmap_start + pool->mbitmap_blocks || b >= pool->nr_meta_blocks)
+		return -EILSEQ;
+	r = dd_mbitmap_get(pool, page, true, &buf);
+	if (r)
+		return r;
+	was = dd_bitmap_change(dd_data(buf), b % DD_BITS_PER_BITMAP, false);
+	dd_blk_put(buf);
+	if (!was) {
+		dd_err("freeing metadata block %llu that is already free", (unsigned long long)b);
+		return -EILSEQ;
+	}
+	pool->st.meta_used--;
 	return 0;
 }
 
@@ -259,14 +311,15 @@ int dd_tx_room(struct dd_pool *pool, u32 nr)
 
 	if (!dd_writable(pool))
 		return -EROFS;
-	if (pool->nr_dirty_vols >= DD_MAX_DIRTY_VOLS) {
-		r = dd_volumes_flush(pool);
-		if (r)
-			return r;
+	/* Bound what the pre-commit step may still dirty: run it early. */
+	if (pool->nr_dirty_vols >= DD_MAX_DIRTY_VOLS && pool->pre_commit.run) {
+		r = pool->pre_commit.run(pool);
+		if (r)	/* table entries may be half written, as inside a commit */
+			return dd_tx_fail(pool, r, pool->pre_commit.what);
 	}
 	/* Each volume with a pending count may dirty a table leaf at commit. */
 	if (pool->nr_dirty + nr + pool->nr_dirty_vols > pool->journal_blocks) {
-		r = dd_pool_commit(pool);
+		r = dd_tx_commit(pool);
 		if (r)
 			return r;
 	}
@@ -289,6 +342,21 @@ int dd_tx_reserve(struct dd_pool *pool, u32 nr)
 	return 0;
 }
 
+/*
+ * A layer that meets an error in the middle of a change (the open
+ * transaction is no longer consistent) records it here and returns it up;
+ * the public call, in dd-pool.c, enters the error ladder on its way out
+ * (dd_pool_settle).  The first error of a call is the one the ladder logs.
+ */
+int dd_tx_fail(struct dd_pool *pool, int err, const char *what)
+{
+	if (!pool->tx_err) {
+		pool->tx_err = err;
+		pool->tx_err_what = what;
+	}
+	return err;
+}
+
 /* Release the dirty set without committing it (abort or close). */
 void dd_tx_drop(struct dd_pool *pool)
 {
@@ -307,20 +375,77 @@ void dd_tx_drop(struct dd_pool *pool)
 		dd_bm_forget(pool->bm, b);
 	}
 	pool->nr_dirty = 0;
+	pool->tx_err = 0;
+	pool->tx_err_what = NULL;
+}
+
+/* ---- data blocks freed in the open transaction (the freed hook) ----------- */
+
+void dd_freed_add(struct dd_pool *pool, u64 pbn)
+{
+	struct dd_extents *x = &pool->freed;
+
+	if (!pool->hooks.freed || x->overflow)
+		return;
+	if (x->nr && x->start[x->nr - 1] + x->len[x->nr - 1] == pbn) {
+		x->len[x->nr - 1]++;
+		return;
+	}
+	if (x->nr == x->cap) {
+		u32 cap = x->cap ? x->cap * 2 : 256;
+		u64 *ns = dd_alloc(sizeof(u64) * cap), *nl = dd_alloc(sizeof(u64) * cap);
+
+		if (!ns || !nl) {
+			/* Passdown is advisory: give up on it for this transaction. */
+			dd_free(ns);
+			dd_free(nl);
+			x->overflow = true;
+			return;
+		}
+		if (x->nr) {
+			memcpy(ns, x->start, sizeof(u64) * x->nr);
+			memcpy(nl, x->len, sizeof(u64) * x->nr);
+		}
+		dd_free(x->start);
+		dd_free(x->len);
+		x->start = ns;
+		x->len = nl;
+		x->cap = cap;
+	}
+	x->start[x->nr] = pbn;
+	x->len[x->nr] = 1;
+	x->nr++;
+}
+
+/* After a commit: hand the freed ranges to the hook (they are not yet reusable). */
+void dd_freed_report(struct dd_pool *pool)
+{
+	struct dd_extents *x = &pool->freed;
+	u32 i;
+
+	if (!pool->hooks.freed)
+		return;
+	if (x->overflow)
+		dd_warn("too many freed ranges to report in one transaction: passdown skipped");
+	for (i = 0; i < x->nr && !x->overflow; i++)
+		pool->hooks.freed(pool->hooks.ctx, x->start[i], x->len[i]);
+	dd_freed_reset(pool, false);
+}
+
+void dd_freed_reset(struct dd_pool *pool, bool release)
+{
+	struct dd_extents *x = &pool->freed;
+
+	x->nr = 0;
+	x->overflow = false;
+	if (release) {
+		dd_free(x->start);
+		dd_free(x->len);
+		memset(x, 0, sizeof(*x));
+	}
 }
 
 /* ---- superblock --------------------------------------------------------- */
-
-int dd_sb_validate(const struct dd_disk_superblock *sb, u64 slot)
-{
-	if (le64_to_cpu(sb->magic) != DD_MAGIC)
-		return -EINVAL;
-	if (dd_block_validate(sb, slot, DD_BT_SUPER, 0xff, 0xff, DD_NO_VOLUME))
-		return -EILSEQ;
-	if (le64_to_cpu(sb->hdr.txn) % DD_SB_SLOTS != slot)
-		return -EILSEQ;
-	return 0;
-}
 
 /* Reads both slots; the valid one with the higher transaction wins. */
 int dd_sb_read_best(struct dd_bm *bm, struct dd_disk_superblock *out, u64 *slot_out)
@@ -338,9 +463,9 @@ int dd_sb_read_best(struct dd_bm *bm, struct dd_disk_superblock *out, u64 *slot_
 			return r;
 		sb = dd_buf_data(buf);
 		r = dd_sb_validate(sb, slot);
-		if (!r && (!found || le64_to_cpu(sb->hdr.txn) > best_txn)) {
+		if (!r && (!found || dd_sb_txn(sb) > best_txn)) {
 			found = true;
-			best_txn = le64_to_cpu(sb->hdr.txn);
+			best_txn = dd_sb_txn(sb);
 			memcpy(out, sb, sizeof(*out));
 			*slot_out = slot;
 		} else if (r && first_err == -EINVAL) {
@@ -352,56 +477,12 @@ int dd_sb_read_best(struct dd_bm *bm, struct dd_disk_superblock *out, u64 *slot_
 	return found ? 0 : first_err;
 }
 
-static void dd_stats_encode(const struct dd_stats *s, struct dd_disk_stats *d)
-{
-	memset(d, 0, sizeof(*d));
-	d->data_used = cpu_to_le64(s->data_used);
-	d->meta_used = cpu_to_le64(s->meta_used);
-	d->shared_blocks = cpu_to_le64(s->shared_blocks);
-	d->mapped_blocks = cpu_to_le64(s->mapped_blocks);
-	d->zero_elided = cpu_to_le64(s->zero_elided);
-	d->discarded = cpu_to_le64(s->discarded);
-	d->cow_splits = cpu_to_le64(s->cow_splits);
-}
-
-void dd_sb_encode(struct dd_pool *pool, struct dd_disk_superblock *sb, u64 txn,
-		  u32 nr_journal, u32 journal_csum)
-{
-	memset(sb, 0, sizeof(*sb));
-	sb->hdr.type = cpu_to_le32(DD_BT_SUPER);
-	sb->hdr.blocknr = cpu_to_le64(txn % DD_SB_SLOTS);
-	sb->hdr.txn = cpu_to_le64(txn);
-	sb->magic = cpu_to_le64(DD_MAGIC);
-	sb->version = cpu_to_le32(DD_VERSION);
-	sb->flags = cpu_to_le32(pool->needs_check ? DD_SB_NEEDS_CHECK : 0);
-	sb->data_block_sectors = cpu_to_le32(pool->data_block_sectors);
-	memcpy(sb->uuid, pool->uuid, sizeof(sb->uuid));
-	sb->user_txn_id = cpu_to_le64(pool->user_txn);
-	sb->nr_meta_blocks = cpu_to_le64(pool->nr_meta_blocks);
-	sb->nr_data_blocks = cpu_to_le64(pool->nr_data_blocks);
-	sb->journal_start = cpu_to_le64(pool->journal_start);
-	sb->journal_blocks = cpu_to_le32(pool->journal_blocks);
-	sb->mbitmap_blocks = cpu_to_le32(pool->mbitmap_blocks);
-	sb->mbitmap_start = cpu_to_le64(pool->mbitmap_start);
-	sb->nr_volumes = cpu_to_le32(pool->nr_volumes);
-	sb->journal.txn = cpu_to_le64(txn);
-	sb->journal.nr_blocks = cpu_to_le32(nr_journal);
-	sb->journal.csum = cpu_to_le32(journal_csum);
-	dd_root_encode(&pool->vols_root, &sb->vols);
-	dd_root_encode(&pool->refs_root, &sb->refs);
-	dd_root_encode(&pool->dalloc_root, &sb->dalloc);
-	dd_root_encode(&pool->written_root, &sb->written);
-	dd_root_encode(&pool->index_root, &sb->index);
-	dd_stats_encode(&pool->st, &sb->stats);
-	sb->hdr.csum = cpu_to_le32(dd_block_csum(sb, DD_BT_SUPER));
-}
-
 /* Writes the superblock (already encoded) durably: write, then flush. */
 int dd_write_sb(struct dd_pool *pool, struct dd_disk_superblock *sb)
 {
 	int r;
 
-	r = dd_bm_write_direct(pool->bm, le64_to_cpu(sb->hdr.blocknr), sb);
+	r = dd_bm_write_direct(pool->bm, dd_block_blocknr(sb), sb);
 	return r ? r : dd_bm_sync(pool->bm);
 }
 
@@ -418,15 +499,13 @@ int dd_commit_raw(struct dd_pool *pool)
 
 	for (i = 0; i < pool->nr_dirty; i++) {
 		struct dd_buf *buf = pool->dirty[i];
-		struct dd_disk_header *h = dd_data(buf);
+		void *data = dd_data(buf);
 
 		if (dd_aux(buf)->flags & DD_AUX_FREED)
 			continue;
-		h->blocknr = cpu_to_le64(dd_buf_blocknr(buf));
-		h->txn = cpu_to_le64(txn);
-		h->csum = cpu_to_le32(dd_block_csum(h, le32_to_cpu(h->type)));
-		jcsum = dd_crc32c(jcsum, &h->csum, sizeof(h->csum));
-		r = dd_bm_write_direct(pool->bm, area + n, h);
+		dd_block_seal(data, dd_buf_blocknr(buf), txn);
+		jcsum = dd_journal_csum_add(jcsum, data);
+		r = dd_bm_write_direct(pool->bm, area + n, data);
 		if (r)
 			return r;
 		n++;
@@ -469,48 +548,56 @@ int dd_commit_raw(struct dd_pool *pool)
 	return 0;
 }
 
-bool dd_pool_dirty(struct dd_pool *pool)
+bool dd_tx_dirty(struct dd_pool *pool)
 {
 	return pool->nr_dirty || pool->sb_dirty || pool->nr_dirty_vols;
 }
 
-int dd_pool_commit(struct dd_pool *pool)
+/*
+ * Commits the open transaction, if it holds anything: the pre-commit step
+ * of the layers above, the caller's pre_commit hook (the kernel flushes the
+ * data device and drains in-flight I/O: a mapping is never durable before
+ * its data), then steps 1-4.  A failure is marked for the ladder and
+ * returned.
+ *
+ * Why the commit is here and not in the pool layer: the transaction layer
+ * already owns the protocol and the journal, and the journal is what tells
+ * when an operation must commit first (dd_tx_room, deep inside the loops
+ * of the volume layer).  With the commit in the pool layer, this layer
+ * would have to call up for it through a callback all the same.  So the
+ * only upper-layer work at commit time, writing the volumes' pending counts
+ * into the volume table before the superblock, is a pre-commit step that
+ * the pool layer registers when it opens the pool (pool->pre_commit), as
+ * in persistent-data's transaction manager.
+ */
+int dd_tx_commit(struct dd_pool *pool)
 {
 	int r;
 
-	if (pool->mode == DD_MODE_FAIL)
-		return -EIO;
-	if (!dd_pool_dirty(pool))
+	if (!dd_tx_dirty(pool))
 		return 0;
-	if (!dd_writable(pool))
-		return -EROFS;
-	r = dd_volumes_flush(pool);
-	if (r) {
-		dd_pool_metadata_error(pool, r, "writing the volume table");
-		return r;
+	if (pool->pre_commit.run) {
+		r = pool->pre_commit.run(pool);
+		if (r)
+			return dd_tx_fail(pool, r, pool->pre_commit.what);
 	}
 	if (pool->hooks.pre_commit) {
 		r = pool->hooks.pre_commit(pool->hooks.ctx);
-		if (r) {
-			dd_pool_metadata_error(pool, r, "flushing the data device before commit");
-			return r;
-		}
+		if (r)
+			return dd_tx_fail(pool, r, "flushing the data device before commit");
 	}
 	r = dd_commit_raw(pool);
 	if (r)
-		dd_pool_metadata_error(pool, r, "commit");
-	return r;
+		return dd_tx_fail(pool, r, "commit");
+	return 0;
 }
 
 /* ---- journal replay ------------------------------------------------------ */
 
-static int dd_journal_image(struct dd_pool *pool, const struct dd_disk_superblock *sb,
-			    u64 jb, u64 txn, void *out)
+static int dd_journal_image(struct dd_pool *pool, const struct dd_journal_desc *j, u64 jb,
+			    void *out)
 {
-	const struct dd_disk_header *h = out;
 	struct dd_buf *buf;
-	u64 home;
-	u32 type;
 	int r;
 
 	r = dd_bm_read(pool->bm, jb, &buf);
@@ -519,13 +606,7 @@ static int dd_journal_image(struct dd_pool *pool, const struct dd_disk_superbloc
 	memcpy(out, dd_buf_data(buf), DD_BLOCK_SIZE);
 	dd_bm_put(buf);
 	dd_bm_forget(pool->bm, jb);
-
-	type = le32_to_cpu(h->type);
-	home = le64_to_cpu(h->blocknr);
-	if (le32_to_cpu(h->csum) != dd_block_csum(out, type) || le64_to_cpu(h->txn) != txn ||
-	    home < le64_to_cpu(sb->mbitmap_start) || home >= le64_to_cpu(sb->nr_meta_blocks))
-		return -EILSEQ;
-	return 0;
+	return dd_journal_image_check(out, j);
 }
 
 /*
@@ -534,41 +615,38 @@ static int dd_journal_image(struct dd_pool *pool, const struct dd_disk_superbloc
  */
 int dd_journal_replay(struct dd_pool *pool, const struct dd_disk_superblock *sb)
 {
-	u64 txn = le64_to_cpu(sb->journal.txn);
-	u32 n = le32_to_cpu(sb->journal.nr_blocks);
-	u64 area = le64_to_cpu(sb->journal_start) +
-		   (txn % DD_JOURNAL_AREAS) * le32_to_cpu(sb->journal_blocks);
+	struct dd_journal_desc j;
 	u8 *img = pool->scratch;
 	u32 i, jcsum = 0;
 	int r, pass;
 
-	if (!n)
+	dd_sb_decode_journal(sb, &j);
+	if (!j.nr_blocks)
 		return 0;
-	if (n > le32_to_cpu(sb->journal_blocks) || txn != le64_to_cpu(sb->hdr.txn)) {
-		dd_err("superblock names an impossible journal (%u blocks, txn %llu)", n,
-		       (unsigned long long)txn);
+	if (j.nr_blocks > j.area_blocks || j.txn != j.sb_txn) {
+		dd_err("superblock names an impossible journal (%u blocks, txn %llu)", j.nr_blocks,
+		       (unsigned long long)j.txn);
 		return -EILSEQ;
 	}
 	for (pass = 0; pass < 2; pass++) {
-		for (i = 0; i < n; i++) {
-			r = dd_journal_image(pool, sb, area + i, txn, img);
+		for (i = 0; i < j.nr_blocks; i++) {
+			r = dd_journal_image(pool, &j, j.area + i, img);
 			if (r) {
 				dd_err("journal block %u of transaction %llu is damaged", i,
-				       (unsigned long long)txn);
+				       (unsigned long long)j.txn);
 				return r;
 			}
 			if (pass == 0) {
-				jcsum = dd_crc32c(jcsum, &((struct dd_disk_header *)img)->csum, 4);
+				jcsum = dd_journal_csum_add(jcsum, img);
 				continue;
 			}
-			r = dd_bm_write_direct(pool->bm,
-					       le64_to_cpu(((struct dd_disk_header *)img)->blocknr), img);
+			r = dd_bm_write_direct(pool->bm, dd_block_blocknr(img), img);
 			if (r)
 				return r;
 		}
-		if (pass == 0 && jcsum != le32_to_cpu(sb->journal.csum)) {
+		if (pass == 0 && jcsum != j.csum) {
 			dd_err("journal of transaction %llu does not match its superblock",
-			       (unsigned long long)txn);
+			       (unsigned long long)j.txn);
 			return -EILSEQ;
 		}
 	}

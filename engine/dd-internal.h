@@ -1,19 +1,54 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * Engine internals shared by the dd-*.c files.  Nothing outside the engine
- * (and the userspace check/dump code, which walks the same structures)
- * includes this header.
+ * Engine internals shared by the dd-*.c files.  Nothing outside engine/
+ * includes this header (tests/scripts/test-engine-boundary.sh fails if a
+ * file does): the tools and the tests see dd-engine.h, and dd-walk.h for a
+ * read-only look inside the metadata.
+ *
+ * The engine is built in layers; each calls only the layers below it, and
+ * all of them the block manager (dd-bm.h) and the environment (dd-env.h):
+ *
+ *   6 pool    dd-pool.c    format, probe, open, close, abort, the error
+ *                          ladder, statistics; and every public call that
+ *                          may change metadata, as a wrapper that enters
+ *                          the ladder when the layer below marked a failure
+ *   5 volume  dd-volume.c  the volume table and its in-core handles, the
+ *                          maps (the lookups are public calls from here),
+ *                          snapshots, deletion and reclaim
+ *   4 refs    dd-refs.c    per-PBN records (refcount, owner), kept in step
+ *                          with the data bitmap; the checked reservation
+ *                          of a data block
+ *   3 space   dd-space.c   data allocation: the dalloc bitmap tree, the
+ *                          quarantine of blocks freed in the open
+ *                          transaction, the reservations of blocks in flight
+ *   2 tree    dd-tree.c    radix trees of metadata blocks keyed by leaf index
+ *   1 block   dd-block.c   metadata blocks (read, validate, dirty, allocate,
+ *                          free: the metadata bitmap is here because this
+ *                          layer journals its pages), the open transaction
+ *                          (journal room, commit, replay), the superblock
+ *                          slots, the data blocks freed in the transaction
+ *                          (reported to the freed hook after its commit)
+ *   0 codec   dd-codec.c   every encoder and decoder of the on-disk format
+ *
+ * Errors are returned up.  An error that leaves the open transaction
+ * half-done (a failure in the middle of a change, or of a commit) is also
+ * marked with dd_tx_fail(); the public call settles on its way out
+ * (dd_pool_settle in dd-pool.c), which is the one place it enters the error
+ * ladder (dd_pool_metadata_error).  A refusal before anything changed
+ * (-EROFS, -ENOSPC from dd_tx_reserve, -EINVAL...) and a read that meets
+ * damage leave the transaction consistent and are only returned.
+ *
+ * Code of a higher layer runs below it only through pointers filled in at
+ * open, never by name: the pre-commit step (pool->pre_commit, which the pool
+ * layer sets to the volume layer's dd_volumes_flush; see dd_tx_commit for
+ * why the commit lives in the transaction layer), and the caller's hooks.
  */
 #ifndef DD_INTERNAL_H
 #define DD_INTERNAL_H
 
 #include "dd-engine.h"
-#include <dm-dedup/format.h>
+#include "dd-codec.h"
 
-/* Most metadata blocks one engine operation may dirty: an operation starts
- * only if the open transaction has room for this many more (else commit). */
-#define DD_OP_MAX_DIRTY		48
-#define DD_MAX_HEIGHT		6
 
 #define DD_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define DD_MAX(a, b) ((a) > (b) ? (a) : (b))
@@ -85,9 +120,17 @@ struct dd_volume {
 	struct dd_tree tree;	/* .root points at .map */
 };
 
+/* Work of a layer above the transaction layer that must reach the open
+ * transaction before every commit; the pool layer fills it in at open. */
+struct dd_pre_commit {
+	int (*run)(struct dd_pool *pool);
+	const char *what;		/* for the error ladder's log */
+};
+
 struct dd_pool {
 	struct dd_bm *bm;
 	struct dd_pool_hooks hooks;
+	struct dd_pre_commit pre_commit;
 	unsigned open_flags;
 	enum dd_mode mode;
 	bool needs_check;
@@ -107,6 +150,10 @@ struct dd_pool {
 	u32 nr_deleting;		/* table entries marked DD_VOL_DELETING */
 	bool dropped_changes;		/* an abort dropped a non-empty transaction */
 	bool sb_dirty;
+	/* An error that left the open transaction half-done (dd_tx_fail): the
+	 * public call enters the error ladder with it on its way out. */
+	int tx_err;
+	const char *tx_err_what;
 	struct dd_buf **dirty;
 	u32 nr_dirty;
 	struct dd_stats st;
@@ -125,10 +172,15 @@ struct dd_pool {
 	void *scratch;			/* one block */
 };
 
-/* dd-block.c: metadata blocks and transactions */
-u32 dd_block_csum(const void *data, u32 type);
-int dd_block_validate(const void *data, u64 blocknr, u32 type, u8 tree, u8 level, u32 owner);
-void dd_block_init(void *data, u32 type, u8 tree, u8 level, u32 owner);
+/* ---- 1 block (dd-block.c): metadata blocks and the open transaction -----
+ * dd_blk_get: a validated block (-EILSEQ if damaged or out of range,
+ * -EWOULDBLOCK with DD_NOWAIT if not cached).  The _dirty/alloc/free calls
+ * join the open transaction (-EROFS if the pool is not writable).
+ * dd_tx_room/dd_tx_reserve come first in every operation that changes
+ * metadata: they may commit (the journal is full), and dd_tx_reserve
+ * refuses with -ENOSPC, before anything changes, if metadata space could
+ * run out in the middle.
+ */
 int dd_blk_get(struct dd_pool *pool, u64 b, u32 type, u8 tree, u8 level, u32 owner,
 	       unsigned flags, struct dd_buf **out);
 int dd_blk_get_dirty(struct dd_pool *pool, u64 b, u32 type, u8 tree, u8 level, u32 owner,
@@ -140,18 +192,26 @@ int dd_blk_free(struct dd_pool *pool, u64 b);
 static inline void dd_blk_put(struct dd_buf *buf) { dd_bm_put(buf); }
 static inline struct dd_aux *dd_aux(struct dd_buf *buf) { return dd_buf_aux(buf); }
 static inline void *dd_data(struct dd_buf *buf) { return dd_buf_data(buf); }
+int dd_meta_alloc(struct dd_pool *pool, u64 *b);
+int dd_meta_free(struct dd_pool *pool, u64 b);
+u64 dd_meta_free_blocks(struct dd_pool *pool);
+void dd_freed_add(struct dd_pool *pool, u64 pbn);
+void dd_freed_report(struct dd_pool *pool);
+void dd_freed_reset(struct dd_pool *pool, bool release);
 int dd_tx_room(struct dd_pool *pool, u32 nr);		/* journal room only */
 int dd_tx_reserve(struct dd_pool *pool, u32 nr);	/* and metadata space */
+bool dd_tx_dirty(struct dd_pool *pool);
+int dd_tx_commit(struct dd_pool *pool);
 int dd_commit_raw(struct dd_pool *pool);
 void dd_tx_drop(struct dd_pool *pool);
+int dd_tx_fail(struct dd_pool *pool, int err, const char *what);
 int dd_journal_replay(struct dd_pool *pool, const struct dd_disk_superblock *sb);
 int dd_sb_read_best(struct dd_bm *bm, struct dd_disk_superblock *out, u64 *slot_out);
-void dd_sb_encode(struct dd_pool *pool, struct dd_disk_superblock *sb, u64 txn,
-		  u32 nr_journal, u32 journal_csum);
-int dd_sb_validate(const struct dd_disk_superblock *sb, u64 slot);
 int dd_write_sb(struct dd_pool *pool, struct dd_disk_superblock *sb);
 
-/* dd-tree.c */
+/* ---- 2 tree (dd-tree.c) ------------------------------------------------
+ * -ENODATA: no such leaf (it reads as all zero); -EILSEQ: damaged tree.
+ */
 u64 dd_tree_capacity(u8 height);
 int dd_tree_find(struct dd_pool *pool, const struct dd_tree *t, u64 idx, unsigned flags,
 		 struct dd_buf **leaf);
@@ -161,23 +221,23 @@ int dd_tree_remove(struct dd_pool *pool, const struct dd_tree *t, u64 idx);
 int dd_tree_next(struct dd_pool *pool, const struct dd_tree *t, u64 idx, u64 *found);
 int dd_tree_last(struct dd_pool *pool, const struct dd_tree *t, u64 *found);
 
-/* dd-space.c: metadata and data allocation */
-int dd_meta_alloc(struct dd_pool *pool, u64 *b);
-int dd_meta_free(struct dd_pool *pool, u64 b);
-u64 dd_meta_free_blocks(struct dd_pool *pool);
+/* ---- 3 space (dd-space.c): data allocation ---------------------------- */
 int dd_dalloc_set(struct dd_pool *pool, u64 pbn, bool used);
 /* committed_used: used at the last commit, or freed since (never mapped again
  * before the commit, so for a mapped block it is exactly "used at the last
  * commit"). */
 int dd_dalloc_test(struct dd_pool *pool, u64 pbn, bool *open_used, bool *committed_used);
+int dd_data_find_free(struct dd_pool *pool, u64 *pbn);
+int dd_data_claim(struct dd_pool *pool, u64 pbn);
 bool dd_resv_contains(const struct dd_resv *r, u64 pbn);
 int dd_resv_add(struct dd_resv *r, u64 pbn);
 bool dd_resv_remove(struct dd_resv *r, u64 pbn);
 void dd_resv_destroy(struct dd_resv *r);
-void dd_freed_report(struct dd_pool *pool);
-void dd_freed_reset(struct dd_pool *pool, bool release);
 
-/* dd-refs.c: per-PBN records */
+/* ---- 4 refs (dd-refs.c): per-PBN records -------------------------------
+ * A record that contradicts the operation (a reference to a free block, a
+ * missing record) is -EILSEQ; dd_rec_inc at the 32-bit limit is -EOVERFLOW.
+ */
 int dd_rec_read(struct dd_pool *pool, u64 pbn, unsigned flags, struct dd_disk_rec *out);
 int dd_rec_read_committed(struct dd_pool *pool, u64 pbn, struct dd_disk_rec *out,
 			  bool *touched);
@@ -185,32 +245,26 @@ int dd_rec_new(struct dd_pool *pool, u64 pbn, u32 vol, u64 lbn);
 int dd_rec_inc(struct dd_pool *pool, u64 pbn);
 int dd_rec_dec(struct dd_pool *pool, u64 pbn, bool *was_shared);
 int dd_rec_set_owner(struct dd_pool *pool, u64 pbn, u32 vol, u64 lbn);
-void dd_rec_decode(const struct dd_disk_rec *d, struct dd_record *r);
+int dd_rec_reserve(struct dd_pool *pool, u64 *pbn);
 
-/* dd-volume.c */
+/* ---- 5 volume (dd-volume.c) ------------------------------------------------
+ * dd_vol_create, _snapshot, _delete, _reclaim, _map_insert, _map_unmap and
+ * _make_exclusive are dd_volume_create, dd_snapshot_create, dd_volume_delete,
+ * dd_pool_reclaim, dd_map_insert, dd_map_unmap and dd_map_make_exclusive
+ * without the settling (dd-pool.c wraps them).  dd_volumes_flush is the
+ * pre-commit step.
+ */
 int dd_vol_entry_get(struct dd_pool *pool, u32 id, struct dd_disk_volume *out);
 int dd_vol_handle(struct dd_pool *pool, u32 id, struct dd_volume **out);
 int dd_volumes_reload(struct dd_pool *pool);
 int dd_volumes_flush(struct dd_pool *pool);
-
-/* encoding helpers */
-static inline u64 dd_me_pbn(u64 e) { return e & DD_ME_PBN_MASK; }
-static inline bool dd_me_mapped(u64 e) { return e & DD_ME_MAPPED; }
-static inline bool dd_me_excl(u64 e) { return e & DD_ME_EXCL; }
-
-static inline void dd_root_decode(const struct dd_disk_root *d, struct dd_root *r)
-{
-	r->block = le64_to_cpu(d->root);
-	r->height = d->height;
-	r->hint_block = 0;
-}
-
-static inline void dd_root_encode(const struct dd_root *r, struct dd_disk_root *d)
-{
-	memset(d, 0, sizeof(*d));
-	d->root = cpu_to_le64(r->block);
-	d->height = r->height;
-}
+int dd_vol_create(struct dd_pool *pool, u32 id);
+int dd_vol_snapshot(struct dd_pool *pool, u32 id, u32 origin);
+int dd_vol_delete(struct dd_pool *pool, u32 id);
+int dd_vol_reclaim(struct dd_pool *pool, u64 budget, bool *done);
+int dd_vol_map_insert(struct dd_volume *vol, u64 lbn, u64 pbn);
+int dd_vol_map_unmap(struct dd_volume *vol, u64 lbn, u64 nr, enum dd_unmap_reason why);
+int dd_vol_make_exclusive(struct dd_volume *vol, u64 lbn, bool *excl);
 
 /* Everything written so far is on stable storage when this returns 0. */
 static inline int dd_bm_sync(struct dd_bm *bm)

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Pools: format, open (with journal replay), close, abort, the error ladder
- * and statistics.
+ * Layer 6 (dd-internal.h), the top.  Pools: format, open (with journal
+ * replay), close, abort, the error ladder and statistics; and the public
+ * calls that may change metadata, each of which enters the ladder in one
+ * place (dd_pool_settle).
  */
 #include "dd-internal.h"
 
@@ -49,8 +51,7 @@ int dd_pool_probe(struct dd_bm *bm, enum dd_probe *result)
 		z = !memcmp(dd_buf_data(buf), dd_zero_block, DD_BLOCK_SIZE);
 		if (slot < DD_SB_SLOTS) {
 			zero &= z;
-			if (le64_to_cpu(((struct dd_disk_superblock *)dd_buf_data(buf))->magic) ==
-			    DD_MAGIC)
+			if (dd_sb_has_magic(dd_buf_data(buf)))
 				magic = true;
 		} else {
 			journal = !z;
@@ -62,19 +63,6 @@ int dd_pool_probe(struct dd_bm *bm, enum dd_probe *result)
 	*result = zero && !journal ? DD_PROBE_ZEROED :
 		  magic || zero ? DD_PROBE_POOL : DD_PROBE_FOREIGN;
 	return 0;
-}
-
-/* A pool object with geometry only, enough for dd_sb_encode(). */
-static void dd_pool_geometry(struct dd_pool *pool, const struct dd_disk_superblock *sb)
-{
-	pool->nr_meta_blocks = le64_to_cpu(sb->nr_meta_blocks);
-	pool->nr_data_blocks = le64_to_cpu(sb->nr_data_blocks);
-	pool->journal_start = le64_to_cpu(sb->journal_start);
-	pool->journal_blocks = le32_to_cpu(sb->journal_blocks);
-	pool->mbitmap_start = le64_to_cpu(sb->mbitmap_start);
-	pool->mbitmap_blocks = le32_to_cpu(sb->mbitmap_blocks);
-	pool->data_block_sectors = le32_to_cpu(sb->data_block_sectors);
-	memcpy(pool->uuid, sb->uuid, sizeof(pool->uuid));
 }
 
 int dd_pool_format(struct dd_bm *bm, const struct dd_format_params *p)
@@ -129,19 +117,13 @@ int dd_pool_format(struct dd_bm *bm, const struct dd_format_params *p)
 	/* 2. The metadata bitmap: the fixed region and the tail past the end are used. */
 	for (page = 0; page < pool->mbitmap_blocks; page++) {
 		u64 base = page * DD_BITS_PER_BITMAP;
-		u32 bit, count = 0;
+		u32 bit;
 
 		dd_block_init(bmp, DD_BT_MBITMAP, DD_TREE_NONE, 0, 0);
-		for (bit = 0; bit < DD_BITS_PER_BITMAP; bit++) {
-			if (base + bit < first_free || base + bit >= nr_meta) {
-				bmp->word[bit / 64] |= cpu_to_le64(1ULL << (bit % 64));
-				count++;
-			}
-		}
-		bmp->hdr.count = cpu_to_le16((u16)count);
-		bmp->hdr.blocknr = cpu_to_le64(pool->mbitmap_start + page);
-		bmp->hdr.txn = cpu_to_le64(1);
-		bmp->hdr.csum = cpu_to_le32(dd_block_csum(bmp, DD_BT_MBITMAP));
+		for (bit = 0; bit < DD_BITS_PER_BITMAP; bit++)
+			if (base + bit < first_free || base + bit >= nr_meta)
+				dd_bitmap_change(bmp, bit, true);
+		dd_block_seal(bmp, pool->mbitmap_start + page, 1);
 		r = dd_bm_write_direct(bm, pool->mbitmap_start + page, bmp);
 		if (r)
 			goto out;
@@ -162,37 +144,6 @@ out:
 	return r;
 }
 
-static int dd_sb_check_geometry(struct dd_bm *bm, const struct dd_disk_superblock *sb)
-{
-	u64 nr_meta = le64_to_cpu(sb->nr_meta_blocks);
-	u32 j = le32_to_cpu(sb->journal_blocks);
-	u64 mstart = le64_to_cpu(sb->mbitmap_start);
-
-	if (le32_to_cpu(sb->version) != DD_VERSION) {
-		dd_err("unsupported metadata version %u", le32_to_cpu(sb->version));
-		return -EINVAL;
-	}
-	if (le32_to_cpu(sb->incompat) & ~DD_FEATURE_INCOMPAT_SUPP) {
-		dd_err("metadata has unsupported incompatible features %#x",
-		       le32_to_cpu(sb->incompat));
-		return -EINVAL;
-	}
-	if (le32_to_cpu(sb->data_block_sectors) != DD_SECTORS_PER_BLOCK ||
-	    nr_meta > dd_bm_nr_blocks(bm) || nr_meta < DD_META_MIN_BLOCKS ||
-	    j < DD_JOURNAL_MIN_BLOCKS || j > DD_JOURNAL_MAX_BLOCKS ||
-	    le64_to_cpu(sb->journal_start) != DD_SB_SLOTS ||
-	    mstart != DD_SB_SLOTS + (u64)DD_JOURNAL_AREAS * j ||
-	    le32_to_cpu(sb->mbitmap_blocks) !=
-		    (nr_meta + DD_BITS_PER_BITMAP - 1) / DD_BITS_PER_BITMAP ||
-	    mstart + le32_to_cpu(sb->mbitmap_blocks) >= nr_meta ||
-	    le64_to_cpu(sb->nr_data_blocks) > DD_MAX_ADDR + 1) {
-		dd_err("superblock geometry is inconsistent (metadata %llu of %llu blocks)",
-		       (unsigned long long)nr_meta, (unsigned long long)dd_bm_nr_blocks(bm));
-		return -EINVAL;
-	}
-	return 0;
-}
-
 /* Loads the in-core state from the best superblock, replaying its journal. */
 static int dd_pool_load(struct dd_pool *pool)
 {
@@ -207,35 +158,18 @@ static int dd_pool_load(struct dd_pool *pool)
 		dd_err("no valid superblock");
 		goto out;
 	}
-	r = dd_sb_check_geometry(pool->bm, sb);
+	r = dd_sb_check_geometry(sb, dd_bm_nr_blocks(pool->bm));
 	if (r)
 		goto out;
-	dd_pool_geometry(pool, sb);
+	dd_sb_decode_geometry(sb, pool);
 	r = dd_journal_replay(pool, sb);
 	if (r)
 		goto out;
 
-	pool->committed_txn = le64_to_cpu(sb->hdr.txn);
+	dd_sb_decode_state(sb, pool);
 	pool->open_txn = pool->committed_txn + 1;
-	pool->user_txn = le64_to_cpu(sb->user_txn_id);
-	pool->nr_volumes = le32_to_cpu(sb->nr_volumes);
-	pool->needs_check = le32_to_cpu(sb->flags) & DD_SB_NEEDS_CHECK;
-	dd_root_decode(&sb->vols, &pool->vols_root);
-	dd_root_decode(&sb->refs, &pool->refs_root);
-	dd_root_decode(&sb->dalloc, &pool->dalloc_root);
-	dd_root_decode(&sb->written, &pool->written_root);
-	dd_root_decode(&sb->index, &pool->index_root);
-	pool->st.data_used = le64_to_cpu(sb->stats.data_used);
-	pool->st.meta_used = le64_to_cpu(sb->stats.meta_used);
-	pool->st.shared_blocks = le64_to_cpu(sb->stats.shared_blocks);
-	pool->st.mapped_blocks = le64_to_cpu(sb->stats.mapped_blocks);
-	pool->st.zero_elided = le64_to_cpu(sb->stats.zero_elided);
-	pool->st.discarded = le64_to_cpu(sb->stats.discarded);
-	pool->st.cow_splits = le64_to_cpu(sb->stats.cow_splits);
 	pool->sb_dirty = false;
 	pool->data_pending_free = 0;
-	if (le32_to_cpu(sb->ro_compat) & ~DD_FEATURE_RO_COMPAT_SUPP)
-		pool->open_flags |= DD_OPEN_READ_ONLY;
 	if (pool->meta_cursor >= pool->nr_meta_blocks)
 		pool->meta_cursor = 0;
 out:
@@ -305,6 +239,9 @@ int dd_pool_open(struct dd_bm *bm, unsigned flags, const struct dd_pool_hooks *h
 	pool->open_flags = flags;
 	if (hooks)
 		pool->hooks = *hooks;
+	/* The volume layer's work before every commit (see dd_tx_commit). */
+	pool->pre_commit.run = dd_volumes_flush;
+	pool->pre_commit.what = "writing the volume table";
 	dd_pool_init_trees(pool);
 	pool->scratch = dd_alloc(DD_BLOCK_SIZE);
 	r = -ENOMEM;
@@ -426,6 +363,81 @@ enum dd_mode dd_pool_metadata_error(struct dd_pool *pool, int err, const char *w
 	pool->mode = DD_MODE_RO;
 	dd_err("pool is read-only until checked (dedup_check)");
 	return pool->mode;
+}
+
+/* ---- public calls that change metadata ------------------------------------
+ * The layers below return every error up; those that leave the open
+ * transaction half-done they also mark (dd_tx_fail).  Every public call
+ * that may change metadata settles here on its way out: the one place it
+ * enters the error ladder.
+ */
+static int dd_pool_settle(struct dd_pool *pool, int r)
+{
+	int err = pool->tx_err;
+	const char *what = pool->tx_err_what;
+
+	if (err) {
+		pool->tx_err = 0;
+		pool->tx_err_what = NULL;
+		dd_pool_metadata_error(pool, err, what);
+	}
+	return r;
+}
+
+int dd_pool_commit(struct dd_pool *pool)
+{
+	if (pool->mode == DD_MODE_FAIL)
+		return -EIO;
+	if (!dd_tx_dirty(pool))
+		return 0;
+	if (!dd_writable(pool))
+		return -EROFS;
+	return dd_pool_settle(pool, dd_tx_commit(pool));
+}
+
+int dd_volume_create(struct dd_pool *pool, u32 id)
+{
+	return dd_pool_settle(pool, dd_vol_create(pool, id));
+}
+
+int dd_snapshot_create(struct dd_pool *pool, u32 id, u32 origin)
+{
+	return dd_pool_settle(pool, dd_vol_snapshot(pool, id, origin));
+}
+
+int dd_volume_delete(struct dd_pool *pool, u32 id)
+{
+	return dd_pool_settle(pool, dd_vol_delete(pool, id));
+}
+
+int dd_pool_reclaim(struct dd_pool *pool, u64 budget, bool *done)
+{
+	return dd_pool_settle(pool, dd_vol_reclaim(pool, budget, done));
+}
+
+int dd_data_reserve(struct dd_pool *pool, u64 *pbn)
+{
+	return dd_pool_settle(pool, dd_rec_reserve(pool, pbn));
+}
+
+int dd_map_insert(struct dd_volume *vol, u64 lbn, u64 pbn)
+{
+	return dd_pool_settle(vol->pool, dd_vol_map_insert(vol, lbn, pbn));
+}
+
+int dd_map_unmap(struct dd_volume *vol, u64 lbn, u64 nr, enum dd_unmap_reason why)
+{
+	return dd_pool_settle(vol->pool, dd_vol_map_unmap(vol, lbn, nr, why));
+}
+
+int dd_map_make_exclusive(struct dd_volume *vol, u64 lbn, bool *excl)
+{
+	return dd_pool_settle(vol->pool, dd_vol_make_exclusive(vol, lbn, excl));
+}
+
+bool dd_pool_dirty(struct dd_pool *pool)
+{
+	return dd_tx_dirty(pool);
 }
 
 enum dd_mode dd_pool_mode(struct dd_pool *pool)

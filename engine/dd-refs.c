@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Per-PBN records: reference count and owner back-pointer, kept together in
- * one 16-byte record so that they can never disagree after a crash.
+ * Layer 4 (dd-internal.h).  Per-PBN records: reference count and owner
+ * back-pointer, kept together in one 16-byte record so that they can never
+ * disagree after a crash.
  *
  * The owner (volume, LBN) is known (DD_REC_OWNED) while exactly one map
  * entry points at the block and the engine knows which; it is forgotten
@@ -13,17 +14,6 @@
 static u64 dd_rec_leaf(u64 pbn, u32 *slot)
 {
 	return dd_div_u64_rem(pbn, DD_RECS_PER_LEAF, slot);
-}
-
-void dd_rec_decode(const struct dd_disk_rec *d, struct dd_record *r)
-{
-	u64 ol = le64_to_cpu(d->owner_lbn);
-
-	r->refcount = le32_to_cpu(d->refcount);
-	r->owned = ol & DD_REC_OWNED;
-	r->owner_vol = le32_to_cpu(d->owner_vol);
-	r->owner_lbn = ol & DD_REC_LBN_MASK;
-	r->gen = (u8)((ol & DD_REC_GEN_MASK) >> DD_REC_GEN_SHIFT);
 }
 
 int dd_rec_read(struct dd_pool *pool, u64 pbn, unsigned flags, struct dd_disk_rec *out)
@@ -106,15 +96,10 @@ static int dd_rec_open(struct dd_pool *pool, u64 pbn, bool create, struct dd_buf
 static int dd_rec_close(struct dd_pool *pool, u64 pbn, struct dd_buf *leaf, u32 old_ref,
 			u32 new_ref)
 {
-	struct dd_disk_header *h = dd_data(leaf);
-	u16 count = le16_to_cpu(h->count);
+	/* count: records with a non-zero refcount */
+	u16 count = dd_block_count_add(dd_data(leaf), (new_ref != 0) - (old_ref != 0));
 	u32 slot;
 
-	if (!old_ref && new_ref)
-		count++;
-	else if (old_ref && !new_ref)
-		count--;
-	h->count = cpu_to_le16(count);
 	dd_blk_put(leaf);
 	if (count)
 		return 0;
@@ -138,14 +123,12 @@ int dd_rec_new(struct dd_pool *pool, u64 pbn, u32 vol, u64 lbn)
 	r = dd_rec_open(pool, pbn, true, &leaf, &rec);
 	if (r)
 		return r;
-	ref = le32_to_cpu(rec->refcount);
+	ref = dd_rec_refcount(rec);
 	if (ref) {
 		dd_blk_put(leaf);
 		return dd_rec_bad(pbn, "allocating a block in use", ref);
 	}
-	rec->refcount = cpu_to_le32(1);
-	rec->owner_vol = cpu_to_le32(vol);
-	rec->owner_lbn = cpu_to_le64(lbn | DD_REC_OWNED);
+	dd_rec_enc_new(rec, vol, lbn);
 	r = dd_rec_close(pool, pbn, leaf, 0, 1);
 	if (r)
 		return r;
@@ -162,7 +145,7 @@ int dd_rec_inc(struct dd_pool *pool, u64 pbn)
 	r = dd_rec_open(pool, pbn, false, &leaf, &rec);
 	if (r)
 		return r;
-	ref = le32_to_cpu(rec->refcount);
+	ref = dd_rec_refcount(rec);
 	if (!ref || ref == 0xffffffffu) {
 		dd_blk_put(leaf);
 		if (ref)
@@ -171,8 +154,8 @@ int dd_rec_inc(struct dd_pool *pool, u64 pbn)
 	}
 	if (ref == 1)
 		pool->st.shared_blocks++;
-	rec->refcount = cpu_to_le32(ref + 1);
-	rec->owner_lbn = cpu_to_le64(le64_to_cpu(rec->owner_lbn) & ~DD_REC_OWNED);
+	dd_rec_enc_refcount(rec, ref + 1);
+	dd_rec_enc_disown(rec);
 	return dd_rec_close(pool, pbn, leaf, ref, ref + 1);
 }
 
@@ -186,7 +169,7 @@ int dd_rec_dec(struct dd_pool *pool, u64 pbn, bool *was_shared)
 	r = dd_rec_open(pool, pbn, false, &leaf, &rec);
 	if (r)
 		return r;
-	ref = le32_to_cpu(rec->refcount);
+	ref = dd_rec_refcount(rec);
 	if (!ref) {
 		dd_blk_put(leaf);
 		return dd_rec_bad(pbn, "dropping a reference to a free block", ref);
@@ -197,8 +180,8 @@ int dd_rec_dec(struct dd_pool *pool, u64 pbn, bool *was_shared)
 	if (ref == 1) {
 		memset(rec, 0, sizeof(*rec));
 	} else {
-		rec->refcount = cpu_to_le32(ref - 1);
-		rec->owner_lbn = cpu_to_le64(le64_to_cpu(rec->owner_lbn) & ~DD_REC_OWNED);
+		dd_rec_enc_refcount(rec, ref - 1);
+		dd_rec_enc_disown(rec);
 	}
 	r = dd_rec_close(pool, pbn, leaf, ref, ref - 1);
 	if (r || ref > 1)
@@ -216,15 +199,38 @@ int dd_rec_set_owner(struct dd_pool *pool, u64 pbn, u32 vol, u64 lbn)
 	r = dd_rec_open(pool, pbn, false, &leaf, &rec);
 	if (r)
 		return r;
-	ref = le32_to_cpu(rec->refcount);
+	ref = dd_rec_refcount(rec);
 	if (ref != 1) {
 		dd_blk_put(leaf);
 		return dd_rec_bad(pbn, "owner set on a block that is not exclusive", ref);
 	}
-	rec->owner_vol = cpu_to_le32(vol);
-	rec->owner_lbn = cpu_to_le64((le64_to_cpu(rec->owner_lbn) & DD_REC_GEN_MASK) | lbn |
-				     DD_REC_OWNED);
+	dd_rec_enc_owner(rec, vol, lbn);
 	return dd_rec_close(pool, pbn, leaf, 1, 1);
+}
+
+/*
+ * Reserves a data block for a write in flight.  A block free in the bitmap
+ * must have no references: otherwise (damaged metadata) a guest's write
+ * would land on a live block before the insert notices.  One record lookup,
+ * in a leaf the insert needs anyway.
+ */
+int dd_rec_reserve(struct dd_pool *pool, u64 *pbn)
+{
+	struct dd_disk_rec rec;
+	int r;
+
+	r = dd_data_find_free(pool, pbn);
+	if (r)
+		return r;
+	r = dd_rec_read(pool, *pbn, 0, &rec);
+	if (r)
+		return r;
+	if (dd_rec_refcount(&rec)) {
+		dd_err("data block %llu is free in the bitmap but has %u references",
+		       (unsigned long long)*pbn, dd_rec_refcount(&rec));
+		return dd_tx_fail(pool, -EILSEQ, "allocating a data block");
+	}
+	return dd_data_claim(pool, *pbn);
 }
 
 int dd_record_get(struct dd_pool *pool, u64 pbn, struct dd_record *rec)

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Space: allocation of metadata blocks (a fixed bitmap region) and of data
- * blocks (the dalloc radix tree of bitmaps).
+ * Layer 3 (dd-internal.h).  Data space: allocation of data blocks (the
+ * dalloc radix tree of bitmaps) and the reservations of blocks being
+ * written.  (Metadata blocks are allocated by dd-block.c, whose journal
+ * their bitmap is part of.)
  *
  * A metadata block freed in the open transaction may be reused at once: its
  * new contents reach home only after the commit that journals them.  A data
@@ -13,188 +15,7 @@
  */
 #include "dd-internal.h"
 
-/* First clear bit >= 'from' in a bitmap of 'nbits', or nbits. */
-static u32 dd_find_zero(const __le64 *a, const __le64 *b, u32 from, u32 nbits)
-{
-	u32 w = from / 64;
-	u64 word;
-
-	for (; w * 64 < nbits; w++) {
-		word = le64_to_cpu(a[w]) | (b ? le64_to_cpu(b[w]) : 0);
-		if (w == from / 64 && from % 64)
-			word |= (1ULL << (from % 64)) - 1;
-		if (word != ~0ULL) {
-			u32 bit = w * 64 + (u32)__builtin_ctzll(~word);
-
-			return bit < nbits ? bit : nbits;
-		}
-	}
-	return nbits;
-}
-
-static bool dd_test_bit(const __le64 *words, u32 bit)
-{
-	return le64_to_cpu(words[bit / 64]) & (1ULL << (bit % 64));
-}
-
-/* Sets or clears a bit in a bitmap block; returns the previous value. */
-static bool dd_change_bit(struct dd_disk_bitmap *bm, u32 bit, bool set)
-{
-	u64 w = le64_to_cpu(bm->word[bit / 64]);
-	u64 mask = 1ULL << (bit % 64);
-	bool old = w & mask;
-
-	if (old == set)
-		return old;
-	w = set ? (w | mask) : (w & ~mask);
-	bm->word[bit / 64] = cpu_to_le64(w);
-	bm->hdr.count = cpu_to_le16(le16_to_cpu(bm->hdr.count) + (set ? 1 : -1));
-	return old;
-}
-
-/* ---- metadata blocks ----------------------------------------------------- */
-
-static int dd_mbitmap_get(struct dd_pool *pool, u32 page, bool dirty, struct dd_buf **out)
-{
-	u64 b = pool->mbitmap_start + page;
-
-	if (dirty)
-		return dd_blk_get_dirty(pool, b, DD_BT_MBITMAP, DD_TREE_NONE, 0, 0, out);
-	return dd_blk_get(pool, b, DD_BT_MBITMAP, DD_TREE_NONE, 0, 0, 0, out);
-}
-
-u64 dd_meta_free_blocks(struct dd_pool *pool)
-{
-	return pool->nr_meta_blocks - pool->st.meta_used;
-}
-
-int dd_meta_alloc(struct dd_pool *pool, u64 *b)
-{
-	u32 scanned, page, bit;
-	struct dd_buf *buf;
-	struct dd_disk_bitmap *bm;
-	int r;
-
-	if (pool->meta_cursor >= pool->nr_meta_blocks)
-		pool->meta_cursor = 0;
-	for (scanned = 0; scanned <= pool->mbitmap_blocks; scanned++) {
-		page = (u32)(pool->meta_cursor / DD_BITS_PER_BITMAP);
-		r = dd_mbitmap_get(pool, page, false, &buf);
-		if (r)
-			return r;
-		bm = dd_data(buf);
-		bit = dd_find_zero(bm->word, NULL, pool->meta_cursor % DD_BITS_PER_BITMAP,
-				   DD_BITS_PER_BITMAP);
-		dd_blk_put(buf);
-		if (bit < DD_BITS_PER_BITMAP &&
-		    (u64)page * DD_BITS_PER_BITMAP + bit < pool->nr_meta_blocks) {
-			r = dd_mbitmap_get(pool, page, true, &buf);
-			if (r)
-				return r;
-			dd_change_bit(dd_data(buf), bit, true);
-			dd_blk_put(buf);
-			*b = (u64)page * DD_BITS_PER_BITMAP + bit;
-			pool->meta_cursor = *b + 1;
-			pool->st.meta_used++;
-			return 0;
-		}
-		pool->meta_cursor = (u64)(page + 1) * DD_BITS_PER_BITMAP;
-		if (pool->meta_cursor >= pool->nr_meta_blocks)
-			pool->meta_cursor = 0;
-	}
-	dd_err("metadata device is full");
-	return -ENOSPC;
-}
-
-int dd_meta_free(struct dd_pool *pool, u64 b)
-{
-	struct dd_buf *buf;
-	u32 page = (u32)(b / DD_BITS_PER_BITMAP);
-	bool was;
-	int r;
-
-	if (b < pool->mbitmap_start + pool->mbitmap_blocks || b >= pool->nr_meta_blocks)
-		return -EILSEQ;
-	r = dd_mbitmap_get(pool, page, true, &buf);
-	if (r)
-		return r;
-	was = dd_change_bit(dd_data(buf), b % DD_BITS_PER_BITMAP, false);
-	dd_blk_put(buf);
-	if (!was) {
-		dd_err("freeing metadata block %llu that is already free", (unsigned long long)b);
-		return -EILSEQ;
-	}
-	pool->st.meta_used--;
-	return 0;
-}
-
 /* ---- data blocks --------------------------------------------------------- */
-
-/* ---- blocks freed in the open transaction (discard passdown) ------------- */
-
-static void dd_freed_add(struct dd_pool *pool, u64 pbn)
-{
-	struct dd_extents *x = &pool->freed;
-
-	if (!pool->hooks.freed || x->overflow)
-		return;
-	if (x->nr && x->start[x->nr - 1] + x->len[x->nr - 1] == pbn) {
-		x->len[x->nr - 1]++;
-		return;
-	}
-	if (x->nr == x->cap) {
-		u32 cap = x->cap ? x->cap * 2 : 256;
-		u64 *ns = dd_alloc(sizeof(u64) * cap), *nl = dd_alloc(sizeof(u64) * cap);
-
-		if (!ns || !nl) {
-			/* Passdown is advisory: give up on it for this transaction. */
-			dd_free(ns);
-			dd_free(nl);
-			x->overflow = true;
-			return;
-		}
-		if (x->nr) {
-			memcpy(ns, x->start, sizeof(u64) * x->nr);
-			memcpy(nl, x->len, sizeof(u64) * x->nr);
-		}
-		dd_free(x->start);
-		dd_free(x->len);
-		x->start = ns;
-		x->len = nl;
-		x->cap = cap;
-	}
-	x->start[x->nr] = pbn;
-	x->len[x->nr] = 1;
-	x->nr++;
-}
-
-/* After a commit: hand the freed ranges to the hook (they are not yet reusable). */
-void dd_freed_report(struct dd_pool *pool)
-{
-	struct dd_extents *x = &pool->freed;
-	u32 i;
-
-	if (!pool->hooks.freed)
-		return;
-	if (x->overflow)
-		dd_warn("too many freed ranges to report in one transaction: passdown skipped");
-	for (i = 0; i < x->nr && !x->overflow; i++)
-		pool->hooks.freed(pool->hooks.ctx, x->start[i], x->len[i]);
-	dd_freed_reset(pool, false);
-}
-
-void dd_freed_reset(struct dd_pool *pool, bool release)
-{
-	struct dd_extents *x = &pool->freed;
-
-	x->nr = 0;
-	x->overflow = false;
-	if (release) {
-		dd_free(x->start);
-		dd_free(x->len);
-		memset(x, 0, sizeof(*x));
-	}
-}
 
 /*
  * A block freed in the open transaction stays unavailable until that
@@ -208,17 +29,13 @@ void dd_freed_reset(struct dd_pool *pool, bool release)
 static int dd_dalloc_quarantine(struct dd_buf *leaf, u32 bit)
 {
 	struct dd_aux *aux = dd_aux(leaf);
-	struct dd_disk_bitmap *img;
-	u64 w;
 
 	if (!aux->shadow) {
 		aux->shadow = dd_zalloc(sizeof(*aux->shadow));
 		if (!aux->shadow)
 			return -ENOMEM;
 	}
-	img = (struct dd_disk_bitmap *)aux->shadow->data;
-	w = le64_to_cpu(img->word[bit / 64]) | (1ULL << (bit % 64));
-	img->word[bit / 64] = cpu_to_le64(w);
+	dd_bit_set(((struct dd_disk_bitmap *)aux->shadow->data)->word, bit);
 	return 0;
 }
 
@@ -246,7 +63,7 @@ int dd_dalloc_set(struct dd_pool *pool, u64 pbn, bool used)
 			return r;
 		}
 	}
-	was = dd_change_bit(dd_data(leaf), bit, used);
+	was = dd_bitmap_change(dd_data(leaf), bit, used);
 	dd_blk_put(leaf);
 	if (was == used) {
 		dd_err("data block %llu is already %s", (unsigned long long)pbn,
@@ -297,9 +114,9 @@ int dd_dalloc_test(struct dd_pool *pool, u64 pbn, bool *open_used, bool *committ
 		return 0;
 	if (r)
 		return r;
-	*open_used = dd_test_bit(((struct dd_disk_bitmap *)dd_data(leaf))->word, bit);
+	*open_used = dd_bit_test(((struct dd_disk_bitmap *)dd_data(leaf))->word, bit);
 	cw = dd_dalloc_committed(leaf, &all_free);
-	*committed_used = all_free ? false : cw ? dd_test_bit(cw, bit) : *open_used;
+	*committed_used = all_free ? false : cw ? dd_bit_test(cw, bit) : *open_used;
 	dd_blk_put(leaf);
 	return 0;
 }
@@ -322,7 +139,7 @@ static int dd_dalloc_search_leaf(struct dd_pool *pool, u64 li, u32 from, u64 *pb
 	if (!r) {
 		struct dd_disk_bitmap *bmp = dd_data(leaf);
 
-		if (le16_to_cpu(bmp->hdr.count) >= nbits) {
+		if (dd_block_count(bmp) >= nbits) {
 			dd_blk_put(leaf);
 			return -ENOSPC;
 		}
@@ -331,7 +148,7 @@ static int dd_dalloc_search_leaf(struct dd_pool *pool, u64 li, u32 from, u64 *pb
 	}
 	for (bit = from; bit < nbits; bit++) {
 		if (ow) {
-			bit = dd_find_zero(ow, cw, bit, nbits);
+			bit = dd_bitmap_find_zero(ow, cw, bit, nbits);
 			if (bit >= nbits)
 				break;
 		}
@@ -349,27 +166,11 @@ out:
 }
 
 /*
- * A block free in the bitmap must have no references: otherwise (damaged
- * metadata) a guest's write would land on a live block before the insert
- * notices.  One record lookup, in a leaf the insert needs anyway.
+ * A candidate for a new data block: free in the open and in the committed
+ * state and not reserved, from the cursor on (wrapping).  The records layer
+ * checks the candidate's record and claims it (dd_rec_reserve).
  */
-static int dd_data_verify_free(struct dd_pool *pool, u64 pbn)
-{
-	struct dd_disk_rec rec;
-	int r;
-
-	r = dd_rec_read(pool, pbn, 0, &rec);
-	if (r)
-		return r;
-	if (!rec.refcount)
-		return 0;
-	dd_err("data block %llu is free in the bitmap but has %u references",
-	       (unsigned long long)pbn, le32_to_cpu(rec.refcount));
-	dd_pool_metadata_error(pool, -EILSEQ, "allocating a data block");
-	return -EILSEQ;
-}
-
-int dd_data_reserve(struct dd_pool *pool, u64 *pbn)
+int dd_data_find_free(struct dd_pool *pool, u64 *pbn)
 {
 	u64 nr = pool->nr_data_blocks, pos, leaves, scanned;
 	u32 from;
@@ -385,15 +186,6 @@ int dd_data_reserve(struct dd_pool *pool, u64 *pbn)
 		u64 li = dd_div_u64_rem(pos, DD_BITS_PER_BITMAP, &from);
 
 		r = dd_dalloc_search_leaf(pool, li, from, pbn);
-		if (!r)
-			r = dd_data_verify_free(pool, *pbn);
-		if (!r) {
-			r = dd_resv_add(&pool->resv, *pbn);
-			if (r)
-				return r;
-			pool->data_cursor = *pbn + 1;
-			return 0;
-		}
 		if (r != -ENOSPC)
 			return r;
 		pos = (li + 1) * DD_BITS_PER_BITMAP;
@@ -401,6 +193,17 @@ int dd_data_reserve(struct dd_pool *pool, u64 *pbn)
 			pos = 0;
 	}
 	return -ENOSPC;
+}
+
+/* Reserves a block found by dd_data_find_free (memory only). */
+int dd_data_claim(struct dd_pool *pool, u64 pbn)
+{
+	int r = dd_resv_add(&pool->resv, pbn);
+
+	if (r)
+		return r;
+	pool->data_cursor = pbn + 1;
+	return 0;
 }
 
 void dd_data_unreserve(struct dd_pool *pool, u64 pbn)

@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Radix trees of metadata blocks, keyed by leaf index.  Used for the volume
- * maps, the per-PBN records, the data allocation bitmap and the volume
- * table.  Blocks are updated in place inside a transaction (the journal
- * makes that crash-safe), so a leaf update never touches its parents; only
- * creating or removing a child does.
+ * Layer 2 (dd-internal.h): radix trees of metadata blocks, keyed by leaf
+ * index.  Used for the volume maps, the per-PBN records, the data
+ * allocation bitmap and the volume table.  Blocks are updated in place
+ * inside a transaction (the journal makes that crash-safe), so a leaf
+ * update never touches its parents; only creating or removing a child does.
  */
 #include "dd-internal.h"
 
@@ -65,7 +65,7 @@ static int dd_tree_bad_height(const struct dd_tree *t)
 
 static u64 dd_child(struct dd_buf *node, u32 slot)
 {
-	return le64_to_cpu(((struct dd_disk_node *)dd_data(node))->child[slot]);
+	return dd_node_child(dd_data(node), slot);
 }
 
 int dd_tree_find(struct dd_pool *pool, const struct dd_tree *t, u64 idx, unsigned flags,
@@ -105,7 +105,7 @@ static int dd_tree_grow(struct dd_pool *pool, const struct dd_tree *t, u64 idx)
 {
 	struct dd_root *root = t->root;
 	struct dd_buf *node;
-	struct dd_disk_node *n;
+	void *n;
 	int r;
 
 	if (!root->block) {
@@ -120,8 +120,8 @@ static int dd_tree_grow(struct dd_pool *pool, const struct dd_tree *t, u64 idx)
 		if (r)
 			return r;
 		n = dd_data(node);
-		n->child[0] = cpu_to_le64(root->block);
-		n->hdr.count = cpu_to_le16(1);
+		dd_node_set_child(n, 0, root->block);
+		dd_block_set_count(n, 1);
 		root->block = dd_buf_blocknr(node);
 		root->height++;
 		dd_blk_put(node);
@@ -134,7 +134,7 @@ int dd_tree_find_dirty(struct dd_pool *pool, const struct dd_tree *t, u64 idx, b
 {
 	struct dd_root *root = t->root;
 	struct dd_buf *node, *child;
-	struct dd_disk_node *n;
+	void *n;
 	u8 level;
 	u64 b;
 	u32 slot;
@@ -182,8 +182,8 @@ int dd_tree_find_dirty(struct dd_pool *pool, const struct dd_tree *t, u64 idx, b
 				return r;
 			}
 			n = dd_data(node);
-			n->child[slot] = cpu_to_le64(dd_buf_blocknr(child));
-			n->hdr.count = cpu_to_le16(le16_to_cpu(n->hdr.count) + 1);
+			dd_node_set_child(n, slot, dd_buf_blocknr(child));
+			dd_block_count_add(n, 1);
 			dd_blk_put(child);
 		}
 		b = dd_child(node, slot);
@@ -203,7 +203,7 @@ int dd_tree_remove(struct dd_pool *pool, const struct dd_tree *t, u64 idx)
 	struct dd_root *root = t->root;
 	u64 path[DD_MAX_HEIGHT + 1];
 	struct dd_buf *node;
-	struct dd_disk_node *n;
+	void *n;
 	u8 level;
 	u64 b = root->block;
 	u16 count;
@@ -233,9 +233,8 @@ int dd_tree_remove(struct dd_pool *pool, const struct dd_tree *t, u64 idx)
 		if (r)
 			return r;
 		n = dd_data(node);
-		n->child[dd_slot(idx, level)] = 0;
-		count = le16_to_cpu(n->hdr.count) - 1;
-		n->hdr.count = cpu_to_le16(count);
+		dd_node_set_child(n, dd_slot(idx, level), 0);
+		count = dd_block_count_add(n, -1);
 		dd_blk_put(node);
 		if (count)
 			return 0;

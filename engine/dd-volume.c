@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Volumes: the volume table, the LBN -> PBN maps, snapshots and deletion.
+ * Layer 5 (dd-internal.h).  Volumes: the volume table, the LBN -> PBN maps,
+ * snapshots, deletion and reclaim.  The lookups are public calls from here;
+ * the calls that change metadata are wrapped by the pool layer, which
+ * enters the error ladder for them.
  *
  * The exclusive bit of a map entry (DD_ME_EXCL) lets the data path write in
  * place after one map lookup.  Invariant (checked by dedup_check): an entry
@@ -40,10 +43,10 @@ int dd_vol_entry_get(struct dd_pool *pool, u32 id, struct dd_disk_volume *out)
 		return r;
 	*out = ((struct dd_disk_vols_leaf *)dd_data(leaf))->vol[slot];
 	dd_blk_put(leaf);
-	if (!(le32_to_cpu(out->flags) & DD_VOL_VALID))
+	if (!(dd_vol_entry_flags(out) & DD_VOL_VALID))
 		return -ENOENT;
-	if (le32_to_cpu(out->id) != id) {
-		dd_err("volume table slot %u holds volume %u", id, le32_to_cpu(out->id));
+	if (dd_vol_entry_id(out) != id) {
+		dd_err("volume table slot %u holds volume %u", id, dd_vol_entry_id(out));
 		return -EILSEQ;
 	}
 	return 0;
@@ -53,7 +56,7 @@ static int dd_vol_entry_put(struct dd_pool *pool, const struct dd_disk_volume *e
 {
 	struct dd_disk_vols_leaf *l;
 	struct dd_buf *leaf;
-	u32 slot, id = le32_to_cpu(e->id);
+	u32 slot, id = dd_vol_entry_id(e);
 	bool was_valid;
 	int r;
 
@@ -61,10 +64,10 @@ static int dd_vol_entry_put(struct dd_pool *pool, const struct dd_disk_volume *e
 	if (r)
 		return r;
 	l = dd_data(leaf);
-	was_valid = le32_to_cpu(l->vol[slot].flags) & DD_VOL_VALID;
+	was_valid = dd_vol_entry_flags(&l->vol[slot]) & DD_VOL_VALID;
 	l->vol[slot] = *e;
 	if (!was_valid)
-		l->hdr.count = cpu_to_le16(le16_to_cpu(l->hdr.count) + 1);
+		dd_block_count_add(l, 1);
 	dd_blk_put(leaf);
 	pool->sb_dirty = true;
 	return 0;
@@ -83,23 +86,12 @@ static int dd_vol_entry_del(struct dd_pool *pool, u32 id)
 		return r == -ENODATA ? -ENOENT : r;
 	l = dd_data(leaf);
 	memset(&l->vol[slot], 0, sizeof(l->vol[slot]));
-	count = le16_to_cpu(l->hdr.count) - 1;
-	l->hdr.count = cpu_to_le16(count);
+	count = dd_block_count_add(l, -1);
 	dd_blk_put(leaf);
 	pool->sb_dirty = true;
 	if (count)
 		return 0;
 	return dd_tree_remove(pool, &pool->vols_tree, dd_vols_leaf(id, &slot));
-}
-
-static void dd_vol_load(struct dd_volume *v, const struct dd_disk_volume *e)
-{
-	v->flags = le32_to_cpu(e->flags);
-	v->origin = le32_to_cpu(e->origin);
-	dd_root_decode(&e->map, &v->map);
-	v->mapped = le64_to_cpu(e->mapped_blocks);
-	v->created_txn = le64_to_cpu(e->created_txn);
-	v->progress = le64_to_cpu(e->progress);
 }
 
 /*
@@ -130,14 +122,7 @@ static int dd_vol_sync(struct dd_volume *v)
 	struct dd_disk_volume e;
 
 	dd_vol_clean(v);
-	memset(&e, 0, sizeof(e));
-	e.id = cpu_to_le32(v->id);
-	e.flags = cpu_to_le32(v->flags);
-	dd_root_encode(&v->map, &e.map);
-	e.mapped_blocks = cpu_to_le64(v->mapped);
-	e.created_txn = cpu_to_le64(v->created_txn);
-	e.origin = cpu_to_le32(v->origin);
-	e.progress = cpu_to_le64(v->progress);
+	dd_vol_encode(v, &e);
 	return dd_vol_entry_put(v->pool, &e);
 }
 
@@ -205,7 +190,7 @@ int dd_vol_handle(struct dd_pool *pool, u32 id, struct dd_volume **out)
 	v->pool = pool;
 	v->id = id;
 	v->open_count = 1;
-	dd_vol_load(v, &e);
+	dd_vol_decode(&e, v);
 	v->tree.root = &v->map;
 	v->tree.id = DD_TREE_MAP;
 	v->tree.leaf_type = DD_BT_MAP;
@@ -231,13 +216,11 @@ int dd_volumes_reload(struct dd_pool *pool)
 			continue;
 		}
 		r = dd_vol_entry_get(pool, v->id, &e);
-		if (r == -ENOENT) {
-			memset(&e, 0, sizeof(e));	/* created in the aborted txn */
-			e.origin = cpu_to_le32(DD_NO_VOLUME);
-		} else if (r) {
+		if (r == -ENOENT)	/* created in the aborted txn */
+			dd_vol_encode_new(&e, 0, 0, DD_NO_VOLUME, 0);
+		else if (r)
 			return r;
-		}
-		dd_vol_load(v, &e);
+		dd_vol_decode(&e, v);
 	}
 	return 0;
 }
@@ -301,7 +284,7 @@ int dd_volume_next(struct dd_pool *pool, u32 *id, bool want_all, struct dd_volum
 		l = dd_data(leaf);
 		for (; slot < DD_VOLS_PER_LEAF; slot++) {
 			const struct dd_disk_volume *e = &l->vol[slot];
-			u32 flags = le32_to_cpu(e->flags);
+			u32 flags = dd_vol_entry_flags(e);
 
 			if (!(flags & DD_VOL_VALID))
 				continue;
@@ -310,19 +293,17 @@ int dd_volume_next(struct dd_pool *pool, u32 *id, bool want_all, struct dd_volum
 			/* Callers step on from *id + 1: a stored id that is not the
 			 * slot's own (damage) would send them back forever. */
 			if (found * DD_VOLS_PER_LEAF + slot > DD_MAX_VOLUME_ID ||
-			    le32_to_cpu(e->id) != found * DD_VOLS_PER_LEAF + slot) {
+			    dd_vol_entry_id(e) != found * DD_VOLS_PER_LEAF + slot) {
 				dd_err("volume table slot %llu holds volume %u",
 				       (unsigned long long)(found * DD_VOLS_PER_LEAF + slot),
-				       le32_to_cpu(e->id));
+				       dd_vol_entry_id(e));
 				dd_blk_put(leaf);
 				return -EILSEQ;
 			}
-			info->id = le32_to_cpu(e->id);
-			info->flags = flags;
-			info->origin = le32_to_cpu(e->origin);
+			dd_vol_info_decode(e, info);
 			v = dd_vol_find(pool, info->id);
-			info->mapped_blocks = v ? v->mapped : le64_to_cpu(e->mapped_blocks);
-			info->created_txn = le64_to_cpu(e->created_txn);
+			if (v)
+				info->mapped_blocks = v->mapped;	/* newer than the table */
 			*id = info->id;
 			dd_blk_put(leaf);
 			return 0;
@@ -350,7 +331,7 @@ static int dd_vol_id_unused(struct dd_pool *pool, u32 id)
 	return 0;
 }
 
-int dd_volume_create(struct dd_pool *pool, u32 id)
+int dd_vol_create(struct dd_pool *pool, u32 id)
 {
 	struct dd_disk_volume e;
 	int r;
@@ -360,16 +341,10 @@ int dd_volume_create(struct dd_pool *pool, u32 id)
 	r = dd_vol_id_unused(pool, id);
 	if (r)
 		return r;
-	memset(&e, 0, sizeof(e));
-	e.id = cpu_to_le32(id);
-	e.flags = cpu_to_le32(DD_VOL_VALID);
-	e.origin = cpu_to_le32(DD_NO_VOLUME);
-	e.created_txn = cpu_to_le64(pool->open_txn);
+	dd_vol_encode_new(&e, id, DD_VOL_VALID, DD_NO_VOLUME, pool->open_txn);
 	r = dd_vol_entry_put(pool, &e);
-	if (r) {
-		dd_pool_metadata_error(pool, r, "creating a volume");
-		return r;
-	}
+	if (r)
+		return dd_tx_fail(pool, r, "creating a volume");
 	pool->nr_volumes++;
 	return 0;
 }
@@ -381,7 +356,7 @@ static bool dd_vol_busy(struct dd_pool *pool, u32 id)
 	return v && v->open_count;
 }
 
-int dd_volume_delete(struct dd_pool *pool, u32 id)
+int dd_vol_delete(struct dd_pool *pool, u32 id)
 {
 	struct dd_volume *v;
 	int r;
@@ -408,10 +383,9 @@ int dd_volume_delete(struct dd_pool *pool, u32 id)
 	r = dd_vol_sync(v);
 	dd_volume_close(v);
 	if (r)
-		dd_pool_metadata_error(pool, r, "deleting a volume");
-	else
-		pool->nr_deleting++;
-	return r;
+		return dd_tx_fail(pool, r, "deleting a volume");
+	pool->nr_deleting++;
+	return 0;
 }
 
 /* ---- the map -------------------------------------------------------------- */
@@ -432,7 +406,7 @@ int dd_map_lookup(struct dd_volume *vol, u64 lbn, unsigned flags, struct dd_mapp
 		return 0;
 	if (r)
 		return r;
-	e = le64_to_cpu(((struct dd_disk_map_leaf *)dd_data(leaf))->entry[slot]);
+	e = dd_me_get(dd_data(leaf), slot);
 	dd_blk_put(leaf);
 	if (dd_me_mapped(e)) {
 		/* Never send a guest's I/O past the end of the data device. */
@@ -470,7 +444,7 @@ int dd_map_next(struct dd_volume *vol, u64 *lbn, struct dd_mapping *m)
 			return r;
 		l = dd_data(leaf);
 		for (; slot < DD_MAP_ENTRIES; slot++) {
-			e = le64_to_cpu(l->entry[slot]);
+			e = dd_me_get(l, slot);
 			if (dd_me_mapped(e))
 				break;
 		}
@@ -499,7 +473,7 @@ static int dd_map_open(struct dd_volume *vol, u64 lbn, bool create, struct dd_bu
 	r = dd_tree_find_dirty(vol->pool, &vol->tree, dd_map_leaf(lbn, &slot), create, leaf);
 	if (r)
 		return r;
-	*entry = &((struct dd_disk_map_leaf *)dd_data(*leaf))->entry[slot];
+	*entry = dd_me_slot(dd_data(*leaf), slot);
 	if (before.block != vol->map.block || before.height != vol->map.height)
 		dd_vol_dirty(vol);
 	return 0;
@@ -507,9 +481,7 @@ static int dd_map_open(struct dd_volume *vol, u64 lbn, bool create, struct dd_bu
 
 static void dd_map_count(struct dd_buf *leaf, int delta)
 {
-	struct dd_disk_header *h = dd_data(leaf);
-
-	h->count = cpu_to_le16((u16)(le16_to_cpu(h->count) + delta));
+	dd_block_count_add(dd_data(leaf), delta);	/* count: mapped entries */
 }
 
 static int __dd_map_insert(struct dd_volume *vol, u64 lbn, u64 pbn)
@@ -524,8 +496,8 @@ static int __dd_map_insert(struct dd_volume *vol, u64 lbn, u64 pbn)
 	r = dd_map_open(vol, lbn, true, &leaf, &entry);
 	if (r)
 		return r;
-	old = le64_to_cpu(*entry);
-	*entry = cpu_to_le64(pbn | DD_ME_MAPPED | DD_ME_EXCL);
+	old = dd_me_load(entry);
+	dd_me_store(entry, dd_me_new(pbn));
 	if (!dd_me_mapped(old)) {
 		dd_map_count(leaf, 1);
 		vol->mapped++;
@@ -548,7 +520,7 @@ static int __dd_map_insert(struct dd_volume *vol, u64 lbn, u64 pbn)
 	return 0;
 }
 
-int dd_map_insert(struct dd_volume *vol, u64 lbn, u64 pbn)
+int dd_vol_map_insert(struct dd_volume *vol, u64 lbn, u64 pbn)
 {
 	struct dd_pool *pool = vol->pool;
 	int r;
@@ -560,8 +532,8 @@ int dd_map_insert(struct dd_volume *vol, u64 lbn, u64 pbn)
 		return r;
 	r = __dd_map_insert(vol, lbn, pbn);
 	if (r)
-		dd_pool_metadata_error(pool, r, "inserting a mapping");
-	return r;
+		return dd_tx_fail(pool, r, "inserting a mapping");
+	return 0;
 }
 
 int dd_map_plan_write(struct dd_volume *vol, u64 lbn, unsigned flags, struct dd_mapping *m,
@@ -584,11 +556,11 @@ int dd_map_plan_write(struct dd_volume *vol, u64 lbn, unsigned flags, struct dd_
 	r = dd_rec_read(vol->pool, m->pbn, flags, &rec);
 	if (r)
 		return r;
-	*plan = le32_to_cpu(rec.refcount) > 1 ? DD_WRITE_NEW_BLOCK : DD_WRITE_ASK;
+	*plan = dd_rec_refcount(&rec) > 1 ? DD_WRITE_NEW_BLOCK : DD_WRITE_ASK;
 	return 0;
 }
 
-static int __dd_make_exclusive(struct dd_volume *vol, u64 lbn, bool *excl)
+int dd_vol_make_exclusive(struct dd_volume *vol, u64 lbn, bool *excl)
 {
 	struct dd_pool *pool = vol->pool;
 	struct dd_disk_rec rec, crec;
@@ -599,6 +571,8 @@ static int __dd_make_exclusive(struct dd_volume *vol, u64 lbn, bool *excl)
 	bool touched, open_used, committed_used;
 	int r;
 
+	if (lbn > DD_MAX_ADDR)
+		return -EINVAL;
 	*excl = false;
 	r = dd_map_lookup(vol, lbn, 0, &m);
 	if (r)
@@ -642,20 +616,12 @@ static int __dd_make_exclusive(struct dd_volume *vol, u64 lbn, bool *excl)
 	r = dd_map_open(vol, lbn, false, &leaf, &entry);
 	if (r)
 		goto bad;
-	*entry = cpu_to_le64(le64_to_cpu(*entry) | DD_ME_EXCL);
+	dd_me_store(entry, dd_me_with_excl(dd_me_load(entry)));
 	dd_blk_put(leaf);
 	*excl = true;
 	return 0;
 bad:
-	dd_pool_metadata_error(pool, r, "making a block exclusive");
-	return r;
-}
-
-int dd_map_make_exclusive(struct dd_volume *vol, u64 lbn, bool *excl)
-{
-	if (lbn > DD_MAX_ADDR)
-		return -EINVAL;
-	return __dd_make_exclusive(vol, lbn, excl);
+	return dd_tx_fail(pool, r, "making a block exclusive");
 }
 
 /* Room left in the journal for one more entry update. */
@@ -672,7 +638,7 @@ static int dd_unmap_leaf(struct dd_volume *vol, u64 li, u64 *pos, u64 end,
 			 enum dd_unmap_reason why, u64 *budget)
 {
 	struct dd_pool *pool = vol->pool;
-	struct dd_disk_map_leaf *l;
+	void *l;
 	struct dd_buf *leaf;
 	u64 base = li * DD_MAP_ENTRIES, e;
 	u32 slot, stop = (u32)DD_MIN((u64)DD_MAP_ENTRIES, end - base);
@@ -686,12 +652,12 @@ static int dd_unmap_leaf(struct dd_volume *vol, u64 li, u64 *pos, u64 end,
 		return r;
 	l = dd_data(leaf);
 	for (slot = (u32)(*pos - base); slot < stop; slot++) {
-		e = le64_to_cpu(l->entry[slot]);
+		e = dd_me_get(l, slot);
 		if (!dd_me_mapped(e))
 			continue;
 		if (!dd_entry_room(pool) || !*budget)
 			break;
-		l->entry[slot] = 0;
+		dd_me_store(dd_me_slot(l, slot), 0);
 		dd_map_count(leaf, -1);
 		dropped++;
 		(*budget)--;
@@ -700,10 +666,10 @@ static int dd_unmap_leaf(struct dd_volume *vol, u64 li, u64 *pos, u64 end,
 			break;
 	}
 	*pos = base + slot;
-	if (!r && !l->hdr.count) {
+	if (!r && !dd_block_count(l)) {
 		/* A count that reaches zero too early would leak references. */
 		for (slot = 0; slot < DD_MAP_ENTRIES; slot++) {
-			if (dd_me_mapped(le64_to_cpu(l->entry[slot]))) {
+			if (dd_me_mapped(dd_me_get(l, slot))) {
 				dd_err("volume %u map leaf %llu: count 0 with entries left", vol->id,
 				       (unsigned long long)li);
 				r = -EILSEQ;
@@ -757,17 +723,15 @@ static int dd_unmap_range(struct dd_volume *vol, u64 lbn, u64 end, enum dd_unmap
 		if (r)
 			return r;
 		r = dd_unmap_leaf(vol, found, &pos, end, why, budget);
-		if (r) {
-			dd_pool_metadata_error(pool, r, "unmapping");
-			return r;
-		}
+		if (r)
+			return dd_tx_fail(pool, r, "unmapping");
 		dd_cond_resched();
 	}
 	*next = end;
 	return 0;
 }
 
-int dd_map_unmap(struct dd_volume *vol, u64 lbn, u64 nr, enum dd_unmap_reason why)
+int dd_vol_map_unmap(struct dd_volume *vol, u64 lbn, u64 nr, enum dd_unmap_reason why)
 {
 	u64 next, budget = ~0ULL;
 
@@ -780,7 +744,7 @@ int dd_map_unmap(struct dd_volume *vol, u64 lbn, u64 nr, enum dd_unmap_reason wh
 
 int dd_volume_highest_lbn(struct dd_volume *vol, u64 *lbn)
 {
-	const struct dd_disk_map_leaf *l;
+	const void *l;
 	struct dd_buf *leaf;
 	u64 li;
 	int r, slot;
@@ -793,7 +757,7 @@ int dd_volume_highest_lbn(struct dd_volume *vol, u64 *lbn)
 		return r;
 	l = dd_data(leaf);
 	for (slot = DD_MAP_ENTRIES - 1; slot >= 0; slot--)
-		if (dd_me_mapped(le64_to_cpu(l->entry[slot])))
+		if (dd_me_mapped(dd_me_get(l, (u32)slot)))
 			break;
 	dd_blk_put(leaf);
 	if (slot < 0)
@@ -809,7 +773,7 @@ int dd_volume_highest_lbn(struct dd_volume *vol, u64 *lbn)
 static int dd_snap_copy_leaf(struct dd_volume *snap, struct dd_volume *origin, u64 li, u64 *pos)
 {
 	struct dd_pool *pool = snap->pool;
-	struct dd_disk_map_leaf *ol, *sl;
+	void *ol, *sl;
 	struct dd_buf *oleaf, *sleaf;
 	u64 base = li * DD_MAP_ENTRIES, e;
 	__le64 *dummy;
@@ -827,7 +791,7 @@ static int dd_snap_copy_leaf(struct dd_volume *snap, struct dd_volume *origin, u
 	ol = dd_data(oleaf);
 	sl = dd_data(sleaf);
 	for (slot = (u32)(*pos - base); slot < DD_MAP_ENTRIES; slot++) {
-		e = le64_to_cpu(ol->entry[slot]);
+		e = dd_me_get(ol, slot);
 		if (!dd_me_mapped(e))
 			continue;
 		if (!dd_entry_room(pool))
@@ -836,14 +800,14 @@ static int dd_snap_copy_leaf(struct dd_volume *snap, struct dd_volume *origin, u
 		if (r)
 			break;
 		if (dd_me_excl(e))
-			ol->entry[slot] = cpu_to_le64(e & ~DD_ME_EXCL);
-		sl->entry[slot] = cpu_to_le64(e & ~DD_ME_EXCL);
+			dd_me_store(dd_me_slot(ol, slot), dd_me_without_excl(e));
+		dd_me_store(dd_me_slot(sl, slot), dd_me_without_excl(e));
 		dd_map_count(sleaf, 1);
 		snap->mapped++;
 		pool->st.mapped_blocks++;
 	}
 	*pos = base + slot;
-	if (!sl->hdr.count) {
+	if (!dd_block_count(sl)) {
 		dd_blk_put(sleaf);
 		dd_blk_put(oleaf);
 		/* Nothing copied yet (journal full at the first entry). */
@@ -878,15 +842,13 @@ static int dd_snap_copy(struct dd_volume *snap, struct dd_volume *origin)
 		if (r)
 			return r;
 		r = dd_snap_copy_leaf(snap, origin, found, &pos);
-		if (r) {
-			dd_pool_metadata_error(pool, r, "copying a snapshot");
-			return r;
-		}
+		if (r)
+			return dd_tx_fail(pool, r, "copying a snapshot");
 		dd_cond_resched();
 	}
 }
 
-int dd_snapshot_create(struct dd_pool *pool, u32 id, u32 origin_id)
+int dd_vol_snapshot(struct dd_pool *pool, u32 id, u32 origin_id)
 {
 	struct dd_disk_volume e;
 	struct dd_volume *origin, *snap;
@@ -901,11 +863,7 @@ int dd_snapshot_create(struct dd_pool *pool, u32 id, u32 origin_id)
 	if (r)
 		return r;
 
-	memset(&e, 0, sizeof(e));
-	e.id = cpu_to_le32(id);
-	e.flags = cpu_to_le32(DD_VOL_VALID | DD_VOL_INCOMPLETE);
-	e.origin = cpu_to_le32(origin_id);
-	e.created_txn = cpu_to_le64(pool->open_txn);
+	dd_vol_encode_new(&e, id, DD_VOL_VALID | DD_VOL_INCOMPLETE, origin_id, pool->open_txn);
 	r = dd_vol_entry_put(pool, &e);
 	if (r)
 		goto bad_meta;
@@ -924,21 +882,21 @@ int dd_snapshot_create(struct dd_pool *pool, u32 id, u32 origin_id)
 	}
 	dd_volume_close(snap);
 	dd_volume_close(origin);
-	if (r && dd_writable(pool)) {
-		/* e.g. -EOVERFLOW or -ENOSPC: hand the partial copy to reclaim. */
-		dd_volume_delete(pool, id);
+	if (r && dd_writable(pool) && !pool->tx_err) {
+		/* e.g. -ENOSPC: hand the partial copy to reclaim (a failed
+		 * transaction is aborted instead, by the caller's ladder). */
+		dd_vol_delete(pool, id);
 	}
 	return r;
 
 bad_meta:
 	dd_volume_close(origin);
-	dd_pool_metadata_error(pool, r, "creating a snapshot");
-	return r;
+	return dd_tx_fail(pool, r, "creating a snapshot");
 }
 
 /* ---- freeing deleted volumes ------------------------------------------------- */
 
-int dd_pool_reclaim(struct dd_pool *pool, u64 budget, bool *done)
+int dd_vol_reclaim(struct dd_pool *pool, u64 budget, bool *done)
 {
 	struct dd_volume_info info;
 	struct dd_volume *v;
@@ -969,14 +927,13 @@ int dd_pool_reclaim(struct dd_pool *pool, u64 budget, bool *done)
 			/* Every leaf was visited, yet the tree is not empty: a node
 			 * or leaf count is wrong.  Retrying would never end. */
 			dd_err("deleted volume %u: map cannot be emptied", id);
-			r = -EILSEQ;
-			dd_pool_metadata_error(pool, r, "freeing a deleted volume");
+			r = dd_tx_fail(pool, -EILSEQ, "freeing a deleted volume");
 		} else if (!r && !v->map.block) {
 			r = dd_tx_room(pool, DD_OP_MAX_DIRTY);
 			if (!r) {
 				r = dd_vol_entry_del(pool, id);
 				if (r)
-					dd_pool_metadata_error(pool, r, "removing a deleted volume");
+					dd_tx_fail(pool, r, "removing a deleted volume");
 			}
 			if (!r) {
 				dd_vol_clean(v);	/* gone from the table */

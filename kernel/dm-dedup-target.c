@@ -930,10 +930,11 @@ static void volume_status(struct dm_target *ti, status_type_t type,
 
 	switch (type) {
 	case STATUSTYPE_INFO:
-		down_read(&pool->lock);
+		/* Exclusive: a lookup updates the tree's leaf hint (dd-engine.h [X]). */
+		down_write(&pool->lock);
 		mapped = dd_volume_mapped(vc->vol);
 		r = dd_volume_highest_lbn(vc->vol, &top);
-		up_read(&pool->lock);
+		up_write(&pool->lock);
 		if (r)
 			DMEMIT("%llu -", (unsigned long long)mapped);
 		else

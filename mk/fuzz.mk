@@ -25,7 +25,8 @@ FUZZ_CFLAGS   := -std=gnu11 -O1 -g $(US_WARN) -MMD -MP $(FUZZ_SAN)
 # comparison hooks 60 % of the run time.
 FUZZ_COV_FULL  := -fsanitize=fuzzer-no-link
 FUZZ_COV_LIGHT := -fsanitize-coverage=inline-8bit-counters,indirect-calls,pc-table
-FUZZ_COV_LIGHT_SRCS := engine/dd-tree.c engine/dd-volume.c engine/dd-space.c $(CHECK_SRCS) \
+FUZZ_COV_LIGHT_SRCS := engine/dd-tree.c engine/dd-volume.c engine/dd-space.c engine/dd-walk.c \
+                       $(CHECK_SRCS) \
                        $(US_SRCS) tests/lib/ddtest.c
 
 # The library, the test helpers and the shared fuzz code, built with clang's

@@ -27,6 +27,8 @@ PACKAGES=(
 	build-essential gcc make clang llvm libcmocka-dev libxxhash-dev sparse bc
 	# tar -J for the kernel source
 	xz-utils
+	# the guest images (scripts/images/): debootstrap trees, their ideal deduplication
+	debootstrap python3
 )
 
 log() { printf 'deps: %s\n' "$*" >&2; }

@@ -5,8 +5,10 @@
 #   1. dependencies      scripts/deps.sh
 #   2. unit tests        `make unit-tap` (ASan+UBSan; one TAP line per test case), then
 #                        `make kglue-tsan` (the glue's lock-free cache and epochs, TSan),
-#                        and tests/scripts/test-backports-pin.sh (the package plan of
+#                        tests/scripts/test-backports-pin.sh (the package plan of
 #                        `make module-backports` on canned apt output; offline, one test)
+#                        and tests/scripts/test-engine-boundary.sh (no file outside
+#                        engine/ includes dd-internal.h; one test)
 #   3. userspace build   `make userspace` (library + tools into build/bin/)
 #   4. module build      dm-dedup.ko with the default flags: no warning allowed
 #                        (W=1 is also built and its warnings are reported, not counted)
@@ -129,6 +131,8 @@ tap_stage unit-tap 1500
 # `make test-backports-pin`, not run here.
 counted "module-backports plan never moves the meta-packages (canned apt output)" \
 	logged "$LOGS/backports-pin.log" tests/scripts/test-backports-pin.sh
+counted "no file outside engine/ includes dd-internal.h" \
+	logged "$LOGS/engine-boundary.log" tests/scripts/test-engine-boundary.sh
 
 stage "lock-free glue under ThreadSanitizer (make kglue-tsan)"
 tap_stage kglue-tsan 300

@@ -10,12 +10,14 @@
  * once per window.
  */
 #include "check.h"
-#include "dd-internal.h"
+#include "dd-walk.h"
 
 #include <stdarg.h>
 
 struct chk {
 	struct dd_pool *pool;
+	struct dd_walk_info g;		/* geometry and the superblock's counters */
+	void *blk;			/* one block, for raw reads */
 	const struct dd_check_opts *o;
 	struct dd_check_result *res;
 	u8 *meta_seen;
@@ -70,6 +72,16 @@ static void chk_report(struct chk *c, enum dd_check_code code, bool error, const
 	c->o->report(c->o->ctx, code, error, msg);
 }
 
+static u64 chk_min(u64 a, u64 b)
+{
+	return a < b ? a : b;
+}
+
+static u64 chk_max(u64 a, u64 b)
+{
+	return a > b ? a : b;
+}
+
 static const char *chk_tree_name(u8 id)
 {
 	switch (id) {
@@ -90,7 +102,7 @@ static void chk_explain(struct chk *c, u64 b, const void *data, u32 type, u8 tre
 	if (le32_to_cpu(h->type) != type)
 		chk_report(c, DD_CHK_BLOCK, true, "block %llu: type %#x, expected %#x",
 			   (unsigned long long)b, le32_to_cpu(h->type), type);
-	else if (le32_to_cpu(h->csum) != dd_block_csum(data, type))
+	else if (le32_to_cpu(h->csum) != dd_walk_block_csum(data, type))
 		chk_report(c, DD_CHK_BLOCK, true, "block %llu: checksum mismatch",
 			   (unsigned long long)b);
 	else if (le64_to_cpu(h->blocknr) != b)
@@ -103,100 +115,88 @@ static void chk_explain(struct chk *c, u64 b, const void *data, u32 type, u8 tre
 			   level, owner);
 }
 
-/* Reads and validates a block; marks it seen on the first pass. */
-static int chk_read(struct chk *c, u64 b, u32 type, u8 tree, u8 level, u32 owner,
-		    struct dd_buf **out)
-{
-	struct dd_pool *pool = c->pool;
-	struct dd_buf *buf;
-	int r;
+typedef void (*chk_leaf_fn)(struct chk *c, u64 idx, const void *leaf);
 
-	if (b < pool->mbitmap_start + pool->mbitmap_blocks || b >= pool->nr_meta_blocks) {
+struct chk_walk {
+	struct chk *c;
+	chk_leaf_fn fn;
+};
+
+/* Accounts for a block the walk found (marks it seen on the first pass) and
+ * reports why it cannot be used; false if its contents are not to be used. */
+static bool chk_block(struct chk *c, const struct dd_walk_block *blk)
+{
+	u64 b = blk->blocknr;
+
+	if (blk->error == -ERANGE) {
 		if (c->first_pass)
 			chk_report(c, DD_CHK_TREE, true, "%s points at block %llu, outside the metadata area",
-				   chk_tree_name(tree), (unsigned long long)b);
-		return -EILSEQ;
+				   chk_tree_name(blk->tree), (unsigned long long)b);
+		return false;
 	}
 	if (c->first_pass) {
 		if (c->meta_seen[b / 8] & (1u << (b % 8))) {
 			chk_report(c, DD_CHK_META_SHARED, true, "metadata block %llu is reachable twice",
 				   (unsigned long long)b);
-			return -EILSEQ;
+			return false;
 		}
 		c->meta_seen[b / 8] |= 1u << (b % 8);
 		c->res->meta_blocks_seen++;
 	}
-	r = dd_bm_read(pool->bm, b, &buf);
-	if (r) {
+	if (!blk->data.raw) {
 		if (c->first_pass)
 			chk_report(c, DD_CHK_BLOCK, true, "block %llu: read error %d",
-				   (unsigned long long)b, r);
-		return r;
+				   (unsigned long long)b, blk->error);
+		return false;
 	}
-	r = dd_block_validate(dd_buf_data(buf), b, type, tree, level, owner);
-	if (r) {
+	if (blk->error) {
 		if (c->first_pass)
-			chk_explain(c, b, dd_buf_data(buf), type, tree, level, owner);
-		dd_bm_put(buf);
-		return r;
+			chk_explain(c, b, blk->data.raw, blk->type, blk->tree, blk->level, blk->owner);
+		return false;
 	}
-	*out = buf;
+	return true;
+}
+
+static int chk_visit(void *ctx, const struct dd_walk_block *blk)
+{
+	struct chk_walk *w = ctx;
+	struct chk *c = w->c;
+	const struct dd_disk_node *n = blk->data.node;
+	u32 i, count = 0;
+
+	if (!chk_block(c, blk))
+		return DD_WALK_SKIP;
+	if (!blk->level) {
+		w->fn(c, blk->first_leaf, blk->data.raw);
+		return 0;
+	}
+	for (i = 0; i < DD_NODE_FANOUT; i++)
+		count += !!n->child[i];
+	if (c->first_pass && count != le16_to_cpu(n->hdr.count))
+		chk_report(c, DD_CHK_TREE, true, "%s node %llu: %u children, header says %u",
+			   chk_tree_name(blk->tree), (unsigned long long)blk->blocknr, count,
+			   le16_to_cpu(n->hdr.count));
+	if (c->first_pass && !count)
+		chk_report(c, DD_CHK_TREE, true, "%s node %llu is empty", chk_tree_name(blk->tree),
+			   (unsigned long long)blk->blocknr);
 	return 0;
 }
 
-typedef void (*chk_leaf_fn)(struct chk *c, u64 idx, const void *leaf);
-
-static void chk_node(struct chk *c, const struct dd_tree *t, u64 b, u8 level, u64 base,
-		     u64 span, chk_leaf_fn fn)
+/* Walks one tree (vol: the volume of a map), fn on each valid leaf. */
+static void chk_tree(struct chk *c, enum dd_tree_id tree, u32 vol, chk_leaf_fn fn)
 {
-	struct dd_buf *buf;
-	const struct dd_disk_node *n;
-	u64 *child;
-	u32 i, count = 0;
+	struct chk_walk w = { c, fn };
+	struct dd_walk_root root;
 
-	if (chk_read(c, b, level ? DD_BT_NODE : t->leaf_type, t->id, level, t->owner, &buf))
+	if (dd_walk_root(c->pool, tree, vol, &root) || !root.block)
 		return;
-	if (!level) {
-		fn(c, base, dd_buf_data(buf));
-		dd_bm_put(buf);
-		return;
-	}
-	n = dd_buf_data(buf);
-	child = malloc(sizeof(u64) * DD_NODE_FANOUT);
-	if (!child) {
-		dd_bm_put(buf);
-		return;
-	}
-	for (i = 0; i < DD_NODE_FANOUT; i++) {
-		child[i] = le64_to_cpu(n->child[i]);
-		count += !!child[i];
-	}
-	if (c->first_pass && count != le16_to_cpu(n->hdr.count))
-		chk_report(c, DD_CHK_TREE, true, "%s node %llu: %u children, header says %u",
-			   chk_tree_name(t->id), (unsigned long long)b, count,
-			   le16_to_cpu(n->hdr.count));
-	if (c->first_pass && !count)
-		chk_report(c, DD_CHK_TREE, true, "%s node %llu is empty", chk_tree_name(t->id),
-			   (unsigned long long)b);
-	dd_bm_put(buf);
-	for (i = 0; i < DD_NODE_FANOUT; i++)
-		if (child[i])
-			chk_node(c, t, child[i], level - 1, base + i * (span / DD_NODE_FANOUT),
-				 span / DD_NODE_FANOUT, fn);
-	free(child);
-}
-
-static void chk_tree(struct chk *c, const struct dd_tree *t, chk_leaf_fn fn)
-{
-	if (!t->root->block)
-		return;
-	if (t->root->height > DD_MAX_HEIGHT) {
+	if (root.height > DD_MAX_HEIGHT) {
 		if (c->first_pass)
-			chk_report(c, DD_CHK_TREE, true, "%s has height %u", chk_tree_name(t->id),
-				   t->root->height);
+			chk_report(c, DD_CHK_TREE, true, "%s has height %u", chk_tree_name(tree),
+				   root.height);
 		return;
 	}
-	chk_node(c, t, t->root->block, t->root->height, 0, dd_tree_capacity(t->root->height), fn);
+	dd_walk_tree(c->pool, tree, vol, chk_visit, &w);
 }
 
 /* ---- maps --------------------------------------------------------------- */
@@ -206,9 +206,9 @@ static void chk_excl(struct chk *c, u64 lbn, u64 pbn)
 	struct dd_disk_rec d;
 	struct dd_record rec;
 
-	if (dd_rec_read(c->pool, pbn, 0, &d))
+	if (dd_walk_record(c->pool, pbn, &d))
 		return;
-	dd_rec_decode(&d, &rec);
+	dd_record_decode(&d, &rec);
 	if (rec.refcount != 1 || !rec.owned || rec.owner_vol != c->cur_vol || rec.owner_lbn != lbn)
 		chk_report(c, DD_CHK_EXCL, true,
 			   "volume %u LBN %llu: exclusive bit on block %llu (refcount %u, owner %s%u/%llu)",
@@ -225,8 +225,10 @@ static void chk_map_leaf(struct chk *c, u64 idx, const void *data)
 	for (slot = 0; slot < DD_MAP_ENTRIES; slot++) {
 		u64 e = le64_to_cpu(l->entry[slot]);
 		u64 lbn = idx * DD_MAP_ENTRIES + slot, pbn;
+		struct dd_mapping m;
 
-		if (!dd_me_mapped(e)) {
+		dd_map_entry_decode(e, &m);
+		if (!m.mapped) {
 			if (e && c->first_pass)
 				chk_report(c, DD_CHK_MAP_FLAGS, true,
 					   "volume %u LBN %llu: unmapped entry holds %#llx", c->cur_vol,
@@ -234,7 +236,7 @@ static void chk_map_leaf(struct chk *c, u64 idx, const void *data)
 			continue;
 		}
 		count++;
-		pbn = dd_me_pbn(e);
+		pbn = m.pbn;
 		if (c->first_pass) {
 			c->cur_vol_entries++;
 			if (e & ~DD_ME_KNOWN)
@@ -242,15 +244,15 @@ static void chk_map_leaf(struct chk *c, u64 idx, const void *data)
 					   "volume %u LBN %llu: unknown bits %#llx", c->cur_vol,
 					   (unsigned long long)lbn, (unsigned long long)(e & ~DD_ME_KNOWN));
 		}
-		if (pbn >= c->pool->nr_data_blocks) {
+		if (pbn >= c->g.nr_data_blocks) {
 			if (c->first_pass)
 				chk_report(c, DD_CHK_MAP_RANGE, true,
 					   "volume %u LBN %llu: maps block %llu beyond the data device (%llu blocks)",
 					   c->cur_vol, (unsigned long long)lbn, (unsigned long long)pbn,
-					   (unsigned long long)c->pool->nr_data_blocks);
+					   (unsigned long long)c->g.nr_data_blocks);
 			continue;
 		}
-		if (c->first_pass && dd_me_excl(e))
+		if (c->first_pass && m.excl)
 			chk_excl(c, lbn, pbn);
 		if (pbn >= c->win_start && pbn - c->win_start < c->win_len &&
 		    c->refs[pbn - c->win_start] != 0xffffffffu)
@@ -282,20 +284,20 @@ static void chk_maps(struct chk *c, u64 *nr_user_volumes)
 		}
 		if (!(info.flags & (DD_VOL_DELETING | DD_VOL_INCOMPLETE)))
 			(*nr_user_volumes)++;
-		if (dd_vol_handle(c->pool, id, &v)) {
+		if (dd_volume_open_any(c->pool, id, &v)) {
 			id++;
 			continue;
 		}
 		c->cur_vol = id;
 		c->cur_vol_entries = 0;
-		chk_tree(c, &v->tree, chk_map_leaf);
+		chk_tree(c, DD_TREE_MAP, id, chk_map_leaf);
 		if (c->first_pass) {
 			c->map_entries += c->cur_vol_entries;
-			if (c->cur_vol_entries != v->mapped)
+			if (c->cur_vol_entries != dd_volume_mapped(v))
 				chk_report(c, DD_CHK_STATS, true,
 					   "volume %u: %llu map entries, table says %llu", id,
 					   (unsigned long long)c->cur_vol_entries,
-					   (unsigned long long)v->mapped);
+					   (unsigned long long)dd_volume_mapped(v));
 		}
 		dd_volume_close(v);
 		id++;
@@ -367,7 +369,7 @@ static void chk_dalloc_leaf(struct chk *c, u64 idx, const void *data)
 		chk_report(c, DD_CHK_TREE, true, "data bitmap leaf %llu: %u bits set, header says %u",
 			   (unsigned long long)idx, count, le16_to_cpu(bm->hdr.count));
 	for (bit = 0; bit < DD_BITS_PER_BITMAP; bit++) {
-		if (base + bit < c->pool->nr_data_blocks)
+		if (base + bit < c->g.nr_data_blocks)
 			continue;
 		if (le64_to_cpu(bm->word[bit / 64]) & (1ULL << (bit % 64))) {
 			chk_report(c, DD_CHK_DATA_LEAK, true,
@@ -391,7 +393,7 @@ static void chk_owner(struct chk *c, u64 pbn, const struct dd_record *rec)
 			   (unsigned long long)pbn, rec->refcount);
 		return;
 	}
-	if (dd_vol_handle(c->pool, rec->owner_vol, &v)) {
+	if (dd_volume_open_any(c->pool, rec->owner_vol, &v)) {
 		chk_report(c, DD_CHK_OWNER, true, "block %llu: owner volume %u does not exist",
 			   (unsigned long long)pbn, rec->owner_vol);
 		return;
@@ -423,13 +425,13 @@ static void chk_window(struct chk *c, u64 *used, u64 *shared)
 		struct dd_record rec;
 		bool open_used, committed_used;
 
-		if (dd_rec_read(c->pool, pbn, 0, &d)) {
+		if (dd_walk_record(c->pool, pbn, &d)) {
 			chk_report(c, DD_CHK_BLOCK, true, "record of block %llu unreadable",
 				   (unsigned long long)pbn);
 			continue;
 		}
-		dd_rec_decode(&d, &rec);
-		if (dd_dalloc_test(c->pool, pbn, &open_used, &committed_used)) {
+		dd_record_decode(&d, &rec);
+		if (dd_walk_data_bit(c->pool, pbn, &open_used, &committed_used)) {
 			chk_report(c, DD_CHK_BLOCK, true, "bitmap of block %llu unreadable",
 				   (unsigned long long)pbn);
 			continue;
@@ -467,25 +469,22 @@ static void chk_window(struct chk *c, u64 *used, u64 *shared)
 
 static void chk_meta_space(struct chk *c)
 {
-	struct dd_pool *pool = c->pool;
+	const struct dd_walk_info *g = &c->g;
+	const struct dd_disk_bitmap *bm = c->blk;
 	u64 b, used = 0;
 	u32 page;
 
-	for (page = 0; page < pool->mbitmap_blocks; page++) {
-		struct dd_buf *buf;
-		const struct dd_disk_bitmap *bm;
+	for (page = 0; page < g->mbitmap_blocks; page++) {
 		u64 base = (u64)page * DD_BITS_PER_BITMAP;
 		u32 bit;
 
-		b = pool->mbitmap_start + page;
-		if (dd_bm_read(pool->bm, b, &buf)) {
+		b = g->mbitmap_start + page;
+		if (dd_walk_read_block(c->pool, b, c->blk)) {
 			chk_report(c, DD_CHK_BLOCK, true, "metadata bitmap %u unreadable", page);
 			continue;
 		}
-		bm = dd_buf_data(buf);
-		if (dd_block_validate(bm, b, DD_BT_MBITMAP, DD_TREE_NONE, 0, 0)) {
+		if (dd_walk_block_check(bm, b, DD_BT_MBITMAP, DD_TREE_NONE, 0, 0)) {
 			chk_explain(c, b, bm, DD_BT_MBITMAP, DD_TREE_NONE, 0, 0);
-			dd_bm_put(buf);
 			continue;
 		}
 		if (chk_popcount(bm) != le16_to_cpu(bm->hdr.count))
@@ -496,7 +495,7 @@ static void chk_meta_space(struct chk *c)
 			bool alloc = le64_to_cpu(bm->word[bit / 64]) & (1ULL << (bit % 64));
 			bool seen;
 
-			if (mb >= pool->nr_meta_blocks) {
+			if (mb >= g->nr_meta_blocks) {
 				if (!alloc)
 					chk_report(c, DD_CHK_TREE, true,
 						   "metadata bitmap: block %llu past the end is free",
@@ -504,7 +503,7 @@ static void chk_meta_space(struct chk *c)
 				continue;
 			}
 			used += alloc;
-			if (mb < pool->mbitmap_start + pool->mbitmap_blocks) {
+			if (mb < g->first_tree_block) {
 				if (!alloc)
 					chk_report(c, DD_CHK_META_FREE, true,
 						   "fixed metadata block %llu marked free",
@@ -521,11 +520,10 @@ static void chk_meta_space(struct chk *c)
 					   "metadata block %llu is in use but marked free",
 					   (unsigned long long)mb);
 		}
-		dd_bm_put(buf);
 	}
-	if (used != pool->st.meta_used)
+	if (used != g->meta_used)
 		chk_report(c, DD_CHK_STATS, true, "superblock: %llu metadata blocks used, bitmap says %llu",
-			   (unsigned long long)pool->st.meta_used, (unsigned long long)used);
+			   (unsigned long long)g->meta_used, (unsigned long long)used);
 }
 
 static void chk_stat(struct chk *c, const char *what, u64 recorded, u64 actual)
@@ -551,46 +549,49 @@ int dd_check(struct dd_bm *bm, const struct dd_check_opts *opts, struct dd_check
 		return 0;
 	}
 	c.pool = pool;
-	if (pool->needs_check)
+	dd_walk_get_info(pool, &c.g);
+	if (c.g.needs_check)
 		chk_report(&c, DD_CHK_NEEDS_CHECK, false, "the needs_check flag is set");
 
-	c.meta_seen = calloc((pool->nr_meta_blocks + 7) / 8, 1);
+	c.meta_seen = calloc((c.g.nr_meta_blocks + 7) / 8, 1);
+	c.blk = malloc(DD_BLOCK_SIZE);
 	max_mem = opts->max_memory ? opts->max_memory : (1ULL << 30);
-	c.win_len = DD_MIN(DD_MAX(max_mem / sizeof(u32), 1ULL), DD_MAX(pool->nr_data_blocks, 1ULL));
+	c.win_len = chk_min(chk_max(max_mem / sizeof(u32), 1), chk_max(c.g.nr_data_blocks, 1));
 	c.refs = malloc(c.win_len * sizeof(u32));
-	if (!c.meta_seen || !c.refs) {
+	if (!c.meta_seen || !c.blk || !c.refs) {
 		r = -ENOMEM;
 		goto out;
 	}
 
 	c.first_pass = true;
-	chk_tree(&c, &pool->vols_tree, chk_vols_leaf);
-	chk_tree(&c, &pool->refs_tree, chk_count_leaf_refs);
-	chk_tree(&c, &pool->dalloc_tree, chk_dalloc_leaf);
-	for (c.win_start = 0; c.win_start < pool->nr_data_blocks || c.first_pass;
+	chk_tree(&c, DD_TREE_VOLS, 0, chk_vols_leaf);
+	chk_tree(&c, DD_TREE_REFS, 0, chk_count_leaf_refs);
+	chk_tree(&c, DD_TREE_DALLOC, 0, chk_dalloc_leaf);
+	for (c.win_start = 0; c.win_start < c.g.nr_data_blocks || c.first_pass;
 	     c.win_start += c.win_len) {
 		u64 len = c.win_len;
 
-		c.win_len = DD_MIN(len, pool->nr_data_blocks - c.win_start);
+		c.win_len = chk_min(len, c.g.nr_data_blocks - c.win_start);
 		memset(c.refs, 0, c.win_len * sizeof(u32));
 		chk_maps(&c, &nr_user_volumes);
 		if (c.first_pass) {
 			chk_meta_space(&c);
-			chk_stat(&c, "mapped blocks", pool->st.mapped_blocks, c.map_entries);
-			chk_stat(&c, "volume count", pool->nr_volumes, nr_user_volumes);
+			chk_stat(&c, "mapped blocks", c.g.mapped_blocks, c.map_entries);
+			chk_stat(&c, "volume count", c.g.nr_volumes, nr_user_volumes);
 		}
 		c.first_pass = false;
 		chk_window(&c, &used, &shared);
 		c.win_len = len;
-		if (!pool->nr_data_blocks)
+		if (!c.g.nr_data_blocks)
 			break;
 	}
-	chk_stat(&c, "data blocks used", pool->st.data_used, used);
-	chk_stat(&c, "shared blocks", pool->st.shared_blocks, shared);
+	chk_stat(&c, "data blocks used", c.g.data_used, used);
+	chk_stat(&c, "shared blocks", c.g.shared_blocks, shared);
 	res->map_entries_seen = c.map_entries;
 	r = 0;
 out:
 	free(c.meta_seen);
+	free(c.blk);
 	free(c.refs);
 	dd_pool_close(pool);
 	return r;

@@ -15,7 +15,7 @@
 #include <stdarg.h>
 
 #include "libdmdedup.h"
-#include "dd-internal.h"
+#include "dd-walk.h"
 
 #define EXIT_DAMAGED	1
 #define EXIT_USAGE	2
@@ -386,16 +386,19 @@ static void dump_map(struct out *o, struct dd_volume *v)
 static void dump_volume(struct out *o, struct dd_pool *pool, const struct dd_volume_info *info,
 			bool mappings)
 {
+	struct dd_walk_root root = { 0 };
 	struct dd_volume *v = NULL;
 	char flags[64], origin[16], high[24];
 	u64 lbn = 0;
 	int r, rh = -ENODATA;
 
 	vol_flag_words(info->flags, flags, sizeof(flags));
-	r = dd_vol_handle(pool, info->id, &v);
+	r = dd_volume_open_any(pool, info->id, &v);
 	if (r)
 		dump_error(o, "volume %u: cannot open: %s", info->id, err_str(r));
-	else
+	else if (dd_walk_root(pool, DD_TREE_MAP, info->id, &root))
+		root = (struct dd_walk_root){ 0 };	/* cannot fail while v is held */
+	if (v)
 		rh = dd_volume_highest_lbn(v, &lbn);
 	if (rh && rh != -ENODATA)
 		dump_error(o, "volume %u: map unreadable: %s", info->id, err_str(rh));
@@ -424,8 +427,8 @@ static void dump_volume(struct out *o, struct dd_pool *pool, const struct dd_vol
 			j_u64(o, "highest_lbn", lbn);
 		j_u64(o, "created_txn", info->created_txn);
 		if (v) {
-			j_u64(o, "map_root", v->map.block);
-			j_u64(o, "map_height", v->map.height);
+			j_u64(o, "map_root", root.block);
+			j_u64(o, "map_height", root.height);
 		}
 		if (mappings && v)
 			dump_map(o, v);
@@ -437,7 +440,7 @@ static void dump_volume(struct out *o, struct dd_pool *pool, const struct dd_vol
 		       info->origin == DD_NO_VOLUME ? "-" : origin,
 		       (unsigned long long)info->mapped_blocks, rh ? "-" : high,
 		       (unsigned long long)info->created_txn,
-		       v ? (unsigned long long)v->map.block : 0ULL, v ? v->map.height : 0);
+		       v ? (unsigned long long)root.block : 0ULL, v ? root.height : 0);
 	}
 	if (v)
 		dd_volume_close(v);
@@ -475,7 +478,7 @@ static void dump_volumes(struct out *o, struct dd_pool *pool, bool mappings)
 		for (id = 0; !dd_volume_next(pool, &id, true, &info); id++) {
 			struct dd_volume *v;
 
-			if (dd_vol_handle(pool, id, &v))
+			if (dd_volume_open_any(pool, id, &v))
 				continue;
 			dump_map(o, v);
 			dd_volume_close(v);
@@ -485,74 +488,83 @@ static void dump_volumes(struct out *o, struct dd_pool *pool, bool mappings)
 
 /* ---- per-PBN records ------------------------------------------------------------ */
 
-static void dump_records(struct out *o, struct dd_pool *pool)
-{
-	struct dd_disk_refs_leaf *leaf = malloc(sizeof(*leaf));
-	u64 li = 0, found, n = 0;
-	struct dd_buf *buf;
-	int r;
+struct rec_walk {
+	struct out *o;
+	u64 next_leaf;		/* after the last leaf printed */
+	u64 n;
+};
 
-	if (!leaf) {
-		dump_error(o, "records: %s", strerror(ENOMEM));
+static void dump_record(struct out *o, u64 pbn, const struct dd_record *rec)
+{
+	char owner[40];
+
+	if (o->json) {
+		j_open(o, NULL, '{', true);
+		j_u64(o, "pbn", pbn);
+		j_u64(o, "refcount", rec->refcount);
+		if (rec->owned) {
+			j_open(o, "owner", '{', true);
+			j_u64(o, "volume", rec->owner_vol);
+			j_u64(o, "lbn", rec->owner_lbn);
+			j_close(o, '}');
+		} else {
+			j_null(o, "owner");
+		}
+		j_u64(o, "generation", rec->gen);
+		j_close(o, '}');
 		return;
 	}
+	if (rec->owned)
+		snprintf(owner, sizeof(owner), "%u/%llu", rec->owner_vol,
+			 (unsigned long long)rec->owner_lbn);
+	else
+		snprintf(owner, sizeof(owner), "-");
+	printf("  %14llu %9u  %-24s %3u\n", (unsigned long long)pbn, rec->refcount, owner, rec->gen);
+}
+
+/* Prints each record leaf in PBN order; stops at the first block that
+ * cannot be read (what came before it is printed). */
+static int dump_records_leaf(void *ctx, const struct dd_walk_block *blk)
+{
+	struct rec_walk *w = ctx;
+	u32 slot;
+
+	if (blk->error)		/* a pointer out of the area is damage too */
+		return blk->error == -ERANGE ? -EILSEQ : blk->error;
+	if (blk->level)
+		return 0;
+	for (slot = 0; slot < DD_RECS_PER_LEAF; slot++) {
+		struct dd_record rec;
+
+		dd_record_decode(&blk->data.refs->rec[slot], &rec);
+		if (!rec.refcount)
+			continue;
+		w->n++;
+		dump_record(w->o, blk->first_leaf * DD_RECS_PER_LEAF + slot, &rec);
+	}
+	w->next_leaf = blk->first_leaf + 1;
+	return 0;
+}
+
+static void dump_records(struct out *o, struct dd_pool *pool)
+{
+	struct rec_walk w = { .o = o };
+	int r;
+
 	if (o->json) {
 		j_open(o, "records", '[', false);
 	} else {
 		printf("\nrecords (blocks with references)\n");
 		printf("  %14s %9s  %-24s %3s\n", "pbn", "refcount", "owner (volume/lbn)", "gen");
 	}
-	while (!(r = dd_tree_next(pool, &pool->refs_tree, li, &found))) {
-		u32 slot;
-
-		r = dd_tree_find(pool, &pool->refs_tree, found, 0, &buf);
-		if (r)
-			break;
-		memcpy(leaf, dd_buf_data(buf), sizeof(*leaf));
-		dd_blk_put(buf);
-		for (slot = 0; slot < DD_RECS_PER_LEAF; slot++) {
-			u64 pbn = found * DD_RECS_PER_LEAF + slot;
-			struct dd_record rec;
-			char owner[40];
-
-			dd_rec_decode(&leaf->rec[slot], &rec);
-			if (!rec.refcount)
-				continue;
-			n++;
-			if (o->json) {
-				j_open(o, NULL, '{', true);
-				j_u64(o, "pbn", pbn);
-				j_u64(o, "refcount", rec.refcount);
-				if (rec.owned) {
-					j_open(o, "owner", '{', true);
-					j_u64(o, "volume", rec.owner_vol);
-					j_u64(o, "lbn", rec.owner_lbn);
-					j_close(o, '}');
-				} else {
-					j_null(o, "owner");
-				}
-				j_u64(o, "generation", rec.gen);
-				j_close(o, '}');
-			} else {
-				if (rec.owned)
-					snprintf(owner, sizeof(owner), "%u/%llu", rec.owner_vol,
-						 (unsigned long long)rec.owner_lbn);
-				else
-					snprintf(owner, sizeof(owner), "-");
-				printf("  %14llu %9u  %-24s %3u\n", (unsigned long long)pbn,
-				       rec.refcount, owner, rec.gen);
-			}
-		}
-		li = found + 1;
-	}
+	r = dd_walk_tree(pool, DD_TREE_REFS, 0, dump_records_leaf, &w);
 	if (o->json)
 		j_close(o, ']');
-	else if (!n)
+	else if (!w.n)
 		printf("  (none)\n");
-	if (r && r != -ENODATA)
-		dump_error(o, "record tree unreadable at leaf %llu: %s", (unsigned long long)li,
-			   err_str(r));
-	free(leaf);
+	if (r)
+		dump_error(o, "record tree unreadable at leaf %llu: %s",
+			   (unsigned long long)w.next_leaf, err_str(r));
 }
 
 /* ---- main ------------------------------------------------------------------------ */
@@ -601,8 +613,8 @@ static int dump(struct out *o, struct dd_bm *bm, bool mappings, bool records)
 {
 	struct dd_disk_superblock *sb = malloc(sizeof(*sb));
 	struct dd_pool_stats st;
+	struct dd_walk_info g;
 	struct dd_pool *pool;
-	u64 slot;
 	unsigned i;
 	int r;
 
@@ -614,7 +626,10 @@ static int dump(struct out *o, struct dd_bm *bm, bool mappings, bool records)
 		return r;
 	}
 	/* The raw superblock the open used (replay never changes it). */
-	r = dd_sb_read_best(bm, sb, &slot);
+	dd_walk_get_info(pool, &g);
+	r = dd_walk_read_block(pool, g.sb_slot, sb);
+	if (!r)
+		r = dd_walk_sb_check(sb, g.sb_slot);
 	if (r) {
 		dd_pool_close(pool);
 		free(sb);
@@ -622,7 +637,7 @@ static int dump(struct out *o, struct dd_bm *bm, bool mappings, bool records)
 	}
 	if (o->json)
 		j_open(o, NULL, '{', false);
-	dump_superblock(o, sb, slot);
+	dump_superblock(o, sb, g.sb_slot);
 	dd_pool_get_stats(pool, &st);
 	dump_stats(o, &st);
 	dump_volumes(o, pool, mappings);

@@ -2,12 +2,14 @@
 /*
  * dm-dedup on-disk format.  This is the only definition of the format:
  * the kernel target, the engine, the tools and the tests all include it.
- * docs/format.md explains every structure and the commit protocol.
+ * docs/format.md explains every structure and the commit protocol; the
+ * engine's encoders and decoders are all in engine/dd-codec.[ch].
  *
  * Rules: little-endian fixed-width fields, natural alignment, packed,
- * sizes asserted at compile time.  Every metadata block is DD_BLOCK_SIZE
- * bytes and starts with struct dd_disk_header, whose checksum is salted
- * with the block type.
+ * the size of every structure and the offset of every field asserted at
+ * compile time (at the end of this file).  Every metadata block is
+ * DD_BLOCK_SIZE bytes and starts with struct dd_disk_header, whose checksum
+ * is salted with the block type.
  */
 #ifndef DM_DEDUP_FORMAT_H
 #define DM_DEDUP_FORMAT_H
@@ -101,6 +103,9 @@ struct dd_disk_header {
  * reads as all zero (unmapped, refcount 0, free).
  */
 #define DD_NODE_FANOUT		(DD_PAYLOAD_SIZE / 8)		/* 508 */
+/* Interior levels a root may claim: 508^6 leaves cover every 48-bit address
+ * (format.md, section 3); a taller root is damage. */
+#define DD_MAX_HEIGHT		6
 
 struct dd_disk_node {
 	struct dd_disk_header hdr;
@@ -213,6 +218,10 @@ struct dd_disk_stats {
 	__le64 reserved[9];
 } DD_PACKED;
 
+/* Bytes of the superblock before 'reserved': asserted against offsetof below,
+ * so a field added without shrinking the padding fails to compile. */
+#define DD_SB_USED		368
+
 struct dd_disk_superblock {
 	struct dd_disk_header hdr;	/* hdr.txn = committed transaction */
 	__le64 magic;
@@ -240,24 +249,120 @@ struct dd_disk_superblock {
 	struct dd_disk_root written;	/* reserved for the scanner */
 	struct dd_disk_root index;	/* reserved for the scanner */
 	struct dd_disk_stats stats;
-	__u8 reserved[DD_BLOCK_SIZE - 368];
+	__u8 reserved[DD_BLOCK_SIZE - DD_SB_USED];
 } DD_PACKED;
 
-/* ---- compile-time size checks ------------------------------------------ */
+/* ---- compile-time size and offset checks (xfs_ondisk.h style) ----------
+ * __builtin_offsetof (GCC, clang, sparse) instead of offsetof(), so that this
+ * header needs neither <stddef.h> nor <linux/stddef.h>.
+ */
 
-_Static_assert(sizeof(struct dd_disk_header) == 32, "header size");
-_Static_assert(sizeof(struct dd_disk_node) == DD_BLOCK_SIZE, "node size");
-_Static_assert(sizeof(struct dd_disk_root) == 16, "root size");
-_Static_assert(sizeof(struct dd_disk_map_leaf) == DD_BLOCK_SIZE, "map leaf size");
-_Static_assert(sizeof(struct dd_disk_rec) == 16, "record size");
-_Static_assert(sizeof(struct dd_disk_refs_leaf) == DD_BLOCK_SIZE, "refs leaf size");
-_Static_assert(sizeof(struct dd_disk_bitmap) == DD_BLOCK_SIZE, "bitmap size");
-_Static_assert(sizeof(struct dd_disk_volume) == 64, "volume entry size");
-_Static_assert(sizeof(struct dd_disk_vols_leaf) == DD_BLOCK_SIZE, "vols leaf size");
-_Static_assert(sizeof(struct dd_disk_index_entry) == 16, "index entry size");
-_Static_assert(sizeof(struct dd_disk_journal_desc) == 16, "journal desc size");
-_Static_assert(sizeof(struct dd_disk_stats) == 128, "stats size");
-_Static_assert(sizeof(struct dd_disk_superblock) == DD_BLOCK_SIZE, "superblock size");
+#define DD_CHECK_SIZE(s, size) \
+	_Static_assert(sizeof(struct s) == (size), "sizeof(struct " #s ") != " #size)
+#define DD_CHECK_OFFSET(s, f, off) \
+	_Static_assert(__builtin_offsetof(struct s, f) == (off), \
+		       "offsetof(struct " #s ", " #f ") != " #off)
+
+DD_CHECK_SIZE(dd_disk_header, 32);
+DD_CHECK_OFFSET(dd_disk_header, csum, 0);
+DD_CHECK_OFFSET(dd_disk_header, type, 4);
+DD_CHECK_OFFSET(dd_disk_header, blocknr, 8);
+DD_CHECK_OFFSET(dd_disk_header, txn, 16);
+DD_CHECK_OFFSET(dd_disk_header, count, 24);
+DD_CHECK_OFFSET(dd_disk_header, level, 26);
+DD_CHECK_OFFSET(dd_disk_header, tree, 27);
+DD_CHECK_OFFSET(dd_disk_header, owner, 28);
+
+DD_CHECK_SIZE(dd_disk_node, DD_BLOCK_SIZE);
+DD_CHECK_OFFSET(dd_disk_node, hdr, 0);
+DD_CHECK_OFFSET(dd_disk_node, child, 32);
+
+DD_CHECK_SIZE(dd_disk_root, 16);
+DD_CHECK_OFFSET(dd_disk_root, root, 0);
+DD_CHECK_OFFSET(dd_disk_root, height, 8);
+DD_CHECK_OFFSET(dd_disk_root, pad, 9);
+
+DD_CHECK_SIZE(dd_disk_map_leaf, DD_BLOCK_SIZE);
+DD_CHECK_OFFSET(dd_disk_map_leaf, hdr, 0);
+DD_CHECK_OFFSET(dd_disk_map_leaf, entry, 32);
+
+DD_CHECK_SIZE(dd_disk_rec, 16);
+DD_CHECK_OFFSET(dd_disk_rec, refcount, 0);
+DD_CHECK_OFFSET(dd_disk_rec, owner_vol, 4);
+DD_CHECK_OFFSET(dd_disk_rec, owner_lbn, 8);
+
+DD_CHECK_SIZE(dd_disk_refs_leaf, DD_BLOCK_SIZE);
+DD_CHECK_OFFSET(dd_disk_refs_leaf, hdr, 0);
+DD_CHECK_OFFSET(dd_disk_refs_leaf, rec, 32);
+
+DD_CHECK_SIZE(dd_disk_bitmap, DD_BLOCK_SIZE);
+DD_CHECK_OFFSET(dd_disk_bitmap, hdr, 0);
+DD_CHECK_OFFSET(dd_disk_bitmap, word, 32);
+
+DD_CHECK_SIZE(dd_disk_volume, 64);
+DD_CHECK_OFFSET(dd_disk_volume, id, 0);
+DD_CHECK_OFFSET(dd_disk_volume, flags, 4);
+DD_CHECK_OFFSET(dd_disk_volume, map, 8);
+DD_CHECK_OFFSET(dd_disk_volume, mapped_blocks, 24);
+DD_CHECK_OFFSET(dd_disk_volume, created_txn, 32);
+DD_CHECK_OFFSET(dd_disk_volume, origin, 40);
+DD_CHECK_OFFSET(dd_disk_volume, domain, 44);
+DD_CHECK_OFFSET(dd_disk_volume, progress, 48);
+DD_CHECK_OFFSET(dd_disk_volume, reserved, 56);
+
+DD_CHECK_SIZE(dd_disk_vols_leaf, DD_BLOCK_SIZE);
+DD_CHECK_OFFSET(dd_disk_vols_leaf, hdr, 0);
+DD_CHECK_OFFSET(dd_disk_vols_leaf, vol, 32);
+DD_CHECK_OFFSET(dd_disk_vols_leaf, pad, 32 + 63 * 64);
+
+DD_CHECK_SIZE(dd_disk_index_entry, 16);
+DD_CHECK_OFFSET(dd_disk_index_entry, hash, 0);
+DD_CHECK_OFFSET(dd_disk_index_entry, pbn, 8);
+
+DD_CHECK_SIZE(dd_disk_journal_desc, 16);
+DD_CHECK_OFFSET(dd_disk_journal_desc, txn, 0);
+DD_CHECK_OFFSET(dd_disk_journal_desc, nr_blocks, 8);
+DD_CHECK_OFFSET(dd_disk_journal_desc, csum, 12);
+
+DD_CHECK_SIZE(dd_disk_stats, 128);
+DD_CHECK_OFFSET(dd_disk_stats, data_used, 0);
+DD_CHECK_OFFSET(dd_disk_stats, meta_used, 8);
+DD_CHECK_OFFSET(dd_disk_stats, shared_blocks, 16);
+DD_CHECK_OFFSET(dd_disk_stats, mapped_blocks, 24);
+DD_CHECK_OFFSET(dd_disk_stats, zero_elided, 32);
+DD_CHECK_OFFSET(dd_disk_stats, discarded, 40);
+DD_CHECK_OFFSET(dd_disk_stats, cow_splits, 48);
+DD_CHECK_OFFSET(dd_disk_stats, reserved, 56);
+
+DD_CHECK_SIZE(dd_disk_superblock, DD_BLOCK_SIZE);
+DD_CHECK_OFFSET(dd_disk_superblock, hdr, 0);
+DD_CHECK_OFFSET(dd_disk_superblock, magic, 32);
+DD_CHECK_OFFSET(dd_disk_superblock, version, 40);
+DD_CHECK_OFFSET(dd_disk_superblock, flags, 44);
+DD_CHECK_OFFSET(dd_disk_superblock, compat, 48);
+DD_CHECK_OFFSET(dd_disk_superblock, ro_compat, 52);
+DD_CHECK_OFFSET(dd_disk_superblock, incompat, 56);
+DD_CHECK_OFFSET(dd_disk_superblock, data_block_sectors, 60);
+DD_CHECK_OFFSET(dd_disk_superblock, uuid, 64);
+DD_CHECK_OFFSET(dd_disk_superblock, user_txn_id, 80);
+DD_CHECK_OFFSET(dd_disk_superblock, nr_meta_blocks, 88);
+DD_CHECK_OFFSET(dd_disk_superblock, nr_data_blocks, 96);
+DD_CHECK_OFFSET(dd_disk_superblock, journal_start, 104);
+DD_CHECK_OFFSET(dd_disk_superblock, journal_blocks, 112);
+DD_CHECK_OFFSET(dd_disk_superblock, mbitmap_blocks, 116);
+DD_CHECK_OFFSET(dd_disk_superblock, mbitmap_start, 120);
+DD_CHECK_OFFSET(dd_disk_superblock, reserved1, 128);
+DD_CHECK_OFFSET(dd_disk_superblock, nr_volumes, 136);
+DD_CHECK_OFFSET(dd_disk_superblock, pad0, 140);
+DD_CHECK_OFFSET(dd_disk_superblock, journal, 144);
+DD_CHECK_OFFSET(dd_disk_superblock, vols, 160);
+DD_CHECK_OFFSET(dd_disk_superblock, refs, 176);
+DD_CHECK_OFFSET(dd_disk_superblock, dalloc, 192);
+DD_CHECK_OFFSET(dd_disk_superblock, written, 208);
+DD_CHECK_OFFSET(dd_disk_superblock, index, 224);
+DD_CHECK_OFFSET(dd_disk_superblock, stats, 240);
+DD_CHECK_OFFSET(dd_disk_superblock, reserved, DD_SB_USED);
+
 _Static_assert(DD_NODE_FANOUT == 508 && DD_RECS_PER_LEAF == 254 &&
 	       DD_BITS_PER_BITMAP == 32512 && DD_VOLS_PER_LEAF == 63, "fan-outs");
 

@@ -16,7 +16,7 @@
 #include <cmocka.h>
 
 #include "ddtest.h"
-#include "dd-internal.h"
+#include <dm-dedup/format.h>
 
 #define MAX_TXN 4096
 

@@ -36,7 +36,7 @@
 #include <cmocka.h>
 
 #include "ddsys.h"
-#include "dd-internal.h"
+#include <dm-dedup/format.h>
 
 #define MAX_TXN 4096
 #define SPARE_VOL (DM_VOLS - 1)	/* the recovery's new work; no workload uses it */

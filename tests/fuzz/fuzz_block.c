@@ -7,12 +7,14 @@
  *   bits 0-3  block type the reader expects (FZ_TYPES[], 9 = the header's own)
  *   bit 4     recompute the checksum first (reach what lies behind it)
  *   bit 5     expect the header's own blocknr/tree/level/owner
- *   bit 6     superblock path: dd_sb_validate on slot (expectation & 1)
+ *   bit 6     superblock path: dd_walk_sb_check on slot (expectation & 1)
  *   bit 7     expect wildcards for tree/level/owner
  *
- * Oracles: dd_block_validate and dd_sb_validate agree with a reference
- * written here from format.h; the fast CRC32C agrees with the portable one;
- * the record and map-entry decoders lose no bit a re-encoding would keep.
+ * Oracles: the engine's block and superblock validators (dd_walk_block_check,
+ * dd_walk_sb_check: dd_block_validate and dd_sb_validate) agree with a
+ * reference written here from format.h; the fast CRC32C agrees with the
+ * portable one; the record, map-entry and root decoders the engine uses
+ * (dd-walk.h) lose no bit a re-encoding would keep.
  */
 #include "fuzz_common.h"
 
@@ -65,11 +67,12 @@ static void fz_decode_map(const struct dd_disk_map_leaf *l)
 
 	for (i = 0; i < DD_MAP_ENTRIES; i++) {
 		u64 e = le64_to_cpu(l->entry[i]), back;
+		struct dd_mapping m;
 
-		if (dd_me_pbn(e) > DD_MAX_ADDR)
+		dd_map_entry_decode(e, &m);
+		if (m.pbn > DD_MAX_ADDR)
 			FZ_DIE("map entry %#llx: PBN out of range", (unsigned long long)e);
-		back = dd_me_pbn(e) | (dd_me_mapped(e) ? DD_ME_MAPPED : 0) |
-		       (dd_me_excl(e) ? DD_ME_EXCL : 0);
+		back = m.pbn | (m.mapped ? DD_ME_MAPPED : 0) | (m.excl ? DD_ME_EXCL : 0);
 		if (back != (e & DD_ME_KNOWN))
 			FZ_DIE("map entry %#llx decodes to %#llx", (unsigned long long)e,
 			       (unsigned long long)back);
@@ -85,7 +88,7 @@ static void fz_decode_refs(const struct dd_disk_refs_leaf *l)
 		const struct dd_disk_rec *d = &l->rec[i];
 		u64 ol = le64_to_cpu(d->owner_lbn), back;
 
-		dd_rec_decode(d, &r);
+		dd_record_decode(d, &r);
 		back = r.owner_lbn | ((u64)r.gen << DD_REC_GEN_SHIFT) | (r.owned ? DD_REC_OWNED : 0);
 		if (r.owner_lbn > DD_MAX_ADDR || back != (ol & (DD_REC_LBN_MASK | DD_REC_GEN_MASK |
 							       DD_REC_KNOWN_FLAGS)))
@@ -99,13 +102,13 @@ static void fz_decode_refs(const struct dd_disk_refs_leaf *l)
 static void fz_check_root(const struct dd_disk_root *d)
 {
 	struct dd_disk_root again;
-	struct dd_root r;
+	struct dd_walk_root r;
 
-	dd_root_decode(d, &r);
-	dd_root_encode(&r, &again);
+	dd_walk_root_decode(d, &r);
+	dd_walk_root_encode(&r, &again);
 	if (again.root != d->root || again.height != d->height)
 		FZ_DIE("root does not survive decode + encode");
-	(void)dd_tree_capacity(r.height);
+	(void)dd_walk_tree_capacity(r.height);
 }
 
 static void fz_decode_vols(const struct dd_disk_vols_leaf *l)
@@ -148,11 +151,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	sel = data[0];
 	exp = data[1];
 	memset(blk, 0, sizeof(blk));
-	memcpy(blk, data + 2, DD_MIN(size - 2, (size_t)DD_BLOCK_SIZE));
+	memcpy(blk, data + 2, size - 2 < DD_BLOCK_SIZE ? size - 2 : DD_BLOCK_SIZE);
 
 	type = (sel & 15) < FZ_NR_TYPES ? FZ_TYPES[sel & 15] : le32_to_cpu(h->type);
 	if (sel & 0x10)
-		((struct dd_disk_header *)blk)->csum = cpu_to_le32(dd_block_csum(blk, type));
+		((struct dd_disk_header *)blk)->csum = cpu_to_le32(dd_walk_block_csum(blk, type));
 
 	/* Both CRC32C paths over a prefix the input chooses. */
 	len = (u32)exp * 16 + (sel & 15);
@@ -176,7 +179,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		tree = level = 0xff;
 		owner = DD_NO_VOLUME;
 	}
-	r = dd_block_validate(blk, blocknr, type, tree, level, owner);
+	r = dd_walk_block_check(blk, blocknr, type, tree, level, owner);
 	ref = ref_validate(blk, blocknr, type, tree, level, owner);
 	if (r != ref)
 		FZ_DIE("dd_block_validate says %d, format.h says %d", r, ref);
@@ -184,7 +187,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (sel & 0x40) {
 		u64 slot = exp & 1;
 
-		r = dd_sb_validate((const struct dd_disk_superblock *)blk, slot);
+		r = dd_walk_sb_check(blk, slot);
 		ref = rd64(blk + offsetof(struct dd_disk_superblock, magic)) != DD_MAGIC ? -EINVAL :
 		      ref_validate(blk, slot, DD_BT_SUPER, 0xff, 0xff, DD_NO_VOLUME) ? -EILSEQ :
 		      le64_to_cpu(h->txn) % DD_SB_SLOTS != slot ? -EILSEQ : 0;
@@ -213,7 +216,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			FZ_DIE("bitmap popcount out of range");
 		break;
 	default:
-		(void)dd_tree_capacity(h->level);
+		(void)dd_walk_tree_capacity(h->level);
 		break;
 	}
 	return 0;

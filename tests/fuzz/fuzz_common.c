@@ -233,7 +233,7 @@ static void fz_fix_csum(u8 *blk)
 {
 	struct dd_disk_header *h = (struct dd_disk_header *)blk;
 
-	h->csum = cpu_to_le32(dd_block_csum(blk, le32_to_cpu(h->type)));
+	h->csum = cpu_to_le32(dd_walk_block_csum(blk, le32_to_cpu(h->type)));
 }
 
 /* ---- the overlay device -------------------------------------------------- */
@@ -389,8 +389,10 @@ struct fz_ovl *fz_patched(const struct fz_image *img, struct fz_in *in, bool fix
 		case FZ_P_ADD: {
 			u64 delta = 0, cur = 0;
 
-			len = DD_MIN(len, 8u);
-			len = DD_MIN(len, DD_BLOCK_SIZE - off);
+			if (len > 8)
+				len = 8;
+			if (len > DD_BLOCK_SIZE - off)
+				len = DD_BLOCK_SIZE - off;
 			for (i = 0; i < len; i++)
 				delta |= (u64)fz_u8(in) << (8 * i);
 			for (i = 0; i < len; i++)
@@ -528,7 +530,7 @@ int fz_walk(struct dd_pool *pool, u32 max_entries)
 		}
 		if (id < asked)
 			FZ_DIE("volume_next went backwards: asked %u, got %u", asked, id);
-		r = dd_vol_handle(pool, id, &v);
+		r = dd_volume_open_any(pool, id, &v);
 		if (!r) {
 			r = fz_walk_volume(pool, v, max_entries);
 			dd_volume_close(v);

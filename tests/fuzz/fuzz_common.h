@@ -17,7 +17,7 @@
 #define DD_FUZZ_COMMON_H
 
 #include "ddtest.h"
-#include "dd-internal.h"
+#include "dd-walk.h"
 
 #define FZ_NR_IMAGES	4
 #define FZ_MAX_PATCHES	64

@@ -59,7 +59,7 @@ static void poke_volume_id(struct tpool *tp, u32 slot, u32 id)
 	memcpy(&leaf, dd_ramdev_block(tp->rd, b), sizeof(leaf));
 	assert_true(le32_to_cpu(leaf.vol[slot].flags) & DD_VOL_VALID);
 	leaf.vol[slot].id = cpu_to_le32(id);
-	leaf.hdr.csum = cpu_to_le32(dd_block_csum(&leaf, DD_BT_VOLS));
+	leaf.hdr.csum = cpu_to_le32(dd_walk_block_csum(&leaf, DD_BT_VOLS));
 	dd_ramdev_poke(tp->rd, b, &leaf);
 }
 
@@ -161,6 +161,7 @@ static void failed_abort_leaves_the_pool_writable_and_the_next_commit_corrupts(v
 static void reclaim_of_a_map_leaf_with_a_wrong_count_terminates(void **state)
 {
 	struct dd_disk_map_leaf leaf;
+	struct dd_walk_root root;
 	struct dd_volume *v;
 	struct tpool tp;
 	bool done = false;
@@ -174,8 +175,9 @@ static void reclaim_of_a_map_leaf_with_a_wrong_count_terminates(void **state)
 	assert_int_equal(dd_volume_open(tp.pool, 1, &v), 0);
 	assert_int_equal(tp_write(v, 0, NULL), 0);
 	assert_int_equal(tp_write(v, 1, NULL), 0);
-	assert_int_equal(v->map.height, 0);		/* the root is the leaf */
-	b = v->map.block;
+	assert_int_equal(dd_walk_root(tp.pool, DD_TREE_MAP, 1, &root), 0);
+	assert_int_equal(root.height, 0);		/* the root is the leaf */
+	b = root.block;
 	dd_volume_close(v);
 	assert_int_equal(dd_volume_delete(tp.pool, 1), 0);
 	assert_int_equal(dd_pool_commit(tp.pool), 0);
@@ -186,7 +188,7 @@ static void reclaim_of_a_map_leaf_with_a_wrong_count_terminates(void **state)
 	memcpy(&leaf, dd_ramdev_block(tp.rd, b), sizeof(leaf));
 	assert_int_equal(le16_to_cpu(leaf.hdr.count), 2);
 	leaf.hdr.count = cpu_to_le16(3);
-	leaf.hdr.csum = cpu_to_le32(dd_block_csum(&leaf, DD_BT_MAP));
+	leaf.hdr.csum = cpu_to_le32(dd_walk_block_csum(&leaf, DD_BT_MAP));
 	dd_ramdev_poke(tp.rd, b, &leaf);
 
 	tp_quiet(true);

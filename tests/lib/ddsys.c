@@ -6,7 +6,7 @@
 #include <stdarg.h>
 
 #include "ddsys.h"
-#include "dd-internal.h"
+#include "dd-walk.h"
 
 static const u8 sys_zero[DD_BLOCK_SIZE];
 
@@ -123,7 +123,7 @@ static void sys_freed(void *ctx, u64 start, u64 len)
 			sys_violation(s, "passdown of data block %llu, which is mapped (refcount %u): "
 				      "its data would be discarded",
 				      (unsigned long long)b, rec.refcount);
-		if (dd_resv_contains(&pool->resv, b))
+		if (dd_walk_data_reserved(pool, b))
 			sys_violation(s, "passdown of data block %llu, which is reserved by a write in flight",
 				      (unsigned long long)b);
 		if (!s->no_passdown && b < sys_ddev(s)->nr_blocks)

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 #include "ddtest.h"
-#include "dd-internal.h"
+#include "dd-walk.h"
 
 /* ---- hash map ---- */
 #define HM_EMPTY (~0ULL)
@@ -212,22 +212,9 @@ void tp_close(struct tpool *tp)
 
 void tp_crash(struct tpool *tp)
 {
-	if (tp->pool) {
-		/* The engine's memory is lost with the power: free it without I/O. */
-		struct dd_volume *v, *next;
-
-		dd_tx_drop(tp->pool);
-		for (v = tp->pool->volumes; v; v = next) {
-			next = v->next;
-			free(v);
-		}
-		tp->pool->volumes = NULL;
-		dd_resv_destroy(&tp->pool->resv);
-		dd_freed_reset(tp->pool, true);
-		free(tp->pool->dirty);
-		free(tp->pool->scratch);
-		free(tp->pool);
-	}
+	/* The engine's memory is lost with the power: free it without I/O. */
+	if (tp->pool)
+		dd_pool_drop(tp->pool);
 	if (tp->bm)
 		dd_bm_drop(tp->bm);
 	tp->pool = NULL;
@@ -323,7 +310,7 @@ u64 tp_digest(struct dd_pool *pool)
 		h = tp_mix(h, id);
 		h = tp_mix(h, flags);
 		h = tp_mix(h, info.mapped_blocks);
-		if (dd_vol_handle(pool, id, &v))
+		if (dd_volume_open_any(pool, id, &v))
 			return 0;
 		for (; !dd_map_next(v, &lbn, &m); lbn++) {
 			struct dd_record rec;
@@ -342,13 +329,13 @@ u64 tp_digest(struct dd_pool *pool)
 int tp_write(struct dd_volume *v, u64 lbn, u64 *pbn)
 {
 	u64 p;
-	int r = dd_data_reserve(v->pool, &p);
+	int r = dd_data_reserve(dd_volume_pool(v), &p);
 
 	if (r)
 		return r;
 	r = dd_map_insert(v, lbn, p);
 	if (r) {
-		dd_data_unreserve(v->pool, p);
+		dd_data_unreserve(dd_volume_pool(v), p);
 		return r;
 	}
 	if (pbn)
@@ -421,9 +408,10 @@ int model_compare(const struct model *m, struct dd_pool *pool)
 			bad = 1;
 			break;
 		}
-		if (v->mapped != m->vol[vol].used) {
+		if (dd_volume_mapped(v) != m->vol[vol].used) {
 			fprintf(stderr, "  model: volume %d maps %llu blocks, engine %llu\n", vol,
-				(unsigned long long)m->vol[vol].used, (unsigned long long)v->mapped);
+				(unsigned long long)m->vol[vol].used,
+				(unsigned long long)dd_volume_mapped(v));
 			bad = 1;
 		}
 		for (i = 0; !bad && hm_iter(&m->vol[vol], &i, &k, &tok);) {
@@ -465,7 +453,7 @@ int model_compare(const struct model *m, struct dd_pool *pool)
 		u64 lbn = 0, n;
 
 		if (!(info.flags & (DD_VOL_DELETING | DD_VOL_INCOMPLETE)) ||
-		    dd_vol_handle(pool, id, &v)) {
+		    dd_volume_open_any(pool, id, &v)) {
 			id++;
 			continue;
 		}

@@ -9,7 +9,7 @@
  *    and the engine degrades as docs/format.md ("What a reader must
  *    validate") says.
  * The blocks to break are found by walking the engine's own structures on
- * an open pool (dd-internal.h), never by guessing block numbers.
+ * an open pool (dd-walk.h), never by guessing block numbers.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,7 +17,7 @@
 #include <cmocka.h>
 
 #include "ddtest.h"
-#include "dd-internal.h"
+#include "dd-walk.h"
 
 #define META	1024
 #define DATA	2000
@@ -167,7 +167,7 @@ static void blk_read(struct dd_ramdev *rd, u64 b, union blk *u)
 /* Writes a block with its checksum recomputed: only the intended damage. */
 static void blk_write(struct dd_ramdev *rd, u64 b, union blk *u)
 {
-	u->hdr.csum = cpu_to_le32(dd_block_csum(u, le32_to_cpu(u->hdr.type)));
+	u->hdr.csum = cpu_to_le32(dd_walk_block_csum(u, le32_to_cpu(u->hdr.type)));
 	dd_ramdev_poke(rd, b, u);
 }
 
@@ -246,37 +246,50 @@ static void destroy(struct base *b)
 	tp_destroy(&b->tp);
 }
 
-/* Block numbers, found through the engine on the open pool. */
-static u64 leaf_block(struct dd_pool *pool, const struct dd_tree *t, u64 idx)
-{
-	struct dd_buf *buf;
-	u64 blk;
+/* Block numbers, found through the engine on the open pool: a walk down
+ * the path to one leaf, which must exist and validate. */
+struct find_leaf {
+	u64 idx;
+	u64 blocknr;		/* 0: not found */
+	int error;
+};
 
-	assert_int_equal(dd_tree_find(pool, t, idx, 0, &buf), 0);
-	blk = dd_buf_blocknr(buf);
-	dd_blk_put(buf);
-	return blk;
+static int find_leaf_visit(void *ctx, const struct dd_walk_block *blk)
+{
+	struct find_leaf *f = ctx;
+
+	if (f->idx < blk->first_leaf || f->idx - blk->first_leaf >= blk->nr_leaves)
+		return DD_WALK_SKIP;
+	if (!blk->level) {
+		f->blocknr = blk->blocknr;
+		f->error = blk->error;
+	}
+	return 0;
+}
+
+static u64 leaf_block(struct dd_pool *pool, enum dd_tree_id tree, u32 vol, u64 idx)
+{
+	struct find_leaf f = { .idx = idx };
+
+	assert_int_equal(dd_walk_tree(pool, tree, vol, find_leaf_visit, &f), 0);
+	assert_int_equal(f.error, 0);
+	assert_true(f.blocknr != 0);
+	return f.blocknr;
 }
 
 static u64 map_leaf_of(struct base *b, u32 vol, u64 lbn)
 {
-	struct dd_volume *v;
-	u64 blk;
-
-	assert_int_equal(dd_vol_handle(b->tp.pool, vol, &v), 0);
-	blk = leaf_block(b->tp.pool, &v->tree, lbn / DD_MAP_ENTRIES);
-	dd_volume_close(v);
-	return blk;
+	return leaf_block(b->tp.pool, DD_TREE_MAP, vol, lbn / DD_MAP_ENTRIES);
 }
 
 static u64 refs_leaf_of(struct base *b, u64 pbn)
 {
-	return leaf_block(b->tp.pool, &b->tp.pool->refs_tree, pbn / DD_RECS_PER_LEAF);
+	return leaf_block(b->tp.pool, DD_TREE_REFS, 0, pbn / DD_RECS_PER_LEAF);
 }
 
 static u64 dalloc_leaf_of(struct base *b, u64 pbn)
 {
-	return leaf_block(b->tp.pool, &b->tp.pool->dalloc_tree, pbn / DD_BITS_PER_BITMAP);
+	return leaf_block(b->tp.pool, DD_TREE_DALLOC, 0, pbn / DD_BITS_PER_BITMAP);
 }
 
 /* The superblock slot an open would use: the valid one with the higher txn. */
@@ -287,7 +300,7 @@ static u64 sb_block(struct base *b)
 	for (slot = 0; slot < DD_SB_SLOTS; slot++) {
 		const struct dd_disk_superblock *sb = dd_ramdev_block(b->rd, slot);
 
-		if (dd_sb_validate(sb, slot))
+		if (dd_walk_sb_check(sb, slot))
 			continue;
 		if (best == DD_SB_SLOTS || le64_to_cpu(sb->hdr.txn) > best_txn) {
 			best = slot;
@@ -703,7 +716,7 @@ static void map_tree_taller_than_the_maximum_is_refused(void **state)
 
 	build(&b);
 	leaf = map_leaf_of(&b, 1, 0);
-	table = leaf_block(b.tp.pool, &b.tp.pool->vols_tree, 1 / DD_VOLS_PER_LEAF);
+	table = leaf_block(b.tp.pool, DD_TREE_VOLS, 0, 1 / DD_VOLS_PER_LEAF);
 	tp_close(&b.tp);
 	blk_read(b.rd, table, &u);
 	assert_int_equal(le64_to_cpu(u.vols.vol[slot].map.root), leaf);
@@ -727,6 +740,46 @@ static void map_tree_taller_than_the_maximum_is_refused(void **state)
 }
 
 /*
+ * A volume whose map root names another volume's map leaf never reads the
+ * other volume's mappings, also when that leaf is already in the cache
+ * (validated once for its own volume, it was re-checked on type and level
+ * only, so the second volume's lookups returned the first one's blocks).
+ */
+static void a_map_root_into_another_volumes_map_is_refused_even_when_cached(void **state)
+{
+	struct base b;
+	struct findings f;
+	struct dd_volume *v1, *v2;
+	struct dd_mapping m;
+	union blk u;
+	u64 leaf1, table;
+	u32 slot = 2 % DD_VOLS_PER_LEAF;
+
+	build(&b);
+	leaf1 = map_leaf_of(&b, 1, 0);
+	table = leaf_block(b.tp.pool, DD_TREE_VOLS, 0, 2 / DD_VOLS_PER_LEAF);
+	tp_close(&b.tp);
+	blk_read(b.rd, table, &u);
+	u.vols.vol[slot].map.root = cpu_to_le64(leaf1);	/* volume 2 -> volume 1's leaf */
+	u.vols.vol[slot].map.height = 0;
+	blk_write(b.rd, table, &u);
+	check_dev(b.rd, &f);
+	expect_finding(&f, DD_CHK_META_SHARED, "metadata block %llu is reachable twice",
+		       (unsigned long long)leaf1);
+
+	assert_int_equal(tp_open(&b.tp), 0);
+	v1 = open_vol(&b, 1);
+	assert_int_equal(dd_map_lookup(v1, 0, 0, &m), 0);	/* the leaf is cached now */
+	assert_true(m.mapped);
+	v2 = open_vol(&b, 2);
+	assert_int_equal(dd_map_lookup(v2, 0, 0, &m), -EILSEQ);
+	assert_false(m.mapped);
+	dd_volume_close(v2);
+	dd_volume_close(v1);
+	destroy(&b);
+}
+
+/*
  * A damaged volume table must not hide the rest of the pool: the check still
  * walks everything (regression: counting deleted volumes at every open made
  * the open, and so the check, fail on it), and a read-only open works.
@@ -742,7 +795,7 @@ static void damaged_volume_table_still_lets_the_check_and_a_read_only_open_throu
 	u64 lb;
 
 	build(&b);
-	lb = leaf_block(b.tp.pool, &b.tp.pool->vols_tree, 0);
+	lb = leaf_block(b.tp.pool, DD_TREE_VOLS, 0, 0);
 	tp_close(&b.tp);
 	blk_read(b.rd, lb, &u);
 	u.raw[DD_BLOCK_SIZE - 1] ^= 0x40;
@@ -923,7 +976,7 @@ static void damaged_journal_image_refuses_to_open(void **state)
 	struct dd_ramdev *copy;
 	struct findings f;
 	struct dd_volume *v;
-	struct dd_pool_stats st;
+	struct dd_walk_info g;
 	union blk u;
 	u64 i, area;
 
@@ -936,8 +989,8 @@ static void damaged_journal_image_refuses_to_open(void **state)
 		assert_int_equal(tp_write(v, i, NULL), 0);
 	dd_volume_close(v);
 	assert_int_equal(dd_pool_commit(tp.pool), 0);
-	dd_pool_get_stats(tp.pool, &st);
-	area = tp.pool->journal_start + (st.txn % DD_JOURNAL_AREAS) * st.journal_blocks;
+	dd_walk_get_info(tp.pool, &g);
+	area = g.journal_start + (g.committed_txn % DD_JOURNAL_AREAS) * g.journal_blocks;
 	tp_crash(&tp);
 	copy = dd_ramdev_clone(tp.rd);
 	assert_non_null(copy);
@@ -1089,6 +1142,7 @@ int main(void)
 		cmocka_unit_test(bad_checksum_in_a_map_leaf_is_reported_and_reads_fail_cleanly),
 		cmocka_unit_test(misdirected_block_is_reported),
 		cmocka_unit_test(map_tree_taller_than_the_maximum_is_refused),
+		cmocka_unit_test(a_map_root_into_another_volumes_map_is_refused_even_when_cached),
 		cmocka_unit_test(leaked_metadata_block_is_reported),
 		cmocka_unit_test(reachable_metadata_block_marked_free_is_reported),
 		cmocka_unit_test(both_superblocks_destroyed_refuses_to_open),

@@ -8,7 +8,7 @@
 #include <cmocka.h>
 
 #include "ddtest.h"
-#include "dd-internal.h"
+#include <dm-dedup/format.h>
 
 #define META 2048
 #define DATA 100000

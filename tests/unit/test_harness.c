@@ -9,7 +9,7 @@
 #include <cmocka.h>
 
 #include "ddsys.h"
-#include "dd-internal.h"
+#include <dm-dedup/format.h>
 
 #define META 1024
 #define DATA 64

@@ -20,7 +20,7 @@
 #include <cmocka.h>
 
 #include "ddtest.h"
-#include "dd-internal.h"
+#include "dd-walk.h"
 
 #define NVOLS 6
 
@@ -78,7 +78,7 @@ static void mt_freed(void *ctx, u64 start, u64 len)
 			snprintf(t->passdown_bad, sizeof(t->passdown_bad),
 				 "passdown of data block %llu, which has %u references",
 				 (unsigned long long)b, rec.refcount);
-		else if (dd_resv_contains(&t->tp.pool->resv, b))
+		else if (dd_walk_data_reserved(t->tp.pool, b))
 			snprintf(t->passdown_bad, sizeof(t->passdown_bad),
 				 "passdown of data block %llu, which is reserved", (unsigned long long)b);
 	}
