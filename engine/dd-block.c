@@ -317,8 +317,10 @@ int dd_tx_room(struct dd_pool *pool, u32 nr)
 		if (r)	/* table entries may be half written, as inside a commit */
 			return dd_tx_fail(pool, r, pool->pre_commit.what);
 	}
-	/* Each volume with a pending count may dirty a table leaf at commit. */
-	if (pool->nr_dirty + nr + pool->nr_dirty_vols > pool->journal_blocks) {
+	/* Each volume with a pending count may dirty a table leaf at commit,
+	 * and the other pre-commit steps what they said. */
+	if (pool->nr_dirty + nr + pool->nr_dirty_vols + pool->pre_commit_room >
+	    pool->journal_blocks) {
 		r = dd_tx_commit(pool);
 		if (r)
 			return r;

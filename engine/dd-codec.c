@@ -104,14 +104,40 @@ void dd_rec_decode(const struct dd_disk_rec *d, struct dd_record *r)
 	r->owned = ol & DD_REC_OWNED;
 	r->owner_vol = le32_to_cpu(d->owner_vol);
 	r->owner_lbn = ol & DD_REC_LBN_MASK;
-	r->gen = (u8)((ol & DD_REC_GEN_MASK) >> DD_REC_GEN_SHIFT);
+	r->domain = (u8)((ol & DD_REC_DOMAIN_MASK) >> DD_REC_DOMAIN_SHIFT);
+	r->merged = ol & DD_REC_MERGED;
 }
 
-void dd_rec_enc_new(struct dd_disk_rec *d, u32 vol, u64 lbn)
+void dd_rec_enc_new(struct dd_disk_rec *d, u32 vol, u64 lbn, u8 domain)
 {
 	d->refcount = cpu_to_le32(1);
 	d->owner_vol = cpu_to_le32(vol);
-	d->owner_lbn = cpu_to_le64(lbn | DD_REC_OWNED);
+	d->owner_lbn = cpu_to_le64(lbn | ((u64)domain << DD_REC_DOMAIN_SHIFT) | DD_REC_OWNED);
+}
+
+void dd_rec_enc_merged(struct dd_disk_rec *d, bool merged)
+{
+	u64 ol = le64_to_cpu(d->owner_lbn);
+
+	d->owner_lbn = cpu_to_le64(merged ? ol | DD_REC_MERGED : ol & ~DD_REC_MERGED);
+}
+
+void dd_ie_encode(struct dd_disk_index_entry *e, u64 hash, u8 domain, u64 pbn)
+{
+	e->hash = cpu_to_le64(hash);
+	e->pbn = cpu_to_le64(((pbn + 1) & DD_IE_PBN_MASK) | ((u64)domain << DD_IE_DOMAIN_SHIFT));
+}
+
+bool dd_ie_decode(const struct dd_disk_index_entry *e, u64 *hash, u8 *domain, u64 *pbn)
+{
+	u64 v = le64_to_cpu(e->pbn);
+
+	if (!(v & DD_IE_PBN_MASK))
+		return false;
+	*hash = le64_to_cpu(e->hash);
+	*domain = (u8)(v >> DD_IE_DOMAIN_SHIFT);
+	*pbn = (v & DD_IE_PBN_MASK) - 1;
+	return true;
 }
 
 void dd_rec_enc_disown(struct dd_disk_rec *d)
@@ -122,7 +148,7 @@ void dd_rec_enc_disown(struct dd_disk_rec *d)
 void dd_rec_enc_owner(struct dd_disk_rec *d, u32 vol, u64 lbn)
 {
 	d->owner_vol = cpu_to_le32(vol);
-	d->owner_lbn = cpu_to_le64((le64_to_cpu(d->owner_lbn) & DD_REC_GEN_MASK) | lbn |
+	d->owner_lbn = cpu_to_le64((le64_to_cpu(d->owner_lbn) & DD_REC_DOMAIN_MASK) | lbn |
 				   DD_REC_OWNED);
 }
 
@@ -175,6 +201,7 @@ void dd_vol_decode(const struct dd_disk_volume *e, struct dd_volume *v)
 	v->mapped = le64_to_cpu(e->mapped_blocks);
 	v->created_txn = le64_to_cpu(e->created_txn);
 	v->progress = le64_to_cpu(e->progress);
+	v->domain = (u8)le32_to_cpu(e->domain);
 }
 
 void dd_vol_encode(const struct dd_volume *v, struct dd_disk_volume *e)
@@ -187,15 +214,18 @@ void dd_vol_encode(const struct dd_volume *v, struct dd_disk_volume *e)
 	e->created_txn = cpu_to_le64(v->created_txn);
 	e->origin = cpu_to_le32(v->origin);
 	e->progress = cpu_to_le64(v->progress);
+	e->domain = cpu_to_le32(v->domain);
 }
 
-void dd_vol_encode_new(struct dd_disk_volume *e, u32 id, u32 flags, u32 origin, u64 created_txn)
+void dd_vol_encode_new(struct dd_disk_volume *e, u32 id, u32 flags, u32 origin, u64 created_txn,
+		       u8 domain)
 {
 	memset(e, 0, sizeof(*e));
 	e->id = cpu_to_le32(id);
 	e->flags = cpu_to_le32(flags);
 	e->origin = cpu_to_le32(origin);
 	e->created_txn = cpu_to_le64(created_txn);
+	e->domain = cpu_to_le32(domain);
 }
 
 void dd_vol_info_decode(const struct dd_disk_volume *e, struct dd_volume_info *info)
@@ -205,6 +235,7 @@ void dd_vol_info_decode(const struct dd_disk_volume *e, struct dd_volume_info *i
 	info->origin = le32_to_cpu(e->origin);
 	info->mapped_blocks = le64_to_cpu(e->mapped_blocks);
 	info->created_txn = le64_to_cpu(e->created_txn);
+	info->domain = le32_to_cpu(e->domain);
 }
 
 /* ---- superblock -------------------------------------------------------------------- */
@@ -266,6 +297,11 @@ static void dd_stats_encode(const struct dd_stats *s, struct dd_disk_stats *d)
 	d->zero_elided = cpu_to_le64(s->zero_elided);
 	d->discarded = cpu_to_le64(s->discarded);
 	d->cow_splits = cpu_to_le64(s->cow_splits);
+	d->scan_merged = cpu_to_le64(s->scan_merged);
+	d->scan_zero = cpu_to_le64(s->scan_zero);
+	d->scan_cow_breaks = cpu_to_le64(s->scan_cow_breaks);
+	d->scan_passes = cpu_to_le64(s->scan_passes);
+	d->scan_full_passes = cpu_to_le64(s->scan_full_passes);
 }
 
 static void dd_stats_decode(const struct dd_disk_stats *d, struct dd_stats *s)
@@ -277,6 +313,11 @@ static void dd_stats_decode(const struct dd_disk_stats *d, struct dd_stats *s)
 	s->zero_elided = le64_to_cpu(d->zero_elided);
 	s->discarded = le64_to_cpu(d->discarded);
 	s->cow_splits = le64_to_cpu(d->cow_splits);
+	s->scan_merged = le64_to_cpu(d->scan_merged);
+	s->scan_zero = le64_to_cpu(d->scan_zero);
+	s->scan_cow_breaks = le64_to_cpu(d->scan_cow_breaks);
+	s->scan_passes = le64_to_cpu(d->scan_passes);
+	s->scan_full_passes = le64_to_cpu(d->scan_full_passes);
 }
 
 void dd_sb_encode(const struct dd_pool *pool, struct dd_disk_superblock *sb, u64 txn,
@@ -306,6 +347,13 @@ void dd_sb_encode(const struct dd_pool *pool, struct dd_disk_superblock *sb, u64
 	dd_root_encode(&pool->written_root, &sb->written);
 	dd_root_encode(&pool->index_root, &sb->index);
 	dd_stats_encode(&pool->st, &sb->stats);
+	sb->scan.index_bytes = cpu_to_le64(pool->scan_cfg.index_bytes);
+	sb->scan.run = cpu_to_le32(pool->scan_cfg.run);
+	sb->scan.rate_mib = cpu_to_le32(pool->scan_cfg.rate_mib);
+	sb->scan.share_cap = cpu_to_le32(pool->scan_cfg.share_cap);
+	/* An engine without the scanner would count these trees' blocks leaked. */
+	if (pool->written_root.block || pool->index_root.block)
+		sb->ro_compat = cpu_to_le32(DD_RO_COMPAT_SCANNER);
 	dd_block_seal(sb, txn % DD_SB_SLOTS, txn);
 }
 
@@ -333,6 +381,10 @@ void dd_sb_decode_state(const struct dd_disk_superblock *sb, struct dd_pool *poo
 	dd_root_decode(&sb->written, &pool->written_root);
 	dd_root_decode(&sb->index, &pool->index_root);
 	dd_stats_decode(&sb->stats, &pool->st);
+	pool->scan_cfg.index_bytes = le64_to_cpu(sb->scan.index_bytes);
+	pool->scan_cfg.run = le32_to_cpu(sb->scan.run);
+	pool->scan_cfg.rate_mib = le32_to_cpu(sb->scan.rate_mib);
+	pool->scan_cfg.share_cap = le32_to_cpu(sb->scan.share_cap);
 	if (le32_to_cpu(sb->ro_compat) & ~DD_FEATURE_RO_COMPAT_SUPP)
 		pool->open_flags |= DD_OPEN_READ_ONLY;
 }

@@ -146,12 +146,31 @@ static inline void dd_rec_enc_refcount(struct dd_disk_rec *d, u32 refcount)
 	d->refcount = cpu_to_le32(refcount);
 }
 
-/* Refcount 1, owned by (vol, lbn), generation 0. */
-void dd_rec_enc_new(struct dd_disk_rec *d, u32 vol, u64 lbn);
-/* The owner is forgotten (the block is shared): every other bit is kept. */
+/* Refcount 1, owned by (vol, lbn), in a volume of the given dedup domain. */
+void dd_rec_enc_new(struct dd_disk_rec *d, u32 vol, u64 lbn, u8 domain);
+/* The owner is forgotten (the block is shared): every other bit is kept
+ * (the last owner stays as a hint the scanner may check). */
 void dd_rec_enc_disown(struct dd_disk_rec *d);
-/* The owner is learnt: (vol, lbn), the generation kept, other flags dropped. */
+/* The owner is learnt: (vol, lbn); the domain kept, the merge flag dropped
+ * (the block is referenced once again). */
 void dd_rec_enc_owner(struct dd_disk_rec *d, u32 vol, u64 lbn);
+void dd_rec_enc_merged(struct dd_disk_rec *d, bool merged);
+
+static inline u8 dd_rec_domain(const struct dd_disk_rec *d)
+{
+	return (u8)((le64_to_cpu(d->owner_lbn) & DD_REC_DOMAIN_MASK) >> DD_REC_DOMAIN_SHIFT);
+}
+
+static inline bool dd_rec_merged(const struct dd_disk_rec *d)
+{
+	return le64_to_cpu(d->owner_lbn) & DD_REC_MERGED;
+}
+
+/* ---- scanner index entries --------------------------------------------------- */
+
+void dd_ie_encode(struct dd_disk_index_entry *e, u64 hash, u8 domain, u64 pbn);
+/* false for an empty entry */
+bool dd_ie_decode(const struct dd_disk_index_entry *e, u64 *hash, u8 *domain, u64 *pbn);
 
 /* ---- bitmaps: bit i of word w is block w * 64 + i ------------------------------ */
 
@@ -183,7 +202,8 @@ static inline u32 dd_vol_entry_flags(const struct dd_disk_volume *e)
 void dd_vol_decode(const struct dd_disk_volume *e, struct dd_volume *v);
 void dd_vol_encode(const struct dd_volume *v, struct dd_disk_volume *e);
 /* A new entry: empty map, nothing mapped, no progress. */
-void dd_vol_encode_new(struct dd_disk_volume *e, u32 id, u32 flags, u32 origin, u64 created_txn);
+void dd_vol_encode_new(struct dd_disk_volume *e, u32 id, u32 flags, u32 origin, u64 created_txn,
+		       u8 domain);
 /* The API's view (mapped_blocks as in the table). */
 void dd_vol_info_decode(const struct dd_disk_volume *e, struct dd_volume_info *info);
 

@@ -180,6 +180,10 @@ void dd_pool_get_stats(struct dd_pool *pool, struct dd_pool_stats *st);
  * -EEXIST the id is taken (a deleted volume keeps it until reclaimed);
  * damage, I/O.  May commit; ladder; [X]. */
 int dd_volume_create(struct dd_pool *pool, u32 id);
+/* The same, in dedup domain 0..DD_MAX_DOMAIN (dd_volume_create: domain 0):
+ * blocks are never shared between volumes of different domains.  -EINVAL
+ * also for a domain out of range. */
+int dd_volume_create_in(struct dd_pool *pool, u32 id, u32 domain);
 /* Copy origin's map into a new volume (origin must be quiescent).  Commits
  * as it goes; a crash before it returns leaves no trace after reopening.
  * -EINVAL (also id == origin); -EROFS; -ENOSPC metadata space, before or
@@ -205,6 +209,7 @@ struct dd_volume_info {
 	u32 origin;
 	u64 mapped_blocks;
 	u64 created_txn;
+	u32 domain;			/* dedup domain */
 };
 /* First volume with id >= *id (deleted and incomplete ones too if
  * want_all); -ENOENT at the end; damage (a slot holding another id), I/O.
@@ -297,9 +302,10 @@ int dd_map_unmap(struct dd_volume *vol, u64 lbn, u64 nr, enum dd_unmap_reason wh
 struct dd_record {
 	u32 refcount;
 	bool owned;
-	u32 owner_vol;
+	u32 owner_vol;		/* owned: the owner; else the last owner, a hint */
 	u64 owner_lbn;
-	u8 gen;
+	u8 domain;		/* the dedup domain of every referrer */
+	bool merged;		/* shared through a scanner merge */
 };
 /* -EINVAL pbn beyond the data device; damage, I/O.  No commit; [X]. */
 int dd_record_get(struct dd_pool *pool, u64 pbn, struct dd_record *rec);

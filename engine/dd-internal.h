@@ -48,6 +48,7 @@
 
 #include "dd-engine.h"
 #include "dd-codec.h"
+#include "dd-scan.h"
 
 
 #define DD_MIN(a, b) ((a) < (b) ? (a) : (b))
@@ -91,7 +92,16 @@ struct dd_tree {
 struct dd_stats {
 	u64 data_used, meta_used, shared_blocks, mapped_blocks;
 	u64 zero_elided, discarded, cow_splits;
+	u64 scan_merged, scan_zero, scan_cow_breaks, scan_passes, scan_full_passes;
 };
+
+/* The scanner's settings kept in the superblock (0 = default). */
+struct dd_scan_settings {
+	u64 index_bytes;
+	u32 run, rate_mib, share_cap;
+};
+
+struct dd_scan;		/* dd-scan.c */
 
 /* Data blocks freed in the open transaction, for the freed hook. */
 struct dd_extents {
@@ -117,6 +127,7 @@ struct dd_volume {
 	u64 mapped;
 	u64 created_txn;
 	u64 progress;
+	u8 domain;		/* dedup domain: blocks are shared within one only */
 	struct dd_tree tree;	/* .root points at .map */
 };
 
@@ -165,6 +176,13 @@ struct dd_pool {
 	u64 data_pending_free;
 	struct dd_resv resv;
 	struct dd_extents freed;
+
+	struct dd_resv pins;		/* blocks the scanner compares: never exclusive */
+	/* Blocks the pre-commit steps may still dirty (the scanner's written
+	 * leaves; the volume table is counted by nr_dirty_vols). */
+	u32 pre_commit_room;
+	struct dd_scan *scan;		/* the scanner's state (writable pools) */
+	struct dd_scan_settings scan_cfg;
 
 	struct dd_volume *volumes;	/* open handles */
 	u32 nr_dirty_vols;		/* handles with table_dirty set */
@@ -241,11 +259,12 @@ void dd_resv_destroy(struct dd_resv *r);
 int dd_rec_read(struct dd_pool *pool, u64 pbn, unsigned flags, struct dd_disk_rec *out);
 int dd_rec_read_committed(struct dd_pool *pool, u64 pbn, struct dd_disk_rec *out,
 			  bool *touched);
-int dd_rec_new(struct dd_pool *pool, u64 pbn, u32 vol, u64 lbn);
+int dd_rec_new(struct dd_pool *pool, u64 pbn, u32 vol, u64 lbn, u8 domain);
 int dd_rec_inc(struct dd_pool *pool, u64 pbn);
-int dd_rec_dec(struct dd_pool *pool, u64 pbn, bool *was_shared);
+int dd_rec_dec(struct dd_pool *pool, u64 pbn, bool *was_shared, bool *was_merged);
 int dd_rec_set_owner(struct dd_pool *pool, u64 pbn, u32 vol, u64 lbn);
 int dd_rec_reserve(struct dd_pool *pool, u64 *pbn);
+int dd_rec_set_merged(struct dd_pool *pool, u64 pbn);
 
 /* ---- 5 volume (dd-volume.c) ------------------------------------------------
  * dd_vol_create, _snapshot, _delete, _reclaim, _map_insert, _map_unmap and
@@ -258,13 +277,24 @@ int dd_vol_entry_get(struct dd_pool *pool, u32 id, struct dd_disk_volume *out);
 int dd_vol_handle(struct dd_pool *pool, u32 id, struct dd_volume **out);
 int dd_volumes_reload(struct dd_pool *pool);
 int dd_volumes_flush(struct dd_pool *pool);
-int dd_vol_create(struct dd_pool *pool, u32 id);
+int dd_vol_create(struct dd_pool *pool, u32 id, u32 domain);
 int dd_vol_snapshot(struct dd_pool *pool, u32 id, u32 origin);
 int dd_vol_delete(struct dd_pool *pool, u32 id);
 int dd_vol_reclaim(struct dd_pool *pool, u64 budget, bool *done);
 int dd_vol_map_insert(struct dd_volume *vol, u64 lbn, u64 pbn);
 int dd_vol_map_unmap(struct dd_volume *vol, u64 lbn, u64 nr, enum dd_unmap_reason why);
 int dd_vol_make_exclusive(struct dd_volume *vol, u64 lbn, bool *excl);
+/* For the scanner's merges: (vol, lbn) now maps pbn, not exclusive (the
+ * references are the caller's); the exclusive bit of (vol, lbn) cleared if
+ * it maps pbn. */
+int dd_vol_remap(struct dd_volume *vol, u64 lbn, u64 pbn);
+int dd_vol_clear_excl(struct dd_volume *vol, u64 lbn, u64 pbn);
+
+/* ---- 5s scan (dd-scan.c), beside the volume layer: dd-scan.h ------------ */
+int dd_scan_open(struct dd_pool *pool);		/* writable opens */
+void dd_scan_close(struct dd_pool *pool);
+int dd_scan_resize(struct dd_pool *pool);
+int dd_scan_pre_commit(struct dd_pool *pool);	/* a pre-commit step */
 
 /* Everything written so far is on stable storage when this returns 0. */
 static inline int dd_bm_sync(struct dd_bm *bm)

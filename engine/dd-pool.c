@@ -226,6 +226,15 @@ static int dd_pool_drop_incomplete(struct dd_pool *pool)
 	}
 }
 
+/* The pre-commit step: the layers above the transaction layer that must
+ * reach the open transaction before every commit. */
+static int dd_pool_pre_commit_steps(struct dd_pool *pool)
+{
+	int r = dd_volumes_flush(pool);
+
+	return r ? r : dd_scan_pre_commit(pool);
+}
+
 int dd_pool_open(struct dd_bm *bm, unsigned flags, const struct dd_pool_hooks *hooks,
 		 struct dd_pool **out)
 {
@@ -239,9 +248,9 @@ int dd_pool_open(struct dd_bm *bm, unsigned flags, const struct dd_pool_hooks *h
 	pool->open_flags = flags;
 	if (hooks)
 		pool->hooks = *hooks;
-	/* The volume layer's work before every commit (see dd_tx_commit). */
-	pool->pre_commit.run = dd_volumes_flush;
-	pool->pre_commit.what = "writing the volume table";
+	/* The upper layers' work before every commit (see dd_tx_commit). */
+	pool->pre_commit.run = dd_pool_pre_commit_steps;
+	pool->pre_commit.what = "writing the volume table and the written marks";
 	dd_pool_init_trees(pool);
 	pool->scratch = dd_alloc(DD_BLOCK_SIZE);
 	r = -ENOMEM;
@@ -271,10 +280,14 @@ int dd_pool_open(struct dd_bm *bm, unsigned flags, const struct dd_pool_hooks *h
 		r = dd_pool_drop_incomplete(pool);
 		if (r)
 			goto bad;
+		r = dd_scan_open(pool);
+		if (r)
+			goto bad;
 	}
 	*out = pool;
 	return 0;
 bad:
+	dd_scan_close(pool);
 	dd_tx_drop(pool);
 	dd_free(pool->dirty);
 	dd_free(pool->scratch);
@@ -303,6 +316,7 @@ void dd_pool_close(struct dd_pool *pool)
 		next = v->next;
 		dd_free(v);
 	}
+	dd_scan_close(pool);
 	dd_resv_destroy(&pool->resv);
 	dd_freed_reset(pool, true);
 	dd_free(pool->dirty);
@@ -397,7 +411,12 @@ int dd_pool_commit(struct dd_pool *pool)
 
 int dd_volume_create(struct dd_pool *pool, u32 id)
 {
-	return dd_pool_settle(pool, dd_vol_create(pool, id));
+	return dd_pool_settle(pool, dd_vol_create(pool, id, 0));
+}
+
+int dd_volume_create_in(struct dd_pool *pool, u32 id, u32 domain)
+{
+	return dd_pool_settle(pool, dd_vol_create(pool, id, domain));
 }
 
 int dd_snapshot_create(struct dd_pool *pool, u32 id, u32 origin)
@@ -478,7 +497,7 @@ int dd_pool_resize_data(struct dd_pool *pool, u64 nr_data_blocks)
 		return 0;
 	pool->nr_data_blocks = nr_data_blocks;
 	pool->sb_dirty = true;
-	return 0;
+	return dd_scan_resize(pool);
 }
 
 void dd_pool_count_zero_write(struct dd_pool *pool)

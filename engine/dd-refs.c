@@ -113,7 +113,7 @@ static int dd_rec_bad(u64 pbn, const char *what, u32 refcount)
 }
 
 /* A newly written block: refcount 1, owned by (vol, lbn), allocated. */
-int dd_rec_new(struct dd_pool *pool, u64 pbn, u32 vol, u64 lbn)
+int dd_rec_new(struct dd_pool *pool, u64 pbn, u32 vol, u64 lbn, u8 domain)
 {
 	struct dd_buf *leaf;
 	struct dd_disk_rec *rec;
@@ -128,7 +128,7 @@ int dd_rec_new(struct dd_pool *pool, u64 pbn, u32 vol, u64 lbn)
 		dd_blk_put(leaf);
 		return dd_rec_bad(pbn, "allocating a block in use", ref);
 	}
-	dd_rec_enc_new(rec, vol, lbn);
+	dd_rec_enc_new(rec, vol, lbn, domain);
 	r = dd_rec_close(pool, pbn, leaf, 0, 1);
 	if (r)
 		return r;
@@ -159,7 +159,7 @@ int dd_rec_inc(struct dd_pool *pool, u64 pbn)
 	return dd_rec_close(pool, pbn, leaf, ref, ref + 1);
 }
 
-int dd_rec_dec(struct dd_pool *pool, u64 pbn, bool *was_shared)
+int dd_rec_dec(struct dd_pool *pool, u64 pbn, bool *was_shared, bool *was_merged)
 {
 	struct dd_buf *leaf;
 	struct dd_disk_rec *rec;
@@ -175,6 +175,8 @@ int dd_rec_dec(struct dd_pool *pool, u64 pbn, bool *was_shared)
 		return dd_rec_bad(pbn, "dropping a reference to a free block", ref);
 	}
 	*was_shared = ref > 1;
+	if (was_merged)
+		*was_merged = dd_rec_merged(rec);
 	if (ref == 2)
 		pool->st.shared_blocks--;
 	if (ref == 1) {
@@ -182,6 +184,8 @@ int dd_rec_dec(struct dd_pool *pool, u64 pbn, bool *was_shared)
 	} else {
 		dd_rec_enc_refcount(rec, ref - 1);
 		dd_rec_enc_disown(rec);
+		if (ref == 2)
+			dd_rec_enc_merged(rec, false);	/* no longer shared */
 	}
 	r = dd_rec_close(pool, pbn, leaf, ref, ref - 1);
 	if (r || ref > 1)
@@ -231,6 +235,26 @@ int dd_rec_reserve(struct dd_pool *pool, u64 *pbn)
 		return dd_tx_fail(pool, -EILSEQ, "allocating a data block");
 	}
 	return dd_data_claim(pool, *pbn);
+}
+
+/* The block is shared through a merge (for the statistics of COW breaks). */
+int dd_rec_set_merged(struct dd_pool *pool, u64 pbn)
+{
+	struct dd_buf *leaf;
+	struct dd_disk_rec *rec;
+	u32 ref;
+	int r;
+
+	r = dd_rec_open(pool, pbn, false, &leaf, &rec);
+	if (r)
+		return r;
+	ref = dd_rec_refcount(rec);
+	if (ref < 2) {
+		dd_blk_put(leaf);
+		return dd_rec_bad(pbn, "merged but not shared", ref);
+	}
+	dd_rec_enc_merged(rec, true);
+	return dd_rec_close(pool, pbn, leaf, ref, ref);
 }
 
 int dd_record_get(struct dd_pool *pool, u64 pbn, struct dd_record *rec)

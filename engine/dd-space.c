@@ -152,7 +152,10 @@ static int dd_dalloc_search_leaf(struct dd_pool *pool, u64 li, u32 from, u64 *pb
 			if (bit >= nbits)
 				break;
 		}
-		if (!dd_resv_contains(&pool->resv, base + bit)) {
+		/* Not reserved, and not pinned by the scanner (a pinned block
+		 * freed meanwhile waits until the scanner lets it go). */
+		if (!dd_resv_contains(&pool->resv, base + bit) &&
+		    !dd_resv_contains(&pool->pins, base + bit)) {
 			*pbn = base + bit;
 			r = 0;
 			goto out;

@@ -217,7 +217,7 @@ int dd_volumes_reload(struct dd_pool *pool)
 		}
 		r = dd_vol_entry_get(pool, v->id, &e);
 		if (r == -ENOENT)	/* created in the aborted txn */
-			dd_vol_encode_new(&e, 0, 0, DD_NO_VOLUME, 0);
+			dd_vol_encode_new(&e, 0, 0, DD_NO_VOLUME, 0, 0);
 		else if (r)
 			return r;
 		dd_vol_decode(&e, v);
@@ -331,17 +331,17 @@ static int dd_vol_id_unused(struct dd_pool *pool, u32 id)
 	return 0;
 }
 
-int dd_vol_create(struct dd_pool *pool, u32 id)
+int dd_vol_create(struct dd_pool *pool, u32 id, u32 domain)
 {
 	struct dd_disk_volume e;
 	int r;
 
-	if (id > DD_MAX_VOLUME_ID)
+	if (id > DD_MAX_VOLUME_ID || domain > DD_MAX_DOMAIN)
 		return -EINVAL;
 	r = dd_vol_id_unused(pool, id);
 	if (r)
 		return r;
-	dd_vol_encode_new(&e, id, DD_VOL_VALID, DD_NO_VOLUME, pool->open_txn);
+	dd_vol_encode_new(&e, id, DD_VOL_VALID, DD_NO_VOLUME, pool->open_txn, (u8)domain);
 	r = dd_vol_entry_put(pool, &e);
 	if (r)
 		return dd_tx_fail(pool, r, "creating a volume");
@@ -416,7 +416,8 @@ int dd_map_lookup(struct dd_volume *vol, u64 lbn, unsigned flags, struct dd_mapp
 			return -EILSEQ;
 		}
 		m->mapped = true;
-		m->excl = dd_me_excl(e);
+		/* A block the scanner compares is written copy-on-write only. */
+		m->excl = dd_me_excl(e) && !dd_resv_contains(&vol->pool->pins, dd_me_pbn(e));
 		m->pbn = dd_me_pbn(e);
 	}
 	return 0;
@@ -489,7 +490,7 @@ static int __dd_map_insert(struct dd_volume *vol, u64 lbn, u64 pbn)
 	struct dd_pool *pool = vol->pool;
 	struct dd_buf *leaf;
 	__le64 *entry;
-	bool was_shared;
+	bool was_shared, was_merged;
 	u64 old;
 	int r;
 
@@ -504,16 +505,19 @@ static int __dd_map_insert(struct dd_volume *vol, u64 lbn, u64 pbn)
 		pool->st.mapped_blocks++;
 	}
 	dd_blk_put(leaf);
-	r = dd_rec_new(pool, pbn, vol->id, lbn);
+	r = dd_rec_new(pool, pbn, vol->id, lbn, vol->domain);
 	if (r)
 		return r;
 	dd_resv_remove(&pool->resv, pbn);
+	dd_scan_mark_written(pool, pbn);	/* its data is new: scan it */
 	if (dd_me_mapped(old)) {
-		r = dd_rec_dec(pool, dd_me_pbn(old), &was_shared);
+		r = dd_rec_dec(pool, dd_me_pbn(old), &was_shared, &was_merged);
 		if (r)
 			return r;
 		if (was_shared)
 			pool->st.cow_splits++;
+		if (was_shared && was_merged)
+			pool->st.scan_cow_breaks++;
 		return 0;
 	}
 	dd_vol_dirty(vol);
@@ -583,6 +587,8 @@ int dd_vol_make_exclusive(struct dd_volume *vol, u64 lbn, bool *excl)
 		*excl = true;
 		return 0;
 	}
+	if (dd_resv_contains(&pool->pins, m.pbn))
+		return 0;	/* the scanner is comparing it */
 	r = dd_rec_read(pool, m.pbn, 0, &rec);
 	if (r)
 		return r;
@@ -624,6 +630,41 @@ bad:
 	return dd_tx_fail(pool, r, "making a block exclusive");
 }
 
+int dd_vol_remap(struct dd_volume *vol, u64 lbn, u64 pbn)
+{
+	struct dd_buf *leaf;
+	__le64 *entry;
+	int r;
+
+	r = dd_map_open(vol, lbn, false, &leaf, &entry);
+	if (r)
+		return r;
+	if (!dd_me_mapped(dd_me_load(entry))) {
+		dd_blk_put(leaf);
+		return -EILSEQ;
+	}
+	dd_me_store(entry, dd_me_without_excl(dd_me_new(pbn)));
+	dd_blk_put(leaf);
+	return 0;
+}
+
+int dd_vol_clear_excl(struct dd_volume *vol, u64 lbn, u64 pbn)
+{
+	struct dd_buf *leaf;
+	__le64 *entry;
+	u64 e;
+	int r;
+
+	r = dd_map_open(vol, lbn, false, &leaf, &entry);
+	if (r)
+		return r == -ENODATA ? 0 : r;
+	e = dd_me_load(entry);
+	if (dd_me_mapped(e) && dd_me_pbn(e) == pbn)
+		dd_me_store(entry, dd_me_without_excl(e));
+	dd_blk_put(leaf);
+	return 0;
+}
+
 /* Room left in the journal for one more entry update. */
 static bool dd_entry_room(struct dd_pool *pool)
 {
@@ -661,7 +702,7 @@ static int dd_unmap_leaf(struct dd_volume *vol, u64 li, u64 *pos, u64 end,
 		dd_map_count(leaf, -1);
 		dropped++;
 		(*budget)--;
-		r = dd_rec_dec(pool, dd_me_pbn(e), &was_shared);
+		r = dd_rec_dec(pool, dd_me_pbn(e), &was_shared, NULL);
 		if (r)
 			break;
 	}
@@ -863,7 +904,9 @@ int dd_vol_snapshot(struct dd_pool *pool, u32 id, u32 origin_id)
 	if (r)
 		return r;
 
-	dd_vol_encode_new(&e, id, DD_VOL_VALID | DD_VOL_INCOMPLETE, origin_id, pool->open_txn);
+	/* A snapshot shares its origin's blocks: it is in the origin's domain. */
+	dd_vol_encode_new(&e, id, DD_VOL_VALID | DD_VOL_INCOMPLETE, origin_id, pool->open_txn,
+			  origin->domain);
 	r = dd_vol_entry_put(pool, &e);
 	if (r)
 		goto bad_meta;

@@ -22,12 +22,16 @@ struct chk {
 	struct dd_check_result *res;
 	u8 *meta_seen;
 	u32 *refs;
+	u16 *dom;			/* per block of the window: 0 none, domain + 1, or DOM_MIXED */
 	u64 win_start, win_len;
 	bool first_pass;
 	u64 map_entries;
 	u32 cur_vol;
+	u32 cur_domain;
 	u64 cur_vol_entries;
 };
+
+#define DOM_MIXED	0xffffu
 
 static const char *const dd_chk_names[DD_CHK_NR_CODES] = {
 	[DD_CHK_OPEN] = "open",
@@ -45,6 +49,8 @@ static const char *const dd_chk_names[DD_CHK_NR_CODES] = {
 	[DD_CHK_EXCL] = "exclusive-bit",
 	[DD_CHK_VOLUME] = "volume",
 	[DD_CHK_STATS] = "counters",
+	[DD_CHK_DOMAIN] = "domain",
+	[DD_CHK_SCAN] = "scanner",
 	[DD_CHK_NEEDS_CHECK] = "needs-check",
 };
 
@@ -89,6 +95,8 @@ static const char *chk_tree_name(u8 id)
 	case DD_TREE_MAP: return "map";
 	case DD_TREE_REFS: return "record tree";
 	case DD_TREE_DALLOC: return "data bitmap";
+	case DD_TREE_WRITTEN: return "written marks";
+	case DD_TREE_INDEX: return "saved index";
 	default: return "tree";
 	}
 }
@@ -254,9 +262,16 @@ static void chk_map_leaf(struct chk *c, u64 idx, const void *data)
 		}
 		if (c->first_pass && m.excl)
 			chk_excl(c, lbn, pbn);
-		if (pbn >= c->win_start && pbn - c->win_start < c->win_len &&
-		    c->refs[pbn - c->win_start] != 0xffffffffu)
-			c->refs[pbn - c->win_start]++;
+		if (pbn >= c->win_start && pbn - c->win_start < c->win_len) {
+			u16 *d = &c->dom[pbn - c->win_start];
+
+			if (c->refs[pbn - c->win_start] != 0xffffffffu)
+				c->refs[pbn - c->win_start]++;
+			if (!*d)
+				*d = (u16)(c->cur_domain + 1);
+			else if (*d != c->cur_domain + 1)
+				*d = DOM_MIXED;
+		}
 	}
 	if (c->first_pass && count != le16_to_cpu(l->hdr.count))
 		chk_report(c, DD_CHK_TREE, true, "volume %u map leaf %llu: %u entries, header says %u",
@@ -289,7 +304,11 @@ static void chk_maps(struct chk *c, u64 *nr_user_volumes)
 			continue;
 		}
 		c->cur_vol = id;
+		c->cur_domain = info.domain;
 		c->cur_vol_entries = 0;
+		if (c->first_pass && info.domain > DD_MAX_DOMAIN)
+			chk_report(c, DD_CHK_DOMAIN, true, "volume %u: domain %u out of range", id,
+				   info.domain);
 		chk_tree(c, DD_TREE_MAP, id, chk_map_leaf);
 		if (c->first_pass) {
 			c->map_entries += c->cur_vol_entries;
@@ -380,6 +399,55 @@ static void chk_dalloc_leaf(struct chk *c, u64 idx, const void *data)
 	}
 }
 
+/* The written marks: a bitmap leaf per region of the data device. */
+static void chk_written_leaf(struct chk *c, u64 idx, const void *data)
+{
+	const struct dd_disk_bitmap *bm = data;
+	u64 base = idx * DD_BITS_PER_BITMAP;
+	u32 bit, count = chk_popcount(bm);
+
+	if (count != le16_to_cpu(bm->hdr.count))
+		chk_report(c, DD_CHK_SCAN, true, "written-marks leaf %llu: %u bits set, header says %u",
+			   (unsigned long long)idx, count, le16_to_cpu(bm->hdr.count));
+	if (!count)
+		chk_report(c, DD_CHK_SCAN, true, "written-marks leaf %llu is empty",
+			   (unsigned long long)idx);
+	for (bit = 0; bit < DD_BITS_PER_BITMAP; bit++) {
+		if (base + bit < c->g.nr_data_blocks)
+			continue;
+		if (le64_to_cpu(bm->word[bit / 64]) & (1ULL << (bit % 64))) {
+			chk_report(c, DD_CHK_SCAN, true,
+				   "written marks name block %llu beyond the data device",
+				   (unsigned long long)(base + bit));
+			break;
+		}
+	}
+}
+
+/* The index saved at a clean close: hints only, but well formed. */
+static void chk_index_leaf(struct chk *c, u64 idx, const void *data)
+{
+	const struct dd_disk_index_leaf *l = data;
+	u32 i, used = 0;
+
+	for (i = 0; i < DD_INDEX_PER_LEAF; i++) {
+		u64 v = le64_to_cpu(l->entry[i].pbn);
+
+		if (!(v & DD_IE_PBN_MASK))
+			continue;
+		used++;
+		if ((v & DD_IE_PBN_MASK) - 1 >= c->g.nr_data_blocks) {
+			chk_report(c, DD_CHK_SCAN, true, "index leaf %llu: entry %u names block %llu beyond the data device",
+				   (unsigned long long)idx, i,
+				   (unsigned long long)((v & DD_IE_PBN_MASK) - 1));
+			break;
+		}
+	}
+	if (used != le16_to_cpu(l->hdr.count))
+		chk_report(c, DD_CHK_SCAN, true, "index leaf %llu: %u entries, header says %u",
+			   (unsigned long long)idx, used, le16_to_cpu(l->hdr.count));
+}
+
 /* ---- data blocks of one window: records vs references vs bitmap --------- */
 
 static void chk_owner(struct chk *c, u64 pbn, const struct dd_record *rec)
@@ -454,10 +522,21 @@ static void chk_window(struct chk *c, u64 *used, u64 *shared)
 			chk_report(c, DD_CHK_DATA_LEAK, true,
 				   "block %llu is allocated but no map entry points to it",
 				   (unsigned long long)pbn);
+		if (counted && c->dom[pbn - c->win_start] == DOM_MIXED)
+			chk_report(c, DD_CHK_DOMAIN, true,
+				   "block %llu is referenced from volumes of different domains",
+				   (unsigned long long)pbn);
+		else if (counted && c->dom[pbn - c->win_start] != rec.domain + 1)
+			chk_report(c, DD_CHK_DOMAIN, true,
+				   "block %llu: its record says domain %u, its volume is in domain %u",
+				   (unsigned long long)pbn, rec.domain, c->dom[pbn - c->win_start] - 1);
+		if (rec.merged && rec.refcount < 2)
+			chk_report(c, DD_CHK_SCAN, true, "block %llu: merged, but referenced %u times",
+				   (unsigned long long)pbn, rec.refcount);
 		if (!rec.refcount && (d.owner_vol || d.owner_lbn))
 			chk_report(c, DD_CHK_OWNER, true, "free block %llu has an owner record",
 				   (unsigned long long)pbn);
-		if (le64_to_cpu(d.owner_lbn) & ~(DD_REC_LBN_MASK | DD_REC_GEN_MASK | DD_REC_KNOWN_FLAGS))
+		if (le64_to_cpu(d.owner_lbn) & ~(DD_REC_LBN_MASK | DD_REC_DOMAIN_MASK | DD_REC_KNOWN_FLAGS))
 			chk_report(c, DD_CHK_OWNER, true, "block %llu: unknown record flags",
 				   (unsigned long long)pbn);
 		if (rec.owned)
@@ -556,9 +635,11 @@ int dd_check(struct dd_bm *bm, const struct dd_check_opts *opts, struct dd_check
 	c.meta_seen = calloc((c.g.nr_meta_blocks + 7) / 8, 1);
 	c.blk = malloc(DD_BLOCK_SIZE);
 	max_mem = opts->max_memory ? opts->max_memory : (1ULL << 30);
-	c.win_len = chk_min(chk_max(max_mem / sizeof(u32), 1), chk_max(c.g.nr_data_blocks, 1));
+	c.win_len = chk_min(chk_max(max_mem / (sizeof(u32) + sizeof(u16)), 1),
+			    chk_max(c.g.nr_data_blocks, 1));
 	c.refs = malloc(c.win_len * sizeof(u32));
-	if (!c.meta_seen || !c.blk || !c.refs) {
+	c.dom = malloc(c.win_len * sizeof(u16));
+	if (!c.meta_seen || !c.blk || !c.refs || !c.dom) {
 		r = -ENOMEM;
 		goto out;
 	}
@@ -567,12 +648,15 @@ int dd_check(struct dd_bm *bm, const struct dd_check_opts *opts, struct dd_check
 	chk_tree(&c, DD_TREE_VOLS, 0, chk_vols_leaf);
 	chk_tree(&c, DD_TREE_REFS, 0, chk_count_leaf_refs);
 	chk_tree(&c, DD_TREE_DALLOC, 0, chk_dalloc_leaf);
+	chk_tree(&c, DD_TREE_WRITTEN, 0, chk_written_leaf);
+	chk_tree(&c, DD_TREE_INDEX, 0, chk_index_leaf);
 	for (c.win_start = 0; c.win_start < c.g.nr_data_blocks || c.first_pass;
 	     c.win_start += c.win_len) {
 		u64 len = c.win_len;
 
 		c.win_len = chk_min(len, c.g.nr_data_blocks - c.win_start);
 		memset(c.refs, 0, c.win_len * sizeof(u32));
+		memset(c.dom, 0, c.win_len * sizeof(u16));
 		chk_maps(&c, &nr_user_volumes);
 		if (c.first_pass) {
 			chk_meta_space(&c);
@@ -593,6 +677,7 @@ out:
 	free(c.meta_seen);
 	free(c.blk);
 	free(c.refs);
+	free(c.dom);
 	dd_pool_close(pool);
 	return r;
 }

@@ -26,6 +26,8 @@ enum dd_check_code {
 	DD_CHK_VOLUME,		/* volume table entry malformed */
 	DD_CHK_STATS,		/* superblock or volume counters disagree */
 	DD_CHK_NEEDS_CHECK,	/* needs_check flag set (warning) */
+	DD_CHK_DOMAIN,		/* a block referenced from another dedup domain */
+	DD_CHK_SCAN,		/* the scanner's trees (written marks, saved index) */
 	DD_CHK_NR_CODES
 };
 

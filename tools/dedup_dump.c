@@ -510,7 +510,8 @@ static void dump_record(struct out *o, u64 pbn, const struct dd_record *rec)
 		} else {
 			j_null(o, "owner");
 		}
-		j_u64(o, "generation", rec->gen);
+		j_u64(o, "domain", rec->domain);
+		j_bool(o, "merged", rec->merged);
 		j_close(o, '}');
 		return;
 	}
@@ -519,7 +520,8 @@ static void dump_record(struct out *o, u64 pbn, const struct dd_record *rec)
 			 (unsigned long long)rec->owner_lbn);
 	else
 		snprintf(owner, sizeof(owner), "-");
-	printf("  %14llu %9u  %-24s %3u\n", (unsigned long long)pbn, rec->refcount, owner, rec->gen);
+	printf("  %14llu %9u  %-24s %6u%s\n", (unsigned long long)pbn, rec->refcount, owner,
+	       rec->domain, rec->merged ? " merged" : "");
 }
 
 /* Prints each record leaf in PBN order; stops at the first block that
@@ -555,7 +557,7 @@ static void dump_records(struct out *o, struct dd_pool *pool)
 		j_open(o, "records", '[', false);
 	} else {
 		printf("\nrecords (blocks with references)\n");
-		printf("  %14s %9s  %-24s %3s\n", "pbn", "refcount", "owner (volume/lbn)", "gen");
+		printf("  %14s %9s  %-24s %6s\n", "pbn", "refcount", "owner (volume/lbn)", "domain");
 	}
 	r = dd_walk_tree(pool, DD_TREE_REFS, 0, dump_records_leaf, &w);
 	if (o->json)

@@ -33,7 +33,10 @@
 /* Feature words: an unknown incompat bit refuses to open, an unknown
  * ro_compat bit opens read-only, an unknown compat bit is ignored. */
 #define DD_FEATURE_COMPAT_SUPP		0u
-#define DD_FEATURE_RO_COMPAT_SUPP	0u
+/* The scanner's written and index trees are in use: an engine that does not
+ * know them would count their blocks as leaked (read-only for it). */
+#define DD_RO_COMPAT_SCANNER		(1u << 0)
+#define DD_FEATURE_RO_COMPAT_SUPP	DD_RO_COMPAT_SCANNER
 #define DD_FEATURE_INCOMPAT_SUPP	0u
 
 /* Superblock flags */
@@ -134,15 +137,17 @@ struct dd_disk_map_leaf {
 /* ---- per-PBN records (reference count + owner back-pointer) ------------ */
 
 #define DD_REC_LBN_MASK		DD_MAX_ADDR
-#define DD_REC_GEN_SHIFT	48		/* 8 bits: scanner generation */
-#define DD_REC_GEN_MASK		(0xffULL << DD_REC_GEN_SHIFT)
+#define DD_REC_DOMAIN_SHIFT	48		/* 8 bits: the dedup domain of every referrer */
+#define DD_REC_DOMAIN_MASK	(0xffULL << DD_REC_DOMAIN_SHIFT)
 #define DD_REC_OWNED		(1ULL << 56)	/* owner_vol/lbn is the only referrer */
-#define DD_REC_KNOWN_FLAGS	(DD_REC_OWNED)
+#define DD_REC_MERGED		(1ULL << 57)	/* shared through a scanner merge */
+#define DD_REC_KNOWN_FLAGS	(DD_REC_OWNED | DD_REC_MERGED)
+#define DD_MAX_DOMAIN		255
 
 struct dd_disk_rec {
 	__le32 refcount;	/* number of map entries that point here */
-	__le32 owner_vol;	/* valid if DD_REC_OWNED */
-	__le64 owner_lbn;	/* LBN | generation | flags */
+	__le32 owner_vol;	/* valid if DD_REC_OWNED, else the last owner (a hint) */
+	__le64 owner_lbn;	/* LBN | domain | flags */
 } DD_PACKED;
 
 #define DD_RECS_PER_LEAF	(DD_PAYLOAD_SIZE / sizeof(struct dd_disk_rec))	/* 254 */
@@ -189,15 +194,23 @@ struct dd_disk_vols_leaf {
 	__u8 pad[DD_PAYLOAD_SIZE - DD_VOLS_PER_LEAF * sizeof(struct dd_disk_volume)];
 } DD_PACKED;
 
-/* ---- scanner index (reserved in version 1: format room, no writer yet) - */
+/* ---- scanner index (saved at a clean close, loaded at open) ------------ */
+
+#define DD_IE_PBN_MASK		DD_MAX_ADDR	/* pbn + 1; 0 = empty */
+#define DD_IE_DOMAIN_SHIFT	48
 
 struct dd_disk_index_entry {
 	__le64 hash;		/* xxh64 of the block, seed DD_INDEX_SEED */
-	__le64 pbn;		/* candidate canonical PBN, 0 = empty slot */
+	__le64 pbn;		/* (candidate canonical PBN + 1) | domain << 48; 0 = empty */
 } DD_PACKED;
 
 #define DD_INDEX_SEED		0
-#define DD_INDEX_PER_LEAF	(DD_PAYLOAD_SIZE / sizeof(struct dd_disk_index_entry))
+#define DD_INDEX_PER_LEAF	(DD_PAYLOAD_SIZE / sizeof(struct dd_disk_index_entry))	/* 254 */
+
+struct dd_disk_index_leaf {
+	struct dd_disk_header hdr;	/* count = entries in use, from the start */
+	struct dd_disk_index_entry entry[DD_INDEX_PER_LEAF];
+} DD_PACKED;
 
 /* ---- superblock -------------------------------------------------------- */
 
@@ -215,12 +228,27 @@ struct dd_disk_stats {
 	__le64 zero_elided;	/* whole-block zero writes turned into unmaps */
 	__le64 discarded;	/* blocks unmapped by discard */
 	__le64 cow_splits;	/* writes that broke sharing */
-	__le64 reserved[9];
+	__le64 scan_merged;	/* blocks the scanner merged away */
+	__le64 scan_zero;	/* blocks of zeroes the scanner unmapped */
+	__le64 scan_cow_breaks;	/* writes that broke a sharing made by a merge */
+	__le64 scan_passes;	/* scanner passes finished */
+	__le64 scan_full_passes;	/* of them, over every mapped block */
+	__le64 reserved[4];
+} DD_PACKED;
+
+/* The scanner's settings, kept with the pool (0 = the default). */
+struct dd_disk_scan {
+	__le64 index_bytes;	/* memory of the hash index */
+	__le32 run;		/* 0 stopped, 1 running (the unshare mode is not kept) */
+	__le32 rate_mib;	/* MiB/s the scanner may read */
+	__le32 share_cap;	/* most references a canonical block takes */
+	__le32 reserved0;
+	__le64 reserved1;
 } DD_PACKED;
 
 /* Bytes of the superblock before 'reserved': asserted against offsetof below,
  * so a field added without shrinking the padding fails to compile. */
-#define DD_SB_USED		368
+#define DD_SB_USED		400
 
 struct dd_disk_superblock {
 	struct dd_disk_header hdr;	/* hdr.txn = committed transaction */
@@ -246,9 +274,10 @@ struct dd_disk_superblock {
 	struct dd_disk_root vols;
 	struct dd_disk_root refs;
 	struct dd_disk_root dalloc;
-	struct dd_disk_root written;	/* reserved for the scanner */
-	struct dd_disk_root index;	/* reserved for the scanner */
+	struct dd_disk_root written;	/* blocks written since the scanner saw them */
+	struct dd_disk_root index;	/* the scanner's index, saved at a clean close */
 	struct dd_disk_stats stats;
+	struct dd_disk_scan scan;
 	__u8 reserved[DD_BLOCK_SIZE - DD_SB_USED];
 } DD_PACKED;
 
@@ -332,7 +361,24 @@ DD_CHECK_OFFSET(dd_disk_stats, mapped_blocks, 24);
 DD_CHECK_OFFSET(dd_disk_stats, zero_elided, 32);
 DD_CHECK_OFFSET(dd_disk_stats, discarded, 40);
 DD_CHECK_OFFSET(dd_disk_stats, cow_splits, 48);
-DD_CHECK_OFFSET(dd_disk_stats, reserved, 56);
+DD_CHECK_OFFSET(dd_disk_stats, scan_merged, 56);
+DD_CHECK_OFFSET(dd_disk_stats, scan_zero, 64);
+DD_CHECK_OFFSET(dd_disk_stats, scan_cow_breaks, 72);
+DD_CHECK_OFFSET(dd_disk_stats, scan_passes, 80);
+DD_CHECK_OFFSET(dd_disk_stats, scan_full_passes, 88);
+DD_CHECK_OFFSET(dd_disk_stats, reserved, 96);
+
+DD_CHECK_SIZE(dd_disk_index_leaf, DD_BLOCK_SIZE);
+DD_CHECK_OFFSET(dd_disk_index_leaf, hdr, 0);
+DD_CHECK_OFFSET(dd_disk_index_leaf, entry, 32);
+
+DD_CHECK_SIZE(dd_disk_scan, 32);
+DD_CHECK_OFFSET(dd_disk_scan, index_bytes, 0);
+DD_CHECK_OFFSET(dd_disk_scan, run, 8);
+DD_CHECK_OFFSET(dd_disk_scan, rate_mib, 12);
+DD_CHECK_OFFSET(dd_disk_scan, share_cap, 16);
+DD_CHECK_OFFSET(dd_disk_scan, reserved0, 20);
+DD_CHECK_OFFSET(dd_disk_scan, reserved1, 24);
 
 DD_CHECK_SIZE(dd_disk_superblock, DD_BLOCK_SIZE);
 DD_CHECK_OFFSET(dd_disk_superblock, hdr, 0);
@@ -361,6 +407,7 @@ DD_CHECK_OFFSET(dd_disk_superblock, dalloc, 192);
 DD_CHECK_OFFSET(dd_disk_superblock, written, 208);
 DD_CHECK_OFFSET(dd_disk_superblock, index, 224);
 DD_CHECK_OFFSET(dd_disk_superblock, stats, 240);
+DD_CHECK_OFFSET(dd_disk_superblock, scan, 368);
 DD_CHECK_OFFSET(dd_disk_superblock, reserved, DD_SB_USED);
 
 _Static_assert(DD_NODE_FANOUT == 508 && DD_RECS_PER_LEAF == 254 &&

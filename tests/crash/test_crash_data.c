@@ -36,6 +36,7 @@
 #include <cmocka.h>
 
 #include "ddsys.h"
+#include "ddscan.h"
 #include <dm-dedup/format.h>
 
 #define MAX_TXN 4096
@@ -69,6 +70,7 @@ struct world {
 	struct ref *ref;
 	u64 rng;
 	u64 reclaims;
+	u64 merged;		/* blocks the scanner merged away */
 	char why[768];		/* a failed read-back after a flush */
 	u8 blk[DD_BLOCK_SIZE];
 };
@@ -526,6 +528,106 @@ static int wl_random_volumes(struct world *w)
 	return r ? r : w_flush(w);
 }
 
+/* Content c at (vol, lbn): the same bytes wherever c is written. */
+static int w_write_content(struct world *w, u32 vol, u64 lbn, u64 c)
+{
+	struct dd_volume *v = w_vol(w, vol);
+	int r;
+
+	if (!v)
+		return -EIO;
+	tok_fill(w->blk, c, 0, 0);
+	dm_may(&w->m, vol, lbn, c);
+	r = sys_write(&w->s, v, lbn, w->blk);
+	if (!r)
+		dm_set(&w->m, vol, lbn, c);
+	return r;
+}
+
+/* Guest writes while the scanner has the pool lock dropped. */
+struct scan_racer {
+	struct world *w;
+	u32 n;
+	int r;
+};
+
+static void w_scan_race(void *ctx, struct ddsys *s, enum scan_phase ph, struct dd_scan_batch *b)
+{
+	struct scan_racer *sr = ctx;
+	struct world *w = sr->w;
+
+	if (sr->r || b->nr == 0)
+		return;
+	sr->n++;
+	/* Commits while blocks are pinned, as the kernel's timer makes them. */
+	if (ph == SCAN_AFTER_READ && sr->n % 3 == 0) {
+		sr->r = w_flush(w);
+		return;
+	}
+	/* Overwrite the owner of a block being compared, in turn D's and C's. */
+	if (ph == SCAN_AFTER_MATCH && (b->item[0].flags & DD_SI_OWNED))
+		sr->r = w_write_content(w, b->item[0].vol, b->item[0].lbn, 90000 + sr->n);
+	else if (ph == SCAN_AFTER_COMPARE && (b->item[b->nr - 1].flags & DD_SI_CAND_OWNED))
+		sr->r = w_write_content(w, b->item[b->nr - 1].cand_vol, b->item[b->nr - 1].cand_lbn,
+					91000 + sr->n);
+}
+
+static int w_scan(struct world *w, bool full)
+{
+	struct scan_racer sr = { w, 0, 0 };
+	struct scan_hooks h = { w_scan_race, &sr, 0 };
+	struct scan_result res;
+	int r;
+
+	r = scan_pass(&w->s, full, &h, &res);
+	w->merged += res.merged;
+	return r ? r : sr.r;
+}
+
+/*
+ * Scan and merge: three volumes holding the same runs at different offsets
+ * and one block repeated, a pass with guest writes between its steps (to
+ * blocks being compared, on both sides), copy-on-write of merged blocks,
+ * discards, a full pass; flushes between, and the engine committing inside
+ * the merges (a small journal, small batches).
+ */
+static int wl_scan(struct world *w)
+{
+	struct dd_scan_config cfg = { .batch = 24 };
+	u64 i;
+
+	TRY(w_create(w, 1));
+	TRY(w_create(w, 2));
+	TRY(w_create(w, 3));
+	TRY(dd_scan_configure(w->s.tp.pool, &cfg));
+	for (i = 0; i < 60; i++) {
+		TRY(w_write_content(w, 1, i, 1000 + i));
+		TRY(w_write_content(w, 2, i + 10, 1000 + i));
+	}
+	for (i = 0; i < 30; i++)
+		TRY(w_write_content(w, 3, i * 3, i < 20 ? 2000 : 1000 + i));
+	TRY(w_flush(w));
+	TRY(w_scan(w, false));
+	TRY(w_flush(w));
+	/* Copy-on-write of merged blocks, new duplicates, a discard. */
+	for (i = 0; i < 10; i++)
+		TRY(w_write_content(w, 2, 15 + i, 3000 + i));
+	for (i = 0; i < 10; i++)
+		TRY(w_write_content(w, 1, 100 + i, 3000 + i));
+	TRY(w_discard(w, 3, 0, 12));
+	TRY(w_scan(w, false));
+	TRY(w_flush(w));
+	TRY(w_scan(w, true));
+	return w_flush(w);
+}
+
+static void expect_scan(const struct world *w)
+{
+	fprintf(stderr, "# scan and merge: %llu blocks merged\n", (unsigned long long)w->merged);
+	assert_true(w->merged >= 50);	/* the race writes cost two per batch */
+	assert_true(w->s.st.in_place >= 2 || w->s.st.new_blocks >= 200);
+}
+
 static void expect_random_volumes(const struct world *w)
 {
 	assert_true(w->s.st.made_exclusive >= 3);
@@ -856,6 +958,8 @@ DATA_CRASH_TEST(flushed_writes_survive_a_crash_at_every_write_in_random_io_with_
 		wl_random, 1024, 64, 0, true, 2, expect_random)
 DATA_CRASH_TEST(flushed_writes_survive_a_crash_at_every_write_in_random_io_with_snapshots_and_deletes,
 		wl_random_volumes, 1024, 96, 0, false, 3, expect_random_volumes)
+DATA_CRASH_TEST(flushed_writes_survive_a_crash_at_every_write_of_scan_and_merge,
+		wl_scan, 1024, 512, DD_JOURNAL_MIN_BLOCKS, false, 4, expect_scan)
 
 int main(void)
 {
@@ -866,6 +970,7 @@ int main(void)
 		cmocka_unit_test(flushed_writes_survive_a_crash_at_every_write_in_random_io_on_a_small_pool),
 		cmocka_unit_test(flushed_writes_survive_a_crash_at_every_write_in_random_io_with_early_home_writes),
 		cmocka_unit_test(flushed_writes_survive_a_crash_at_every_write_in_random_io_with_snapshots_and_deletes),
+		cmocka_unit_test(flushed_writes_survive_a_crash_at_every_write_of_scan_and_merge),
 	};
 
 	const char *seed = getenv("DD_CRASH_DATA_SEED");

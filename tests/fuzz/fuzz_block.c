@@ -89,8 +89,9 @@ static void fz_decode_refs(const struct dd_disk_refs_leaf *l)
 		u64 ol = le64_to_cpu(d->owner_lbn), back;
 
 		dd_record_decode(d, &r);
-		back = r.owner_lbn | ((u64)r.gen << DD_REC_GEN_SHIFT) | (r.owned ? DD_REC_OWNED : 0);
-		if (r.owner_lbn > DD_MAX_ADDR || back != (ol & (DD_REC_LBN_MASK | DD_REC_GEN_MASK |
+		back = r.owner_lbn | ((u64)r.domain << DD_REC_DOMAIN_SHIFT) |
+		       (r.owned ? DD_REC_OWNED : 0) | (r.merged ? DD_REC_MERGED : 0);
+		if (r.owner_lbn > DD_MAX_ADDR || back != (ol & (DD_REC_LBN_MASK | DD_REC_DOMAIN_MASK |
 							       DD_REC_KNOWN_FLAGS)))
 			FZ_DIE("record %#llx decodes to %#llx", (unsigned long long)ol,
 			       (unsigned long long)back);

@@ -7,6 +7,7 @@
 
 #include "ddsys.h"
 #include "dd-walk.h"
+#include "dd-scan.h"
 
 static const u8 sys_zero[DD_BLOCK_SIZE];
 
@@ -262,6 +263,9 @@ static int sys_write_start(struct ddsys *s, struct dd_volume *v, u64 lbn, const 
 	}
 	if (m.mapped && m.excl) {
 		s->st.in_place++;
+		/* As map() does (a per-CPU ring the worker drains): the block
+		 * changed, the scanner looks at it again. */
+		dd_scan_mark_written(pool, m.pbn);
 		return sys_data_write(s, m.pbn, block);
 	}
 	r = dd_data_reserve(pool, pbn);

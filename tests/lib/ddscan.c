@@ -1,0 +1,92 @@
+// SPDX-License-Identifier: GPL-2.0
+/* The scanner's driver for the tests (ddscan.h). */
+#include "ddscan.h"
+#include <dm-dedup/format.h>
+
+static const u8 scan_zero[DD_BLOCK_SIZE];
+
+static void scan_hook(const struct scan_hooks *h, struct ddsys *s, enum scan_phase ph,
+		      struct dd_scan_batch *b)
+{
+	if (h && h->between)
+		h->between(h->ctx, s, ph, b);
+}
+
+int scan_pass(struct ddsys *s, bool full, const struct scan_hooks *h, struct scan_result *res)
+{
+	struct dd_dev *dev = dd_ramdev_dev(s->data);
+	struct dd_scan_batch *b = calloc(1, sizeof(*b));
+	u8 (*d)[DD_BLOCK_SIZE] = malloc((size_t)DD_SCAN_BATCH_MAX * DD_BLOCK_SIZE);
+	u8 *c = malloc(DD_BLOCK_SIZE);
+	struct scan_result dummy;
+	u32 i;
+	int r;
+
+	if (!res)
+		res = &dummy;
+	memset(res, 0, sizeof(*res));
+	if (!b || !d || !c) {
+		r = -ENOMEM;
+		goto out;
+	}
+	r = dd_scan_start_pass(s->tp.pool, full);
+	if (r)
+		goto out;
+	for (;;) {
+		r = dd_scan_prepare(s->tp.pool, b);
+		if (r <= 0)
+			break;
+		res->batches++;
+		res->items += b->nr;
+		scan_hook(h, s, SCAN_AFTER_PREPARE, b);
+		for (i = 0; i < b->nr; i++) {
+			struct dd_scan_item *it = &b->item[i];
+
+			if (!(it->flags & DD_SI_READ))
+				continue;
+			r = dd_dev_read(dev, it->pbn, d[i]);
+			if (r)
+				goto release;
+			it->hash = h && h->fake_hash ? h->fake_hash :
+				   dd_xxh64(d[i], DD_BLOCK_SIZE, DD_INDEX_SEED);
+			if (!memcmp(d[i], scan_zero, DD_BLOCK_SIZE)) {
+				it->flags |= DD_SI_ZERO;
+				res->zero++;
+			}
+		}
+		scan_hook(h, s, SCAN_AFTER_READ, b);
+		r = dd_scan_match(s->tp.pool, b);
+		if (r < 0)
+			goto release;
+		res->candidates += (u64)r;
+		scan_hook(h, s, SCAN_AFTER_MATCH, b);
+		for (i = 0; i < b->nr; i++) {
+			struct dd_scan_item *it = &b->item[i];
+
+			if (!(it->flags & DD_SI_CAND))
+				continue;
+			r = dd_dev_read(dev, it->cand, c);
+			if (r)
+				goto release;
+			if (!memcmp(c, d[i], DD_BLOCK_SIZE)) {
+				it->flags |= DD_SI_SAME;
+				res->same++;
+			}
+		}
+		scan_hook(h, s, SCAN_AFTER_COMPARE, b);
+		r = dd_scan_apply(s->tp.pool, b);
+		if (r)
+			goto out;
+		for (i = 0; i < b->nr; i++)
+			if (b->item[i].flags & DD_SI_MERGED)
+				res->merged++;
+	}
+	goto out;
+release:
+	dd_scan_release(s->tp.pool, b);
+out:
+	free(b);
+	free(d);
+	free(c);
+	return r < 0 ? r : 0;
+}

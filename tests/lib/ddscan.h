@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The scanner's driver for the tests, over the system of ddsys.h: the same
+ * three engine steps as the kernel's scanner thread (kernel/dm-dedup-scan.c),
+ * with the data device read for real, hashes computed with the engine's
+ * dd_xxh64 and the bytes compared before every merge.  Hooks let a test run
+ * guest I/O between the steps, where the kernel drops the pool lock.
+ */
+#ifndef DDSCAN_H
+#define DDSCAN_H
+
+#include "ddsys.h"
+#include "dd-scan.h"
+
+enum scan_phase {
+	SCAN_AFTER_PREPARE,	/* D pinned, not yet read */
+	SCAN_AFTER_READ,	/* D read and hashed */
+	SCAN_AFTER_MATCH,	/* C pinned, not yet read */
+	SCAN_AFTER_COMPARE,	/* C read and compared, not yet merged */
+};
+
+struct scan_hooks {
+	void (*between)(void *ctx, struct ddsys *s, enum scan_phase ph, struct dd_scan_batch *b);
+	void *ctx;
+	/* Every block gets this hash instead of its own (0: the real one): a
+	 * hash is a hint, so only byte-equal blocks may still be merged. */
+	u64 fake_hash;
+};
+
+struct scan_result {
+	u64 batches, items, candidates, same, merged, zero;
+};
+
+/* One whole pass (full: over every mapped block); engine errors returned. */
+int scan_pass(struct ddsys *s, bool full, const struct scan_hooks *h, struct scan_result *res);
+
+#endif
