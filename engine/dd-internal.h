@@ -223,6 +223,9 @@ int dd_tx_commit(struct dd_pool *pool);
 int dd_commit_raw(struct dd_pool *pool);
 void dd_tx_drop(struct dd_pool *pool);
 int dd_tx_fail(struct dd_pool *pool, int err, const char *what);
+/* The public call's way out: an error marked by dd_tx_fail enters the ladder
+ * (dd-pool.c; also for the scanner's public calls in dd-scan.c). */
+int dd_pool_settle(struct dd_pool *pool, int r);
 int dd_journal_replay(struct dd_pool *pool, const struct dd_disk_superblock *sb);
 int dd_sb_read_best(struct dd_bm *bm, struct dd_disk_superblock *out, u64 *slot_out);
 int dd_write_sb(struct dd_pool *pool, struct dd_disk_superblock *sb);

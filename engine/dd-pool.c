@@ -385,7 +385,7 @@ enum dd_mode dd_pool_metadata_error(struct dd_pool *pool, int err, const char *w
  * that may change metadata settles here on its way out: the one place it
  * enters the error ladder.
  */
-static int dd_pool_settle(struct dd_pool *pool, int r)
+int dd_pool_settle(struct dd_pool *pool, int r)
 {
 	int err = pool->tx_err;
 	const char *what = pool->tx_err_what;

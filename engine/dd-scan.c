@@ -411,13 +411,13 @@ int dd_scan_save(struct dd_pool *pool)
 		if (!r)
 			r = dd_scan_persist(pool, DD_WRITTEN_PER_COMMIT);
 		if (r)
-			return dd_tx_fail(pool, r, "saving the written marks");
+			return dd_pool_settle(pool, dd_tx_fail(pool, r, "saving the written marks"));
 		if (dd_meta_free_blocks(pool) < 2 * DD_OP_MAX_DIRTY)
 			break;
 	}
 	r = dd_scan_drop_saved_index(pool);
 	if (r)
-		return dd_tx_fail(pool, r, "saving the scanner's index");
+		return dd_pool_settle(pool, dd_tx_fail(pool, r, "saving the scanner's index"));
 	while (dd_index_next(sc->index, &pos, &hash, &domain, &pbn)) {
 		if (!leaf) {
 			/* Keep a quarter of the metadata device free: the index
@@ -446,7 +446,7 @@ int dd_scan_save(struct dd_pool *pool)
 	}
 	if (r == -ENOSPC)
 		r = 0;		/* the rest of the index is lost: savings only */
-	return r ? dd_tx_fail(pool, r, "saving the scanner's index") : 0;
+	return dd_pool_settle(pool, r ? dd_tx_fail(pool, r, "saving the scanner's index") : 0);
 }
 
 /* ---- setup --------------------------------------------------------------------- */
@@ -530,21 +530,24 @@ void dd_scan_close(struct dd_pool *pool)
 int dd_scan_resize(struct dd_pool *pool)
 {
 	struct dd_scan *sc = pool->scan;
-	u64 nr, *d;
+	u64 nr, old, *d;
 
 	if (!sc)
 		return 0;
 	nr = dd_chunks_for(pool->nr_data_blocks);
-	if (nr <= sc->marked.nr_chunks)
+	old = sc->marked.nr_chunks;
+	if (nr <= old)
 		return 0;
+	/* The dirty-chunk bits first, copied at the old length: the sets
+	 * never name a chunk it has no bit for, whichever grows. */
 	d = dd_zalloc(sizeof(u64) * ((nr + 63) / 64 + 1));
-	if (!d || dd_wset_grow(&sc->marked, nr) || dd_wset_grow(&sc->todo, nr)) {
-		dd_free(d);
+	if (!d)
 		return -ENOMEM;
-	}
-	memcpy(d, sc->dirty, sizeof(u64) * ((sc->marked.nr_chunks + 63) / 64));
+	memcpy(d, sc->dirty, sizeof(u64) * ((old + 63) / 64 + 1));
 	dd_free(sc->dirty);
 	sc->dirty = d;
+	if (dd_wset_grow(&sc->marked, nr) || dd_wset_grow(&sc->todo, nr))
+		return -ENOMEM;	/* marks past the old end are dropped (savings) */
 	return 0;
 }
 
@@ -744,7 +747,7 @@ int dd_scan_prepare(struct dd_pool *pool, struct dd_scan_batch *b)
 bad:
 	dd_scan_release(pool, b);
 	b->nr = 0;
-	return r;
+	return dd_pool_settle(pool, r);
 }
 
 static struct dd_pred *dd_pred_slot(struct dd_scan *sc, u32 vol)
@@ -995,6 +998,9 @@ int dd_scan_apply(struct dd_pool *pool, struct dd_scan_batch *b)
 		}
 		if (!(it->flags & DD_SI_OWNED) || !(it->flags & (DD_SI_ZERO | DD_SI_SAME)))
 			continue;	/* unique so far (indexed by dd_scan_match), or shared */
+		/* Errors before an item changes anything are refusals (no
+		 * memory, no metadata space): the batch stops, the open
+		 * transaction stays whole. */
 		r = dd_vol_handle(pool, it->vol, &v);
 		if (r) {
 			r = r == -ENOENT ? 0 : r;
@@ -1014,6 +1020,8 @@ int dd_scan_apply(struct dd_pool *pool, struct dd_scan_batch *b)
 			if (!r) {
 				pool->st.scan_zero++;
 				it->flags |= DD_SI_MERGED;
+			} else {
+				dd_tx_fail(pool, r, "unmapping a block of zeroes");
 			}
 		} else if (!r && ok) {
 			struct dd_disk_rec rec;
@@ -1024,6 +1032,8 @@ int dd_scan_apply(struct dd_pool *pool, struct dd_scan_batch *b)
 			dd_rec_decode(&rec, &c);
 			if (!r && c.refcount && c.refcount < sc->share_cap && c.domain == it->domain) {
 				r = dd_scan_merge_one(pool, v, it->lbn, it->pbn, it->cand);
+				if (r)
+					dd_tx_fail(pool, r, "merging blocks");	/* half-done */
 				if (!r) {
 					pool->st.scan_merged++;
 					it->flags |= DD_SI_MERGED;
@@ -1039,9 +1049,7 @@ int dd_scan_apply(struct dd_pool *pool, struct dd_scan_batch *b)
 		dd_cond_resched();
 	}
 	dd_scan_release(pool, b);
-	if (r)
-		return dd_tx_fail(pool, r, "merging blocks");
-	return 0;
+	return dd_pool_settle(pool, r);
 }
 
 void dd_scan_get_stats(struct dd_pool *pool, struct dd_scan_stats *st)

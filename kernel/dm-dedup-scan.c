@@ -86,14 +86,9 @@ static void marks_free(struct written_marks *wm)
 {
 	if (!wm)
 		return;
-	kvfree(wm->bits);
-	kvfree(wm->summary);
+	vfree(wm->bits);
+	vfree(wm->summary);
 	kfree(wm);
-}
-
-static void marks_free_rcu(struct rcu_head *rcu)
-{
-	marks_free(container_of(rcu, struct written_marks, rcu));
 }
 
 static struct written_marks *marks_alloc(u64 nr_blocks)
@@ -103,9 +98,10 @@ static struct written_marks *marks_alloc(u64 nr_blocks)
 	if (!wm)
 		return NULL;
 	wm->nr_blocks = nr_blocks;
-	wm->bits = kvcalloc(BITS_TO_LONGS(nr_blocks), sizeof(long), GFP_KERNEL);
-	wm->summary = kvcalloc(BITS_TO_LONGS((nr_blocks >> MARKS_SUMMARY_SHIFT) + 1),
-			       sizeof(long), GFP_KERNEL);
+	/* vzalloc: kvmalloc refuses sizes past INT_MAX (data spaces past 64 TiB). */
+	wm->bits = vzalloc(array_size(BITS_TO_LONGS(nr_blocks), sizeof(long)));
+	wm->summary = vzalloc(array_size(BITS_TO_LONGS((nr_blocks >> MARKS_SUMMARY_SHIFT) + 1),
+					 sizeof(long)));
 	if (!wm->bits || !wm->summary) {
 		marks_free(wm);
 		return NULL;
@@ -164,9 +160,9 @@ int __marks_resize(struct pool *pool, u64 nr_blocks)
 		return -ENOMEM;
 	rcu_assign_pointer(pool->marks, wm);
 	if (old) {
-		synchronize_rcu();
+		synchronize_rcu();	/* no map() sets bits in the old one now */
 		__marks_drain(pool, old);
-		call_rcu(&old->rcu, marks_free_rcu);
+		marks_free(old);
 	}
 	return 0;
 }
@@ -237,20 +233,51 @@ static void __scan_failed(struct scanner *s, const char *op, int r)
 	__check_engine_mode(s->pool);
 }
 
-/* D and the owner of each item: forget, drain (lock held for write). */
+/*
+ * The owners of D (or of C) may have written in place through a cache entry
+ * that said exclusive: forget the entries, then wait for those writes (lock
+ * held for write).  A block with more than one reference is written in place
+ * by no one, so a batch without an exclusive owner needs no drain.
+ */
 static void __forget_and_drain(struct pool *pool, struct dd_scan_batch *b, bool cand)
 {
+	bool drain = false;
 	u32 i;
 
 	for (i = 0; i < b->nr; i++) {
 		struct dd_scan_item *it = &b->item[i];
 
-		if (!cand && (it->flags & DD_SI_OWNED))
+		if (!cand && (it->flags & DD_SI_OWNED)) {
 			__lc_forget(&pool->lc, it->vol, it->lbn);
-		if (cand && (it->flags & DD_SI_CAND_OWNED))
+			drain = true;
+		}
+		if (cand && (it->flags & DD_SI_CAND_OWNED)) {
 			__lc_forget(&pool->lc, it->cand_vol, it->cand_lbn);
+			drain = true;
+		}
 	}
-	dd_epoch_flip_and_drain(&pool->epochs);
+	if (drain)
+		dd_epoch_flip_and_drain(&pool->epochs);
+}
+
+/*
+ * The batch's pins are gone (lock held for write): writes that found no free
+ * block while a pin made their block look shared try again.
+ */
+static void __pins_released(struct pool *pool)
+{
+	struct bio_list bios;
+	unsigned long flags;
+
+	pool->scan_pins_held = false;
+	if (bio_list_empty(&pool->pin_waiters))
+		return;
+	bios = pool->pin_waiters;
+	bio_list_init(&pool->pin_waiters);
+	spin_lock_irqsave(&pool->lists_lock, flags);
+	bio_list_merge(&pool->deferred, &bios);
+	wake_worker(pool);
+	spin_unlock_irqrestore(&pool->lists_lock, flags);
 }
 
 /*
@@ -277,6 +304,7 @@ static int scan_batch(struct scanner *s)
 			__scan_failed(s, "preparing a scan batch", r);
 		goto unlock;
 	}
+	pool->scan_pins_held = true;
 	__forget_and_drain(pool, b, false);
 	up_write(&pool->lock);
 
@@ -341,6 +369,7 @@ static int scan_batch(struct scanner *s)
 			__lc_forget(&pool->lc, it->vol, it->lbn);
 	}
 	r = dd_scan_apply(pool->eng, b);
+	__pins_released(pool);
 	if (r)
 		__scan_failed(s, "merging blocks", r);
 	else
@@ -353,6 +382,7 @@ read_failed:
 	down_write(&pool->lock);
 release:
 	dd_scan_release(pool->eng, b);
+	__pins_released(pool);
 	if (r > 0)
 		r = -EIO;
 unlock:
@@ -389,21 +419,26 @@ static void scan_leave(struct scanner *s)
 	wake_up_all(&s->idle_wait);
 }
 
-static bool scan_kicked(struct scanner *s)
+/* A setting changed, or (while resumed) the pool is being suspended. */
+static bool scan_kicked(struct scanner *s, bool resumed)
 {
 	bool kick;
 
 	spin_lock_irq(&s->pool->lists_lock);
-	kick = s->kick || !s->resumed;
+	kick = s->kick || s->resumed != resumed;
 	spin_unlock_irq(&s->pool->lists_lock);
 	return kick;
 }
 
-/* Sleeps up to @timeout unless stopped or kicked. */
-static void scan_sleep(struct scanner *s, long timeout)
+/*
+ * Sleeps up to @timeout unless stopped or kicked.  Not resumed: until the
+ * resume.  (Kthreads ignore signals, so the interruptible wait only keeps
+ * the sleep out of the load average.)
+ */
+static void scan_sleep(struct scanner *s, long timeout, bool resumed)
 {
-	wait_event_interruptible_timeout(s->wait, kthread_should_stop() || scan_kicked(s),
-					 timeout);
+	wait_event_interruptible_timeout(s->wait, kthread_should_stop() ||
+					 scan_kicked(s, resumed), timeout);
 }
 
 /*
@@ -417,16 +452,18 @@ static int __scan_next(struct scanner *s, long *timeout)
 	bool full;
 	int r;
 
-	*timeout = MAX_SCHEDULE_TIMEOUT;
+	*timeout = MAX_SCHEDULE_TIMEOUT;	/* until a message or a resume */
 	if (s->run != 1 || !pool_can_change_metadata(pool))
 		return 0;
+	/* map() sets marks without waking anyone: look again in a while. */
+	*timeout = SCAN_PASS_INTERVAL;
 	__drain_marks(pool);
 	dd_scan_get_stats(pool->eng, &st);
 	if (st.pass_active)
 		return 1;
 	full = s->full_requested;
 	if (!full && !st.marked)
-		return 0;	/* woken by the next `scan` message */
+		return 0;
 	if (!full && time_before(jiffies, s->last_pass_end + SCAN_PASS_INTERVAL)) {
 		*timeout = s->last_pass_end + SCAN_PASS_INTERVAL - jiffies;
 		return 0;
@@ -462,7 +499,7 @@ static void scan_throttle(struct scanner *s, u64 bytes, ktime_t started)
 	want_ns = div64_u64(bytes * NSEC_PER_SEC, (u64)rate << 20);
 	took_ns = ktime_to_ns(ktime_sub(ktime_get(), started));
 	if (want_ns > took_ns)
-		scan_sleep(s, max_t(long, 1, nsecs_to_jiffies(want_ns - took_ns)));
+		scan_sleep(s, max_t(long, 1, nsecs_to_jiffies(want_ns - took_ns)), true);
 }
 
 /*
@@ -481,7 +518,7 @@ static int scan_thread(void *context)
 		int r, todo;
 
 		if (!scan_enter(s)) {
-			scan_sleep(s, MAX_SCHEDULE_TIMEOUT);
+			scan_sleep(s, MAX_SCHEDULE_TIMEOUT, false);
 			continue;
 		}
 		down_write(&pool->lock);
@@ -490,7 +527,7 @@ static int scan_thread(void *context)
 		up_write(&pool->lock);
 		if (!todo) {
 			scan_leave(s);
-			scan_sleep(s, timeout);
+			scan_sleep(s, timeout, true);
 			continue;
 		}
 		started = ktime_get();
@@ -503,7 +540,7 @@ static int scan_thread(void *context)
 		}
 		scan_leave(s);
 		if (r < 0 && r != -EROFS) {
-			scan_sleep(s, SCAN_ERROR_BACKOFF);
+			scan_sleep(s, SCAN_ERROR_BACKOFF, true);
 			continue;
 		}
 		scan_throttle(s, s->pass_bytes - before, started);
@@ -637,7 +674,10 @@ void scanner_stop(struct pool *pool)
 	}));
 }
 
-/* The clean close (lock held for write): the index and marks to disk. */
+/*
+ * The clean close (lock held for write, the thread stopped by
+ * scanner_stop()): the index and marks to disk; scanner_destroy() after.
+ */
 void __scanner_save(struct pool *pool)
 {
 	int r;
@@ -679,9 +719,10 @@ static void __scan_emit_stats(struct pool *pool, char *result, unsigned int maxl
 		ns = ktime_to_ns(ktime_sub(ktime_get(), s->pass_start));
 		left = st.pass_todo > st.pass_done ? st.pass_todo - st.pass_done : 0;
 		mib_s = scan_mib_s(s);
-		if (ns > NSEC_PER_MSEC) {
-			if (st.pass_done)
-				eta = mul_u64_u64_div_u64(left, ns, st.pass_done * NSEC_PER_SEC);
+		if (ns > NSEC_PER_MSEC && st.pass_done) {
+			u64 per_s = mul_u64_u64_div_u64(st.pass_done, NSEC_PER_SEC, ns);
+
+			eta = div64_u64(left, max_t(u64, per_s, 1));
 		}
 	}
 	freed = st.merged + st.zero_unmapped > st.cow_breaks ?
@@ -720,6 +761,17 @@ static int parse_u32(const char *arg, u32 min, u32 max, u32 *v)
 	return 0;
 }
 
+/* The engine opened the scanner's state (it has an index). */
+static bool scanner_usable(struct pool *pool)
+{
+	struct dd_scan_stats st;
+
+	down_read(&pool->lock);
+	dd_scan_get_stats(pool->eng, &st);
+	up_read(&pool->lock);
+	return st.index.bytes != 0;
+}
+
 /* Lock held for write; the caller commits what changed. */
 static int __scan_message(struct pool *pool, unsigned int argc, char **argv, bool *changed)
 {
@@ -755,8 +807,12 @@ static int __scan_message(struct pool *pool, unsigned int argc, char **argv, boo
 			goto bad;
 		cfg.index_bytes = (u64)v << 20;
 		r = dd_scan_configure(pool->eng, &cfg);
+		if (!r)
+			pool->index_bytes = cfg.index_bytes;	/* a reload compares with it */
 		if (r) {
-			DMWARN("%s: scan index_memory %u: %d", pool_name(pool), v, r);
+			DMWARN("%s: scan index_memory %u: %s", pool_name(pool), v,
+			       r == -ENOMEM ? "not enough memory (the index keeps its size)" :
+			       "cannot resize the index");
 			return r;
 		}
 	} else if (!strcasecmp(what, "share_cap")) {
@@ -790,6 +846,11 @@ int scanner_message(struct pool *pool, unsigned int argc, char **argv, char *res
 	}
 	if (!pool->scanner)
 		return -EOPNOTSUPP;
+	if (!scanner_usable(pool)) {
+		DMWARN("%s: scan: the scanner's state on the metadata device is unreadable: run dedup_check",
+		       pool_name(pool));
+		return -EIO;
+	}
 	if (argc == 2 && !strcasecmp(argv[1], "stats")) {
 		down_read(&pool->lock);
 		__scan_emit_stats(pool, result, maxlen);
