@@ -658,7 +658,7 @@ static void unsharing_keeps_the_sharing_snapshots_made(void **state)
 
 /* Guest writes where the kernel drops the pool lock: to an LBN being given
  * its copy (the copy must not replace the write: its block is released)
- * and to the LBN that keeps the old block. */
+ * and to an LBN that is given its copy later. */
 struct uracer {
 	struct dd_volume *a, *b;
 	enum unshare_phase when;
@@ -676,7 +676,7 @@ static void unshare_race(void *ctx, struct ddsys *s, enum unshare_phase ph,
 	for (i = 0; i < b->nr; i++)
 		if (b->item[i].vol == 1 && b->item[i].lbn == 5)
 			break;
-	assert_true(i < b->nr);		/* a's LBN 5 gets the copy */
+	assert_true(i < b->nr);		/* a's LBN 5 gets a copy */
 	assert_true(b->item[i].flags & DD_UI_COPY);
 	put(s, r->a, 5, 999);
 	put(s, r->b, 6, 888);
@@ -690,15 +690,16 @@ static void a_write_between_prepare_and_apply_is_never_lost_and_its_block_is_rel
 
 	for (w = 0; w < 2; w++) {
 		struct ddsys *s = sys_new(DATA);
-		struct dd_volume *a = vol_in(s, 1, 0), *b = vol_in(s, 2, 0);
+		struct dd_volume *a = vol_in(s, 1, 0), *b = vol_in(s, 2, 0), *c = vol_in(s, 3, 0);
 		struct uracer r = { a, b, when[w], false };
 		struct unshare_hooks h = { unshare_race, &r };
-		struct dd_volume *all[2] = { a, b };
+		struct dd_volume *all[3] = { a, b, c };
 		u64 i;
 
 		for (i = 0; i < 20; i++) {
 			put(s, a, i, 10 + i);
 			put(s, b, i, 10 + i);
+			put(s, c, i, 10 + i);
 		}
 		assert_int_equal(scan_pass(s, false, NULL, NULL), 0);
 		assert_int_equal(stats(s).data_used, 20);
@@ -706,46 +707,126 @@ static void a_write_between_prepare_and_apply_is_never_lost_and_its_block_is_rel
 		assert_true(r.done);
 		assert_int_equal(get(s, a, 5), 999);
 		assert_int_equal(get(s, b, 5), 15);
+		assert_int_equal(get(s, c, 5), 15);
 		assert_int_equal(get(s, a, 6), 16);
 		assert_int_equal(get(s, b, 6), 888);
+		assert_int_equal(get(s, c, 6), 16);
 		for (i = 0; i < 20; i++)
 			if (i != 5 && i != 6) {
 				assert_int_equal(get(s, a, i), 10 + i);
 				assert_int_equal(get(s, b, i), 10 + i);
+				assert_int_equal(get(s, c, i), 10 + i);
 			}
-		/* 20 + the two writes' blocks + 18 copies: the two reserved for
-		 * LBN 5 and 6 went back. */
-		assert_int_equal(stats(s).data_used, 40);
+		/* 20 + the two writes' blocks + 38 copies: the ones reserved for
+		 * a's LBN 5 and b's LBN 6 (in the same batch) went back. */
+		assert_int_equal(stats(s).data_used, 60);
 		assert_int_equal(stats(s).data_reserved, 0);
-		assert_int_equal(no_merged_left(s, all, 2), 0);
-		assert_int_equal(sstats(s).unshare_raced, 1);
-		assert_int_equal(sstats(s).unshared, 18);
+		assert_int_equal(no_merged_left(s, all, 3), 0);
+		assert_int_equal(sstats(s).unshare_raced, 2);
+		assert_int_equal(sstats(s).unshared, 38);
 		dd_volume_close(a);
 		dd_volume_close(b);
+		dd_volume_close(c);
 		sys_free(s);
 	}
 }
 
-static void unsharing_stops_at_enospc_and_leaves_everything_readable(void **state)
+/* While a's LBN 5 is being copied, b's copy-on-write leaves a the only
+ * referrer; a commit, then a write to a's LBN 5 that would go in place, then
+ * a snapshot of a that shares the block again.  The old block is pinned, so
+ * the write goes to a new block and the stale copy is never mapped. */
+struct pinrace {
+	struct dd_volume *a, *b;
+	bool done;
+};
+
+static void unshare_pin_race(void *ctx, struct ddsys *s, enum unshare_phase ph,
+			     struct dd_unshare_batch *b)
 {
-	struct dd_scan_config cfg = { .batch = 8 };
-	struct ddsys *s = sys_new(64);
-	struct dd_volume *a = vol_in(s, 1, 0), *b = vol_in(s, 2, 0), *c = vol_in(s, 3, 0);
-	struct dd_volume *all[3] = { a, b, c };
-	struct unshare_result ur;
-	struct dd_scan_stats ss;
+	struct pinrace *r = ctx;
+
+	if (r->done || ph != UNSHARE_AFTER_COPY)
+		return;
+	put(s, r->b, 5, 888);
+	assert_int_equal(sys_flush(s), 0);
+	put(s, r->a, 5, 777);
+	assert_int_equal(dd_snapshot_create(s->tp.pool, 9, 1), 0);
+	r->done = true;
+}
+
+static void the_old_block_is_never_written_in_place_while_it_is_copied(void **state)
+{
+	struct ddsys *s = sys_new(DATA);
+	struct dd_volume *a = vol_in(s, 1, 0), *b = vol_in(s, 2, 0), *snap;
+	struct pinrace r = { a, b, false };
+	struct unshare_hooks h = { unshare_pin_race, &r };
 	u64 i;
 
-	assert_int_equal(dd_scan_configure(s->tp.pool, &cfg), 0);
-	for (i = 0; i < 30; i++) {
+	for (i = 0; i < 10; i++) {
 		put(s, a, i, 10 + i);
 		put(s, b, i, 10 + i);
 	}
 	assert_int_equal(scan_pass(s, false, NULL, NULL), 0);
-	assert_int_equal(stats(s).data_used, 30);
 	assert_int_equal(sys_flush(s), 0);
-	for (i = 0; i < 30; i++)
-		put(s, c, i, 700 + i);			/* 4 blocks left */
+	assert_int_equal(scan_unshare(s, &h, NULL), 0);
+	assert_true(r.done);
+	assert_int_equal(dd_volume_open(s->tp.pool, 9, &snap), 0);
+	assert_int_equal(get(s, a, 5), 777);
+	assert_int_equal(get(s, snap, 5), 777);
+	assert_int_equal(get(s, b, 5), 888);
+	for (i = 0; i < 10; i++)
+		if (i != 5)
+			assert_int_equal(get(s, snap, i), 10 + i);
+	assert_int_equal(stats(s).data_reserved, 0);
+	dd_volume_close(snap);
+	dd_volume_close(a);
+	dd_volume_close(b);
+	sys_free(s);
+}
+
+struct first_item {
+	bool seen;
+	u32 vol;
+	u64 lbn;
+};
+
+static void note_first_item(void *ctx, struct ddsys *s, enum unshare_phase ph,
+			    struct dd_unshare_batch *b)
+{
+	struct first_item *f = ctx;
+
+	if (!f->seen && b->nr) {
+		f->seen = true;
+		f->vol = b->item[0].vol;
+		f->lbn = b->item[0].lbn;
+	}
+}
+
+/* Three volumes with the same blocks and a filler: room for 4 of the 40
+ * copies.  The walk stops with -ENOSPC where it was; after a discard it goes
+ * on from there and completes. */
+static void unsharing_stops_at_enospc_and_leaves_everything_readable(void **state)
+{
+	struct dd_scan_config cfg = { .batch = 8 };
+	struct ddsys *s = sys_new(64);
+	struct dd_volume *v[4] = { vol_in(s, 1, 0), vol_in(s, 2, 0), vol_in(s, 3, 0),
+				   vol_in(s, 4, 0) };
+	struct first_item first = { false, 0, 0 };
+	struct unshare_hooks h = { note_first_item, &first };
+	struct unshare_result ur;
+	struct dd_scan_stats ss;
+	u64 i;
+	u32 k;
+
+	assert_int_equal(dd_scan_configure(s->tp.pool, &cfg), 0);
+	for (i = 0; i < 20; i++)
+		for (k = 0; k < 3; k++)
+			put(s, v[k], i, 10 + i);
+	assert_int_equal(scan_pass(s, false, NULL, NULL), 0);
+	assert_int_equal(stats(s).data_used, 20);
+	assert_int_equal(sys_flush(s), 0);
+	for (i = 0; i < 40; i++)
+		put(s, v[3], i, 700 + i);		/* 4 blocks left */
 	assert_int_equal(sys_flush(s), 0);
 	assert_int_equal(stats(s).data_free, 4);
 	assert_int_equal(scan_unshare(s, NULL, &ur), -ENOSPC);
@@ -756,29 +837,30 @@ static void unsharing_stops_at_enospc_and_leaves_everything_readable(void **stat
 	assert_int_equal(stats(s).data_free, 0);
 	assert_int_equal(stats(s).data_reserved, 0);
 	assert_int_equal(dd_scan_start_pass(s->tp.pool, false), -EBUSY);
-	for (i = 0; i < 30; i++) {
-		assert_int_equal(get(s, a, i), 10 + i);
-		assert_int_equal(get(s, b, i), 10 + i);
-		assert_int_equal(get(s, c, i), 700 + i);
-	}
+	for (i = 0; i < 20; i++)
+		for (k = 0; k < 3; k++)
+			assert_int_equal(get(s, v[k], i), 10 + i);
+	for (i = 0; i < 40; i++)
+		assert_int_equal(get(s, v[3], i), 700 + i);
 	/* The pool is consistent as it stands (dedup_check on the commit). */
 	assert_int_equal(sys_flush(s), 0);
 	assert_int_equal(tp_check(&s->tp, NULL), 0);
 	/* Space again: the walk goes on where it stopped and completes. */
-	assert_int_equal(sys_discard(s, c, 0, 30), 0);
+	assert_int_equal(sys_discard(s, v[3], 0, 40), 0);
 	assert_int_equal(sys_flush(s), 0);
-	assert_int_equal(scan_unshare(s, NULL, &ur), 0);
-	assert_int_equal(ur.copies, 26);
+	assert_int_equal(scan_unshare(s, &h, &ur), 0);
+	assert_int_equal(ur.copies, 36);
+	assert_true(first.seen);		/* on from the LBN that found no block */
+	assert_int_equal(first.vol, 1);
+	assert_int_equal(first.lbn, 4);
 	assert_int_equal(stats(s).data_used, 60);
-	assert_int_equal(no_merged_left(s, all, 3), 0);
-	for (i = 0; i < 30; i++) {
-		assert_int_equal(get(s, a, i), 10 + i);
-		assert_int_equal(get(s, b, i), 10 + i);
-	}
+	assert_int_equal(no_merged_left(s, v, 3), 0);
+	for (i = 0; i < 20; i++)
+		for (k = 0; k < 3; k++)
+			assert_int_equal(get(s, v[k], i), 10 + i);
 	assert_false(sstats(s).unshare_active);
-	dd_volume_close(a);
-	dd_volume_close(b);
-	dd_volume_close(c);
+	for (k = 0; k < 4; k++)
+		dd_volume_close(v[k]);
 	sys_free(s);
 }
 
@@ -832,6 +914,7 @@ int main(void)
 		cmocka_unit_test(unsharing_gives_every_merged_lbn_its_own_block_with_the_same_bytes),
 		cmocka_unit_test(unsharing_keeps_the_sharing_snapshots_made),
 		cmocka_unit_test(a_write_between_prepare_and_apply_is_never_lost_and_its_block_is_released),
+		cmocka_unit_test(the_old_block_is_never_written_in_place_while_it_is_copied),
 		cmocka_unit_test(unsharing_stops_at_enospc_and_leaves_everything_readable),
 		cmocka_unit_test(unsharing_goes_on_across_commits_the_engine_makes_on_its_own),
 	};
