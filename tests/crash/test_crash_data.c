@@ -655,33 +655,38 @@ static int w_unshare(struct world *w)
 }
 
 /*
- * Scan, merge and unshare: two volumes and a snapshot holding the same
- * runs, one block repeated, merged by a pass; then unsharing in small
- * batches (the engine commits inside: a small journal) with guest writes
- * to LBNs being copied and commits between the copies and the remaps;
- * writes after it and flushes between.
+ * Scan, merge and unshare: a volume and its snapshot (4 and 5), and two
+ * unrelated volumes (1 and 2, walked first) holding the same runs, one block
+ * repeated, merged by a pass: each block of the family has two more
+ * referrers, so a write racing the copy of one of them leaves the block
+ * shared.  Then unsharing in small batches with guest writes to LBNs being
+ * copied and commits between the copies and the remaps; writes after it and
+ * flushes between.
  */
 static int wl_scan_unshare(struct world *w)
 {
 	struct dd_scan_config cfg = { .batch = 8 };
 	u64 i;
 
+	TRY(w_create(w, 4));
 	TRY(w_create(w, 1));
 	TRY(w_create(w, 2));
 	TRY(dd_scan_configure(w->s.tp.pool, &cfg));
 	for (i = 0; i < 40; i++)
-		TRY(w_write_content(w, 1, i, 1000 + i));
+		TRY(w_write_content(w, 4, i, 1000 + i));
 	for (i = 0; i < 8; i++)
-		TRY(w_write_content(w, 1, 50 + i * 2, 2000));
-	TRY(w_snapshot(w, 3, 1));
-	for (i = 0; i < 40; i++)
-		TRY(w_write_content(w, 2, i + 5, 1000 + i));
+		TRY(w_write_content(w, 4, 50 + i * 2, 2000));
+	TRY(w_snapshot(w, 5, 4));
+	for (i = 0; i < 40; i++) {
+		TRY(w_write_content(w, 1, i + 5, 1000 + i));
+		TRY(w_write_content(w, 2, i + 20, 1000 + i));
+	}
 	TRY(w_flush(w));
 	TRY(w_scan(w, false));
 	TRY(w_flush(w));
 	TRY(w_unshare(w));
 	for (i = 0; i < 5; i++)
-		TRY(w_write_content(w, 3, 10 + i, 4000 + i));
+		TRY(w_write_content(w, 5, 10 + i, 4000 + i));
 	TRY(w_flush(w));
 	return w_flush(w);
 }
