@@ -454,6 +454,21 @@ int dd_map_make_exclusive(struct dd_volume *vol, u64 lbn, bool *excl)
 	return dd_pool_settle(vol->pool, dd_vol_make_exclusive(vol, lbn, excl));
 }
 
+int dd_scan_unshare_start(struct dd_pool *pool)
+{
+	return dd_pool_settle(pool, dd_unshare_start(pool));
+}
+
+int dd_scan_unshare_prepare(struct dd_pool *pool, struct dd_unshare_batch *b)
+{
+	return dd_pool_settle(pool, dd_unshare_prepare(pool, b));
+}
+
+int dd_scan_unshare_apply(struct dd_pool *pool, struct dd_unshare_batch *b)
+{
+	return dd_pool_settle(pool, dd_unshare_apply(pool, b));
+}
+
 bool dd_pool_dirty(struct dd_pool *pool)
 {
 	return dd_tx_dirty(pool);

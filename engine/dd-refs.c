@@ -257,6 +257,22 @@ int dd_rec_set_merged(struct dd_pool *pool, u64 pbn)
 	return dd_rec_close(pool, pbn, leaf, ref, ref);
 }
 
+/* Unsharing: what is left of the block's sharing was not made by merges. */
+int dd_rec_clear_merged(struct dd_pool *pool, u64 pbn)
+{
+	struct dd_buf *leaf;
+	struct dd_disk_rec *rec;
+	u32 ref;
+	int r;
+
+	r = dd_rec_open(pool, pbn, false, &leaf, &rec);
+	if (r)
+		return r;
+	ref = dd_rec_refcount(rec);
+	dd_rec_enc_merged(rec, false);
+	return dd_rec_close(pool, pbn, leaf, ref, ref);
+}
+
 int dd_record_get(struct dd_pool *pool, u64 pbn, struct dd_record *rec)
 {
 	struct dd_disk_rec d;
