@@ -72,6 +72,7 @@ struct scanner {
 	u64 last_mib_s;			/* of the last pass that ended */
 	/* Buffers of the thread. */
 	struct dd_scan_batch *b;
+	struct dd_unshare_batch *ub;
 	struct page *d[DD_SCAN_BATCH_MAX];
 	struct page *c[DD_SCAN_BATCH_MAX];
 	u64 pbns[DD_SCAN_BATCH_MAX];
@@ -189,10 +190,12 @@ static void scan_endio(struct bio *bio)
 }
 
 /*
- * Reads block pbns[i] into pages[i]; runs of consecutive blocks share a bio.
- * Idle I/O priority: a scheduler that honours it serves the guests first.
+ * Reads (or writes) block pbns[i] into (from) pages[i]; runs of consecutive
+ * blocks share a bio.  Idle I/O priority: a scheduler that honours it serves
+ * the guests first.
  */
-static int scan_read(struct pool *pool, const u64 *pbns, struct page **pages, unsigned int n)
+static int scan_io(struct pool *pool, enum req_op op, const u64 *pbns, struct page **pages,
+		   unsigned int n)
 {
 	struct scan_io io;
 	unsigned int i = 0, j;
@@ -205,7 +208,7 @@ static int scan_read(struct pool *pool, const u64 *pbns, struct page **pages, un
 
 		for (j = i + 1; j < n && j - i < BIO_MAX_VECS && pbns[j] == pbns[j - 1] + 1; j++)
 			;
-		bio = bio_alloc(pool->data_bdev, j - i, REQ_OP_READ, GFP_NOIO);
+		bio = bio_alloc(pool->data_bdev, j - i, op, GFP_NOIO);
 		bio->bi_iter.bi_sector = pbns[i] << (DD_BLOCK_SHIFT - SECTOR_SHIFT);
 		bio->bi_ioprio = IOPRIO_PRIO_VALUE(IOPRIO_CLASS_IDLE, 0);
 		bio->bi_end_io = scan_endio;
@@ -218,6 +221,11 @@ static int scan_read(struct pool *pool, const u64 *pbns, struct page **pages, un
 	if (!atomic_dec_and_test(&io.pending))
 		wait_for_completion_io(&io.done);
 	return blk_status_to_errno(io.status);
+}
+
+static int scan_read(struct pool *pool, const u64 *pbns, struct page **pages, unsigned int n)
+{
+	return scan_io(pool, REQ_OP_READ, pbns, pages, n);
 }
 
 /*----------------------------------------------------------------
@@ -392,6 +400,82 @@ unlock:
 }
 
 /*----------------------------------------------------------------
+ * Unsharing (scan run 2)
+ *--------------------------------------------------------------*/
+
+/*
+ * One batch of the unshare walk: > 0 items done, 0 the walk is over, < 0 an
+ * error.  The old blocks are shared (never written in place) and pinned; the
+ * new ones are reserved and seen by no one until apply maps them.
+ */
+static int unshare_batch(struct scanner *s)
+{
+	struct pool *pool = s->pool;
+	struct dd_unshare_batch *b = s->ub;
+	unsigned int n, i, noio;
+	int r;
+
+	noio = memalloc_noio_save();
+	down_write(&pool->lock);
+	if (!pool_can_change_metadata(pool)) {
+		r = -EROFS;
+		goto unlock;
+	}
+	r = dd_scan_unshare_prepare(pool->eng, b);
+	if (r == -EAGAIN) {
+		r = 1;		/* nothing in this stretch: call again */
+		goto unlock;
+	}
+	if (r <= 0) {
+		if (r == -ENOSPC)
+			DMERR_LIMIT("%s: scanner: no free data block to unshare into: waiting",
+				    pool_name(pool));
+		else if (r < 0)
+			__scan_failed(s, "preparing an unshare batch", r);
+		goto unlock;
+	}
+	up_write(&pool->lock);
+
+	for (i = n = 0; i < b->nr; i++) {
+		if (!(b->item[i].flags & DD_UI_COPY))
+			continue;
+		s->pbns[n] = b->item[i].old_pbn;
+		s->pages[n++] = s->d[i];
+	}
+	r = scan_read(pool, s->pbns, s->pages, n);
+	if (!r) {
+		for (i = n = 0; i < b->nr; i++) {
+			if (!(b->item[i].flags & DD_UI_COPY))
+				continue;
+			s->pbns[n] = b->item[i].new_pbn;
+			s->pages[n++] = s->d[i];
+		}
+		r = scan_io(pool, REQ_OP_WRITE, s->pbns, s->pages, n);
+	}
+	down_write(&pool->lock);
+	s->pass_bytes += (u64)n << (DD_BLOCK_SHIFT + 1);	/* read and written: the rate */
+	if (r) {
+		DMERR_LIMIT("%s: scanner: copying blocks to unshare them failed: %d",
+			    pool_name(pool), r);
+		dd_scan_unshare_release(pool->eng, b);
+		goto unlock;
+	}
+	/* Remaps that may commit inside: forget first. */
+	for (i = 0; i < b->nr; i++)
+		__lc_forget(&pool->lc, b->item[i].vol, b->item[i].lbn);
+	r = dd_scan_unshare_apply(pool->eng, b);
+	if (r)
+		__scan_failed(s, "unsharing blocks", r);
+	else
+		r = b->nr;
+	__check_engine_mode(pool);
+unlock:
+	up_write(&pool->lock);
+	memalloc_noio_restore(noio);
+	return r;
+}
+
+/*----------------------------------------------------------------
  * The thread
  *--------------------------------------------------------------*/
 
@@ -453,7 +537,25 @@ static int __scan_next(struct scanner *s, long *timeout)
 	int r;
 
 	*timeout = MAX_SCHEDULE_TIMEOUT;	/* until a message or a resume */
-	if (s->run != 1 || !pool_can_change_metadata(pool))
+	if (!pool_can_change_metadata(pool))
+		return 0;
+	dd_scan_get_stats(pool->eng, &st);
+	if (s->run != 2 && st.unshare_active) {
+		dd_scan_unshare_stop(pool->eng);	/* run set to 0 or 1 meanwhile */
+		st.unshare_active = false;
+	}
+	if (s->run == 2) {
+		if (st.unshare_active)
+			return 2;
+		r = dd_scan_unshare_start(pool->eng);
+		if (r) {
+			__scan_failed(s, "starting to unshare", r);
+			*timeout = SCAN_ERROR_BACKOFF;
+			return 0;
+		}
+		return 2;
+	}
+	if (s->run != 1)
 		return 0;
 	/* map() sets marks without waking anyone: look again in a while. */
 	*timeout = SCAN_PASS_INTERVAL;
@@ -486,6 +588,32 @@ static u64 scan_mib_s(struct scanner *s)
 	u64 ns = ktime_to_ns(ktime_sub(ktime_get(), s->pass_start));
 
 	return ns > NSEC_PER_MSEC ? mul_u64_u64_div_u64(s->pass_bytes, NSEC_PER_SEC, ns) >> 20 : 0;
+}
+
+/* The unshare walk ended: run 0, kept in the metadata. */
+static void unshare_done(struct scanner *s)
+{
+	struct pool *pool = s->pool;
+	unsigned int noio = memalloc_noio_save();
+	int r = 0;
+
+	down_write(&pool->lock);
+	if (s->run == 2) {
+		s->run = 0;
+		if (pool_can_change_metadata(pool)) {
+			r = dd_scan_set_settings(pool->eng, 0, s->rate_mib);
+			if (!r)
+				r = __commit(pool, false);
+			__check_engine_mode(pool);
+		}
+		if (r)
+			DMERR_LIMIT("%s: scanner: cannot record the end of the unshare: %d",
+				    pool_name(pool), r);
+		else
+			DMINFO("%s: scanner: every merged block is unshared", pool_name(pool));
+	}
+	up_write(&pool->lock);
+	memalloc_noio_restore(noio);
 }
 
 /* The time the batch's reads should have taken at the rate limit. */
@@ -531,8 +659,10 @@ static int scan_thread(void *context)
 			continue;
 		}
 		started = ktime_get();
-		r = scan_batch(s);
-		if (!r) {
+		r = todo == 2 ? unshare_batch(s) : scan_batch(s);
+		if (!r && todo == 2)
+			unshare_done(s);
+		else if (!r) {
 			down_write(&pool->lock);
 			s->last_pass_end = jiffies;
 			s->last_mib_s = scan_mib_s(s);
@@ -569,7 +699,8 @@ int __scanner_create(struct pool *pool, u64 nr_data_blocks)
 	init_waitqueue_head(&s->wait);
 	init_waitqueue_head(&s->idle_wait);
 	s->b = kvzalloc(sizeof(*s->b), GFP_KERNEL);
-	if (!s->b)
+	s->ub = kvzalloc(sizeof(*s->ub), GFP_KERNEL);
+	if (!s->b || !s->ub)
 		goto nomem;
 	for (i = 0; i < DD_SCAN_BATCH_MAX; i++) {
 		s->d[i] = alloc_page(GFP_KERNEL);
@@ -581,7 +712,7 @@ int __scanner_create(struct pool *pool, u64 nr_data_blocks)
 	if (r)
 		goto bad;
 	dd_scan_get_settings(pool->eng, &run, &rate);
-	s->run = run <= 1 ? run : 0;
+	s->run = run <= 2 ? run : 0;	/* an unshare walk starts again */
 	s->rate_mib = rate ? rate : SCAN_DEFAULT_RATE_MIB;
 	s->last_pass_end = jiffies - SCAN_PASS_INTERVAL;
 	s->task = kthread_create(scan_thread, s, "dm-dedup-scan");
@@ -620,6 +751,7 @@ void scanner_destroy(struct pool *pool)
 			__free_page(s->c[i]);
 	}
 	kvfree(s->b);
+	kvfree(s->ub);
 	kvfree(s);
 	pool->scanner = NULL;
 	marks_free(rcu_dereference_protected(pool->marks, true));
@@ -696,7 +828,7 @@ void __scanner_save(struct pool *pool)
 
 static const char *scan_state_name(struct scanner *s, const struct dd_scan_stats *st)
 {
-	if (s->run == 2)
+	if (s->run == 2 || st->unshare_active)
 		return "unsharing";
 	if (s->run != 1)
 		return "off";
@@ -725,8 +857,7 @@ static void __scan_emit_stats(struct pool *pool, char *result, unsigned int maxl
 			eta = div64_u64(left, max_t(u64, per_s, 1));
 		}
 	}
-	freed = st.merged + st.zero_unmapped > st.cow_breaks ?
-		st.merged + st.zero_unmapped - st.cow_breaks : 0;
+	freed = st.freed + st.zero_unmapped;
 	DMEMIT("state %s\n", scan_state_name(s, &st));
 	DMEMIT("run %u\n", s->run);
 	DMEMIT("rate_mib %u\n", s->rate_mib == SCAN_RATE_UNLIMITED ? 0 : s->rate_mib);
@@ -752,6 +883,9 @@ static void __scan_emit_stats(struct pool *pool, char *result, unsigned int maxl
 	DMEMIT("marks_dropped %llu\n", st.marks_dropped);
 	DMEMIT("scanned %llu\n", st.scanned);
 	DMEMIT("share_cap %u\n", st.share_cap);
+	DMEMIT("unshare_done %llu\n", st.unshare_done);
+	DMEMIT("unshare_todo %llu\n", st.unshare_todo);
+	DMEMIT("unshared %llu\n", st.unshared);
 }
 
 static int parse_u32(const char *arg, u32 min, u32 max, u32 *v)
@@ -793,11 +927,7 @@ static int __scan_message(struct pool *pool, unsigned int argc, char **argv, boo
 	if (!strcasecmp(what, "run")) {
 		if (parse_u32(argv[2], 0, 2, &v))
 			goto bad;
-		if (v == 2) {
-			DMWARN("%s: scan run 2 (unshare) is not supported yet", pool_name(pool));
-			return -EOPNOTSUPP;
-		}
-		s->run = v;
+		s->run = v;	/* the thread ends an unshare walk (between batches) */
 	} else if (!strcasecmp(what, "rate")) {
 		if (parse_u32(argv[2], 0, 1U << 20, &v))
 			goto bad;
