@@ -895,6 +895,89 @@ static void unsharing_goes_on_across_commits_the_engine_makes_on_its_own(void **
 	sys_free(s);
 }
 
+/*
+ * A merge refused for want of metadata space is a refusal, not damage: the
+ * pool stays writable and the writes of the open transaction are kept (the
+ * review found the refusal marked as a failed transaction, so the next call
+ * aborted it: needs_check, and the last writes gone).
+ */
+static void a_merge_refused_for_metadata_space_keeps_the_pool_and_its_writes(void **state)
+{
+	struct ddsys *s = sys_new(DATA);
+	struct dd_volume *a = vol_in(s, 1, 0), *b = vol_in(s, 2, 0), *c = vol_in(s, 3, 0);
+	struct dd_pool_stats st;
+	u64 i, n = 0;
+	int r = 0;
+
+	(void)state;
+	for (i = 0; i < 8; i++) {
+		put(s, a, i, 10 + i);
+		put(s, b, i, 10 + i);
+	}
+	assert_int_equal(sys_flush(s), 0);
+	/* Fill the metadata device: one new map leaf per write, no commit. */
+	for (i = 0; r == 0; i++) {
+		tok_fill(blk, 1000 + i, 3, i * 508);
+		r = sys_write(s, c, i * 508, blk);
+		if (!r)
+			n++;
+	}
+	assert_int_equal(r, -ENOSPC);
+	assert_true(n > 0);
+	st = stats(s);
+	assert_true(st.data_free > 1000);	/* it was the metadata that filled */
+	r = scan_pass(s, true, NULL, NULL);
+	assert_true(r == 0 || r == -ENOSPC);
+	assert_int_equal(dd_pool_mode(s->tp.pool), DD_MODE_RW);
+	assert_int_equal(sys_flush(s), 0);
+	st = stats(s);
+	assert_false(st.needs_check);
+	assert_int_equal(dd_pool_mode(s->tp.pool), DD_MODE_RW);
+	for (i = 0; i < n; i++)
+		assert_int_equal(get(s, c, i * 508), 1000 + i);
+	for (i = 0; i < 8; i++) {
+		assert_int_equal(get(s, a, i), 10 + i);
+		assert_int_equal(get(s, b, i), 10 + i);
+	}
+	dd_volume_close(a);
+	dd_volume_close(b);
+	dd_volume_close(c);
+	sys_close(s);
+	assert_int_equal(tp_check(&s->tp, NULL), 0);
+	sys_destroy(s);
+	free(s);
+}
+
+/*
+ * Growing the data device keeps the scanner's state whole (the review found
+ * the dirty-chunk bits copied at the new length out of the old array: a
+ * heap over-read that ASan reports).
+ */
+static void growing_the_data_device_keeps_marks_and_merges_working(void **state)
+{
+	struct ddsys *s = sys_new(DATA);
+	struct dd_volume *a = vol_in(s, 1, 0), *b = vol_in(s, 2, 0);
+	struct dd_scan_stats st;
+	u64 i;
+
+	(void)state;
+	for (i = 0; i < 16; i++)
+		put(s, a, i, 10 + i);
+	assert_int_equal(dd_pool_resize_data(s->tp.pool, (u64)DATA * 256), 0);
+	for (i = 0; i < 16; i++)
+		put(s, b, i, 10 + i);
+	assert_int_equal(sys_flush(s), 0);
+	dd_scan_get_stats(s->tp.pool, &st);
+	assert_int_equal(st.marked, 32);
+	assert_int_equal(scan_pass(s, false, NULL, NULL), 0);
+	assert_int_equal(stats(s).data_used, 16);
+	for (i = 0; i < 16; i++)
+		assert_int_equal(get(s, b, i), 10 + i);
+	dd_volume_close(a);
+	dd_volume_close(b);
+	sys_free(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -917,6 +1000,8 @@ int main(void)
 		cmocka_unit_test(the_old_block_is_never_written_in_place_while_it_is_copied),
 		cmocka_unit_test(unsharing_stops_at_enospc_and_leaves_everything_readable),
 		cmocka_unit_test(unsharing_goes_on_across_commits_the_engine_makes_on_its_own),
+		cmocka_unit_test(a_merge_refused_for_metadata_space_keeps_the_pool_and_its_writes),
+		cmocka_unit_test(growing_the_data_device_keeps_marks_and_merges_working),
 	};
 
 	tp_quiet(true);
