@@ -3,7 +3,7 @@
 # fail while the scanner pins them.  A pinned block looks shared (a write to it needs
 # a new block); one that finds no free block waits for the scanner's batch to end
 # and then goes in place.  (Before that, such writes failed with ENOSPC: the review
-# of the scanner's glue.)
+# of the scanner's glue.)  The scanner thread of a suspended pool sleeps.
 # vm: timeout=420
 . "$(dirname "$0")/lib.sh"
 
@@ -43,6 +43,25 @@ log "scanner: $(scan_note)"
 PASSES=$(dmsetup message ddt-pool 0 scan stats | sed -n 's/^passes //p')
 check "the scanner made passes during the overwrites ($PASSES)" test "$PASSES" -ge 2
 check_eq "the pool is still full and rw" "$(dd_pool_field ddt-pool 9)" rw
+# While the pool is suspended the scanner thread sleeps (it once spun: a wait
+# whose condition was already true).  CPU ticks of the thread over 3 s suspended.
+scan_ticks() {
+	for c in /proc/[0-9]*/comm; do
+		if [ "$(cat "$c" 2>/dev/null)" = dm-dedup-scan ]; then
+			awk '{print $14 + $15}' "${c%comm}stat"
+			return
+		fi
+	done
+	echo none
+}
+check "the pool is suspended" dmsetup suspend ddt-pool
+T0=$(scan_ticks)
+sleep 3
+T1=$(scan_ticks)
+check "the scanner thread exists ($T0)" test "$T0" != none
+check "the suspended pool's scanner used under 0.3 s of CPU in 3 s ($T0 -> $T1 ticks)" \
+	test $((T1 - T0)) -lt 30
+check "the pool is resumed" dmsetup resume ddt-pool
 check "volume is removed" dmsetup remove ddt-v
 check "pool is removed" dmsetup remove ddt-pool
 check "the metadata checks clean" dd_check_metadata "$meta"
