@@ -868,6 +868,9 @@ static void __scan_emit_stats(struct pool *pool, char *result, unsigned int maxl
 	DMEMIT("eta_seconds %llu\n", eta);
 	DMEMIT("read_mib_s %llu\n", mib_s);
 	DMEMIT("blocks_shared %llu\n", ps.shared_blocks);
+	/* Mappings of shared blocks: all mappings less those of unshared blocks. */
+	DMEMIT("references_sharing %llu\n", ps.mapped_blocks + ps.shared_blocks > ps.data_used ?
+	       ps.mapped_blocks + ps.shared_blocks - ps.data_used : 0);
 	DMEMIT("merged_blocks %llu\n", st.merged);
 	DMEMIT("bytes_freed %llu\n", freed << DD_BLOCK_SHIFT);
 	DMEMIT("zero_unmapped %llu\n", st.zero_unmapped);
