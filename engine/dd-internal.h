@@ -268,8 +268,7 @@ int dd_rec_inc(struct dd_pool *pool, u64 pbn);
 int dd_rec_dec(struct dd_pool *pool, u64 pbn, bool *was_shared, bool *was_merged);
 int dd_rec_set_owner(struct dd_pool *pool, u64 pbn, u32 vol, u64 lbn);
 int dd_rec_reserve(struct dd_pool *pool, u64 *pbn);
-int dd_rec_set_merged(struct dd_pool *pool, u64 pbn);
-int dd_rec_clear_merged(struct dd_pool *pool, u64 pbn);
+int dd_rec_set_merged(struct dd_pool *pool, u64 pbn, bool merged);
 
 /* ---- 5 volume (dd-volume.c) ------------------------------------------------
  * dd_vol_create, _snapshot, _delete, _reclaim, _map_insert, _map_unmap and

@@ -941,7 +941,7 @@ static int dd_scan_merge_one(struct dd_pool *pool, struct dd_volume *v, u64 lbn,
 	r = dd_rec_inc(pool, cpbn);
 	if (r)
 		return r;
-	r = dd_rec_set_merged(pool, cpbn);
+	r = dd_rec_set_merged(pool, cpbn, true);
 	if (r)
 		return r;
 	r = dd_vol_remap(v, lbn, cpbn);
@@ -1507,7 +1507,7 @@ static int dd_unshare_group_apply(struct dd_pool *pool, struct dd_unshare_batch 
 		if (s && d.refcount == s && d.merged) {
 			r = dd_tx_reserve(pool, DD_OP_MAX_DIRTY);
 			if (!r)
-				r = dd_rec_clear_merged(pool, first->old_pbn);
+				r = dd_rec_set_merged(pool, first->old_pbn, false);
 			if (r)
 				return r;
 			if (first->flags & DD_UI_KEEP)
