@@ -78,6 +78,25 @@ bool lc_lookup(struct lookup_cache *lc, u32 vol, u64 lbn, struct dd_mapping *m)
 	return true;
 }
 
+unsigned int lc_lookup_run(struct lookup_cache *lc, u32 vol, u64 lbn, unsigned int nr,
+			   bool in_place, struct dd_mapping *m)
+{
+	struct dd_mapping next;
+	unsigned int i;
+
+	if (!nr || !lc_lookup(lc, vol, lbn, m))
+		return 0;
+	if (in_place && !(m->mapped && m->excl))
+		return 1;
+	for (i = 1; i < nr; i++) {
+		if (!lc_lookup(lc, vol, lbn + i, &next) || next.mapped != m->mapped)
+			break;
+		if (m->mapped && (next.pbn != m->pbn + i || (in_place && !next.excl)))
+			break;
+	}
+	return i;
+}
+
 static void __lc_write(struct lc_slot *p, u32 gen, u32 vol, u64 lbn, u64 entry)
 {
 	WRITE_ONCE(p->seq, p->seq + 1);
