@@ -199,8 +199,36 @@ check "volume 5 overwritten with D in one 1 MiB write" \
 check "the scanner merges all 256 blocks the write made duplicates" \
 	wait_stat merged_blocks $((m0 + 256)) 60
 check_eq "exactly those" "$(($(stat_of merged_blocks) - m0))" 256
+# A run from exclusive into merged blocks: volume 11's second half is made a
+# duplicate of volume 10's (the older blocks, already in the index, stay), so volume
+# 10's blocks are exclusive, then shared, at consecutive PBNs.  A 1 MiB write to
+# volume 10 goes in place only over the first half.
+check "volume 10 is created" dd_volume_create ddt-pool 10 ddt-v10 8192
+check "volume 11 is created" dd_volume_create ddt-pool 11 ddt-v11 8192
+head -c $((MiB)) /dev/urandom >"$DD_TMP/D2"
+head -c $((MiB)) /dev/urandom >"$DD_TMP/E2"
+s0=$(stat_of scanned)
+check "volume 10: D2" dd if="$DD_TMP/D2" of=/dev/mapper/ddt-v10 bs=$MiB oflag=direct
+check "volume 11: E2" dd if="$DD_TMP/E2" of=/dev/mapper/ddt-v11 bs=$MiB oflag=direct
+check "the scanner reads both" wait_stat scanned $((s0 + 512)) 60
+m1=$(stat_of merged_blocks)
+r /dev/mapper/ddt-v11 0 $MiB >/dev/null
+check "volume 11's second half overwritten with D2's (one 512 KiB write)" \
+	dd if="$DD_TMP/D2" of=/dev/mapper/ddt-v11 bs=$((MiB / 2)) skip=1 seek=1 count=1 \
+	oflag=direct conv=notrunc
+check "the scanner merges those 128 blocks" wait_stat merged_blocks $((m1 + 128)) 60
+check_eq "exactly those" "$(($(stat_of merged_blocks) - m1))" 128
 log "scanner: $(dmsetup message ddt-pool 0 scan stats | tr '\n' ' ')"
 check "scan stops" dmsetup message ddt-pool 0 scan run 0
+r /dev/mapper/ddt-v10 0 $MiB >/dev/null
+r /dev/mapper/ddt-v10 0 $MiB >/dev/null
+check "volume 10 overwritten with F in one 1 MiB write" \
+	dd if="$DD_TMP/F" of=/dev/mapper/ddt-v10 bs=$MiB oflag=direct conv=notrunc
+check "page cache is dropped" drop_caches
+check_eq "volume 10 reads F" "$(r /dev/mapper/ddt-v10 0 $MiB)" "$(dd_sum "$DD_TMP/F")"
+check_eq "volume 11 keeps E2's first half and D2's second" "$(r /dev/mapper/ddt-v11 0 $MiB)" \
+	"$( (head -c $((MiB / 2)) "$DD_TMP/E2"; tail -c $((MiB / 2)) "$DD_TMP/D2") |
+		sha256sum | cut -d' ' -f1)"
 check_eq "volume 5 reads D over merged blocks (1 MiB read)" "$(r $V5 0 $MiB)" "$(dd_sum "$DD_TMP/D")"
 check "volume 5 overwritten with F over the merged blocks (1 MiB, from 512 B)" \
 	dd if="$DD_TMP/F" of=$V5 bs=$MiB seek=512 oflag=direct,seek_bytes conv=notrunc
@@ -208,7 +236,7 @@ check "page cache is dropped" drop_caches
 check_eq "volume 4 keeps D" "$(r $V4 0 $MiB)" "$(dd_sum "$DD_TMP/D")"
 check_eq "volume 5 reads D's first 512 bytes, then F" "$(r $V5 0 $((MiB + 512)))" \
 	"$( (head -c 512 "$DD_TMP/D"; cat "$DD_TMP/F") | sha256sum | cut -d' ' -f1)"
-for v in 4 5; do
+for v in 4 5 10 11; do
 	check "volume $v is removed" dmsetup remove ddt-v$v
 done
 
