@@ -852,6 +852,7 @@ int dd_scan_match(struct dd_pool *pool, struct dd_scan_batch *b)
 		return -EROFS;
 	for (i = 0; i < b->nr; i++) {
 		struct dd_scan_item *it = &b->item[i];
+		bool indexed = false;
 		struct dd_pred *p;
 		u64 c;
 
@@ -860,33 +861,47 @@ int dd_scan_match(struct dd_pool *pool, struct dd_scan_batch *b)
 		sc->scanned++;
 		if (dd_index_is_hook(sc->index, it->hash))
 			it->flags |= DD_SI_HOOK;
-		/* 1. The prediction along a verified run. */
-		p = dd_pred_slot(sc, it->vol);
-		if ((it->flags & DD_SI_OWNED) && p->valid && p->vol == it->vol &&
-		    p->next_lbn == it->lbn && dd_scan_lookup(pool, p->pvol, p->plbn, &c) &&
-		    dd_scan_take_cand(pool, b, it, c)) {
-			dd_scan_predict(sc, it);
-			n++;
-			continue;
-		}
-		/* 2. The index (hooks only). */
-		if (!(it->flags & DD_SI_HOOK))
-			continue;
-		if (dd_index_lookup(sc->index, it->hash, it->domain, &c)) {
+		/* Only a block owned by one LBN merges away; a shared one can be
+		 * a canonical block. */
+		if (!(it->flags & DD_SI_OWNED))
+			goto unique;
+		/* 1. The index, for a hook: what was seen beats a guess. */
+		if ((it->flags & DD_SI_HOOK) &&
+		    dd_index_lookup(sc->index, it->hash, it->domain, &c)) {
+			if (c == it->pbn)
+				continue;	/* canonical already */
 			if (dd_scan_take_cand(pool, b, it, c)) {
 				it->flags |= DD_SI_FROM_INDEX;
 				dd_scan_predict(sc, it);
 				n++;
 				continue;
 			}
-			if (c == it->pbn)
-				continue;
 			/* Gone, full, or another domain now: a stale hint. */
 			dd_index_remove(sc->index, it->hash, it->domain, c);
 		}
+		/* 2. The prediction along a verified run. */
+		p = dd_pred_slot(sc, it->vol);
+		if (p->valid && p->vol == it->vol && p->next_lbn == it->lbn &&
+		    dd_scan_lookup(pool, p->pvol, p->plbn, &c)) {
+			/* A hook the index did not know is indexed now: if the
+			 * guess is wrong, the block is canonical for what follows
+			 * (a merge puts C in its place). */
+			if (it->flags & DD_SI_HOOK) {
+				dd_index_insert(sc->index, it->hash, it->domain, it->pbn);
+				indexed = true;
+			}
+			if (dd_scan_take_cand(pool, b, it, c)) {
+				dd_scan_predict(sc, it);
+				n++;
+				continue;
+			}
+		}
+unique:
 		/* Unique so far: a canonical block for what follows, in this
 		 * batch too (it is pinned: its bytes are the ones hashed). */
-		dd_index_insert(sc->index, it->hash, it->domain, it->pbn);
+		if ((it->flags & DD_SI_HOOK) && !indexed &&
+		    !dd_index_lookup(sc->index, it->hash, it->domain, &c))
+			dd_index_insert(sc->index, it->hash, it->domain, it->pbn);
 	}
 	return (int)n;
 }
@@ -948,6 +963,29 @@ static int dd_scan_merge_one(struct dd_pool *pool, struct dd_volume *v, u64 lbn,
 	if (r)
 		return r;
 	return dd_rec_dec(pool, dpbn, &was_shared, NULL);
+}
+
+/*
+ * C is the D of an item this apply merged already (a prediction along
+ * identical neighbours names the block before, which merged meanwhile): its
+ * bytes are C's, which equal this D's, and every block of the chain is
+ * pinned, so the block it merged into is this D's canonical block too.
+ */
+static u64 dd_scan_redirect(const struct dd_scan_batch *b, u64 c)
+{
+	u32 i, hops = 0;
+
+	for (i = 0; i < b->nr; i++) {
+		const struct dd_scan_item *k = &b->item[i];
+
+		if (k->pbn != c || (k->flags & (DD_SI_MERGED | DD_SI_ZERO)) != DD_SI_MERGED)
+			continue;
+		c = k->cand;
+		if (++hops == b->nr)
+			break;
+		i = (u32)-1;	/* again, for the new c */
+	}
+	return c;
 }
 
 static int dd_item_cmp(const struct dd_scan_item *a, const struct dd_scan_item *b)
@@ -1032,6 +1070,7 @@ int dd_scan_apply(struct dd_pool *pool, struct dd_scan_batch *b)
 			struct dd_disk_rec rec;
 			struct dd_record c;
 
+			it->cand = dd_scan_redirect(b, it->cand);
 			/* C still the same domain, referenced, below the cap. */
 			r = dd_rec_read(pool, it->cand, 0, &rec);
 			dd_rec_decode(&rec, &c);

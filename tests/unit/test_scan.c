@@ -978,6 +978,57 @@ static void growing_the_data_device_keeps_marks_and_merges_working(void **state)
 	sys_free(s);
 }
 
+/* Identical blocks side by side in one batch end as one copy (each later one
+ * was once predicted onto the one before it, which merged away meanwhile, and
+ * two copies were left of four). */
+static void identical_neighbours_in_one_batch_keep_one_copy(void **state)
+{
+	struct ddsys *s = sys_new(DATA);
+	struct dd_volume *a = vol_in(s, 1, 0);
+	u64 i;
+
+	(void)state;
+	for (i = 0; i < 4; i++)
+		put(s, a, i, 77);
+	for (i = 4; i < 40; i++)
+		put(s, a, i, 500);
+	assert_int_equal(sys_flush(s), 0);
+	assert_int_equal(scan_pass(s, false, NULL, NULL), 0);
+	assert_int_equal(stats(s).data_used, 2);
+	for (i = 0; i < 40; i++)
+		assert_int_equal(get(s, a, i), i < 4 ? 77 : 500);
+	dd_volume_close(a);
+	sys_free(s);
+}
+
+/* A run that breaks (the next LBNs hold other duplicates, in another order)
+ * does not hide what the index knows: every duplicate merges in one pass. */
+static void a_broken_run_does_not_hide_what_the_index_knows(void **state)
+{
+	struct ddsys *s = sys_new(DATA);
+	struct dd_volume *a = vol_in(s, 1, 0), *b = vol_in(s, 2, 0);
+	u64 i;
+
+	(void)state;
+	for (i = 0; i < 100; i++)
+		put(s, a, i, 100 + i);
+	assert_int_equal(sys_flush(s), 0);
+	assert_int_equal(scan_pass(s, false, NULL, NULL), 0);
+	/* b: a's first two blocks, then a's others backwards. */
+	put(s, b, 0, 100);
+	put(s, b, 1, 101);
+	for (i = 2; i < 100; i++)
+		put(s, b, i, 100 + (101 - i));
+	assert_int_equal(sys_flush(s), 0);
+	assert_int_equal(scan_pass(s, false, NULL, NULL), 0);
+	assert_int_equal(stats(s).data_used, 100);
+	for (i = 2; i < 100; i++)
+		assert_int_equal(get(s, b, i), 100 + (101 - i));
+	dd_volume_close(a);
+	dd_volume_close(b);
+	sys_free(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1002,6 +1053,8 @@ int main(void)
 		cmocka_unit_test(unsharing_goes_on_across_commits_the_engine_makes_on_its_own),
 		cmocka_unit_test(a_merge_refused_for_metadata_space_keeps_the_pool_and_its_writes),
 		cmocka_unit_test(growing_the_data_device_keeps_marks_and_merges_working),
+		cmocka_unit_test(identical_neighbours_in_one_batch_keep_one_copy),
+		cmocka_unit_test(a_broken_run_does_not_hide_what_the_index_knows),
 	};
 
 	tp_quiet(true);
