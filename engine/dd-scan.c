@@ -1065,5 +1065,6 @@ void dd_scan_get_stats(struct dd_pool *pool, struct dd_scan_stats *st)
 	st->raced = sc->raced;
 	st->marks_dropped = sc->marks_dropped;
 	st->marked = sc->marked.count;
+	st->share_cap = sc->share_cap;
 	dd_index_get_stats(sc->index, &st->index);
 }

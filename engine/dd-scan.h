@@ -93,6 +93,7 @@ struct dd_scan_stats {
 	u64 raced;		/* pairs dropped: a write came between compare and merge */
 	u64 marks_dropped;	/* written marks lost (memory) */
 	u64 marked;		/* blocks marked for the next pass */
+	u32 share_cap;		/* most references a canonical block takes */
 	struct dd_index_stats index;
 };
 

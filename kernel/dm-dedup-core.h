@@ -13,6 +13,7 @@
 #include "dm-dedup-cache.h"
 #include "dm-dedup-cell.h"
 #include "dm-dedup-epoch.h"
+#include "dm-dedup-marks.h"
 #include <dm-dedup/format.h>
 
 #include <linux/bio.h>
@@ -55,6 +56,7 @@ struct dd_pool_args {
 	unsigned int data_block_sectors;
 	u64 low_water_blocks;
 	unsigned int features;		/* DD_POOL_* */
+	u32 index_mib;			/* index_memory <MiB>, 0 if not given */
 };
 
 struct dd_volume_args {
@@ -140,6 +142,11 @@ struct pool {
 
 	struct dd_cells cells;		/* under 'lock' (for write) */
 	struct rmw_pages rmw;
+
+	/* The scanner thread (dm-dedup-scan.c) and map()'s written marks. */
+	struct scanner *scanner;
+	struct written_marks __rcu *marks;
+	u64 index_bytes;		/* the index_memory feature of the bound table, or 0 */
 
 	struct list_head volumes;	/* volume_c, under 'lock' */
 	u32 snap_origin;		/* being copied by create_snap, under lists_lock */
@@ -232,6 +239,8 @@ void pool_put(struct pool *pool);	/* the last reference commits, closes and free
 void pool_put_target(struct pool *pool, struct dm_target *ti);	/* unbinds @ti if active */
 void pool_stop_background(struct pool *pool);	/* suspend/destroy; then flush the wq */
 void pool_start_background(struct pool *pool);	/* resume */
+/* The table's index_memory, when it changed (lock held for write). */
+void __pool_configure_scanner(struct pool *pool, struct pool_c *pc);
 
 /* dm-dedup-pool.c, the mode ladder (switched in that file only). */
 const char *pool_name(struct pool *pool);		/* the pool's dm device name */
@@ -264,5 +273,18 @@ void __cell_unlock(struct pool *pool, struct dd_cell *cell);
 /* The read-modify-write page reserve; exit is safe after a failed init. */
 int rmw_pages_init(struct rmw_pages *rp, unsigned int nr);
 void rmw_pages_exit(struct rmw_pages *rp);	/* every page must be back */
+
+/* dm-dedup-scan.c, the scanner thread and the `scan` messages. */
+int __scanner_create(struct pool *pool, u64 nr_data_blocks);	/* at pool creation */
+void scanner_destroy(struct pool *pool);	/* before the engine is closed */
+void scanner_start(struct pool *pool);		/* resume */
+void scanner_stop(struct pool *pool);		/* suspend/destroy: waits for the batch */
+void scanner_wake(struct pool *pool);		/* a setting changed */
+void __scanner_save(struct pool *pool);		/* clean close: index and marks to disk */
+int __marks_resize(struct pool *pool, u64 nr_data_blocks);	/* the data device grew */
+void __scanner_mark(struct pool *pool, u64 pbn);	/* a worker write in place */
+/* Returns 1 when @result holds text (scan stats). */
+int scanner_message(struct pool *pool, unsigned int argc, char **argv, char *result,
+		    unsigned int maxlen);
 
 #endif /* DM_DEDUP_CORE_H */

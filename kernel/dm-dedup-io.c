@@ -417,6 +417,8 @@ int volume_map(struct dm_target *ti, struct bio *bio)
 		bio_endio(bio);
 		return DM_MAPIO_SUBMITTED;
 	}
+	if (bio_op(bio) == REQ_OP_WRITE)
+		marks_set(&pool->marks, m.pbn);	/* the scanner looks at it again */
 	remap_to_pbn(pool, bio, m.pbn);
 	return DM_MAPIO_REMAPPED;
 }
@@ -587,6 +589,7 @@ static void process_write(struct pool *pool, struct bio *bio)
 	}
 	__lc_store(&pool->lc, vol, h->lbn, &m);
 	if (m.mapped && m.excl) {
+		__scanner_mark(pool, m.pbn);
 		epoch_get(pool, h);
 		up_write(&pool->lock);
 		remap_to_pbn(pool, bio, m.pbn);

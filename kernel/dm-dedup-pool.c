@@ -6,6 +6,7 @@
  * finds a pool by its mapped device.  docs/design.md says why.
  */
 #include "dm-dedup-core.h"
+#include "dd-scan.h"
 #include "dd-bm-bufio.h"
 
 #include <linux/blkdev.h>
@@ -339,9 +340,11 @@ static void pool_destroy(struct pool *pool)
 		cancel_delayed_work_sync(&pool->no_space_timeout);
 		drain_workqueue(pool->wq);
 	}
+	scanner_destroy(pool);
 	if (pool->eng) {
 		noio = memalloc_noio_save();
 		down_write(&pool->lock);
+		__scanner_save(pool);
 		(void)__commit(pool, true);
 		dd_pool_close(pool->eng);
 		up_write(&pool->lock);
@@ -354,6 +357,26 @@ static void pool_destroy(struct pool *pool)
 	lc_exit(&pool->lc);
 	rmw_pages_exit(&pool->rmw);
 	kfree(pool);
+}
+
+/*
+ * The index_memory feature of a table being bound (lock held for write).  A
+ * failure costs savings, not the table: the index keeps its size.
+ */
+void __pool_configure_scanner(struct pool *pool, struct pool_c *pc)
+{
+	struct dd_scan_config cfg = { .index_bytes = (u64)pc->args.index_mib << 20 };
+	int r;
+
+	if (!cfg.index_bytes || cfg.index_bytes == pool->index_bytes ||
+	    !pool_can_change_metadata(pool))
+		return;
+	r = dd_scan_configure(pool->eng, &cfg);
+	if (r)
+		DMERR("%s: cannot set index_memory %u MiB: %d", pool_name(pool),
+		      pc->args.index_mib, r);
+	else
+		pool->index_bytes = cfg.index_bytes;
 }
 
 /* Formats a zeroed metadata device, opens the engine (lock held for write). */
@@ -424,7 +447,11 @@ static int __pool_open_metadata(struct pool *pool, struct pool_c *pc, char **err
 		pool->mode = PM_READ_ONLY;
 	/* Volumes a crash left half-freed (or snapshots it interrupted). */
 	pool->reclaim_pending = st.nr_deleting > 0;
-	return 0;
+	__pool_configure_scanner(pool, pc);
+	r = __scanner_create(pool, st.nr_data_blocks);
+	if (r)
+		*error = "Cannot start the scanner";
+	return r;
 }
 
 /* A new pool object with one reference, its metadata open; not yet registered. */
@@ -649,6 +676,7 @@ void pool_stop_background(struct pool *pool)
 	pool->background_stopped = true;
 	spin_unlock_irqrestore(&pool->lists_lock, flags);
 	cancel_delayed_work_sync(&pool->waker);
+	scanner_stop(pool);
 }
 
 void pool_start_background(struct pool *pool)
@@ -660,4 +688,5 @@ void pool_start_background(struct pool *pool)
 	wake_worker(pool);	/* e.g. reclaim left over from before a suspend or crash */
 	spin_unlock_irqrestore(&pool->lists_lock, flags);
 	queue_delayed_work(pool->wq, &pool->waker, COMMIT_PERIOD);
+	scanner_start(pool);
 }

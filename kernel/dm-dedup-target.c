@@ -77,12 +77,16 @@ static void release_pool_args(struct dm_target *ti, struct dd_pool_args *args)
 	args->metadata_dev = NULL;
 }
 
+/* The feature that takes a value: index_memory <MiB> (two words of the count). */
+#define DD_INDEX_MEMORY_MAX_MIB		(1U << 20)
+
 static int parse_pool_features(struct dm_target *ti, struct dm_arg_set *as,
-			       unsigned int *features)
+			       unsigned int *features, u32 *index_mib)
 {
 	unsigned int count, i, j;
 
 	*features = 0;
+	*index_mib = 0;
 	if (!as->argc)
 		return 0;
 
@@ -90,7 +94,7 @@ static int parse_pool_features(struct dm_target *ti, struct dm_arg_set *as,
 		ti->error = "Invalid feature count";
 		return -EINVAL;
 	}
-	if (count > DD_POOL_NR_FEATURES) {
+	if (count > DD_POOL_NR_FEATURES + 2) {
 		ti->error = "Too many features";
 		return -EINVAL;
 	}
@@ -102,6 +106,18 @@ static int parse_pool_features(struct dm_target *ti, struct dm_arg_set *as,
 	for (i = 0; i < count; i++) {
 		const char *name = dm_shift_arg(as);
 
+		if (!strcasecmp(name, "index_memory")) {
+			if (*index_mib) {
+				ti->error = "Duplicate pool feature";
+				return -EINVAL;
+			}
+			if (++i == count || kstrtou32(dm_shift_arg(as), 10, index_mib) ||
+			    !*index_mib || *index_mib > DD_INDEX_MEMORY_MAX_MIB) {
+				ti->error = "index_memory needs a size in MiB (1..1048576)";
+				return -EINVAL;
+			}
+			continue;
+		}
 		for (j = 0; j < DD_POOL_NR_FEATURES; j++)
 			if (!strcasecmp(name, dd_pool_features[j].name))
 				break;
@@ -164,7 +180,7 @@ static int parse_pool_args(struct dm_target *ti, unsigned int argc, char **argv,
 		return -EINVAL;
 	}
 
-	r = parse_pool_features(ti, &as, &args->features);
+	r = parse_pool_features(ti, &as, &args->features, &args->index_mib);
 	if (r)
 		return r;
 
@@ -383,6 +399,8 @@ static int pool_preresume(struct dm_target *ti)
 		} else {
 			r = dd_pool_resize_data(pool->eng, nr_data);
 			if (!r)
+				r = __marks_resize(pool, nr_data);
+			if (!r)
 				r = __commit(pool, false);
 			if (!r)
 				DMINFO("%s: data space grown from %llu to %llu blocks",
@@ -393,6 +411,7 @@ static int pool_preresume(struct dm_target *ti)
 		}
 	}
 	if (!r) {
+		__pool_configure_scanner(pool, pc);
 		__retry_no_space(pool);
 		__check_low_water(pool);
 	}
@@ -424,17 +443,19 @@ static void pool_postsuspend(struct dm_target *ti)
 	memalloc_noio_restore(noio);
 }
 
-static void emit_pool_features(unsigned int features, char *result, unsigned int *szp,
+static void emit_pool_features(const struct dd_pool_args *a, char *result, unsigned int *szp,
 			       unsigned int maxlen)
 {
 	unsigned int sz = *szp, i;
 
-	if (!features)
+	if (!a->features && !a->index_mib)
 		return;
-	DMEMIT(" %u", hweight32(features));
+	DMEMIT(" %u", hweight32(a->features) + (a->index_mib ? 2 : 0));
 	for (i = 0; i < DD_POOL_NR_FEATURES; i++)
-		if (features & dd_pool_features[i].flag)
+		if (a->features & dd_pool_features[i].flag)
 			DMEMIT(" %s", dd_pool_features[i].name);
+	if (a->index_mib)
+		DMEMIT(" index_memory %u", a->index_mib);
 	*szp = sz;
 }
 
@@ -474,7 +495,7 @@ static void pool_status(struct dm_target *ti, status_type_t type,
 	case STATUSTYPE_TABLE:
 		DMEMIT("%s %s %u %llu", a->metadata_dev->name, a->data_dev->name,
 		       a->data_block_sectors, (unsigned long long)a->low_water_blocks);
-		emit_pool_features(a->features, result, &sz, maxlen);
+		emit_pool_features(a, result, &sz, maxlen);
 		break;
 	case STATUSTYPE_IMA:
 		DMEMIT_TARGET_NAME_VERSION(ti->type);
@@ -558,17 +579,22 @@ static const char *errname(int r)
 
 static int process_create_volume_mesg(struct pool *pool, unsigned int argc, char **argv)
 {
-	u32 id;
+	u32 id, domain = 0;
 	int r;
 
-	if (argc != 2) {
-		DMWARN("usage: create_volume <id>");
+	if (argc != 2 && argc != 3) {
+		DMWARN("usage: create_volume <id> [<dedup domain 0..%u>]", DD_MAX_DOMAIN);
 		return -EINVAL;
 	}
 	r = parse_id(argv[1], &id);
 	if (r)
 		return r;
-	r = dd_volume_create(pool->eng, id);
+	if (argc == 3 && (kstrtou32(argv[2], 10, &domain) || domain > DD_MAX_DOMAIN)) {
+		DMWARN("%s: create_volume %u: invalid dedup domain '%s' (0..%u)", pool_name(pool),
+		       id, argv[2], DD_MAX_DOMAIN);
+		return -EINVAL;
+	}
+	r = dd_volume_create_in(pool->eng, id, domain);
 	if (r)
 		DMWARN("%s: create_volume %u: %s", pool_name(pool), id, errname(r));
 	return r;
@@ -676,6 +702,8 @@ static int pool_message(struct dm_target *ti, unsigned int argc, char **argv,
 
 	if (!argc)
 		return -EINVAL;
+	if (!strcasecmp(argv[0], "scan"))
+		return scanner_message(pool, argc, argv, result, maxlen);
 	for (i = 0; i < ARRAY_SIZE(pool_messages); i++)
 		if (!strcasecmp(argv[0], pool_messages[i].name))
 			break;
