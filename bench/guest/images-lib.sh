@@ -1,0 +1,62 @@
+# bench/guest/images-lib.sh: the guest images of scripts/images/ in a dm-dedup pool,
+# for the demo (demo-scan.sh) and the scanner benchmark (scanner.sh).  Sourced after
+# lib.sh.  The host attaches the images read-only with
+#   scripts/vm/run.sh --disk minbase=build/images/minbase.img --disk server=... --disk dev=...
+# (the serial is the image's name).
+
+IMAGES="minbase server dev"
+
+# img_disk NAME: the virtio disk holding image NAME (dies if it is not attached).
+img_disk() {
+	dd_disk_by_serial "$1" || die "image $1 is not attached (run.sh --disk $1=build/images/$1.img)"
+}
+
+# img_pool_fill POOL: volumes 1, 2, 3 of POOL (devices ddt-minbase, ddt-server, ddt-dev)
+# as large as the images, each a copy of its image (direct I/O, 1 MiB writes; the zero
+# blocks are elided by the pool).  Prints the wall time of the copy in seconds.
+img_pool_fill() {
+	_id=1
+	_t0=$(dd_uptime_cs)
+	for _n in $IMAGES; do
+		_src=$(img_disk "$_n")
+		_sz=$(dd_sectors "$_src")
+		dd_volume_create "$1" "$_id" "ddt-$_n" "$_sz" || die "volume $_id ($_n)"
+		dd if="$_src" of="/dev/mapper/ddt-$_n" bs=1M iflag=direct oflag=direct 2>/dev/null ||
+			die "copying $_n into volume $_id"
+		_id=$((_id + 1))
+	done
+	sync
+	_t1=$(dd_uptime_cs)
+	awk -v a="$_t0" -v b="$_t1" 'BEGIN {printf "%.1f\n", (b - a) / 100}'
+}
+
+# img_pool_remove POOL: the three volumes, then the pool.
+img_pool_remove() {
+	for _n in $IMAGES; do
+		dmsetup remove "ddt-$_n" || return 1
+	done
+	dmsetup remove "$1"
+}
+
+# img_ideal: "nonzero distinct" of the three images together, counted by
+# dd_blockcount (bytes compared), the whole output in $DD_OUT/ideal-guest.txt.
+img_ideal() {
+	# shellcheck disable=SC2046 # three device names
+	dd_blockcount $(for _n in $IMAGES; do img_disk "$_n"; done) >"$DD_OUT/ideal-guest.txt" ||
+		die "dd_blockcount over the images"
+	awk '$1 == "total" {print $7, $9}' "$DD_OUT/ideal-guest.txt"
+}
+
+# img_scan POOL TIMEOUT: `scan run 1` (as set: rate etc. are the caller's) and wait for
+# the pass to end; prints its wall time in seconds.
+img_scan() {
+	scan_note "$1"
+	_t0=$(dd_uptime_cs)
+	scan_msg "$1" run 1 || die "scan run 1"
+	scan_wait_idle "$1" "$2" || die "the scan did not end in $2 s"
+	_t1=$(dd_uptime_cs)
+	awk -v a="$_t0" -v b="$_t1" 'BEGIN {printf "%.1f\n", (b - a) / 100}'
+}
+
+# pct A B: 100 * A / B with one decimal
+pct() { awk -v a="$1" -v b="$2" 'BEGIN {if (b == 0) print "-"; else printf "%.1f\n", 100 * a / b}'; }
