@@ -26,18 +26,21 @@ log "scanner defaults: rate $(scan_stat ddt-pool rate_mib) MiB/s, index $(scan_s
 put rate_mib "$(scan_stat ddt-pool rate_mib)"
 put index_bytes "$(scan_stat ddt-pool index_bytes)"
 log "copying the images into three volumes"
-put copy_seconds "$(img_pool_fill ddt-pool)"
+t=$(img_pool_fill ddt-pool) || die "the images cannot be copied into the pool"
+put copy_seconds "$t"
 used0=$(dd_pool_data_used ddt-pool)
 put used_before "$used0"
 log "counting the ideal (dd_blockcount over the image disks)"
-# shellcheck disable=SC2046
-set -- $(img_ideal)
+ideal=$(img_ideal) || die "dd_blockcount over the images"
+# shellcheck disable=SC2086
+set -- $ideal
 nonzero=$1 distinct=$2
 put nonzero "$nonzero"
 put distinct "$distinct"
 check_eq "the pool stores every non-zero block of the images" "$used0" "$nonzero"
 log "scanning (scan run 1)"
-put scan_seconds "$(img_scan ddt-pool 3600)"
+t=$(img_scan ddt-pool 3600) || die "the scan did not end"
+put scan_seconds "$t"
 used=$(dd_pool_data_used ddt-pool)
 put used_after "$used"
 put merged_blocks "$(scan_stat ddt-pool merged_blocks)"

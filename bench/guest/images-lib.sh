@@ -6,9 +6,14 @@
 
 IMAGES="minbase server dev"
 
-# img_disk NAME: the virtio disk holding image NAME (dies if it is not attached).
+# The functions below print their results, so they run in $(...): on an error they
+# say so on stderr and return 1 (a die in a subshell would clean up the script's state).
+
+# img_disk NAME: the virtio disk holding image NAME (fails if it is not attached).
 img_disk() {
-	dd_disk_by_serial "$1" || die "image $1 is not attached (run.sh --disk $1=build/images/$1.img)"
+	dd_disk_by_serial "$1" && return 0
+	echo "image $1 is not attached (run.sh --disk $1=build/images/$1.img)" >&2
+	return 1
 }
 
 # img_pool_fill POOL: volumes 1, 2, 3 of POOL (devices ddt-minbase, ddt-server, ddt-dev)
@@ -18,11 +23,13 @@ img_pool_fill() {
 	_id=1
 	_t0=$(dd_uptime_cs)
 	for _n in $IMAGES; do
-		_src=$(img_disk "$_n")
+		_src=$(img_disk "$_n") || return 1
 		_sz=$(dd_sectors "$_src")
-		dd_volume_create "$1" "$_id" "ddt-$_n" "$_sz" || die "volume $_id ($_n)"
-		dd if="$_src" of="/dev/mapper/ddt-$_n" bs=1M iflag=direct oflag=direct 2>/dev/null ||
-			die "copying $_n into volume $_id"
+		dd_volume_create "$1" "$_id" "ddt-$_n" "$_sz" || { echo "volume $_id ($_n)" >&2; return 1; }
+		dd if="$_src" of="/dev/mapper/ddt-$_n" bs=1M iflag=direct oflag=direct 2>/dev/null || {
+			echo "copying $_n into volume $_id failed" >&2
+			return 1
+		}
 		_id=$((_id + 1))
 	done
 	sync
@@ -41,9 +48,12 @@ img_pool_remove() {
 # img_ideal: "nonzero distinct" of the three images together, counted by
 # dd_blockcount (bytes compared), the whole output in $DD_OUT/ideal-guest.txt.
 img_ideal() {
-	# shellcheck disable=SC2046 # three device names
-	dd_blockcount $(for _n in $IMAGES; do img_disk "$_n"; done) >"$DD_OUT/ideal-guest.txt" ||
-		die "dd_blockcount over the images"
+	_devs=
+	for _n in $IMAGES; do
+		_devs="$_devs $(img_disk "$_n")" || return 1
+	done
+	# shellcheck disable=SC2086 # three device names
+	dd_blockcount $_devs >"$DD_OUT/ideal-guest.txt" || return 1
 	awk '$1 == "total" {print $7, $9}' "$DD_OUT/ideal-guest.txt"
 }
 
@@ -52,8 +62,8 @@ img_ideal() {
 img_scan() {
 	scan_note "$1"
 	_t0=$(dd_uptime_cs)
-	scan_msg "$1" run 1 || die "scan run 1"
-	scan_wait_idle "$1" "$2" || die "the scan did not end in $2 s"
+	scan_msg "$1" run 1 || return 1
+	scan_wait_idle "$1" "$2" || return 1
 	_t1=$(dd_uptime_cs)
 	awk -v a="$_t0" -v b="$_t1" 'BEGIN {printf "%.1f\n", (b - a) / 100}'
 }

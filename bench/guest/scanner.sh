@@ -51,8 +51,9 @@ put reps "$REPS"
 put cpus "$(nproc)"
 
 log "=== the ideal"
-# shellcheck disable=SC2046
-set -- $(img_ideal)
+ideal=$(img_ideal) || die "dd_blockcount over the images"
+# shellcheck disable=SC2086
+set -- $ideal
 nonzero=$1 distinct=$2
 put nonzero "$nonzero"
 put distinct "$distinct"
@@ -65,7 +66,8 @@ put image_mib "$img_mib"
 log "=== (a) dm-dedup, default index, scan rate 0"
 check "pool" new_pool
 put default_rate_mib "$(scan_stat ddt-pool rate_mib)"
-put copy_seconds "$(img_pool_fill ddt-pool)"
+t=$(img_pool_fill ddt-pool) || die "the images cannot be copied into the pool"
+put copy_seconds "$t"
 used0=$(dd_pool_data_used ddt-pool)
 put used_before "$used0"
 log "=== (c) sequential reads of the same data"
@@ -86,7 +88,8 @@ put read_volumes_seconds "$t"
 
 check "scan rate 0" scan_msg ddt-pool rate 0
 sc0=$(scan_stat ddt-pool scanned)
-put scan_seconds "$(img_scan ddt-pool 7200)"
+t=$(img_scan ddt-pool 7200) || die "the scan did not end"
+put scan_seconds "$t"
 used=$(dd_pool_data_used ddt-pool)
 put used_after "$used"
 put scanned_blocks $(($(scan_stat ddt-pool scanned) - sc0))
@@ -179,9 +182,10 @@ umount /mnt/b
 log "=== (f) savings against index_memory"
 for mib in 1 2 4 8; do
 	check "pool with index_memory $mib" new_pool index_memory "$mib"
-	log "copy: $(img_pool_fill ddt-pool) s"
+	t=$(img_pool_fill ddt-pool) || die "the images cannot be copied into the pool"
+	log "copy: $t s"
 	check "scan rate 0" scan_msg ddt-pool rate 0
-	s=$(img_scan ddt-pool 7200)
+	s=$(img_scan ddt-pool 7200) || die "the scan did not end"
 	u=$(dd_pool_data_used ddt-pool)
 	echo "$mib,$(scan_stat ddt-pool index_bytes),$(scan_stat ddt-pool index_entries),$u,$(scan_stat ddt-pool index_hits),$s" >>"$DD_OUT/index.csv"
 	log "index_memory $mib MiB: data used $u, $(pct $((nonzero - u)) $((nonzero - distinct))) % of the ideal savings, $s s"

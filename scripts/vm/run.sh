@@ -42,7 +42,8 @@ while [ $# -gt 0 ]; do
 		[ -f "$file" ] || { echo "run.sh: no disk image $file" >&2; exit 5; }
 		file=$(realpath "$file")
 		[[ "$file" != *,* ]] || { echo "run.sh: a comma in $file" >&2; exit 5; }
-		extra+=(-drive "file=$file,if=virtio,format=raw,readonly=on,cache=none,aio=threads,serial=$serial")
+		extra+=(-drive "file=$file,if=none,id=img$((${#extra[@]} / 4)),format=raw,readonly=on,cache=none,aio=threads"
+			-device "virtio-blk-pci,drive=img$((${#extra[@]} / 4)),serial=$serial")
 		shift 2 ;;
 	-*) echo "run.sh: unknown option $1" >&2; exit 5 ;;
 	*) break ;;
@@ -97,7 +98,7 @@ cmd=(timeout --kill-after=10 "$tmo"
 	-virtfs "local,path=$OUT/share,mount_tag=out,security_model=none,id=out"
 	"${prealloc[@]}" "${drives[@]}")
 
-echo "vm: $name: booting ($K, timeout ${tmo}s, ${ndisks} disk(s)$([ ${#extra[@]} -eq 0 ] || echo " + $((${#extra[@]} / 2)) read-only"), $mem, boot $boot/$boots)"
+echo "vm: $name: booting ($K, timeout ${tmo}s, ${ndisks} disk(s)$([ ${#extra[@]} -eq 0 ] || echo " + $((${#extra[@]} / 4)) read-only"), $mem, boot $boot/$boots)"
 rm -rf "$OUT/share"
 mkdir -p "$OUT/share"
 start=$SECONDS
