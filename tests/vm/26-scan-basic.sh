@@ -33,6 +33,14 @@ vol() { # vol ID DOMAIN: create_volume ID DOMAIN and its device ddt-vID
 		echo "0 $VS dedup /dev/mapper/$P $1" | dmsetup create "ddt-v$1"
 }
 V() { echo "/dev/mapper/ddt-v$1"; }
+# wait_pass DESC: the next pass ends (a few seconds here).  A scanner that does not
+# get there will not get to the later ones either: stop, so that a broken scanner
+# costs a minute of `make test`, not the script's whole timeout.
+wait_pass() {
+	_f=$DD_FAILED
+	check "$1" scan_wait_idle $P 60
+	[ "$DD_FAILED" = "$_f" ] || die "the scanner did not finish a pass: the rest depends on it"
+}
 
 log "--- stats, fresh pool"
 FIELDS="state run rate_mib passes full_passes pass_done pass_todo eta_seconds read_mib_s
@@ -56,7 +64,7 @@ check "the same 16 MiB written to volume 2" put "$DD_TMP/x" "$(V 2)" 0
 check_eq "data used: two copies (8192 blocks)" "$(used)" 8192
 scan_note $P
 check "scan run 1" scan_msg $P run 1
-check "one pass ends" scan_wait_idle $P
+wait_pass "one pass ends"
 check_eq "data used: one copy (4096 blocks): exactly the second copy merged" "$(used)" 4096
 check_eq "merged_blocks 4096" "$(st merged_blocks)" 4096
 check_eq "bytes_freed = 4096 blocks" "$(st bytes_freed)" $((4096 * 4096))
@@ -74,7 +82,7 @@ head -c 409600 /dev/urandom >"$DD_TMP/y"
 scan_note $P
 check "100 blocks of volume 1 overwritten (blocks 1000-1099)" put "$DD_TMP/y" "$(V 1)" 1000
 check_eq "data used grows by exactly 100" "$(used)" 4196
-check "the scanner looks at the new blocks" scan_wait_idle $P
+wait_pass "the scanner looks at the new blocks"
 check_eq "data used still 4196 (the new blocks are unique)" "$(used)" 4196
 check_eq "cow_breaks 100" "$(st cow_breaks)" 100
 check_eq "bytes_freed net of the breaks: 3996 blocks" "$(st bytes_freed)" $((3996 * 4096))
@@ -89,14 +97,14 @@ head -c 1048576 /dev/urandom >"$DD_TMP/z"
 check "volume 3 (domain 0)" vol 3 0
 scan_note $P
 check "256 blocks written to volume 3" put "$DD_TMP/z" "$(V 3)" 0
-check "the scanner looks at them" scan_wait_idle $P
+wait_pass "the scanner looks at them"
 u0=$(used)
 check_eq "data used 4452" "$u0" 4452
 head -c 409600 /dev/zero >"$DD_TMP/zero100"
 scan_note $P
 check "blocks 0-99 of volume 3 overwritten with zeroes" put "$DD_TMP/zero100" "$(V 3)" 0
 check_eq "the zero blocks are stored (skip_zero_detect): data used unchanged" "$(used)" "$u0"
-check "a pass ends" scan_wait_idle $P
+wait_pass "a pass ends"
 check_eq "zero_unmapped 100" "$(st zero_unmapped)" 100
 check_eq "data used 100 lower" "$(used)" $((u0 - 100))
 check_eq "volume 3 status: 156 blocks mapped" "$(dmsetup status ddt-v3 | awk '{print $4}')" 156
@@ -114,7 +122,7 @@ m0=$(st merged_blocks)
 scan_note $P
 check "8 MiB written to volume 4" put "$DD_TMP/w" "$(V 4)" 0
 check "the same 8 MiB written to volume 5" put "$DD_TMP/w" "$(V 5)" 0
-check "a pass ends" scan_wait_idle $P
+wait_pass "a pass ends"
 check_eq "domains 1 and 2 share nothing: data used +4096" "$(used)" $((u0 + 4096))
 check_eq "merged_blocks unchanged" "$(st merged_blocks)" "$m0"
 
@@ -138,7 +146,7 @@ check "s1 to volume 7 (domain 1)" put "$DD_TMP/s1" "$(V 7)" 0
 check "1 MiB (s2) to snapshot 6 at block 10240" put "$DD_TMP/s2" "$(V 6)" 10240
 check "s2 to volume 5 (domain 2)" put "$DD_TMP/s2" "$(V 5)" 8192
 check "s2 to volume 1 (domain 0)" put "$DD_TMP/s2" "$(V 1)" 8192
-check "a pass ends" scan_wait_idle $P
+wait_pass "a pass ends"
 check_eq "s1 merged between snapshot 6 and volume 7: merged_blocks +256" \
 	"$(st merged_blocks)" $((m0 + 256))
 check_eq "data used: 5 x 256 written, 256 merged" "$(used)" $((u0 + 1024))
@@ -172,7 +180,7 @@ u0=$(used)
 m0=$(st merged_blocks)
 scan_note $P
 check "blocks 0-999 of x to volume 8" put "$DD_TMP/x1000" "$(V 8)" 0
-check "a pass ends" scan_wait_idle $P
+wait_pass "a pass ends"
 check_eq "all 1000 merged through the resized index" "$(st merged_blocks)" $((m0 + 1000))
 check_eq "data used unchanged" "$(used)" "$u0"
 echo "8 $(fsum "$DD_TMP/x" 0 1000)" >>"$DD_TMP/sums.before"
@@ -189,7 +197,7 @@ if scan_msg $P run 2 2>"$DD_TMP/run2.err"; then
 	scan_note $P
 	check "scan full" scan_msg $P full
 	check "scan run 1" scan_msg $P run 1
-	check "the full pass ends" scan_wait_idle $P
+	wait_pass "the full pass ends"
 	check_eq "full_passes +1" "$(st full_passes)" $((fp0 + 1))
 	check_eq "data used: every merge found again" "$(used)" "$u_merged"
 else
@@ -200,7 +208,7 @@ else
 	sc0=$(st scanned)
 	scan_note $P
 	check "scan full" scan_msg $P full
-	check "the full pass ends" scan_wait_idle $P
+	wait_pass "the full pass ends"
 	check_eq "full_passes +1" "$(st full_passes)" $((fp0 + 1))
 	log "full pass: pass_todo $(st pass_todo), pass_done $(st pass_done), data used $u0, scanned $sc0 -> $(st scanned)"
 	check_eq "the full pass took every used block" "$(st pass_todo)" "$u0"

@@ -71,7 +71,7 @@ round() { # round N
 
 	scan_note $P
 	check "N=$n: scan run 1" scan_msg $P run 1
-	check "N=$n: one pass ends" scan_wait_idle $P 600
+	check "N=$n: one pass ends" scan_wait_idle $P 300
 	used=$(dd_pool_data_used $P)
 	got=$(awk -v nz="$nz" -v u="$used" 'BEGIN {printf "%.2f", 100 * (nz - u) / nz}')
 	log "N=$n: pool savings: $got % (data used $used of $nz); merged_blocks $(scan_stat $P merged_blocks)"
@@ -86,7 +86,7 @@ round() { # round N
 		log "N=$n: one pass left $((used - distinct)) duplicates (raced $(scan_stat $P raced)," \
 			"index_hits $(scan_stat $P index_hits), index_entries $(scan_stat $P index_entries))"
 		scan_note $P
-		scan_msg $P full && scan_wait_idle $P 600 &&
+		scan_msg $P full && scan_wait_idle $P 300 &&
 			log "N=$n: after a scan full: data used $(dd_pool_data_used $P)," \
 				"raced $(scan_stat $P raced), merged_blocks $(scan_stat $P merged_blocks)"
 	fi
