@@ -302,6 +302,7 @@ static void dd_stats_encode(const struct dd_stats *s, struct dd_disk_stats *d)
 	d->scan_cow_breaks = cpu_to_le64(s->scan_cow_breaks);
 	d->scan_passes = cpu_to_le64(s->scan_passes);
 	d->scan_full_passes = cpu_to_le64(s->scan_full_passes);
+	d->scan_unshared = cpu_to_le64(s->scan_unshared);
 }
 
 static void dd_stats_decode(const struct dd_disk_stats *d, struct dd_stats *s)
@@ -318,6 +319,7 @@ static void dd_stats_decode(const struct dd_disk_stats *d, struct dd_stats *s)
 	s->scan_cow_breaks = le64_to_cpu(d->scan_cow_breaks);
 	s->scan_passes = le64_to_cpu(d->scan_passes);
 	s->scan_full_passes = le64_to_cpu(d->scan_full_passes);
+	s->scan_unshared = le64_to_cpu(d->scan_unshared);
 }
 
 void dd_sb_encode(const struct dd_pool *pool, struct dd_disk_superblock *sb, u64 txn,

@@ -93,6 +93,7 @@ struct dd_stats {
 	u64 data_used, meta_used, shared_blocks, mapped_blocks;
 	u64 zero_elided, discarded, cow_splits;
 	u64 scan_merged, scan_zero, scan_cow_breaks, scan_passes, scan_full_passes;
+	u64 scan_unshared;
 };
 
 /* The scanner's settings kept in the superblock (0 = default). */
@@ -223,6 +224,9 @@ int dd_tx_commit(struct dd_pool *pool);
 int dd_commit_raw(struct dd_pool *pool);
 void dd_tx_drop(struct dd_pool *pool);
 int dd_tx_fail(struct dd_pool *pool, int err, const char *what);
+/* The public call's way out: an error marked by dd_tx_fail enters the ladder
+ * (dd-pool.c; also for the scanner's public calls in dd-scan.c). */
+int dd_pool_settle(struct dd_pool *pool, int r);
 int dd_journal_replay(struct dd_pool *pool, const struct dd_disk_superblock *sb);
 int dd_sb_read_best(struct dd_bm *bm, struct dd_disk_superblock *out, u64 *slot_out);
 int dd_write_sb(struct dd_pool *pool, struct dd_disk_superblock *sb);
@@ -264,7 +268,7 @@ int dd_rec_inc(struct dd_pool *pool, u64 pbn);
 int dd_rec_dec(struct dd_pool *pool, u64 pbn, bool *was_shared, bool *was_merged);
 int dd_rec_set_owner(struct dd_pool *pool, u64 pbn, u32 vol, u64 lbn);
 int dd_rec_reserve(struct dd_pool *pool, u64 *pbn);
-int dd_rec_set_merged(struct dd_pool *pool, u64 pbn);
+int dd_rec_set_merged(struct dd_pool *pool, u64 pbn, bool merged);
 
 /* ---- 5 volume (dd-volume.c) ------------------------------------------------
  * dd_vol_create, _snapshot, _delete, _reclaim, _map_insert, _map_unmap and
@@ -289,12 +293,22 @@ int dd_vol_make_exclusive(struct dd_volume *vol, u64 lbn, bool *excl);
  * it maps pbn. */
 int dd_vol_remap(struct dd_volume *vol, u64 lbn, u64 pbn);
 int dd_vol_clear_excl(struct dd_volume *vol, u64 lbn, u64 pbn);
+/* For unsharing: (vol, lbn), which maps old, maps new instead; new is a
+ * reserved block (first: its record is made, owned by (vol, lbn), and the
+ * entry exclusive if excl) or one an earlier call of the same group gave
+ * its record (it gains a reference); old loses one.  new is not marked
+ * written (the scanner would merge it again). */
+int dd_vol_unshare_one(struct dd_volume *vol, u64 lbn, u64 old, u64 new, bool first, bool excl);
 
 /* ---- 5s scan (dd-scan.c), beside the volume layer: dd-scan.h ------------ */
 int dd_scan_open(struct dd_pool *pool);		/* writable opens */
 void dd_scan_close(struct dd_pool *pool);
 int dd_scan_resize(struct dd_pool *pool);
 int dd_scan_pre_commit(struct dd_pool *pool);	/* a pre-commit step */
+/* The unshare calls of dd-scan.h without the settling (dd-pool.c wraps them). */
+int dd_unshare_start(struct dd_pool *pool);
+int dd_unshare_prepare(struct dd_pool *pool, struct dd_unshare_batch *b);
+int dd_unshare_apply(struct dd_pool *pool, struct dd_unshare_batch *b);
 
 /* Everything written so far is on stable storage when this returns 0. */
 static inline int dd_bm_sync(struct dd_bm *bm)

@@ -385,7 +385,7 @@ enum dd_mode dd_pool_metadata_error(struct dd_pool *pool, int err, const char *w
  * that may change metadata settles here on its way out: the one place it
  * enters the error ladder.
  */
-static int dd_pool_settle(struct dd_pool *pool, int r)
+int dd_pool_settle(struct dd_pool *pool, int r)
 {
 	int err = pool->tx_err;
 	const char *what = pool->tx_err_what;
@@ -452,6 +452,21 @@ int dd_map_unmap(struct dd_volume *vol, u64 lbn, u64 nr, enum dd_unmap_reason wh
 int dd_map_make_exclusive(struct dd_volume *vol, u64 lbn, bool *excl)
 {
 	return dd_pool_settle(vol->pool, dd_vol_make_exclusive(vol, lbn, excl));
+}
+
+int dd_scan_unshare_start(struct dd_pool *pool)
+{
+	return dd_pool_settle(pool, dd_unshare_start(pool));
+}
+
+int dd_scan_unshare_prepare(struct dd_pool *pool, struct dd_unshare_batch *b)
+{
+	return dd_pool_settle(pool, dd_unshare_prepare(pool, b));
+}
+
+int dd_scan_unshare_apply(struct dd_pool *pool, struct dd_unshare_batch *b)
+{
+	return dd_pool_settle(pool, dd_unshare_apply(pool, b));
 }
 
 bool dd_pool_dirty(struct dd_pool *pool)

@@ -237,8 +237,12 @@ int dd_rec_reserve(struct dd_pool *pool, u64 *pbn)
 	return dd_data_claim(pool, *pbn);
 }
 
-/* The block is shared through a merge (for the statistics of COW breaks). */
-int dd_rec_set_merged(struct dd_pool *pool, u64 pbn)
+/*
+ * The block is shared through a merge (for the statistics of COW breaks and
+ * for unsharing), or, merged false, what is left of its sharing was not made
+ * by merges (unsharing).
+ */
+int dd_rec_set_merged(struct dd_pool *pool, u64 pbn, bool merged)
 {
 	struct dd_buf *leaf;
 	struct dd_disk_rec *rec;
@@ -249,11 +253,11 @@ int dd_rec_set_merged(struct dd_pool *pool, u64 pbn)
 	if (r)
 		return r;
 	ref = dd_rec_refcount(rec);
-	if (ref < 2) {
+	if (merged && ref < 2) {
 		dd_blk_put(leaf);
 		return dd_rec_bad(pbn, "merged but not shared", ref);
 	}
-	dd_rec_enc_merged(rec, true);
+	dd_rec_enc_merged(rec, merged);
 	return dd_rec_close(pool, pbn, leaf, ref, ref);
 }
 

@@ -51,6 +51,11 @@ struct dd_scan {
 	u32 batch;
 	struct dd_pred pred[DD_PRED_SLOTS];
 	u64 scanned, volatile_skipped, false_hits, raced, marks_dropped;
+	/* unsharing: the walk's cursor (volume, LBN) and its progress */
+	bool u_active;
+	u32 u_vol;
+	u64 u_lbn;
+	u64 u_todo, u_done, u_raced;
 };
 
 /* Internal item flags, beside the public DD_SI_* ones. */
@@ -411,13 +416,13 @@ int dd_scan_save(struct dd_pool *pool)
 		if (!r)
 			r = dd_scan_persist(pool, DD_WRITTEN_PER_COMMIT);
 		if (r)
-			return dd_tx_fail(pool, r, "saving the written marks");
+			return dd_pool_settle(pool, dd_tx_fail(pool, r, "saving the written marks"));
 		if (dd_meta_free_blocks(pool) < 2 * DD_OP_MAX_DIRTY)
 			break;
 	}
 	r = dd_scan_drop_saved_index(pool);
 	if (r)
-		return dd_tx_fail(pool, r, "saving the scanner's index");
+		return dd_pool_settle(pool, dd_tx_fail(pool, r, "saving the scanner's index"));
 	while (dd_index_next(sc->index, &pos, &hash, &domain, &pbn)) {
 		if (!leaf) {
 			/* Keep a quarter of the metadata device free: the index
@@ -446,7 +451,7 @@ int dd_scan_save(struct dd_pool *pool)
 	}
 	if (r == -ENOSPC)
 		r = 0;		/* the rest of the index is lost: savings only */
-	return r ? dd_tx_fail(pool, r, "saving the scanner's index") : 0;
+	return dd_pool_settle(pool, r ? dd_tx_fail(pool, r, "saving the scanner's index") : 0);
 }
 
 /* ---- setup --------------------------------------------------------------------- */
@@ -530,21 +535,24 @@ void dd_scan_close(struct dd_pool *pool)
 int dd_scan_resize(struct dd_pool *pool)
 {
 	struct dd_scan *sc = pool->scan;
-	u64 nr, *d;
+	u64 nr, old, *d;
 
 	if (!sc)
 		return 0;
 	nr = dd_chunks_for(pool->nr_data_blocks);
-	if (nr <= sc->marked.nr_chunks)
+	old = sc->marked.nr_chunks;
+	if (nr <= old)
 		return 0;
+	/* The dirty-chunk bits first, copied at the old length: the sets
+	 * never name a chunk it has no bit for, whichever grows. */
 	d = dd_zalloc(sizeof(u64) * ((nr + 63) / 64 + 1));
-	if (!d || dd_wset_grow(&sc->marked, nr) || dd_wset_grow(&sc->todo, nr)) {
-		dd_free(d);
+	if (!d)
 		return -ENOMEM;
-	}
-	memcpy(d, sc->dirty, sizeof(u64) * ((sc->marked.nr_chunks + 63) / 64));
+	memcpy(d, sc->dirty, sizeof(u64) * ((old + 63) / 64 + 1));
 	dd_free(sc->dirty);
 	sc->dirty = d;
+	if (dd_wset_grow(&sc->marked, nr) || dd_wset_grow(&sc->todo, nr))
+		return -ENOMEM;	/* marks past the old end are dropped (savings) */
 	return 0;
 }
 
@@ -599,7 +607,7 @@ int dd_scan_start_pass(struct dd_pool *pool, bool full)
 
 	if (!sc)
 		return -EROFS;
-	if (sc->active)
+	if (sc->active || sc->u_active)
 		return -EBUSY;
 	/* The marks so far become the pass's work; new ones wait for the next. */
 	dd_wset_clear(&sc->todo);
@@ -744,7 +752,7 @@ int dd_scan_prepare(struct dd_pool *pool, struct dd_scan_batch *b)
 bad:
 	dd_scan_release(pool, b);
 	b->nr = 0;
-	return r;
+	return dd_pool_settle(pool, r);
 }
 
 static struct dd_pred *dd_pred_slot(struct dd_scan *sc, u32 vol)
@@ -933,7 +941,7 @@ static int dd_scan_merge_one(struct dd_pool *pool, struct dd_volume *v, u64 lbn,
 	r = dd_rec_inc(pool, cpbn);
 	if (r)
 		return r;
-	r = dd_rec_set_merged(pool, cpbn);
+	r = dd_rec_set_merged(pool, cpbn, true);
 	if (r)
 		return r;
 	r = dd_vol_remap(v, lbn, cpbn);
@@ -995,6 +1003,9 @@ int dd_scan_apply(struct dd_pool *pool, struct dd_scan_batch *b)
 		}
 		if (!(it->flags & DD_SI_OWNED) || !(it->flags & (DD_SI_ZERO | DD_SI_SAME)))
 			continue;	/* unique so far (indexed by dd_scan_match), or shared */
+		/* Errors before an item changes anything are refusals (no
+		 * memory, no metadata space): the batch stops, the open
+		 * transaction stays whole. */
 		r = dd_vol_handle(pool, it->vol, &v);
 		if (r) {
 			r = r == -ENOENT ? 0 : r;
@@ -1014,6 +1025,8 @@ int dd_scan_apply(struct dd_pool *pool, struct dd_scan_batch *b)
 			if (!r) {
 				pool->st.scan_zero++;
 				it->flags |= DD_SI_MERGED;
+			} else {
+				dd_tx_fail(pool, r, "unmapping a block of zeroes");
 			}
 		} else if (!r && ok) {
 			struct dd_disk_rec rec;
@@ -1024,6 +1037,8 @@ int dd_scan_apply(struct dd_pool *pool, struct dd_scan_batch *b)
 			dd_rec_decode(&rec, &c);
 			if (!r && c.refcount && c.refcount < sc->share_cap && c.domain == it->domain) {
 				r = dd_scan_merge_one(pool, v, it->lbn, it->pbn, it->cand);
+				if (r)
+					dd_tx_fail(pool, r, "merging blocks");	/* half-done */
 				if (!r) {
 					pool->st.scan_merged++;
 					it->flags |= DD_SI_MERGED;
@@ -1039,9 +1054,7 @@ int dd_scan_apply(struct dd_pool *pool, struct dd_scan_batch *b)
 		dd_cond_resched();
 	}
 	dd_scan_release(pool, b);
-	if (r)
-		return dd_tx_fail(pool, r, "merging blocks");
-	return 0;
+	return dd_pool_settle(pool, r);
 }
 
 void dd_scan_get_stats(struct dd_pool *pool, struct dd_scan_stats *st)
@@ -1054,8 +1067,15 @@ void dd_scan_get_stats(struct dd_pool *pool, struct dd_scan_stats *st)
 	st->merged = pool->st.scan_merged;
 	st->zero_unmapped = pool->st.scan_zero;
 	st->cow_breaks = pool->st.scan_cow_breaks;
+	st->unshared = pool->st.scan_unshared;
+	if (st->merged > st->cow_breaks + st->unshared)
+		st->freed = st->merged - st->cow_breaks - st->unshared;
 	if (!sc)
 		return;
+	st->unshare_active = sc->u_active;
+	st->unshare_todo = sc->u_todo;
+	st->unshare_done = DD_MIN(sc->u_done, sc->u_todo);
+	st->unshare_raced = sc->u_raced;
 	st->pass_active = sc->active;
 	st->pass_todo = sc->pass_todo;
 	st->pass_done = sc->pass_done;
@@ -1067,4 +1087,479 @@ void dd_scan_get_stats(struct dd_pool *pool, struct dd_scan_stats *st)
 	st->marked = sc->marked.count;
 	st->share_cap = sc->share_cap;
 	dd_index_get_stats(sc->index, &st->index);
+}
+
+/* ---- unsharing ------------------------------------------------------------------
+ * A merged block's referrers are found by walking the maps; owner pointers
+ * name only one.  Its sharing that snapshots made is told from the sharing
+ * that merges made by the LBN: a snapshot shares a block at the same LBN of
+ * volumes related through their origins (a family), a merge anywhere.  So
+ * the referrers of a merged block fall into groups, one per (family, LBN);
+ * each group but one gets a block of its own, which its members share, and
+ * the last keeps the old block.
+ */
+
+/* Map entries one prepare call looks at (the pool lock is held). */
+#define DD_UNSHARE_WALK		4096
+
+/* Internal item flags, beside the public DD_UI_* ones. */
+#define DD_UI_FIRST		(1u << 16)	/* a group's first item */
+#define DD_UI_RESERVED		(1u << 17)	/* new_pbn is reserved by us */
+#define DD_UI_PINNED		(1u << 18)	/* we pinned old_pbn */
+#define DD_UI_STILL		(1u << 19)	/* apply: (vol, lbn) still maps old_pbn */
+
+struct dd_ufam {
+	u32 id, origin;
+	u64 created;
+	u64 key;		/* the family: equal keys, related by origins */
+	bool live;		/* neither deleting nor incomplete */
+};
+
+struct dd_utab {
+	struct dd_ufam *v;	/* by id, ascending */
+	u32 nr, cap;
+};
+
+static struct dd_ufam *dd_utab_find(const struct dd_utab *t, u32 id)
+{
+	u32 lo = 0, hi = t->nr;
+
+	while (lo < hi) {
+		u32 mid = lo + (hi - lo) / 2;
+
+		if (t->v[mid].id == id)
+			return &t->v[mid];
+		if (t->v[mid].id < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+/*
+ * The family key: the root of the origin chain, or the id of a missing
+ * origin (siblings whose origin is gone stay related), tagged so it never
+ * equals a live volume's own id.  An origin created after its snapshot is
+ * another volume that took a freed id: the chain ends there.
+ */
+static void dd_utab_keys(struct dd_utab *t)
+{
+	u32 i, depth;
+
+	for (i = 0; i < t->nr; i++) {
+		const struct dd_ufam *cur = &t->v[i], *o;
+		u64 key = (2ULL << 32) | t->v[i].id;	/* a cycle (damage): alone */
+
+		for (depth = 0; depth <= t->nr; depth++) {
+			if (cur->origin == DD_NO_VOLUME) {
+				key = cur->id;
+				break;
+			}
+			o = dd_utab_find(t, cur->origin);
+			if (!o || o->created > cur->created) {
+				key = (1ULL << 32) | cur->origin;
+				break;
+			}
+			cur = o;
+		}
+		t->v[i].key = key;
+	}
+}
+
+static int dd_utab_build(struct dd_pool *pool, struct dd_utab *t, u64 *mapped)
+{
+	struct dd_volume_info info;
+	u32 id = 0;
+	int r;
+
+	t->nr = 0;
+	if (mapped)
+		*mapped = 0;
+	for (;;) {
+		r = dd_volume_next(pool, &id, true, &info);
+		if (r == -ENOENT)
+			break;
+		if (r)
+			return r;
+		if (t->nr == t->cap) {
+			u32 cap = t->cap ? t->cap * 2 : 16;
+			struct dd_ufam *n = dd_zalloc(sizeof(*n) * cap);
+
+			if (!n)
+				return -ENOMEM;
+			if (t->nr)
+				memcpy(n, t->v, sizeof(*n) * t->nr);
+			dd_free(t->v);
+			t->v = n;
+			t->cap = cap;
+		}
+		t->v[t->nr].id = info.id;
+		t->v[t->nr].origin = info.origin;
+		t->v[t->nr].created = info.created_txn;
+		t->v[t->nr].live = !(info.flags & (DD_VOL_DELETING | DD_VOL_INCOMPLETE));
+		if (mapped && t->v[t->nr].live)
+			*mapped += info.mapped_blocks;
+		t->nr++;
+		if (id >= DD_MAX_VOLUME_ID)
+			break;
+		id++;
+	}
+	dd_utab_keys(t);
+	return 0;
+}
+
+/* Folds the pass's remaining work back into the marks and ends it
+ * (not counted as a finished pass). */
+static void dd_scan_stop_pass(struct dd_scan *sc)
+{
+	u64 c, count = 0;
+	u32 w;
+
+	for (c = 0; c < sc->todo.nr_chunks; c++) {
+		u64 *t = sc->todo.chunk[c];
+
+		if (!t)
+			continue;
+		if (!sc->marked.chunk[c]) {
+			sc->marked.chunk[c] = t;
+			sc->todo.chunk[c] = NULL;
+		} else {
+			for (w = 0; w < DD_CHUNK_WORDS; w++)
+				sc->marked.chunk[c][w] |= t[w];
+		}
+	}
+	for (c = 0; c < sc->marked.nr_chunks; c++)
+		if (sc->marked.chunk[c])
+			for (w = 0; w < DD_CHUNK_WORDS; w++)
+				count += dd_popcount64(sc->marked.chunk[c][w]);
+	sc->marked.count = count;
+	dd_wset_clear(&sc->todo);
+	sc->active = false;
+}
+
+int dd_unshare_start(struct dd_pool *pool)
+{
+	struct dd_scan *sc = pool->scan;
+	struct dd_utab t = { NULL, 0, 0 };
+	u64 mapped;
+	int r;
+
+	if (!sc || !dd_writable(pool))
+		return -EROFS;
+	if (sc->u_active)
+		return -EBUSY;
+	r = dd_utab_build(pool, &t, &mapped);
+	dd_free(t.v);
+	if (r)
+		return r;
+	if (sc->active)
+		dd_scan_stop_pass(sc);
+	sc->u_active = true;
+	sc->u_vol = 0;
+	sc->u_lbn = 0;
+	sc->u_todo = mapped;
+	sc->u_done = 0;
+	sc->u_raced = 0;
+	return 0;
+}
+
+void dd_scan_unshare_stop(struct dd_pool *pool)
+{
+	if (pool->scan)
+		pool->scan->u_active = false;
+}
+
+void dd_scan_unshare_release(struct dd_pool *pool, struct dd_unshare_batch *b)
+{
+	u32 i;
+
+	for (i = 0; i < b->nr; i++) {
+		struct dd_unshare_item *it = &b->item[i];
+
+		if (it->flags & DD_UI_RESERVED)
+			dd_data_unreserve(pool, it->new_pbn);
+		if (it->flags & DD_UI_PINNED)
+			dd_unpin(pool, it->old_pbn);
+		it->flags &= ~(DD_UI_RESERVED | DD_UI_PINNED);
+	}
+}
+
+static bool dd_unshare_listed(const struct dd_unshare_batch *b, u32 vol, u64 lbn)
+{
+	u32 i;
+
+	for (i = 0; i < b->nr; i++)
+		if (b->item[i].vol == vol && b->item[i].lbn == lbn)
+			return true;
+	return false;
+}
+
+/* References to pbn that the copy groups of b already take away. */
+static u32 dd_unshare_planned(const struct dd_unshare_batch *b, u64 pbn)
+{
+	u32 i, n = 0;
+
+	for (i = 0; i < b->nr; i++)
+		n += b->item[i].old_pbn == pbn && !(b->item[i].flags & DD_UI_KEEP);
+	return n;
+}
+
+/*
+ * The group of (v, lbn), which maps the merged block pbn: the live volumes
+ * of its family that map pbn at the same LBN and are not listed yet, v
+ * first; at most 'max'.  Returns the number, or an error.
+ */
+static int dd_unshare_group(struct dd_pool *pool, const struct dd_utab *t,
+			    const struct dd_unshare_batch *b, const struct dd_ufam *f, u64 lbn,
+			    u64 pbn, u32 *mem, u32 max)
+{
+	u32 i, n = 0;
+	int r;
+
+	mem[n++] = f->id;
+	for (i = 0; i < t->nr && n < max; i++) {
+		const struct dd_ufam *g = &t->v[i];
+		struct dd_volume *w;
+		struct dd_mapping m;
+
+		if (g == f || !g->live || g->key != f->key || dd_unshare_listed(b, g->id, lbn))
+			continue;
+		r = dd_vol_handle(pool, g->id, &w);
+		if (r == -ENOENT)
+			continue;
+		if (r)
+			return r;
+		r = dd_map_lookup(w, lbn, 0, &m);
+		dd_volume_close(w);
+		if (r)
+			return r;
+		if (m.mapped && m.pbn == pbn)
+			mem[n++] = g->id;
+	}
+	return (int)n;
+}
+
+int dd_unshare_prepare(struct dd_pool *pool, struct dd_unshare_batch *b)
+{
+	struct dd_scan *sc = pool->scan;
+	struct dd_utab t = { NULL, 0, 0 };
+	u32 mem[DD_SCAN_BATCH_MAX];
+	u32 walked = 0;
+	int r;
+
+	b->nr = 0;
+	if (!sc || !dd_writable(pool))
+		return -EROFS;
+	if (!sc->u_active)
+		return 0;
+	r = dd_utab_build(pool, &t, NULL);
+	if (r)
+		goto bad;
+	while (b->nr < sc->batch && walked < DD_UNSHARE_WALK) {
+		const struct dd_ufam *f = NULL;
+		struct dd_unshare_item *it;
+		struct dd_disk_rec rec;
+		struct dd_record d;
+		struct dd_volume *v;
+		struct dd_mapping m;
+		u64 lbn, npbn = 0;
+		u32 i, k, planned;
+
+		/* The first live volume at or after the cursor. */
+		for (i = 0; i < t.nr; i++)
+			if (t.v[i].id >= sc->u_vol && t.v[i].live) {
+				f = &t.v[i];
+				break;
+			}
+		if (!f) {
+			sc->u_active = false;	/* the walk is over */
+			break;
+		}
+		if (f->id != sc->u_vol) {
+			sc->u_vol = f->id;
+			sc->u_lbn = 0;
+		}
+		r = dd_vol_handle(pool, f->id, &v);
+		if (r)
+			goto bad;
+		lbn = sc->u_lbn;
+		r = dd_map_next(v, &lbn, &m);
+		dd_volume_close(v);
+		if (r == -ENODATA) {
+			if (f->id >= DD_MAX_VOLUME_ID) {
+				sc->u_active = false;
+				break;
+			}
+			sc->u_vol = f->id + 1;
+			sc->u_lbn = 0;
+			continue;
+		}
+		if (r)
+			goto bad;
+		r = dd_rec_read(pool, m.pbn, 0, &rec);
+		if (r)
+			goto bad;
+		dd_rec_decode(&rec, &d);
+		if (d.refcount < 2 || !d.merged || dd_unshare_listed(b, f->id, lbn))
+			goto next;
+		r = dd_unshare_group(pool, &t, b, f, lbn, m.pbn, mem, sc->batch);
+		if (r < 0)
+			goto bad;
+		k = (u32)r;
+		if (k > sc->batch - b->nr) {
+			if (b->nr)
+				break;		/* the next batch starts with it */
+			k = sc->batch;		/* a huge family: the rest gets a block of its own */
+		}
+		planned = dd_unshare_planned(b, m.pbn);
+		if (d.refcount > planned + k) {
+			/* Others share the block: this group gets its own. */
+			r = dd_rec_reserve(pool, &npbn);
+			if (r == -ENOSPC && b->nr)
+				break;		/* the cursor stays here */
+			if (r)
+				goto bad;
+		} else if (k < 2) {
+			goto next;	/* the last referrer: dd_rec_dec unmarks it */
+		}
+		for (i = 0; i < k; i++) {
+			it = &b->item[b->nr++];
+			it->vol = mem[i];
+			it->lbn = lbn;
+			it->old_pbn = m.pbn;
+			it->new_pbn = npbn;
+			it->flags = npbn ? 0 : DD_UI_KEEP;
+			if (!i) {
+				it->flags |= DD_UI_FIRST;
+				if (npbn)
+					it->flags |= DD_UI_COPY | DD_UI_RESERVED;
+			}
+		}
+		if (npbn && !dd_pinned(pool, m.pbn)) {
+			it = &b->item[b->nr - k];
+			r = dd_pin(pool, m.pbn);
+			if (r)
+				goto bad;
+			it->flags |= DD_UI_PINNED;
+		}
+next:
+		sc->u_lbn = lbn + 1;
+		sc->u_done++;
+		walked++;
+		if (lbn >= DD_MAX_ADDR) {
+			sc->u_vol = f->id + 1;
+			sc->u_lbn = 0;
+		}
+	}
+	dd_free(t.v);
+	if (b->nr)
+		return (int)b->nr;
+	return sc->u_active ? -EAGAIN : 0;
+bad:
+	dd_free(t.v);
+	dd_scan_unshare_release(pool, b);
+	b->nr = 0;
+	return r;
+}
+
+/* Applies one group, items [i, j).  Returns 0 or an error (-ENOSPC: a
+ * refusal before a change). */
+static int dd_unshare_group_apply(struct dd_pool *pool, struct dd_unshare_batch *b, u32 i, u32 j)
+{
+	struct dd_scan *sc = pool->scan;
+	struct dd_unshare_item *first = &b->item[i];
+	struct dd_disk_rec rec;
+	struct dd_record d;
+	u32 s = 0, x;
+	bool made = false;
+	int r;
+
+	for (x = i; x < j; x++) {
+		struct dd_unshare_item *it = &b->item[x];
+		struct dd_volume *v;
+		struct dd_mapping m;
+
+		r = dd_vol_handle(pool, it->vol, &v);
+		if (r == -ENOENT)
+			continue;
+		if (r)
+			return r;
+		if (!(v->flags & (DD_VOL_DELETING | DD_VOL_INCOMPLETE))) {
+			r = dd_map_lookup(v, it->lbn, 0, &m);
+			if (!r && m.mapped && m.pbn == it->old_pbn) {
+				it->flags |= DD_UI_STILL;
+				s++;
+			}
+		}
+		dd_volume_close(v);
+		if (r)
+			return r;
+	}
+	r = dd_rec_read(pool, first->old_pbn, 0, &rec);
+	if (r)
+		return r;
+	dd_rec_decode(&rec, &d);
+	if ((first->flags & DD_UI_KEEP) || !s || d.refcount <= s) {
+		/* Nobody else shares it (any more): the group keeps it. */
+		if (first->flags & DD_UI_COPY)
+			sc->u_raced += j - i - s;
+		if (s && d.refcount == s && d.merged) {
+			r = dd_tx_reserve(pool, DD_OP_MAX_DIRTY);
+			if (!r)
+				r = dd_rec_set_merged(pool, first->old_pbn, false);
+			if (r)
+				return r;
+			if (first->flags & DD_UI_KEEP)
+				for (x = i; x < j; x++)
+					b->item[x].flags |= DD_UI_DONE;
+		}
+		return 0;	/* the new block, if any, is released with the batch */
+	}
+	for (x = i; x < j; x++) {
+		struct dd_unshare_item *it = &b->item[x];
+		struct dd_volume *v;
+
+		if (!(it->flags & DD_UI_STILL))
+			continue;
+		r = dd_tx_reserve(pool, DD_OP_MAX_DIRTY);
+		if (r)
+			return r;
+		r = dd_vol_handle(pool, it->vol, &v);
+		if (r)
+			return r;
+		r = dd_vol_unshare_one(v, it->lbn, it->old_pbn, it->new_pbn, !made, s == 1);
+		dd_volume_close(v);
+		if (r)
+			return r;
+		if (!made) {
+			made = true;
+			first->flags &= ~DD_UI_RESERVED;	/* consumed */
+			pool->st.scan_unshared++;
+		}
+		it->flags |= DD_UI_DONE;
+	}
+	sc->u_raced += j - i - s;
+	return 0;
+}
+
+int dd_unshare_apply(struct dd_pool *pool, struct dd_unshare_batch *b)
+{
+	u32 i, j;
+	int r = 0;
+
+	if (!pool->scan || !dd_writable(pool)) {
+		dd_scan_unshare_release(pool, b);
+		return -EROFS;
+	}
+	for (i = 0; i < b->nr && !r; i = j) {
+		for (j = i + 1; j < b->nr && !(b->item[j].flags & DD_UI_FIRST); j++)
+			;
+		r = dd_unshare_group_apply(pool, b, i, j);
+		dd_cond_resched();
+	}
+	dd_scan_unshare_release(pool, b);
+	if (r && r != -ENOSPC)
+		return dd_tx_fail(pool, r, "unsharing blocks");
+	return r;
 }

@@ -95,6 +95,15 @@ struct dd_scan_stats {
 	u64 marked;		/* blocks marked for the next pass */
 	u32 share_cap;		/* most references a canonical block takes */
 	struct dd_index_stats index;
+	/* unsharing (scan run 2): the current or last walk, since the pool was opened */
+	bool unshare_active;
+	u64 unshare_todo, unshare_done;	/* map entries of live volumes: all (at the start), walked */
+	u64 unshare_raced;	/* copies dropped: a write moved the LBN away meanwhile */
+	/* since the pool was formatted (persistent) */
+	u64 unshared;		/* blocks copied by unsharing */
+	/* Blocks actually freed by merges now: merged - cow_breaks - unshared
+	 * (0 if negative; docs/scanner.md says where it is approximate). */
+	u64 freed;
 };
 
 /* Configure (at open, and at run time: a new index size moves the entries). */
@@ -104,7 +113,7 @@ int dd_scan_configure(struct dd_pool *pool, const struct dd_scan_config *cfg);
 void dd_scan_mark_written(struct dd_pool *pool, u64 pbn);
 
 /* Starts a pass over the blocks written since the last one (or, full, over
- * every mapped block).  -EBUSY if one is running. */
+ * every mapped block).  -EBUSY if one is running, or an unshare walk. */
 int dd_scan_start_pass(struct dd_pool *pool, bool full);
 
 /* The three steps of a batch (see the top).  prepare returns the number of
@@ -120,6 +129,91 @@ void dd_scan_get_stats(struct dd_pool *pool, struct dd_scan_stats *st);
 /* Before a clean close: every written mark and the index to the metadata
  * device (what does not fit is lost: savings only).  May commit. */
 int dd_scan_save(struct dd_pool *pool);
+
+/*
+ * Unsharing (KSM's run=2): every (volume, LBN) whose block is shared through
+ * scanner merges gets a block of its own again, with the same bytes; the
+ * sharing snapshots made stays (docs/scanner.md, "Unsharing").  The engine
+ * walks the maps of the live volumes in (volume, LBN) order with a cursor
+ * it keeps between calls, so the walk runs in batches with the pool lock
+ * dropped in between, like a scan pass:
+ *
+ *   dd_scan_unshare_start()    begins a walk (an active scan pass stops:
+ *                              its blocks keep their written marks; no
+ *                              pass can start until the walk ends).
+ *   dd_scan_unshare_prepare()  lists the next items: (vol, lbn) maps the
+ *                              merged block old_pbn and is to map new_pbn,
+ *                              a data block reserved for it (as
+ *                              dd_data_reserve).  The items of one group
+ *                              (LBNs that snapshots made share one block:
+ *                              the same LBN in volumes related by
+ *                              create_snap) are adjacent and share new_pbn;
+ *                              the first carries DD_UI_COPY.  old_pbn is
+ *                              pinned (never made exclusive or allocated,
+ *                              so its bytes cannot change; it is shared,
+ *                              so no in-place write to it is in flight).
+ *                              The caller (lock dropped) reads old_pbn and
+ *                              writes its bytes to new_pbn for every
+ *                              DD_UI_COPY item, and forgets the lookup-cache
+ *                              entries of every item's (vol, lbn).
+ *   dd_scan_unshare_apply()    remaps each (vol, lbn) that still maps old_pbn
+ *                              to new_pbn (one that a guest write moved away
+ *                              meanwhile is left alone and, if no LBN of its
+ *                              group is left, new_pbn is released), drops
+ *                              the reference on old_pbn, clears the merged
+ *                              mark when no merged sharing is left, unpins.
+ *   dd_scan_unshare_release()  gives back the reservations and pins of a
+ *                              batch not applied (an error, a stop).
+ *
+ * Data before mapping, as on the data path: new_pbn's bytes must be written
+ * before apply, and the remaps join the open transaction, which apply may
+ * commit (journal full) and the caller's next commit makes durable; every
+ * commit runs the pre_commit hook first, which must flush the data device.
+ * old_pbn is never freed by unsharing (it keeps at least one referrer); if
+ * guest writes free it meanwhile it is quarantined until the commit and
+ * stays pinned until apply or release.  The new blocks are not marked
+ * written: a later pass does not merge them again unless they are written
+ * (or a full pass is run); the caller sets run 0 when the walk is over.
+ * Blocks of zeroes the scanner unmapped stay unmapped (they read the same).
+ *
+ * Every call is [X] and must be made with no scan batch in flight.
+ */
+#define DD_UI_COPY	(1u << 0)	/* prepare: copy old_pbn to new_pbn (a group's first) */
+#define DD_UI_KEEP	(1u << 1)	/* prepare: the group keeps old_pbn (no I/O, new_pbn 0) */
+#define DD_UI_DONE	(1u << 2)	/* apply: remapped (KEEP: the merged mark dropped) */
+
+struct dd_unshare_item {
+	u32 vol;
+	u32 flags;		/* DD_UI_* */
+	u64 lbn;
+	u64 old_pbn;		/* the merged block (vol, lbn) maps */
+	u64 new_pbn;		/* its copy, reserved */
+};
+
+struct dd_unshare_batch {
+	u32 nr;
+	struct dd_unshare_item item[DD_SCAN_BATCH_MAX];
+};
+
+/* -EROFS not writable or no scanner; -EBUSY a walk is active; damage, I/O
+ * (reading the volume table), -ENOMEM.  No commit; [X]. */
+int dd_scan_unshare_start(struct dd_pool *pool);
+/* > 0: items in b; 0: the walk is over (it is no longer active); -EAGAIN:
+ * nothing in this stretch of the maps (the cursor moved on: drop the lock,
+ * call again).  -ENOSPC: no free data block for the next copy (the cursor
+ * stays on it: free space and call again, or stop; nothing is lost);
+ * -EROFS; damage, I/O, -ENOMEM.  On an error b holds nothing.  No commit;
+ * ladder (a data block free in the bitmap with references, as
+ * dd_data_reserve); [X]. */
+int dd_scan_unshare_prepare(struct dd_pool *pool, struct dd_unshare_batch *b);
+/* Applies and releases b.  -EROFS (b released); -ENOSPC metadata space
+ * (the items not applied are released: the walk can go on later); damage,
+ * I/O.  May commit; ladder; [X]. */
+int dd_scan_unshare_apply(struct dd_pool *pool, struct dd_unshare_batch *b);
+/* Never fails.  [X] */
+void dd_scan_unshare_release(struct dd_pool *pool, struct dd_unshare_batch *b);
+/* Ends the walk (release any batch first).  [X] */
+void dd_scan_unshare_stop(struct dd_pool *pool);
 
 /* Settings of the caller's scanner kept with the pool (written with the
  * next commit): run 0/1, rate in MiB/s (0 = the caller's default). */

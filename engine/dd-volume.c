@@ -648,6 +648,39 @@ int dd_vol_remap(struct dd_volume *vol, u64 lbn, u64 pbn)
 	return 0;
 }
 
+int dd_vol_unshare_one(struct dd_volume *vol, u64 lbn, u64 old, u64 new, bool first, bool excl)
+{
+	struct dd_pool *pool = vol->pool;
+	struct dd_buf *leaf;
+	__le64 *entry;
+	bool was_shared;
+	u64 e;
+	int r;
+
+	r = dd_map_open(vol, lbn, false, &leaf, &entry);
+	if (r)
+		return r == -ENODATA ? -EILSEQ : r;
+	e = dd_me_load(entry);
+	if (!dd_me_mapped(e) || dd_me_pbn(e) != old) {
+		dd_blk_put(leaf);
+		return -EILSEQ;
+	}
+	e = dd_me_new(new);
+	dd_me_store(entry, first && excl ? e : dd_me_without_excl(e));
+	dd_blk_put(leaf);
+	if (first) {
+		r = dd_rec_new(pool, new, vol->id, lbn, vol->domain);
+		if (r)
+			return r;
+		dd_resv_remove(&pool->resv, new);
+	} else {
+		r = dd_rec_inc(pool, new);
+		if (r)
+			return r;
+	}
+	return dd_rec_dec(pool, old, &was_shared, NULL);
+}
+
 int dd_vol_clear_excl(struct dd_volume *vol, u64 lbn, u64 pbn)
 {
 	struct dd_buf *leaf;

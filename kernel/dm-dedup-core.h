@@ -146,6 +146,14 @@ struct pool {
 	/* The scanner thread (dm-dedup-scan.c) and map()'s written marks. */
 	struct scanner *scanner;
 	struct written_marks __rcu *marks;
+	/*
+	 * Under 'lock': the scanner holds pins (a batch between prepare and
+	 * apply).  A pinned block looks shared, so a write to it needs a new
+	 * block; one that finds none waits in pin_waiters for the batch's end
+	 * (once) instead of failing or waiting for space.
+	 */
+	bool scan_pins_held;
+	struct bio_list pin_waiters;
 	u64 index_bytes;		/* the index_memory feature of the bound table, or 0 */
 
 	struct list_head volumes;	/* volume_c, under 'lock' */
@@ -198,6 +206,7 @@ struct dd_bio_hook {
 	bool counted;			/* holds an epoch reference */
 	u8 epoch;
 	u8 state;			/* enum hook_state */
+	bool pin_retried;		/* waited for the scanner's pins once */
 	blk_status_t status;
 	struct page *page;		/* RMW: from pool->rmw */
 	bio_end_io_t *saved_end_io;

@@ -375,6 +375,7 @@ int volume_map(struct dm_target *ti, struct bio *bio)
 	h->state = HS_NONE;
 	h->status = BLK_STS_OK;
 	h->page = NULL;
+	h->pin_retried = false;
 	bio->bi_iter.bi_sector = dm_target_offset(ti, bio->bi_iter.bi_sector);
 	h->lbn = bio->bi_iter.bi_sector >> (DD_BLOCK_SHIFT - SECTOR_SHIFT);
 
@@ -612,6 +613,13 @@ static void process_write(struct pool *pool, struct bio *bio)
 		drop_rmw_page(pool, h);
 		if (r != -ENOSPC)
 			goto metadata_error;
+		if (m.mapped && pool->scan_pins_held && !h->pin_retried) {
+			/* Its block may only look shared: try again after the batch. */
+			h->pin_retried = true;
+			bio_list_add(&pool->pin_waiters, bio);
+			bio = NULL;
+			goto out;
+		}
 		__handle_no_space(pool, bio);
 		bio = NULL;
 		goto out;

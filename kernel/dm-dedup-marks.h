@@ -31,7 +31,6 @@ struct written_marks {
 	u64 nr_blocks;
 	unsigned long *bits;		/* one per data block */
 	unsigned long *summary;		/* one per 2^MARKS_SUMMARY_SHIFT blocks */
-	struct rcu_head rcu;
 };
 
 /* Any context, no lock: the block was written in place. */

@@ -340,16 +340,16 @@ static void pool_destroy(struct pool *pool)
 		cancel_delayed_work_sync(&pool->no_space_timeout);
 		drain_workqueue(pool->wq);
 	}
-	scanner_destroy(pool);
 	if (pool->eng) {
 		noio = memalloc_noio_save();
 		down_write(&pool->lock);
-		__scanner_save(pool);
+		__scanner_save(pool);	/* the thread is stopped: pool_stop_background() */
 		(void)__commit(pool, true);
 		dd_pool_close(pool->eng);
 		up_write(&pool->lock);
 		memalloc_noio_restore(noio);
 	}
+	scanner_destroy(pool);
 	fail_bio_list(pool, &pool->no_space, BLK_STS_IOERR);
 	if (pool->wq)
 		destroy_workqueue(pool->wq);
@@ -479,6 +479,7 @@ static struct pool *pool_create(struct mapped_device *md, struct pool_c *pc, cha
 	INIT_LIST_HEAD(&pool->prepared);
 	bio_list_init(&pool->commit_waiters);
 	bio_list_init(&pool->no_space);
+	bio_list_init(&pool->pin_waiters);
 	INIT_LIST_HEAD(&pool->volumes);
 	dd_epochs_init(&pool->epochs);
 	dd_cells_init(&pool->cells, &pool->lock);

@@ -72,6 +72,7 @@ struct scanner {
 	u64 last_mib_s;			/* of the last pass that ended */
 	/* Buffers of the thread. */
 	struct dd_scan_batch *b;
+	struct dd_unshare_batch *ub;
 	struct page *d[DD_SCAN_BATCH_MAX];
 	struct page *c[DD_SCAN_BATCH_MAX];
 	u64 pbns[DD_SCAN_BATCH_MAX];
@@ -86,14 +87,9 @@ static void marks_free(struct written_marks *wm)
 {
 	if (!wm)
 		return;
-	kvfree(wm->bits);
-	kvfree(wm->summary);
+	vfree(wm->bits);
+	vfree(wm->summary);
 	kfree(wm);
-}
-
-static void marks_free_rcu(struct rcu_head *rcu)
-{
-	marks_free(container_of(rcu, struct written_marks, rcu));
 }
 
 static struct written_marks *marks_alloc(u64 nr_blocks)
@@ -103,9 +99,10 @@ static struct written_marks *marks_alloc(u64 nr_blocks)
 	if (!wm)
 		return NULL;
 	wm->nr_blocks = nr_blocks;
-	wm->bits = kvcalloc(BITS_TO_LONGS(nr_blocks), sizeof(long), GFP_KERNEL);
-	wm->summary = kvcalloc(BITS_TO_LONGS((nr_blocks >> MARKS_SUMMARY_SHIFT) + 1),
-			       sizeof(long), GFP_KERNEL);
+	/* vzalloc: kvmalloc refuses sizes past INT_MAX (data spaces past 64 TiB). */
+	wm->bits = vzalloc(array_size(BITS_TO_LONGS(nr_blocks), sizeof(long)));
+	wm->summary = vzalloc(array_size(BITS_TO_LONGS((nr_blocks >> MARKS_SUMMARY_SHIFT) + 1),
+					 sizeof(long)));
 	if (!wm->bits || !wm->summary) {
 		marks_free(wm);
 		return NULL;
@@ -164,9 +161,9 @@ int __marks_resize(struct pool *pool, u64 nr_blocks)
 		return -ENOMEM;
 	rcu_assign_pointer(pool->marks, wm);
 	if (old) {
-		synchronize_rcu();
+		synchronize_rcu();	/* no map() sets bits in the old one now */
 		__marks_drain(pool, old);
-		call_rcu(&old->rcu, marks_free_rcu);
+		marks_free(old);
 	}
 	return 0;
 }
@@ -193,10 +190,12 @@ static void scan_endio(struct bio *bio)
 }
 
 /*
- * Reads block pbns[i] into pages[i]; runs of consecutive blocks share a bio.
- * Idle I/O priority: a scheduler that honours it serves the guests first.
+ * Reads (or writes) block pbns[i] into (from) pages[i]; runs of consecutive
+ * blocks share a bio.  Idle I/O priority: a scheduler that honours it serves
+ * the guests first.
  */
-static int scan_read(struct pool *pool, const u64 *pbns, struct page **pages, unsigned int n)
+static int scan_io(struct pool *pool, enum req_op op, const u64 *pbns, struct page **pages,
+		   unsigned int n)
 {
 	struct scan_io io;
 	unsigned int i = 0, j;
@@ -209,7 +208,7 @@ static int scan_read(struct pool *pool, const u64 *pbns, struct page **pages, un
 
 		for (j = i + 1; j < n && j - i < BIO_MAX_VECS && pbns[j] == pbns[j - 1] + 1; j++)
 			;
-		bio = bio_alloc(pool->data_bdev, j - i, REQ_OP_READ, GFP_NOIO);
+		bio = bio_alloc(pool->data_bdev, j - i, op, GFP_NOIO);
 		bio->bi_iter.bi_sector = pbns[i] << (DD_BLOCK_SHIFT - SECTOR_SHIFT);
 		bio->bi_ioprio = IOPRIO_PRIO_VALUE(IOPRIO_CLASS_IDLE, 0);
 		bio->bi_end_io = scan_endio;
@@ -224,9 +223,30 @@ static int scan_read(struct pool *pool, const u64 *pbns, struct page **pages, un
 	return blk_status_to_errno(io.status);
 }
 
+static int scan_read(struct pool *pool, const u64 *pbns, struct page **pages, unsigned int n)
+{
+	return scan_io(pool, REQ_OP_READ, pbns, pages, n);
+}
+
 /*----------------------------------------------------------------
  * One batch
  *--------------------------------------------------------------*/
+
+/*
+ * The byte comparison of two blocks, a word at a time (the kernel's generic
+ * memcmp() compares bytes, and has to say which is smaller).
+ */
+static bool blocks_equal(const void *a, const void *b)
+{
+	const unsigned long *x = a, *y = b;
+	unsigned int i;
+
+	for (i = 0; i < DD_BLOCK_SIZE / sizeof(long); i += 4)
+		if ((x[i] ^ y[i]) | (x[i + 1] ^ y[i + 1]) | (x[i + 2] ^ y[i + 2]) |
+		    (x[i + 3] ^ y[i + 3]))
+			return false;
+	return true;
+}
 
 /* A failed engine call (lock held for write). */
 static void __scan_failed(struct scanner *s, const char *op, int r)
@@ -237,20 +257,51 @@ static void __scan_failed(struct scanner *s, const char *op, int r)
 	__check_engine_mode(s->pool);
 }
 
-/* D and the owner of each item: forget, drain (lock held for write). */
+/*
+ * The owners of D (or of C) may have written in place through a cache entry
+ * that said exclusive: forget the entries, then wait for those writes (lock
+ * held for write).  A block with more than one reference is written in place
+ * by no one, so a batch without an exclusive owner needs no drain.
+ */
 static void __forget_and_drain(struct pool *pool, struct dd_scan_batch *b, bool cand)
 {
+	bool drain = false;
 	u32 i;
 
 	for (i = 0; i < b->nr; i++) {
 		struct dd_scan_item *it = &b->item[i];
 
-		if (!cand && (it->flags & DD_SI_OWNED))
+		if (!cand && (it->flags & DD_SI_OWNED)) {
 			__lc_forget(&pool->lc, it->vol, it->lbn);
-		if (cand && (it->flags & DD_SI_CAND_OWNED))
+			drain = true;
+		}
+		if (cand && (it->flags & DD_SI_CAND_OWNED)) {
 			__lc_forget(&pool->lc, it->cand_vol, it->cand_lbn);
+			drain = true;
+		}
 	}
-	dd_epoch_flip_and_drain(&pool->epochs);
+	if (drain)
+		dd_epoch_flip_and_drain(&pool->epochs);
+}
+
+/*
+ * The batch's pins are gone (lock held for write): writes that found no free
+ * block while a pin made their block look shared try again.
+ */
+static void __pins_released(struct pool *pool)
+{
+	struct bio_list bios;
+	unsigned long flags;
+
+	pool->scan_pins_held = false;
+	if (bio_list_empty(&pool->pin_waiters))
+		return;
+	bios = pool->pin_waiters;
+	bio_list_init(&pool->pin_waiters);
+	spin_lock_irqsave(&pool->lists_lock, flags);
+	bio_list_merge(&pool->deferred, &bios);
+	wake_worker(pool);
+	spin_unlock_irqrestore(&pool->lists_lock, flags);
 }
 
 /*
@@ -277,6 +328,7 @@ static int scan_batch(struct scanner *s)
 			__scan_failed(s, "preparing a scan batch", r);
 		goto unlock;
 	}
+	pool->scan_pins_held = true;
 	__forget_and_drain(pool, b, false);
 	up_write(&pool->lock);
 
@@ -323,8 +375,8 @@ static int scan_batch(struct scanner *s)
 	for (i = 0; i < b->nr; i++) {
 		struct dd_scan_item *it = &b->item[i];
 
-		if ((it->flags & DD_SI_CAND) &&
-		    !memcmp(page_address(s->c[i]), page_address(s->d[i]), DD_BLOCK_SIZE))
+		if ((it->flags & DD_SI_CAND) && blocks_equal(page_address(s->c[i]),
+							     page_address(s->d[i])))
 			it->flags |= DD_SI_SAME;
 	}
 	down_write(&pool->lock);
@@ -341,6 +393,7 @@ static int scan_batch(struct scanner *s)
 			__lc_forget(&pool->lc, it->vol, it->lbn);
 	}
 	r = dd_scan_apply(pool->eng, b);
+	__pins_released(pool);
 	if (r)
 		__scan_failed(s, "merging blocks", r);
 	else
@@ -353,8 +406,85 @@ read_failed:
 	down_write(&pool->lock);
 release:
 	dd_scan_release(pool->eng, b);
+	__pins_released(pool);
 	if (r > 0)
 		r = -EIO;
+unlock:
+	up_write(&pool->lock);
+	memalloc_noio_restore(noio);
+	return r;
+}
+
+/*----------------------------------------------------------------
+ * Unsharing (scan run 2)
+ *--------------------------------------------------------------*/
+
+/*
+ * One batch of the unshare walk: > 0 items done, 0 the walk is over, < 0 an
+ * error.  The old blocks are shared (never written in place) and pinned; the
+ * new ones are reserved and seen by no one until apply maps them.
+ */
+static int unshare_batch(struct scanner *s)
+{
+	struct pool *pool = s->pool;
+	struct dd_unshare_batch *b = s->ub;
+	unsigned int n, i, noio;
+	int r;
+
+	noio = memalloc_noio_save();
+	down_write(&pool->lock);
+	if (!pool_can_change_metadata(pool)) {
+		r = -EROFS;
+		goto unlock;
+	}
+	r = dd_scan_unshare_prepare(pool->eng, b);
+	if (r == -EAGAIN) {
+		r = 1;		/* nothing in this stretch: call again */
+		goto unlock;
+	}
+	if (r <= 0) {
+		if (r == -ENOSPC)
+			DMERR_LIMIT("%s: scanner: no free data block to unshare into: waiting",
+				    pool_name(pool));
+		else if (r < 0)
+			__scan_failed(s, "preparing an unshare batch", r);
+		goto unlock;
+	}
+	up_write(&pool->lock);
+
+	for (i = n = 0; i < b->nr; i++) {
+		if (!(b->item[i].flags & DD_UI_COPY))
+			continue;
+		s->pbns[n] = b->item[i].old_pbn;
+		s->pages[n++] = s->d[i];
+	}
+	r = scan_read(pool, s->pbns, s->pages, n);
+	if (!r) {
+		for (i = n = 0; i < b->nr; i++) {
+			if (!(b->item[i].flags & DD_UI_COPY))
+				continue;
+			s->pbns[n] = b->item[i].new_pbn;
+			s->pages[n++] = s->d[i];
+		}
+		r = scan_io(pool, REQ_OP_WRITE, s->pbns, s->pages, n);
+	}
+	down_write(&pool->lock);
+	s->pass_bytes += (u64)n << (DD_BLOCK_SHIFT + 1);	/* read and written: the rate */
+	if (r) {
+		DMERR_LIMIT("%s: scanner: copying blocks to unshare them failed: %d",
+			    pool_name(pool), r);
+		dd_scan_unshare_release(pool->eng, b);
+		goto unlock;
+	}
+	/* Remaps that may commit inside: forget first. */
+	for (i = 0; i < b->nr; i++)
+		__lc_forget(&pool->lc, b->item[i].vol, b->item[i].lbn);
+	r = dd_scan_unshare_apply(pool->eng, b);
+	if (r)
+		__scan_failed(s, "unsharing blocks", r);
+	else
+		r = b->nr;
+	__check_engine_mode(pool);
 unlock:
 	up_write(&pool->lock);
 	memalloc_noio_restore(noio);
@@ -389,21 +519,26 @@ static void scan_leave(struct scanner *s)
 	wake_up_all(&s->idle_wait);
 }
 
-static bool scan_kicked(struct scanner *s)
+/* A setting changed, or (while resumed) the pool is being suspended. */
+static bool scan_kicked(struct scanner *s, bool resumed)
 {
 	bool kick;
 
 	spin_lock_irq(&s->pool->lists_lock);
-	kick = s->kick || !s->resumed;
+	kick = s->kick || s->resumed != resumed;
 	spin_unlock_irq(&s->pool->lists_lock);
 	return kick;
 }
 
-/* Sleeps up to @timeout unless stopped or kicked. */
-static void scan_sleep(struct scanner *s, long timeout)
+/*
+ * Sleeps up to @timeout unless stopped or kicked.  Not resumed: until the
+ * resume.  (Kthreads ignore signals, so the interruptible wait only keeps
+ * the sleep out of the load average.)
+ */
+static void scan_sleep(struct scanner *s, long timeout, bool resumed)
 {
-	wait_event_interruptible_timeout(s->wait, kthread_should_stop() || scan_kicked(s),
-					 timeout);
+	wait_event_interruptible_timeout(s->wait, kthread_should_stop() ||
+					 scan_kicked(s, resumed), timeout);
 }
 
 /*
@@ -417,16 +552,36 @@ static int __scan_next(struct scanner *s, long *timeout)
 	bool full;
 	int r;
 
-	*timeout = MAX_SCHEDULE_TIMEOUT;
-	if (s->run != 1 || !pool_can_change_metadata(pool))
+	*timeout = MAX_SCHEDULE_TIMEOUT;	/* until a message or a resume */
+	if (!pool_can_change_metadata(pool))
 		return 0;
+	dd_scan_get_stats(pool->eng, &st);
+	if (s->run != 2 && st.unshare_active) {
+		dd_scan_unshare_stop(pool->eng);	/* run set to 0 or 1 meanwhile */
+		st.unshare_active = false;
+	}
+	if (s->run == 2) {
+		if (st.unshare_active)
+			return 2;
+		r = dd_scan_unshare_start(pool->eng);
+		if (r) {
+			__scan_failed(s, "starting to unshare", r);
+			*timeout = SCAN_ERROR_BACKOFF;
+			return 0;
+		}
+		return 2;
+	}
+	if (s->run != 1)
+		return 0;
+	/* map() sets marks without waking anyone: look again in a while. */
+	*timeout = SCAN_PASS_INTERVAL;
 	__drain_marks(pool);
 	dd_scan_get_stats(pool->eng, &st);
 	if (st.pass_active)
 		return 1;
 	full = s->full_requested;
 	if (!full && !st.marked)
-		return 0;	/* woken by the next `scan` message */
+		return 0;
 	if (!full && time_before(jiffies, s->last_pass_end + SCAN_PASS_INTERVAL)) {
 		*timeout = s->last_pass_end + SCAN_PASS_INTERVAL - jiffies;
 		return 0;
@@ -451,6 +606,32 @@ static u64 scan_mib_s(struct scanner *s)
 	return ns > NSEC_PER_MSEC ? mul_u64_u64_div_u64(s->pass_bytes, NSEC_PER_SEC, ns) >> 20 : 0;
 }
 
+/* The unshare walk ended: run 0, kept in the metadata. */
+static void unshare_done(struct scanner *s)
+{
+	struct pool *pool = s->pool;
+	unsigned int noio = memalloc_noio_save();
+	int r = 0;
+
+	down_write(&pool->lock);
+	if (s->run == 2) {
+		s->run = 0;
+		if (pool_can_change_metadata(pool)) {
+			r = dd_scan_set_settings(pool->eng, 0, s->rate_mib);
+			if (!r)
+				r = __commit(pool, false);
+			__check_engine_mode(pool);
+		}
+		if (r)
+			DMERR_LIMIT("%s: scanner: cannot record the end of the unshare: %d",
+				    pool_name(pool), r);
+		else
+			DMINFO("%s: scanner: every merged block is unshared", pool_name(pool));
+	}
+	up_write(&pool->lock);
+	memalloc_noio_restore(noio);
+}
+
 /* The time the batch's reads should have taken at the rate limit. */
 static void scan_throttle(struct scanner *s, u64 bytes, ktime_t started)
 {
@@ -462,7 +643,7 @@ static void scan_throttle(struct scanner *s, u64 bytes, ktime_t started)
 	want_ns = div64_u64(bytes * NSEC_PER_SEC, (u64)rate << 20);
 	took_ns = ktime_to_ns(ktime_sub(ktime_get(), started));
 	if (want_ns > took_ns)
-		scan_sleep(s, max_t(long, 1, nsecs_to_jiffies(want_ns - took_ns)));
+		scan_sleep(s, max_t(long, 1, nsecs_to_jiffies(want_ns - took_ns)), true);
 }
 
 /*
@@ -481,7 +662,7 @@ static int scan_thread(void *context)
 		int r, todo;
 
 		if (!scan_enter(s)) {
-			scan_sleep(s, MAX_SCHEDULE_TIMEOUT);
+			scan_sleep(s, MAX_SCHEDULE_TIMEOUT, false);
 			continue;
 		}
 		down_write(&pool->lock);
@@ -490,12 +671,14 @@ static int scan_thread(void *context)
 		up_write(&pool->lock);
 		if (!todo) {
 			scan_leave(s);
-			scan_sleep(s, timeout);
+			scan_sleep(s, timeout, true);
 			continue;
 		}
 		started = ktime_get();
-		r = scan_batch(s);
-		if (!r) {
+		r = todo == 2 ? unshare_batch(s) : scan_batch(s);
+		if (!r && todo == 2)
+			unshare_done(s);
+		else if (!r) {
 			down_write(&pool->lock);
 			s->last_pass_end = jiffies;
 			s->last_mib_s = scan_mib_s(s);
@@ -503,7 +686,7 @@ static int scan_thread(void *context)
 		}
 		scan_leave(s);
 		if (r < 0 && r != -EROFS) {
-			scan_sleep(s, SCAN_ERROR_BACKOFF);
+			scan_sleep(s, SCAN_ERROR_BACKOFF, true);
 			continue;
 		}
 		scan_throttle(s, s->pass_bytes - before, started);
@@ -532,7 +715,8 @@ int __scanner_create(struct pool *pool, u64 nr_data_blocks)
 	init_waitqueue_head(&s->wait);
 	init_waitqueue_head(&s->idle_wait);
 	s->b = kvzalloc(sizeof(*s->b), GFP_KERNEL);
-	if (!s->b)
+	s->ub = kvzalloc(sizeof(*s->ub), GFP_KERNEL);
+	if (!s->b || !s->ub)
 		goto nomem;
 	for (i = 0; i < DD_SCAN_BATCH_MAX; i++) {
 		s->d[i] = alloc_page(GFP_KERNEL);
@@ -544,7 +728,7 @@ int __scanner_create(struct pool *pool, u64 nr_data_blocks)
 	if (r)
 		goto bad;
 	dd_scan_get_settings(pool->eng, &run, &rate);
-	s->run = run <= 1 ? run : 0;
+	s->run = run <= 2 ? run : 0;	/* an unshare walk starts again */
 	s->rate_mib = rate ? rate : SCAN_DEFAULT_RATE_MIB;
 	s->last_pass_end = jiffies - SCAN_PASS_INTERVAL;
 	s->task = kthread_create(scan_thread, s, "dm-dedup-scan");
@@ -583,6 +767,7 @@ void scanner_destroy(struct pool *pool)
 			__free_page(s->c[i]);
 	}
 	kvfree(s->b);
+	kvfree(s->ub);
 	kvfree(s);
 	pool->scanner = NULL;
 	marks_free(rcu_dereference_protected(pool->marks, true));
@@ -637,7 +822,10 @@ void scanner_stop(struct pool *pool)
 	}));
 }
 
-/* The clean close (lock held for write): the index and marks to disk. */
+/*
+ * The clean close (lock held for write, the thread stopped by
+ * scanner_stop()): the index and marks to disk; scanner_destroy() after.
+ */
 void __scanner_save(struct pool *pool)
 {
 	int r;
@@ -656,7 +844,7 @@ void __scanner_save(struct pool *pool)
 
 static const char *scan_state_name(struct scanner *s, const struct dd_scan_stats *st)
 {
-	if (s->run == 2)
+	if (s->run == 2 || st->unshare_active)
 		return "unsharing";
 	if (s->run != 1)
 		return "off";
@@ -679,13 +867,13 @@ static void __scan_emit_stats(struct pool *pool, char *result, unsigned int maxl
 		ns = ktime_to_ns(ktime_sub(ktime_get(), s->pass_start));
 		left = st.pass_todo > st.pass_done ? st.pass_todo - st.pass_done : 0;
 		mib_s = scan_mib_s(s);
-		if (ns > NSEC_PER_MSEC) {
-			if (st.pass_done)
-				eta = mul_u64_u64_div_u64(left, ns, st.pass_done * NSEC_PER_SEC);
+		if (ns > NSEC_PER_MSEC && st.pass_done) {
+			u64 per_s = mul_u64_u64_div_u64(st.pass_done, NSEC_PER_SEC, ns);
+
+			eta = div64_u64(left, max_t(u64, per_s, 1));
 		}
 	}
-	freed = st.merged + st.zero_unmapped > st.cow_breaks ?
-		st.merged + st.zero_unmapped - st.cow_breaks : 0;
+	freed = st.freed + st.zero_unmapped;
 	DMEMIT("state %s\n", scan_state_name(s, &st));
 	DMEMIT("run %u\n", s->run);
 	DMEMIT("rate_mib %u\n", s->rate_mib == SCAN_RATE_UNLIMITED ? 0 : s->rate_mib);
@@ -696,6 +884,9 @@ static void __scan_emit_stats(struct pool *pool, char *result, unsigned int maxl
 	DMEMIT("eta_seconds %llu\n", eta);
 	DMEMIT("read_mib_s %llu\n", mib_s);
 	DMEMIT("blocks_shared %llu\n", ps.shared_blocks);
+	/* Mappings of shared blocks: all mappings less those of unshared blocks. */
+	DMEMIT("references_sharing %llu\n", ps.mapped_blocks + ps.shared_blocks > ps.data_used ?
+	       ps.mapped_blocks + ps.shared_blocks - ps.data_used : 0);
 	DMEMIT("merged_blocks %llu\n", st.merged);
 	DMEMIT("bytes_freed %llu\n", freed << DD_BLOCK_SHIFT);
 	DMEMIT("zero_unmapped %llu\n", st.zero_unmapped);
@@ -711,6 +902,9 @@ static void __scan_emit_stats(struct pool *pool, char *result, unsigned int maxl
 	DMEMIT("marks_dropped %llu\n", st.marks_dropped);
 	DMEMIT("scanned %llu\n", st.scanned);
 	DMEMIT("share_cap %u\n", st.share_cap);
+	DMEMIT("unshare_done %llu\n", st.unshare_done);
+	DMEMIT("unshare_todo %llu\n", st.unshare_todo);
+	DMEMIT("unshared %llu\n", st.unshared);
 }
 
 static int parse_u32(const char *arg, u32 min, u32 max, u32 *v)
@@ -718,6 +912,17 @@ static int parse_u32(const char *arg, u32 min, u32 max, u32 *v)
 	if (kstrtou32(arg, 10, v) || *v < min || *v > max)
 		return -EINVAL;
 	return 0;
+}
+
+/* The engine opened the scanner's state (it has an index). */
+static bool scanner_usable(struct pool *pool)
+{
+	struct dd_scan_stats st;
+
+	down_read(&pool->lock);
+	dd_scan_get_stats(pool->eng, &st);
+	up_read(&pool->lock);
+	return st.index.bytes != 0;
 }
 
 /* Lock held for write; the caller commits what changed. */
@@ -741,11 +946,7 @@ static int __scan_message(struct pool *pool, unsigned int argc, char **argv, boo
 	if (!strcasecmp(what, "run")) {
 		if (parse_u32(argv[2], 0, 2, &v))
 			goto bad;
-		if (v == 2) {
-			DMWARN("%s: scan run 2 (unshare) is not supported yet", pool_name(pool));
-			return -EOPNOTSUPP;
-		}
-		s->run = v;
+		s->run = v;	/* the thread ends an unshare walk (between batches) */
 	} else if (!strcasecmp(what, "rate")) {
 		if (parse_u32(argv[2], 0, 1U << 20, &v))
 			goto bad;
@@ -755,8 +956,12 @@ static int __scan_message(struct pool *pool, unsigned int argc, char **argv, boo
 			goto bad;
 		cfg.index_bytes = (u64)v << 20;
 		r = dd_scan_configure(pool->eng, &cfg);
+		if (!r)
+			pool->index_bytes = cfg.index_bytes;	/* a reload compares with it */
 		if (r) {
-			DMWARN("%s: scan index_memory %u: %d", pool_name(pool), v, r);
+			DMWARN("%s: scan index_memory %u: %s", pool_name(pool), v,
+			       r == -ENOMEM ? "not enough memory (the index keeps its size)" :
+			       "cannot resize the index");
 			return r;
 		}
 	} else if (!strcasecmp(what, "share_cap")) {
@@ -790,6 +995,11 @@ int scanner_message(struct pool *pool, unsigned int argc, char **argv, char *res
 	}
 	if (!pool->scanner)
 		return -EOPNOTSUPP;
+	if (!scanner_usable(pool)) {
+		DMWARN("%s: scan: the scanner's state on the metadata device is unreadable: run dedup_check",
+		       pool_name(pool));
+		return -EIO;
+	}
 	if (argc == 2 && !strcasecmp(argv[1], "stats")) {
 		down_read(&pool->lock);
 		__scan_emit_stats(pool, result, maxlen);

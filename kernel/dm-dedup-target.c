@@ -740,7 +740,7 @@ static struct target_type pool_target = {
 	.name = "dedup-pool",
 	.features = DM_TARGET_SINGLETON | DM_TARGET_ALWAYS_WRITEABLE |
 		    DM_TARGET_IMMUTABLE,
-	.version = {0, 3, 0},
+	.version = {0, 4, 0},
 	.module = THIS_MODULE,
 	.ctr = pool_ctr,
 	.dtr = pool_dtr,
@@ -1005,7 +1005,7 @@ static void volume_io_hints(struct dm_target *ti, struct queue_limits *limits)
 
 static struct target_type volume_target = {
 	.name = "dedup",
-	.version = {0, 3, 0},
+	.version = {0, 4, 0},
 	.module = THIS_MODULE,
 	.ctr = volume_ctr,
 	.dtr = volume_dtr,

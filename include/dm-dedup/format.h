@@ -233,7 +233,8 @@ struct dd_disk_stats {
 	__le64 scan_cow_breaks;	/* writes that broke a sharing made by a merge */
 	__le64 scan_passes;	/* scanner passes finished */
 	__le64 scan_full_passes;	/* of them, over every mapped block */
-	__le64 reserved[4];
+	__le64 scan_unshared;	/* blocks copied by unsharing (scan run 2) */
+	__le64 reserved[3];
 } DD_PACKED;
 
 /* The scanner's settings, kept with the pool (0 = the default). */
@@ -366,7 +367,8 @@ DD_CHECK_OFFSET(dd_disk_stats, scan_zero, 64);
 DD_CHECK_OFFSET(dd_disk_stats, scan_cow_breaks, 72);
 DD_CHECK_OFFSET(dd_disk_stats, scan_passes, 80);
 DD_CHECK_OFFSET(dd_disk_stats, scan_full_passes, 88);
-DD_CHECK_OFFSET(dd_disk_stats, reserved, 96);
+DD_CHECK_OFFSET(dd_disk_stats, scan_unshared, 96);
+DD_CHECK_OFFSET(dd_disk_stats, reserved, 104);
 
 DD_CHECK_SIZE(dd_disk_index_leaf, DD_BLOCK_SIZE);
 DD_CHECK_OFFSET(dd_disk_index_leaf, hdr, 0);

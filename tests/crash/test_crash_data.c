@@ -71,6 +71,7 @@ struct world {
 	u64 rng;
 	u64 reclaims;
 	u64 merged;		/* blocks the scanner merged away */
+	u64 unshared;		/* blocks unsharing copied */
 	char why[768];		/* a failed read-back after a flush */
 	u8 blk[DD_BLOCK_SIZE];
 };
@@ -621,6 +622,83 @@ static int wl_scan(struct world *w)
 	return w_flush(w);
 }
 
+/* Guest writes and commits while unsharing has the pool lock dropped. */
+static void w_unshare_race(void *ctx, struct ddsys *s, enum unshare_phase ph,
+			   struct dd_unshare_batch *b)
+{
+	struct scan_racer *sr = ctx;
+	struct world *w = sr->w;
+
+	if (sr->r || b->nr == 0)
+		return;
+	sr->n++;
+	/* A commit between the copies and the remaps, as the timer makes it. */
+	if (ph == UNSHARE_AFTER_COPY && sr->n % 3 == 0) {
+		sr->r = w_flush(w);
+		return;
+	}
+	/* Overwrite an LBN that is being given its copy. */
+	if (ph == UNSHARE_AFTER_PREPARE && sr->n % 4 == 1)
+		sr->r = w_write_content(w, b->item[0].vol, b->item[0].lbn, 92000 + sr->n);
+}
+
+static int w_unshare(struct world *w)
+{
+	struct scan_racer sr = { w, 0, 0 };
+	struct unshare_hooks h = { w_unshare_race, &sr };
+	struct unshare_result res;
+	int r;
+
+	r = scan_unshare(&w->s, &h, &res);
+	w->unshared += res.copies;
+	return r ? r : sr.r;
+}
+
+/*
+ * Scan, merge and unshare: a volume and its snapshot (4 and 5), and two
+ * unrelated volumes (1 and 2, walked first) holding the same runs, one block
+ * repeated, merged by a pass: each block of the family has two more
+ * referrers, so a write racing the copy of one of them leaves the block
+ * shared.  Then unsharing in small batches with guest writes to LBNs being
+ * copied and commits between the copies and the remaps; writes after it and
+ * flushes between.
+ */
+static int wl_scan_unshare(struct world *w)
+{
+	struct dd_scan_config cfg = { .batch = 8 };
+	u64 i;
+
+	TRY(w_create(w, 4));
+	TRY(w_create(w, 1));
+	TRY(w_create(w, 2));
+	TRY(dd_scan_configure(w->s.tp.pool, &cfg));
+	for (i = 0; i < 40; i++)
+		TRY(w_write_content(w, 4, i, 1000 + i));
+	for (i = 0; i < 8; i++)
+		TRY(w_write_content(w, 4, 50 + i * 2, 2000));
+	TRY(w_snapshot(w, 5, 4));
+	for (i = 0; i < 40; i++) {
+		TRY(w_write_content(w, 1, i + 5, 1000 + i));
+		TRY(w_write_content(w, 2, i + 20, 1000 + i));
+	}
+	TRY(w_flush(w));
+	TRY(w_scan(w, false));
+	TRY(w_flush(w));
+	TRY(w_unshare(w));
+	for (i = 0; i < 5; i++)
+		TRY(w_write_content(w, 5, 10 + i, 4000 + i));
+	TRY(w_flush(w));
+	return w_flush(w);
+}
+
+static void expect_scan_unshare(const struct world *w)
+{
+	fprintf(stderr, "# scan, merge and unshare: %llu merged, %llu copied\n",
+		(unsigned long long)w->merged, (unsigned long long)w->unshared);
+	assert_true(w->merged >= 30);	/* vol 2 into vol 1's (snapshot-shared) blocks */
+	assert_true(w->unshared >= 25);
+}
+
 static void expect_scan(const struct world *w)
 {
 	fprintf(stderr, "# scan and merge: %llu blocks merged\n", (unsigned long long)w->merged);
@@ -960,6 +1038,8 @@ DATA_CRASH_TEST(flushed_writes_survive_a_crash_at_every_write_in_random_io_with_
 		wl_random_volumes, 1024, 96, 0, false, 3, expect_random_volumes)
 DATA_CRASH_TEST(flushed_writes_survive_a_crash_at_every_write_of_scan_and_merge,
 		wl_scan, 1024, 512, DD_JOURNAL_MIN_BLOCKS, false, 4, expect_scan)
+DATA_CRASH_TEST(flushed_writes_survive_a_crash_at_every_write_of_scan_merge_and_unshare,
+		wl_scan_unshare, 1024, 512, DD_JOURNAL_MIN_BLOCKS, false, 5, expect_scan_unshare)
 
 int main(void)
 {
@@ -971,6 +1051,7 @@ int main(void)
 		cmocka_unit_test(flushed_writes_survive_a_crash_at_every_write_in_random_io_with_early_home_writes),
 		cmocka_unit_test(flushed_writes_survive_a_crash_at_every_write_in_random_io_with_snapshots_and_deletes),
 		cmocka_unit_test(flushed_writes_survive_a_crash_at_every_write_of_scan_and_merge),
+		cmocka_unit_test(flushed_writes_survive_a_crash_at_every_write_of_scan_merge_and_unshare),
 	};
 
 	const char *seed = getenv("DD_CRASH_DATA_SEED");

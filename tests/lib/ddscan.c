@@ -90,3 +90,60 @@ out:
 	free(c);
 	return r < 0 ? r : 0;
 }
+
+int scan_unshare(struct ddsys *s, const struct unshare_hooks *h, struct unshare_result *res)
+{
+	struct dd_dev *dev = dd_ramdev_dev(s->data);
+	struct dd_unshare_batch *b = calloc(1, sizeof(*b));
+	u8 *d = malloc(DD_BLOCK_SIZE);
+	struct unshare_result dummy;
+	u32 i;
+	int r;
+
+	if (!res)
+		res = &dummy;
+	memset(res, 0, sizeof(*res));
+	if (!b || !d) {
+		r = -ENOMEM;
+		goto out;
+	}
+	r = dd_scan_unshare_start(s->tp.pool);
+	if (r && r != -EBUSY)
+		goto out;
+	for (;;) {
+		r = dd_scan_unshare_prepare(s->tp.pool, b);
+		if (r == -EAGAIN)
+			continue;	/* the kernel drops the lock here */
+		if (r <= 0)
+			break;
+		res->batches++;
+		res->items += b->nr;
+		if (h && h->between)
+			h->between(h->ctx, s, UNSHARE_AFTER_PREPARE, b);
+		for (i = 0; i < b->nr; i++) {
+			struct dd_unshare_item *it = &b->item[i];
+
+			if (!(it->flags & DD_UI_COPY))
+				continue;
+			r = dd_dev_read(dev, it->old_pbn, d);
+			if (!r)
+				r = dd_dev_write(dev, it->new_pbn, d);
+			if (r) {
+				dd_scan_unshare_release(s->tp.pool, b);
+				goto out;
+			}
+			res->copies++;
+		}
+		if (h && h->between)
+			h->between(h->ctx, s, UNSHARE_AFTER_COPY, b);
+		r = dd_scan_unshare_apply(s->tp.pool, b);
+		if (r)
+			goto out;
+		for (i = 0; i < b->nr; i++)
+			res->remapped += (b->item[i].flags & (DD_UI_DONE | DD_UI_KEEP)) == DD_UI_DONE;
+	}
+out:
+	free(b);
+	free(d);
+	return r < 0 ? r : 0;
+}

@@ -34,4 +34,28 @@ struct scan_result {
 /* One whole pass (full: over every mapped block); engine errors returned. */
 int scan_pass(struct ddsys *s, bool full, const struct scan_hooks *h, struct scan_result *res);
 
+/*
+ * Unsharing (scan run 2), as the kernel's scanner thread runs it: prepare,
+ * the copies (old block read, its bytes written to the reserved new block)
+ * with the pool lock dropped, apply.  Starts a walk, or goes on with one an
+ * earlier call left (after -ENOSPC).  Engine errors returned (-ENOSPC: the
+ * walk stays active, nothing is lost).
+ */
+enum unshare_phase {
+	UNSHARE_AFTER_PREPARE,	/* new blocks reserved, nothing copied */
+	UNSHARE_AFTER_COPY,	/* copied, not yet remapped */
+};
+
+struct unshare_hooks {
+	void (*between)(void *ctx, struct ddsys *s, enum unshare_phase ph,
+			struct dd_unshare_batch *b);
+	void *ctx;
+};
+
+struct unshare_result {
+	u64 batches, items, copies, remapped;
+};
+
+int scan_unshare(struct ddsys *s, const struct unshare_hooks *h, struct unshare_result *res);
+
 #endif

@@ -6,8 +6,8 @@
 
 # The target versions in kernel/dm-dedup-target.c; a table/status/message change
 # bumps them (and this line).
-POOL_VERSION=v0.3.0
-VOLUME_VERSION=v0.3.0
+POOL_VERSION=v0.4.0
+VOLUME_VERSION=v0.4.0
 
 target_version() { dmsetup targets | awk -v t="$1" '$1 == t { print $2 }'; }
 

@@ -41,7 +41,7 @@ $T "pool: low water mark overflows 64 bits" ddt-bad dedup-pool "Invalid low wate
 $T "pool: non-numeric feature count" ddt-bad dedup-pool "Invalid feature count" \
 	"$P $meta $data 8 1024 one read_only"
 $T "pool: feature count above the number of features" ddt-bad dedup-pool "Too many features" \
-	"$P $meta $data 8 1024 6 a b c d e f"
+	"$P $meta $data 8 1024 8 a b c d e f g h"
 $T "pool: feature count above the arguments given" ddt-bad dedup-pool \
 	"Feature count exceeds the arguments given" \
 	"$P $meta $data 8 1024 2 read_only"
@@ -49,6 +49,16 @@ $T "pool: unknown feature" ddt-bad dedup-pool "Unknown pool feature" \
 	"$P $meta $data 8 1024 1 compress"
 $T "pool: feature given twice" ddt-bad dedup-pool "Duplicate pool feature" \
 	"$P $meta $data 8 1024 2 read_only read_only"
+$T "pool: index_memory without its size" ddt-bad dedup-pool \
+	"index_memory needs a size in MiB (1..1048576)" "$P $meta $data 8 1024 1 index_memory"
+$T "pool: index_memory 0" ddt-bad dedup-pool \
+	"index_memory needs a size in MiB (1..1048576)" "$P $meta $data 8 1024 2 index_memory 0"
+$T "pool: index_memory not a number" ddt-bad dedup-pool \
+	"index_memory needs a size in MiB (1..1048576)" "$P $meta $data 8 1024 2 index_memory 1G"
+$T "pool: index_memory above the limit" ddt-bad dedup-pool \
+	"index_memory needs a size in MiB (1..1048576)" "$P $meta $data 8 1024 2 index_memory 1048577"
+$T "pool: index_memory given twice" ddt-bad dedup-pool "Duplicate pool feature" \
+	"$P $meta $data 8 1024 4 index_memory 8 index_memory 8"
 $T "pool: argument after the features" ddt-bad dedup-pool "Too many pool arguments" \
 	"$P $meta $data 8 1024 1 read_only extra"
 $T "pool: same path for metadata and data" ddt-bad dedup-pool \
@@ -106,16 +116,19 @@ check "pool: ... with 'Pool cannot be replaced by a pool on other devices'" \
 		grep -F ': dedup-pool: Pool cannot be replaced by a pool on other devices ('"
 check_eq "pool: ... and the live table is unchanged" "$(dmsetup table ddt-pool)" "$P $M $D 8 1024"
 
-check "pool: a line with four features is accepted" \
-	sh -c "echo '$P $meta2 $data2 8 0 4 skip_zero_detect no_discard_passdown error_if_no_space ignore_discard' |
+check "pool: a line with four features and index_memory is accepted" \
+	sh -c "echo '$P $meta2 $data2 8 0 6 index_memory 4 skip_zero_detect no_discard_passdown error_if_no_space ignore_discard' |
 		dmsetup create ddt-pool2"
-FEAT="4 error_if_no_space ignore_discard no_discard_passdown skip_zero_detect"
+FEAT="6 error_if_no_space ignore_discard no_discard_passdown skip_zero_detect index_memory 4"
 check_eq "pool: features are printed back in canonical order" \
 	"$(dmsetup table ddt-pool2)" "$P $M2 $D2 8 0 $FEAT"
 check "pool: dmsetup load accepts the printed line with features" \
 	sh -c 'dmsetup table ddt-pool2 | dmsetup load ddt-pool2 && dmsetup resume ddt-pool2'
 check_eq "pool: the reloaded table with features is unchanged" \
 	"$(dmsetup table ddt-pool2)" "$P $M2 $D2 8 0 $FEAT"
+IB=$(dmsetup message ddt-pool2 0 scan stats | sed -n 's/^index_bytes //p')
+check "pool: index_memory 4 sizes the index to 4 MiB (index_bytes $IB)" \
+	test "$IB" -gt $((3 << 20)) -a "$IB" -le $((4 << 20))
 check "pool: the second pool is removed" dmsetup remove ddt-pool2
 
 log "--- malformed dedup lines"
