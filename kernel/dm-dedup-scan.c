@@ -391,6 +391,9 @@ static int scan_batch(struct scanner *s)
 
 		if ((it->flags & DD_SI_OWNED) && (it->flags & (DD_SI_SAME | DD_SI_ZERO)))
 			__lc_forget(&pool->lc, it->vol, it->lbn);
+		/* A shared D takes its C's owner instead (dd-scan.c). */
+		if ((it->flags & DD_SI_CAND_OWNED) && (it->flags & DD_SI_SAME))
+			__lc_forget(&pool->lc, it->cand_vol, it->cand_lbn);
 	}
 	r = dd_scan_apply(pool->eng, b);
 	__pins_released(pool);
