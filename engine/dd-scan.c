@@ -238,7 +238,7 @@ static void dd_scan_union(const struct dd_scan *sc, u64 c, __le64 *out, u32 *cou
 /* Writes chunk c's union into its written-tree leaf (or removes the leaf). */
 static int dd_scan_persist_chunk(struct dd_pool *pool, u64 c)
 {
-	struct dd_tree t = { &pool->written_root, DD_TREE_WRITTEN, DD_BT_WRITTEN, 0 };
+	struct dd_tree t = dd_written_tree(pool);
 	struct dd_disk_bitmap *bm;
 	struct dd_buf *leaf;
 	u32 count;
@@ -297,7 +297,7 @@ int dd_scan_pre_commit(struct dd_pool *pool)
 /* Loads the written tree into 'marked'. */
 static int dd_scan_load_marks(struct dd_pool *pool)
 {
-	struct dd_tree t = { &pool->written_root, DD_TREE_WRITTEN, DD_BT_WRITTEN, 0 };
+	struct dd_tree t = dd_written_tree(pool);
 	struct dd_scan *sc = pool->scan;
 	u64 li = 0, found;
 	int r;
@@ -338,11 +338,6 @@ static int dd_scan_load_marks(struct dd_pool *pool)
 }
 
 /* ---- the index, saved at a clean close ----------------------------------------- */
-
-static struct dd_tree dd_index_tree(struct dd_pool *pool)
-{
-	return (struct dd_tree){ &pool->index_root, DD_TREE_INDEX, DD_BT_INDEX, 0 };
-}
 
 /* Frees the saved index tree (it is reloaded into memory). */
 static int dd_scan_drop_saved_index(struct dd_pool *pool)
