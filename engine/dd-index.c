@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * The scanner's hash index (contract in dd-index.h): sets of DD_INDEX_WAYS
- * 16-byte slots, the set chosen by the high half of the hash, a hook chosen
- * by its low bits, least-recently-used replacement by an 8-bit clock.
+ * 16-byte slots, two sets per hash chosen by its high bits, a hook chosen by
+ * its low bits, least-recently-used replacement by an 8-bit clock.
  */
 #include "dd-index.h"
 
@@ -40,13 +40,47 @@ static u64 dd_idx_sets_for(u64 bytes)
 	return sets ? sets : 1;
 }
 
-/* Multiply-shift: any number of sets (below 2^32), the high half of the
- * hash picks one. */
-static struct dd_index_slot *dd_idx_set(const struct dd_index *idx, u64 hash)
+/*
+ * Each hash has two sets, chosen by multiply-shift (any number of sets below
+ * 2^32): the first by the high half of the hash, the second by the high half
+ * of the hash times an odd constant, which mixes every bit.  An entry lives in
+ * either; a set that is full spills into the other one, so a table loses
+ * entries only when both of a hash's sets are full (with one set, 1 set in 20
+ * overflows at half load).  The low bits, which choose the hooks, are the
+ * same in every hook; neither choice depends on them alone.
+ */
+static u64 dd_idx_set_nr(const struct dd_index *idx, u64 hash, unsigned int which)
 {
-	u64 s = ((hash >> 32) * idx->nr_sets) >> 32;
+	u64 h = which ? hash * 0x9e3779b97f4a7c15ULL : hash;
 
-	return &idx->slot[s * DD_INDEX_WAYS];
+	return ((h >> 32) * idx->nr_sets) >> 32;
+}
+
+static struct dd_index_slot *dd_idx_set(const struct dd_index *idx, u64 hash,
+					unsigned int which)
+{
+	return &idx->slot[dd_idx_set_nr(idx, hash, which) * DD_INDEX_WAYS];
+}
+
+/* The slot holding (hash, domain) in either of its sets, or NULL. */
+static struct dd_index_slot *dd_idx_find(const struct dd_index *idx, u64 hash, u8 domain)
+{
+	unsigned int which, w;
+
+	for (which = 0; which < 2; which++) {
+		struct dd_index_slot *set = dd_idx_set(idx, hash, which);
+
+		for (w = 0; w < DD_INDEX_WAYS; w++) {
+			struct dd_index_slot *s = &set[w];
+
+			if (dd_idx_used(s->val) && s->hash == hash &&
+			    dd_idx_domain(s->val) == domain)
+				return s;
+		}
+		if (idx->nr_sets == 1)
+			break;
+	}
+	return NULL;
 }
 
 static struct dd_index_slot *dd_idx_alloc(u64 nr_sets)
@@ -102,32 +136,47 @@ static void dd_idx_advance(struct dd_index *idx)
 	}
 }
 
-/* Puts an entry into a set: refreshes a match, else fills a free slot,
- * else replaces the least recently used.  Returns true if it evicted. */
+static unsigned int dd_idx_free_ways(const struct dd_index_slot *set)
+{
+	unsigned int w, n = 0;
+
+	for (w = 0; w < DD_INDEX_WAYS; w++)
+		n += !dd_idx_used(set[w].val);
+	return n;
+}
+
+/* Puts an entry into one of its sets: refreshes a match, else fills a free
+ * slot of the emptier set, else replaces the least recently used entry of
+ * the two sets.  Returns true if it evicted. */
 static bool dd_idx_put(struct dd_index *idx, u64 hash, u8 domain, u64 pbn, u8 clock)
 {
-	struct dd_index_slot *set = dd_idx_set(idx, hash), *victim = NULL;
-	unsigned int w;
+	struct dd_index_slot *victim = dd_idx_find(idx, hash, domain), *set[2];
+	unsigned int which, w;
 	bool evicted;
 
-	for (w = 0; w < DD_INDEX_WAYS; w++) {
-		struct dd_index_slot *s = &set[w];
+	if (victim) {
+		victim->val = dd_idx_val(pbn, domain, clock);
+		return false;
+	}
+	set[0] = dd_idx_set(idx, hash, 0);
+	set[1] = dd_idx_set(idx, hash, 1);
+	if (dd_idx_free_ways(set[1]) > dd_idx_free_ways(set[0])) {
+		set[1] = set[0];
+		set[0] = dd_idx_set(idx, hash, 1);
+	}
+	for (which = 0; which < 2; which++) {
+		for (w = 0; w < DD_INDEX_WAYS; w++) {
+			struct dd_index_slot *s = &set[which][w];
 
-		if (dd_idx_used(s->val) && s->hash == hash && dd_idx_domain(s->val) == domain) {
-			s->val = dd_idx_val(pbn, domain, clock);
-			return false;
+			if (!dd_idx_used(s->val)) {
+				victim = s;
+				goto fill;
+			}
+			if (!victim || dd_idx_age(idx, s->val) > dd_idx_age(idx, victim->val))
+				victim = s;
 		}
 	}
-	for (w = 0; w < DD_INDEX_WAYS; w++) {
-		struct dd_index_slot *s = &set[w];
-
-		if (!dd_idx_used(s->val)) {
-			victim = s;
-			break;
-		}
-		if (!victim || dd_idx_age(idx, s->val) > dd_idx_age(idx, victim->val))
-			victim = s;
-	}
+fill:
 	evicted = dd_idx_used(victim->val);
 	victim->hash = hash;
 	victim->val = dd_idx_val(pbn, domain, clock);
@@ -199,22 +248,16 @@ bool dd_index_is_hook(const struct dd_index *idx, u64 hash)
 
 bool dd_index_lookup(struct dd_index *idx, u64 hash, u8 domain, u64 *pbn)
 {
-	struct dd_index_slot *set = dd_idx_set(idx, hash);
-	unsigned int w;
+	struct dd_index_slot *s = dd_idx_find(idx, hash, domain);
 
 	idx->lookups++;
-	for (w = 0; w < DD_INDEX_WAYS; w++) {
-		struct dd_index_slot *s = &set[w];
-
-		if (dd_idx_used(s->val) && s->hash == hash && dd_idx_domain(s->val) == domain) {
-			*pbn = dd_idx_pbn(s->val);
-			/* A hit keeps the entry young. */
-			s->val = dd_idx_val(*pbn, domain, idx->clock);
-			idx->hits++;
-			return true;
-		}
-	}
-	return false;
+	if (!s)
+		return false;
+	*pbn = dd_idx_pbn(s->val);
+	/* A hit keeps the entry young. */
+	s->val = dd_idx_val(*pbn, domain, idx->clock);
+	idx->hits++;
+	return true;
 }
 
 void dd_index_insert(struct dd_index *idx, u64 hash, u8 domain, u64 pbn)
@@ -227,21 +270,14 @@ void dd_index_insert(struct dd_index *idx, u64 hash, u8 domain, u64 pbn)
 
 void dd_index_remove(struct dd_index *idx, u64 hash, u8 domain, u64 pbn)
 {
-	struct dd_index_slot *set = dd_idx_set(idx, hash);
-	unsigned int w;
+	struct dd_index_slot *s = dd_idx_find(idx, hash, domain);
 
-	for (w = 0; w < DD_INDEX_WAYS; w++) {
-		struct dd_index_slot *s = &set[w];
-
-		if (dd_idx_used(s->val) && s->hash == hash && dd_idx_domain(s->val) == domain &&
-		    dd_idx_pbn(s->val) == pbn) {
-			s->hash = 0;
-			s->val = 0;
-			idx->entries--;
-			idx->removals++;
-			return;
-		}
-	}
+	if (!s || dd_idx_pbn(s->val) != pbn)
+		return;
+	s->hash = 0;
+	s->val = 0;
+	idx->entries--;
+	idx->removals++;
 }
 
 void dd_index_clear(struct dd_index *idx)

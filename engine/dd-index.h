@@ -6,8 +6,9 @@
  *
  * Memory: the caller chooses the size in bytes; the table holds
  * bytes / sizeof(struct dd_index_slot) entries in sets of DD_INDEX_WAYS
- * (one cache line each).  When a set is full, the least recently used entry
- * of the set makes room.
+ * (one cache line each).  Each hash may live in either of two sets; when both
+ * are full, the least recently used entry of the two makes room.  A table
+ * half full loses nothing; a full one keeps nearly all of its capacity.
  *
  * Sampling: with a table smaller than the number of distinct blocks, only
  * "hooks" are inserted and looked up: blocks whose hash has its low

@@ -235,6 +235,18 @@ int dd_write_sb(struct dd_pool *pool, struct dd_disk_superblock *sb);
  * -ENODATA: no such leaf (it reads as all zero); -EILSEQ: damaged tree.
  */
 u64 dd_tree_capacity(u8 height);
+/* The scanner's trees have their roots in the superblock, not a struct dd_tree
+ * of the pool: one descriptor each, for the scanner and the walker. */
+static inline struct dd_tree dd_written_tree(struct dd_pool *pool)
+{
+	return (struct dd_tree){ &pool->written_root, DD_TREE_WRITTEN, DD_BT_WRITTEN, 0 };
+}
+
+static inline struct dd_tree dd_index_tree(struct dd_pool *pool)
+{
+	return (struct dd_tree){ &pool->index_root, DD_TREE_INDEX, DD_BT_INDEX, 0 };
+}
+
 int dd_tree_find(struct dd_pool *pool, const struct dd_tree *t, u64 idx, unsigned flags,
 		 struct dd_buf **leaf);
 int dd_tree_find_dirty(struct dd_pool *pool, const struct dd_tree *t, u64 idx, bool create,

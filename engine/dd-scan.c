@@ -63,6 +63,7 @@ struct dd_scan {
 #define DD_SI_CAND_PINNED	(1u << 17)	/* we pinned C */
 #define DD_SI_HOOK		(1u << 18)	/* D's hash is one the index keeps */
 #define DD_SI_CAND_KNOWN	(1u << 19)	/* cand_vol/lbn name an owner of C */
+#define DD_SI_REVERSE		(1u << 20)	/* D is shared: C (owned) merges into D */
 
 /* ---- block sets ---------------------------------------------------------- */
 
@@ -237,7 +238,7 @@ static void dd_scan_union(const struct dd_scan *sc, u64 c, __le64 *out, u32 *cou
 /* Writes chunk c's union into its written-tree leaf (or removes the leaf). */
 static int dd_scan_persist_chunk(struct dd_pool *pool, u64 c)
 {
-	struct dd_tree t = { &pool->written_root, DD_TREE_WRITTEN, DD_BT_WRITTEN, 0 };
+	struct dd_tree t = dd_written_tree(pool);
 	struct dd_disk_bitmap *bm;
 	struct dd_buf *leaf;
 	u32 count;
@@ -296,7 +297,7 @@ int dd_scan_pre_commit(struct dd_pool *pool)
 /* Loads the written tree into 'marked'. */
 static int dd_scan_load_marks(struct dd_pool *pool)
 {
-	struct dd_tree t = { &pool->written_root, DD_TREE_WRITTEN, DD_BT_WRITTEN, 0 };
+	struct dd_tree t = dd_written_tree(pool);
 	struct dd_scan *sc = pool->scan;
 	u64 li = 0, found;
 	int r;
@@ -337,11 +338,6 @@ static int dd_scan_load_marks(struct dd_pool *pool)
 }
 
 /* ---- the index, saved at a clean close ----------------------------------------- */
-
-static struct dd_tree dd_index_tree(struct dd_pool *pool)
-{
-	return (struct dd_tree){ &pool->index_root, DD_TREE_INDEX, DD_BT_INDEX, 0 };
-}
 
 /* Frees the saved index tree (it is reloaded into memory). */
 static int dd_scan_drop_saved_index(struct dd_pool *pool)
@@ -827,6 +823,40 @@ static bool dd_scan_take_cand(struct dd_pool *pool, struct dd_scan_batch *b,
 	return true;
 }
 
+/*
+ * D is shared (it cannot merge away) and the index names another block C
+ * with its bytes, owned by one LBN: C merges into D instead, so the sharing
+ * that exists already (a snapshot's, an earlier merge's) is what the copies
+ * join.  C is pinned and its owner named, as for any candidate; apply checks
+ * C's owner again and D's room below the cap.
+ */
+static bool dd_scan_take_reverse(struct dd_pool *pool, struct dd_scan_batch *b,
+				 struct dd_scan_item *it)
+{
+	struct dd_scan *sc = pool->scan;
+	struct dd_disk_rec rec;
+	struct dd_record d;
+	u64 c;
+
+	if (!(it->flags & DD_SI_HOOK) ||
+	    !dd_index_lookup(sc->index, it->hash, it->domain, &c) || c == it->pbn ||
+	    c >= pool->nr_data_blocks || dd_rec_read(pool, c, 0, &rec))
+		return false;
+	dd_rec_decode(&rec, &d);
+	if (d.refcount != 1 || !d.owned || d.domain != it->domain)
+		return false;
+	if (!dd_pinned(pool, c)) {
+		if (dd_pin(pool, c))
+			return false;
+		it->flags |= DD_SI_CAND_PINNED;
+	}
+	it->cand = c;
+	it->cand_vol = d.owner_vol;
+	it->cand_lbn = d.owner_lbn;
+	it->flags |= DD_SI_CAND | DD_SI_CAND_OWNED | DD_SI_REVERSE;
+	return true;
+}
+
 /* After a candidate for (vol, lbn): the next LBN is predicted to match the
  * next LBN of C's owner (verified later, like any candidate). */
 static void dd_scan_predict(struct dd_scan *sc, const struct dd_scan_item *it)
@@ -852,6 +882,7 @@ int dd_scan_match(struct dd_pool *pool, struct dd_scan_batch *b)
 		return -EROFS;
 	for (i = 0; i < b->nr; i++) {
 		struct dd_scan_item *it = &b->item[i];
+		bool indexed = false;
 		struct dd_pred *p;
 		u64 c;
 
@@ -860,33 +891,50 @@ int dd_scan_match(struct dd_pool *pool, struct dd_scan_batch *b)
 		sc->scanned++;
 		if (dd_index_is_hook(sc->index, it->hash))
 			it->flags |= DD_SI_HOOK;
-		/* 1. The prediction along a verified run. */
-		p = dd_pred_slot(sc, it->vol);
-		if ((it->flags & DD_SI_OWNED) && p->valid && p->vol == it->vol &&
-		    p->next_lbn == it->lbn && dd_scan_lookup(pool, p->pvol, p->plbn, &c) &&
-		    dd_scan_take_cand(pool, b, it, c)) {
-			dd_scan_predict(sc, it);
-			n++;
-			continue;
+		/* Only a block owned by one LBN merges away; a shared one can be
+		 * a canonical block. */
+		if (!(it->flags & DD_SI_OWNED)) {
+			if (dd_scan_take_reverse(pool, b, it))
+				n++;
+			goto unique;
 		}
-		/* 2. The index (hooks only). */
-		if (!(it->flags & DD_SI_HOOK))
-			continue;
-		if (dd_index_lookup(sc->index, it->hash, it->domain, &c)) {
+		/* 1. The index, for a hook: what was seen beats a guess. */
+		if ((it->flags & DD_SI_HOOK) &&
+		    dd_index_lookup(sc->index, it->hash, it->domain, &c)) {
+			if (c == it->pbn)
+				continue;	/* canonical already */
 			if (dd_scan_take_cand(pool, b, it, c)) {
 				it->flags |= DD_SI_FROM_INDEX;
 				dd_scan_predict(sc, it);
 				n++;
 				continue;
 			}
-			if (c == it->pbn)
-				continue;
 			/* Gone, full, or another domain now: a stale hint. */
 			dd_index_remove(sc->index, it->hash, it->domain, c);
 		}
+		/* 2. The prediction along a verified run. */
+		p = dd_pred_slot(sc, it->vol);
+		if (p->valid && p->vol == it->vol && p->next_lbn == it->lbn &&
+		    dd_scan_lookup(pool, p->pvol, p->plbn, &c)) {
+			/* A hook the index did not know is indexed now: if the
+			 * guess is wrong, the block is canonical for what follows
+			 * (a merge puts C in its place). */
+			if (it->flags & DD_SI_HOOK) {
+				dd_index_insert(sc->index, it->hash, it->domain, it->pbn);
+				indexed = true;
+			}
+			if (dd_scan_take_cand(pool, b, it, c)) {
+				dd_scan_predict(sc, it);
+				n++;
+				continue;
+			}
+		}
+unique:
 		/* Unique so far: a canonical block for what follows, in this
 		 * batch too (it is pinned: its bytes are the ones hashed). */
-		dd_index_insert(sc->index, it->hash, it->domain, it->pbn);
+		if ((it->flags & DD_SI_HOOK) && !indexed &&
+		    !dd_index_lookup(sc->index, it->hash, it->domain, &c))
+			dd_index_insert(sc->index, it->hash, it->domain, it->pbn);
 	}
 	return (int)n;
 }
@@ -950,6 +998,85 @@ static int dd_scan_merge_one(struct dd_pool *pool, struct dd_volume *v, u64 lbn,
 	return dd_rec_dec(pool, dpbn, &was_shared, NULL);
 }
 
+/*
+ * C is the D of another item of the batch whose bytes equal its own C (a
+ * prediction along identical neighbours names the block before; the index
+ * names a block that took a guess in the same batch): that D merges away, or
+ * has already, so this D's canonical block is that C.  Every pair was
+ * compared, and every block of the chain is pinned, so the bytes are equal
+ * along it.  Returns D's own pbn for a chain that comes back to it.
+ */
+static u64 dd_scan_redirect(const struct dd_scan_batch *b, const struct dd_scan_item *it)
+{
+	u64 c = it->cand;
+	u32 i, hops = 0;
+
+	for (i = 0; i < b->nr; i++) {
+		const struct dd_scan_item *k = &b->item[i];
+
+		if (k == it || (k->flags & (DD_SI_CAND | DD_SI_SAME | DD_SI_ZERO)) !=
+		    (DD_SI_CAND | DD_SI_SAME))
+			continue;
+		if (k->flags & DD_SI_REVERSE) {
+			/* k's C merges into k's D: C's canonical block is D. */
+			if (k->cand != c)
+				continue;
+			c = k->pbn;
+		} else {
+			if (k->pbn != c || !(k->flags & DD_SI_OWNED))
+				continue;
+			c = k->cand;
+		}
+		if (c == it->pbn || ++hops == b->nr)
+			return it->pbn;
+		i = (u32)-1;	/* again, for the new c */
+	}
+	return c;
+}
+
+/* C, owned by (cand_vol, cand_lbn), merges into the shared D (see
+ * dd_scan_take_reverse); a write to C's LBN since drops the pair. */
+static int dd_scan_merge_reverse(struct dd_pool *pool, struct dd_scan_item *it)
+{
+	struct dd_scan *sc = pool->scan;
+	struct dd_disk_rec rec;
+	struct dd_volume *v;
+	struct dd_record d;
+	bool ok;
+	int r;
+
+	r = dd_vol_handle(pool, it->cand_vol, &v);
+	if (r)
+		return r == -ENOENT ? 0 : r;
+	if (v->flags & (DD_VOL_DELETING | DD_VOL_INCOMPLETE)) {
+		dd_volume_close(v);
+		return 0;
+	}
+	r = dd_tx_reserve(pool, DD_OP_MAX_DIRTY);
+	if (!r)
+		r = dd_scan_owned_by(pool, v, it->cand_lbn, it->cand, &ok);
+	if (!r && ok)
+		r = dd_rec_read(pool, it->pbn, 0, &rec);
+	if (!r && ok) {
+		dd_rec_decode(&rec, &d);
+		ok = d.refcount && d.refcount < sc->share_cap && d.domain == it->domain;
+	}
+	if (!r && ok) {
+		r = dd_scan_merge_one(pool, v, it->cand_lbn, it->cand, it->pbn);
+		if (r) {
+			dd_tx_fail(pool, r, "merging blocks");	/* half-done */
+		} else {
+			pool->st.scan_merged++;
+			it->flags |= DD_SI_MERGED;
+			dd_index_insert(sc->index, it->hash, it->domain, it->pbn);
+		}
+	} else if (!r) {
+		sc->raced++;
+	}
+	dd_volume_close(v);
+	return r;
+}
+
 static int dd_item_cmp(const struct dd_scan_item *a, const struct dd_scan_item *b)
 {
 	if (a->vol != b->vol)
@@ -1001,6 +1128,10 @@ int dd_scan_apply(struct dd_pool *pool, struct dd_scan_batch *b)
 			if (p->valid && p->vol == it->vol && p->next_lbn == it->lbn + 1)
 				p->valid = false;
 		}
+		if ((it->flags & (DD_SI_REVERSE | DD_SI_SAME)) == (DD_SI_REVERSE | DD_SI_SAME)) {
+			r = dd_scan_merge_reverse(pool, it);
+			continue;
+		}
 		if (!(it->flags & DD_SI_OWNED) || !(it->flags & (DD_SI_ZERO | DD_SI_SAME)))
 			continue;	/* unique so far (indexed by dd_scan_match), or shared */
 		/* Errors before an item changes anything are refusals (no
@@ -1032,10 +1163,20 @@ int dd_scan_apply(struct dd_pool *pool, struct dd_scan_batch *b)
 			struct dd_disk_rec rec;
 			struct dd_record c;
 
+			u64 to = dd_scan_redirect(b, it);
+			bool fits = false;
+
 			/* C still the same domain, referenced, below the cap. */
-			r = dd_rec_read(pool, it->cand, 0, &rec);
-			dd_rec_decode(&rec, &c);
-			if (!r && c.refcount && c.refcount < sc->share_cap && c.domain == it->domain) {
+			if (to != it->pbn) {
+				r = dd_rec_read(pool, to, 0, &rec);
+				if (!r) {
+					dd_rec_decode(&rec, &c);
+					fits = c.refcount && c.refcount < sc->share_cap &&
+					       c.domain == it->domain;
+				}
+			}
+			if (!r && fits) {
+				it->cand = to;
 				r = dd_scan_merge_one(pool, v, it->lbn, it->pbn, it->cand);
 				if (r)
 					dd_tx_fail(pool, r, "merging blocks");	/* half-done */
@@ -1401,7 +1542,11 @@ int dd_unshare_prepare(struct dd_pool *pool, struct dd_unshare_batch *b)
 		if (r)
 			goto bad;
 		dd_rec_decode(&rec, &d);
-		if (d.refcount < 2 || !d.merged || dd_unshare_listed(b, f->id, lbn))
+		/* Shared through merges: copies.  With one referrer and no
+		 * owner (the others moved away, here or in an earlier batch):
+		 * this LBN is it, and apply makes it the owner again. */
+		if (!d.refcount || dd_unshare_listed(b, f->id, lbn) ||
+		    (d.refcount == 1 && d.owned) || (d.refcount >= 2 && !d.merged))
 			goto next;
 		r = dd_unshare_group(pool, &t, b, f, lbn, m.pbn, mem, sc->batch);
 		if (r < 0)
@@ -1420,9 +1565,9 @@ int dd_unshare_prepare(struct dd_pool *pool, struct dd_unshare_batch *b)
 				break;		/* the cursor stays here */
 			if (r)
 				goto bad;
-		} else if (k < 2) {
-			goto next;	/* the last referrer: dd_rec_dec unmarks it */
 		}
+		/* Else the group keeps the block (the last referrers: dd_rec_dec
+		 * unmarks it; apply names the owner if one LBN is left). */
 		for (i = 0; i < k; i++) {
 			it = &b->item[b->nr++];
 			it->vol = mem[i];
@@ -1504,6 +1649,18 @@ static int dd_unshare_group_apply(struct dd_pool *pool, struct dd_unshare_batch 
 		/* Nobody else shares it (any more): the group keeps it. */
 		if (first->flags & DD_UI_COPY)
 			sc->u_raced += j - i - s;
+		/* One referrer left: it owns the block again, so a later pass
+		 * can merge it (a block without a known owner is never merged
+		 * away). */
+		if (s == 1 && d.refcount == 1 && !d.owned) {
+			r = dd_tx_reserve(pool, DD_OP_MAX_DIRTY);
+			for (x = i; !r && x < j; x++)
+				if (b->item[x].flags & DD_UI_STILL)
+					r = dd_rec_set_owner(pool, first->old_pbn, b->item[x].vol,
+							     b->item[x].lbn);
+			if (r)
+				return r;
+		}
 		if (s && d.refcount == s && d.merged) {
 			r = dd_tx_reserve(pool, DD_OP_MAX_DIRTY);
 			if (!r)

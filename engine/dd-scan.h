@@ -20,7 +20,11 @@
  *   dd_scan_apply()    merges the pairs whose bytes are equal, unmaps the
  *                      blocks of zeroes, updates the index, and unpins
  *                      everything.  The caller forgets the cache entries of
- *                      the LBNs it remaps first (it may commit inside).
+ *                      the LBNs it may remap first (it may commit inside):
+ *                      (vol, lbn) of each DD_SI_OWNED item with DD_SI_SAME or
+ *                      DD_SI_ZERO, and (cand_vol, cand_lbn) of each
+ *                      DD_SI_CAND_OWNED item with DD_SI_SAME (a shared D
+ *                      takes its C's LBN instead).
  *
  * A pinned block is never reported exclusive by dd_map_lookup() or
  * dd_map_plan_write() (writes to it copy-on-write), never made exclusive and

@@ -78,11 +78,11 @@ static int dd_walk_lookup(struct dd_pool *pool, enum dd_tree_id tree, u32 vol,
 		*t = &pool->dalloc_tree;
 		return 0;
 	case DD_TREE_WRITTEN:
-		*tmp = (struct dd_tree){ &pool->written_root, DD_TREE_WRITTEN, DD_BT_WRITTEN, 0 };
+		*tmp = dd_written_tree(pool);
 		*t = tmp;
 		return 0;
 	case DD_TREE_INDEX:
-		*tmp = (struct dd_tree){ &pool->index_root, DD_TREE_INDEX, DD_BT_INDEX, 0 };
+		*tmp = dd_index_tree(pool);
 		*t = tmp;
 		return 0;
 	case DD_TREE_MAP:

@@ -232,6 +232,22 @@ static int scan_read(struct pool *pool, const u64 *pbns, struct page **pages, un
  * One batch
  *--------------------------------------------------------------*/
 
+/*
+ * The byte comparison of two blocks, a word at a time (the kernel's generic
+ * memcmp() compares bytes, and has to say which is smaller).
+ */
+static bool blocks_equal(const void *a, const void *b)
+{
+	const unsigned long *x = a, *y = b;
+	unsigned int i;
+
+	for (i = 0; i < DD_BLOCK_SIZE / sizeof(long); i += 4)
+		if ((x[i] ^ y[i]) | (x[i + 1] ^ y[i + 1]) | (x[i + 2] ^ y[i + 2]) |
+		    (x[i + 3] ^ y[i + 3]))
+			return false;
+	return true;
+}
+
 /* A failed engine call (lock held for write). */
 static void __scan_failed(struct scanner *s, const char *op, int r)
 {
@@ -359,8 +375,8 @@ static int scan_batch(struct scanner *s)
 	for (i = 0; i < b->nr; i++) {
 		struct dd_scan_item *it = &b->item[i];
 
-		if ((it->flags & DD_SI_CAND) &&
-		    !memcmp(page_address(s->c[i]), page_address(s->d[i]), DD_BLOCK_SIZE))
+		if ((it->flags & DD_SI_CAND) && blocks_equal(page_address(s->c[i]),
+							     page_address(s->d[i])))
 			it->flags |= DD_SI_SAME;
 	}
 	down_write(&pool->lock);
@@ -375,6 +391,9 @@ static int scan_batch(struct scanner *s)
 
 		if ((it->flags & DD_SI_OWNED) && (it->flags & (DD_SI_SAME | DD_SI_ZERO)))
 			__lc_forget(&pool->lc, it->vol, it->lbn);
+		/* A shared D takes its C's owner instead (dd-scan.c). */
+		if ((it->flags & DD_SI_CAND_OWNED) && (it->flags & DD_SI_SAME))
+			__lc_forget(&pool->lc, it->cand_vol, it->cand_lbn);
 	}
 	r = dd_scan_apply(pool->eng, b);
 	__pins_released(pool);

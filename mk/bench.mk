@@ -10,7 +10,7 @@ BENCH_CFLAGS := -std=gnu11 -O2 -g $(US_WARN) -MMD -MP
 BENCH_ARGS   ?=
 BENCH_ENGINE := $(BENCH_BUILD)/bench_engine
 
-.PHONY: bench-engine
+.PHONY: bench-engine bench-scan-cpu
 
 $(BENCH_BUILD)/%.o: bench/engine/%.c
 	@mkdir -p $(@D)
@@ -23,3 +23,12 @@ bench-engine: $(BENCH_ENGINE)
 	@$(BENCH_ENGINE) -d $(BENCH_BUILD) $(BENCH_ARGS) | tee $(BENCH_BUILD)/engine.txt
 
 -include $(wildcard $(BENCH_BUILD)/*.d)
+
+# make bench-scan-cpu: the scanner's CPU work per byte (hash, zero check, compare), natively.
+BENCH_SCAN_CPU := $(BENCH_BUILD)/bench_scan_cpu
+
+$(BENCH_SCAN_CPU): $(BENCH_BUILD)/bench_scan_cpu.o
+	$(US_CC) $(BENCH_CFLAGS) -o $@ $^ -lxxhash
+
+bench-scan-cpu: $(BENCH_SCAN_CPU)
+	@$(BENCH_SCAN_CPU) $(BENCH_ARGS) | tee $(BENCH_BUILD)/scan-cpu.txt

@@ -19,3 +19,9 @@ vm-test:
 bench:
 	@$(MAKE) --no-print-directory initramfs
 	@bench/datapath.sh --reps $(or $(REPS),6)
+
+# make bench-scanner [REPS=5]: the scanner benchmark in the guest over the three guest
+# images (bench/scanner.sh; docs/benchmarks-scanner.md).
+.PHONY: bench-scanner
+bench-scanner:
+	@bench/scanner.sh --reps $(or $(REPS),5)

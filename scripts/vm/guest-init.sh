@@ -56,7 +56,12 @@ export DD_TMP=/tmp
 export DD_TESTS=/tests
 export DD_NATIVE=0
 export DD_BOOT="$boot"
-DD_DISKS=$(ls /dev/vd? 2>/dev/null | tr '\n' ' ')
+# The script's own disks: the ones run.sh --disk attached carry a serial, these do not.
+DD_DISKS=$(for d in /dev/vd?; do
+	[ -b "$d" ] || continue
+	[ -s "/sys/block/${d#/dev/}/serial" ] && [ -n "$(cat "/sys/block/${d#/dev/}/serial")" ] && continue
+	echo "$d"
+done | tr '\n' ' ')
 export DD_DISKS
 export DM_DISABLE_UDEV=1
 export LVM_SYSTEM_DIR=/etc/lvm

@@ -1,11 +1,16 @@
 #!/bin/bash
 # Boot Debian's kernel under QEMU (TCG) and run ONE guest script from tests/vm/.
 #
-#   scripts/vm/run.sh [-q] [-t SECONDS] [--no-build] <script>
+#   scripts/vm/run.sh [-q] [-t SECONDS] [--no-build] [--disk SERIAL=FILE]... <script>
 #     <script>    tests/vm/01-load.sh, 01-load.sh or 01-load
 #     -q          do not stream the console (it is still saved; its tail is shown on failure)
 #     -t SECONDS  timeout for the whole boot (default: the script's "# vm: timeout=" or 300)
 #     --no-build  do not (re)build the module/initramfs first (the runner builds once)
+#     --disk SERIAL=FILE
+#                 give the guest FILE as one more virtio disk, read-only, after the
+#                 script's own disks, with the serial SERIAL (at most 20 characters; the
+#                 guest finds it with lib.sh's dd_disk_by_serial, from
+#                 /sys/block/vdX/serial).  The guest images of scripts/images/ go in so.
 #
 # A guest script may ask for resources on a line of its own:
 #   # vm: timeout=120 disks=2 disk_size=2G mem=2G prealloc=1 boots=2
@@ -24,11 +29,22 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 quiet=0
 timeout_override=
 build=1
+extra=()
 while [ $# -gt 0 ]; do
 	case "$1" in
 	-q) quiet=1; shift ;;
 	-t) timeout_override=$2; shift 2 ;;
 	--no-build) build=0; shift ;;
+	--disk)
+		[ $# -ge 2 ] && [[ "$2" == ?*=?* ]] || { echo "run.sh: --disk SERIAL=FILE" >&2; exit 5; }
+		serial=${2%%=*} file=${2#*=}
+		[[ "$serial" =~ ^[A-Za-z0-9._-]{1,20}$ ]] || { echo "run.sh: bad disk serial '$serial'" >&2; exit 5; }
+		[ -f "$file" ] || { echo "run.sh: no disk image $file" >&2; exit 5; }
+		file=$(realpath "$file")
+		[[ "$file" != *,* ]] || { echo "run.sh: a comma in $file" >&2; exit 5; }
+		extra+=(-drive "file=$file,if=none,id=img$((${#extra[@]} / 4)),format=raw,readonly=on,cache=none,aio=threads"
+			-device "virtio-blk-pci,drive=img$((${#extra[@]} / 4)),serial=$serial")
+		shift 2 ;;
 	-*) echo "run.sh: unknown option $1" >&2; exit 5 ;;
 	*) break ;;
 	esac
@@ -71,6 +87,7 @@ for ((i = 0; i < ndisks; i++)); do
 	truncate -s "$disk_size" "$OUT/disk$i.img"
 	drives+=(-drive "file=$OUT/disk$i.img,if=virtio,format=raw,cache=none,aio=threads")
 done
+drives+=("${extra[@]}")
 
 run_boot() { # run_boot BOOT: one boot; sets code and reasons
 local boot=$1
@@ -81,7 +98,7 @@ cmd=(timeout --kill-after=10 "$tmo"
 	-virtfs "local,path=$OUT/share,mount_tag=out,security_model=none,id=out"
 	"${prealloc[@]}" "${drives[@]}")
 
-echo "vm: $name: booting ($K, timeout ${tmo}s, ${ndisks} disk(s), $mem, boot $boot/$boots)"
+echo "vm: $name: booting ($K, timeout ${tmo}s, ${ndisks} disk(s)$([ ${#extra[@]} -eq 0 ] || echo " + $((${#extra[@]} / 4)) read-only"), $mem, boot $boot/$boots)"
 rm -rf "$OUT/share"
 mkdir -p "$OUT/share"
 start=$SECONDS

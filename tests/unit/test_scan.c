@@ -978,6 +978,128 @@ static void growing_the_data_device_keeps_marks_and_merges_working(void **state)
 	sys_free(s);
 }
 
+/* Identical blocks side by side in one batch end as one copy (each later one
+ * was once predicted onto the one before it, which merged away meanwhile, and
+ * two copies were left of four). */
+static void identical_neighbours_in_one_batch_keep_one_copy(void **state)
+{
+	struct ddsys *s = sys_new(DATA);
+	struct dd_volume *a = vol_in(s, 1, 0);
+	u64 i;
+
+	(void)state;
+	for (i = 0; i < 4; i++)
+		put(s, a, i, 77);
+	for (i = 4; i < 40; i++)
+		put(s, a, i, 500);
+	assert_int_equal(sys_flush(s), 0);
+	assert_int_equal(scan_pass(s, false, NULL, NULL), 0);
+	assert_int_equal(stats(s).data_used, 2);
+	for (i = 0; i < 40; i++)
+		assert_int_equal(get(s, a, i), i < 4 ? 77 : 500);
+	dd_volume_close(a);
+	sys_free(s);
+}
+
+/* A run that breaks (the next LBNs hold other duplicates, in another order)
+ * does not hide what the index knows: every duplicate merges in one pass. */
+static void a_broken_run_does_not_hide_what_the_index_knows(void **state)
+{
+	struct ddsys *s = sys_new(DATA);
+	struct dd_volume *a = vol_in(s, 1, 0), *b = vol_in(s, 2, 0);
+	u64 i;
+
+	(void)state;
+	for (i = 0; i < 100; i++)
+		put(s, a, i, 100 + i);
+	assert_int_equal(sys_flush(s), 0);
+	assert_int_equal(scan_pass(s, false, NULL, NULL), 0);
+	/* b: a's first two blocks, then a's others backwards. */
+	put(s, b, 0, 100);
+	put(s, b, 1, 101);
+	for (i = 2; i < 100; i++)
+		put(s, b, i, 100 + (101 - i));
+	assert_int_equal(sys_flush(s), 0);
+	assert_int_equal(scan_pass(s, false, NULL, NULL), 0);
+	assert_int_equal(stats(s).data_used, 100);
+	for (i = 2; i < 100; i++)
+		assert_int_equal(get(s, b, i), 100 + (101 - i));
+	dd_volume_close(a);
+	dd_volume_close(b);
+	sys_free(s);
+}
+
+/*
+ * After unsharing, a full pass merges everything again, also where the group
+ * that kept the old block is a single LBN and the snapshot family got the
+ * copy (the old block was left with one referrer and no owner, so no pass
+ * could merge it away: one block too many per such LBN).
+ */
+static void a_full_pass_after_unsharing_merges_everything_again(void **state)
+{
+	struct ddsys *s = sys_new(DATA);
+	struct dd_volume *a = vol_in(s, 1, 0), *c = vol_in(s, 3, 0);
+	u64 i, merged_used;
+
+	(void)state;
+	for (i = 0; i < 10; i++) {
+		put(s, a, i, 100 + i);
+		put(s, c, i, 100 + i);
+	}
+	assert_int_equal(dd_snapshot_create(s->tp.pool, 2, 1), 0);
+	assert_int_equal(sys_flush(s), 0);
+	assert_int_equal(scan_pass(s, false, NULL, NULL), 0);
+	merged_used = stats(s).data_used;
+	assert_int_equal(merged_used, 10);
+	assert_int_equal(scan_unshare(s, NULL, NULL), 0);
+	assert_int_equal(stats(s).data_used, 20);
+	assert_int_equal(sys_flush(s), 0);
+	assert_int_equal(scan_pass(s, true, NULL, NULL), 0);
+	assert_int_equal(stats(s).data_used, merged_used);
+	for (i = 0; i < 10; i++) {
+		assert_int_equal(get(s, a, i), 100 + i);
+		assert_int_equal(get(s, c, i), 100 + i);
+	}
+	dd_volume_close(a);
+	dd_volume_close(c);
+	sys_free(s);
+}
+
+/*
+ * Copies of a block that a snapshot shares merge into it, also when they
+ * were scanned first (a golden image, its clones, and a guest installed on
+ * its own): a shared block cannot merge away, so the owned copy merges into
+ * it (before, both stayed: 20 blocks instead of 10).
+ */
+static void owned_copies_merge_into_a_block_a_snapshot_shares(void **state)
+{
+	struct ddsys *s = sys_new(DATA);
+	struct dd_volume *c = vol_in(s, 3, 0), *a = vol_in(s, 1, 0);
+	u64 i;
+
+	(void)state;
+	for (i = 0; i < 10; i++)
+		put(s, c, i, 300 + i);		/* the lower blocks: scanned first */
+	for (i = 0; i < 10; i++)
+		put(s, a, i, 300 + i);
+	assert_int_equal(dd_snapshot_create(s->tp.pool, 2, 1), 0);
+	assert_int_equal(sys_flush(s), 0);
+	assert_int_equal(scan_pass(s, true, NULL, NULL), 0);
+	assert_int_equal(stats(s).data_used, 10);
+	for (i = 0; i < 10; i++) {
+		assert_int_equal(get(s, a, i), 300 + i);
+		assert_int_equal(get(s, c, i), 300 + i);
+		assert_int_equal(pbn_of(a, i), pbn_of(c, i));
+	}
+	/* A write to the merged LBN copies on write. */
+	put(s, c, 4, 999);
+	assert_int_equal(get(s, c, 4), 999);
+	assert_int_equal(get(s, a, 4), 304);
+	dd_volume_close(a);
+	dd_volume_close(c);
+	sys_free(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1002,6 +1124,10 @@ int main(void)
 		cmocka_unit_test(unsharing_goes_on_across_commits_the_engine_makes_on_its_own),
 		cmocka_unit_test(a_merge_refused_for_metadata_space_keeps_the_pool_and_its_writes),
 		cmocka_unit_test(growing_the_data_device_keeps_marks_and_merges_working),
+		cmocka_unit_test(identical_neighbours_in_one_batch_keep_one_copy),
+		cmocka_unit_test(a_broken_run_does_not_hide_what_the_index_knows),
+		cmocka_unit_test(a_full_pass_after_unsharing_merges_everything_again),
+		cmocka_unit_test(owned_copies_merge_into_a_block_a_snapshot_shares),
 	};
 
 	tp_quiet(true);

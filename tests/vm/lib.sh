@@ -294,3 +294,94 @@ dd_sum() {
 		sha256sum <"$1" | cut -d' ' -f1
 	fi
 }
+
+# --- the scanner ----------------------------------------------------------------------
+# `dmsetup message POOL 0 scan ...` (docs/dm-dedup.rst, "Scanner").  `scan stats` prints
+# one "name value" pair a line.
+
+# scan_msg POOL ARGS...: dmsetup message POOL 0 scan ARGS...
+scan_msg() {
+	_p=$1
+	shift
+	dmsetup message "$_p" 0 scan "$@"
+}
+
+# scan_stats POOL: the text of `scan stats`.
+scan_stats() { dmsetup message "$1" 0 scan stats; }
+
+# scan_stat POOL NAME: one value of `scan stats` (empty if there is no such line).
+scan_stat() { scan_stats "$1" | awk -v n="$2" '$1 == n {print $2; exit}'; }
+
+# scan_note POOL: remember the pool's completed passes; the next scan_wait_idle waits
+# for more.  Call it before the writes (or the `scan run 1`, `scan full`) that the
+# pass to wait for must see: a pass can start and end before scan_wait_idle is called.
+scan_note() {
+	_n=$(scan_stat "$1" passes)
+	echo "${_n:-0}" >"$DD_STATE/scan-passes.$1"
+}
+
+# scan_wait_idle POOL [TIMEOUT_SECONDS]: wait until the scanner is idle, nothing is
+# marked and a pass completed since scan_note (since 0 if scan_note was never
+# called).  Polls `scan stats` twice a second; on a timeout the stats are printed and
+# it fails.  Default timeout 240 s.  Remembers the passes for the next wait.
+scan_wait_idle() {
+	_p=$1
+	_tmo=${2:-240}
+	_since=$(cat "$DD_STATE/scan-passes.$_p" 2>/dev/null || echo 0)
+	_t=0
+	while :; do
+		scan_stats "$_p" >"$DD_STATE/scanstats" 2>&1 || {
+			echo "scan_wait_idle: scan stats failed on $_p:" >&2
+			sed 's/^/#   | /' "$DD_STATE/scanstats" >&2
+			return 1
+		}
+		_st=$(awk '$1 == "state" {print $2}' "$DD_STATE/scanstats")
+		_mk=$(awk '$1 == "marked" {print $2}' "$DD_STATE/scanstats")
+		_ps=$(awk '$1 == "passes" {print $2}' "$DD_STATE/scanstats")
+		if [ "$_st" = idle ] && [ "${_mk:-1}" = 0 ] && [ "${_ps:-0}" -gt "$_since" ]; then
+			echo "$_ps" >"$DD_STATE/scan-passes.$_p"
+			return 0
+		fi
+		if [ "$_t" -ge $((_tmo * 2)) ]; then
+			echo "scan_wait_idle: $_p not idle after ${_tmo}s (want state idle, marked 0," \
+				"passes > $_since); scan stats:" >&2
+			sed 's/^/#   | /' "$DD_STATE/scanstats" >&2
+			return 1
+		fi
+		sleep 0.5
+		_t=$((_t + 1))
+	done
+}
+
+# scan_wait_state POOL STATE [TIMEOUT_SECONDS]: wait until `scan stats` says state
+# STATE (e.g. off after `scan run 2`); prints the stats and fails on a timeout.
+scan_wait_state() {
+	_t=0
+	while [ "$(scan_stat "$1" state)" != "$2" ]; do
+		if [ "$_t" -ge $((${3:-240} * 2)) ]; then
+			echo "scan_wait_state: $1 not $2 after ${3:-240}s; scan stats:" >&2
+			scan_stats "$1" 2>&1 | sed 's/^/#   | /' >&2
+			return 1
+		fi
+		sleep 0.5
+		_t=$((_t + 1))
+	done
+}
+
+# dd_uptime_cs: the guest's uptime in hundredths of a second (for wall times; busybox
+# date has no sub-second format).
+dd_uptime_cs() { awk '{printf "%d\n", $1 * 100}' /proc/uptime; }
+
+# dd_disk_by_serial SERIAL: the virtio disk that scripts/vm/run.sh --disk attached
+# with this serial (/dev/vdX), or fails.
+dd_disk_by_serial() {
+	for _s in /sys/block/vd*/serial; do
+		[ -f "$_s" ] || continue
+		if [ "$(cat "$_s")" = "$1" ]; then
+			_b=${_s%/serial}
+			echo "/dev/${_b##*/}"
+			return 0
+		fi
+	done
+	return 1
+}
