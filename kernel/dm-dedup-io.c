@@ -273,7 +273,8 @@ static void accept_blocks(struct bio *bio, u64 lbn, unsigned int nr)
  */
 static unsigned int first_zero_block(struct bio *bio, unsigned int nr)
 {
-	unsigned int pos = (bio->bi_iter.bi_sector & (DD_SECTORS_PER_BLOCK - 1)) << SECTOR_SHIFT;
+	/* u64: a bio's start inside its block plus its size can pass 2^32 */
+	u64 pos = (bio->bi_iter.bi_sector & (DD_SECTORS_PER_BLOCK - 1)) << SECTOR_SHIFT;
 	bool zero = !pos;	/* a block the bio starts inside is not whole */
 	struct bvec_iter iter;
 	struct bio_vec bv;
@@ -284,7 +285,8 @@ static unsigned int first_zero_block(struct bio *bio, unsigned int nr)
 
 		while (done < bv.bv_len) {
 			unsigned int in_block = pos & (DD_BLOCK_SIZE - 1);
-			unsigned int n = min(bv.bv_len - done, DD_BLOCK_SIZE - in_block);
+			unsigned int n = min_t(unsigned int, bv.bv_len - done,
+					       DD_BLOCK_SIZE - in_block);
 
 			if (pos >> DD_BLOCK_SHIFT >= nr) {
 				kunmap_local(p);
