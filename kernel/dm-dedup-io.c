@@ -460,7 +460,7 @@ int volume_map(struct dm_target *ti, struct bio *bio)
 		goto defer;
 	if (bio_op(bio) != REQ_OP_READ && !write) {
 		if (op_is_flush(bio->bi_opf))
-			goto defer;	/* the worker refuses it */
+			goto defer;	/* the worker completes or refuses it */
 		return DM_MAPIO_KILL;
 	}
 	nr = bio_nr_blocks(bio);
@@ -475,6 +475,9 @@ int volume_map(struct dm_target *ti, struct bio *bio)
 	epoch_get(pool, h);
 	run = lc_lookup_run(&pool->lc, vc->args.volume_id, h->lbn, nr, write, &m);
 	if (!run || (write && !(m.mapped && m.excl)))
+		goto defer_counted;
+	/* A pool that went read-only during the lookups writes nothing in place. */
+	if (write && unlikely(READ_ONCE(pool->mode) >= PM_READ_ONLY))
 		goto defer_counted;
 	/* A whole block of zeroes is unmapped, not written (by the worker). */
 	if (write && !(pool->features & DD_POOL_SKIP_ZERO_DETECT)) {

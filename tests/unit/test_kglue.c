@@ -133,10 +133,13 @@ static u64 nr_slots(const struct lookup_cache *lc)
 }
 
 /* The set the cache's hash names for a key (what lc_set() computes): groups
- * of 64 consecutive LBNs in consecutive sets, the groups hashed. */
+ * of 64 consecutive LBNs in the 64 sets of one page, the groups hashed, each
+ * LBN's place in its page rotated by its group's hash. */
 static u64 set_of(const struct lookup_cache *lc, u32 vol, u64 lbn)
 {
-	return (hash_64((lbn >> 6) ^ ((u64)vol << 48), lc->bits - 7) << 6) | (lbn & 63);
+	u64 g = hash_64((lbn >> 6) ^ ((u64)vol << 42), lc->bits - 7);
+
+	return (g << 6) | ((lbn + g) & 63);
 }
 
 /* The slot that holds a key in the current generation, or -1; never two. */
@@ -452,42 +455,56 @@ static void keys_with_the_same_hash_input_are_told_apart(void **state)
 {
 	struct lookup_cache lc;
 
-	/* (lbn >> 6) ^ vol << 48: (1, 0) and (0, 2^54) hash alike, (1, 5) and (0, 2^54 | 5) too. */
+	/* (lbn >> 6) ^ vol << 42: (1, 0) and (0, 2^48) hash alike, (1, 5) and (0, 2^48 | 5) too. */
 	assert_int_equal(lc_init(&lc, 1024), 0);
-	assert_int_equal(set_of(&lc, 1, 0), set_of(&lc, 0, 1ULL << 54));
-	assert_int_equal(set_of(&lc, 1, 5), set_of(&lc, 0, (1ULL << 54) | 5));
+	assert_int_equal(set_of(&lc, 1, 0), set_of(&lc, 0, 1ULL << 48));
+	assert_int_equal(set_of(&lc, 1, 5), set_of(&lc, 0, (1ULL << 48) | 5));
 	store(&lc, 1, 0, 10, false);
-	store(&lc, 0, 1ULL << 54, 20, true);
+	store(&lc, 0, 1ULL << 48, 20, true);
 	assert_hit(&lc, 1, 0, 10, false);
-	assert_hit(&lc, 0, 1ULL << 54, 20, true);
+	assert_hit(&lc, 0, 1ULL << 48, 20, true);
 	assert_miss(&lc, 0, 0);
-	assert_miss(&lc, 1, 1ULL << 54);
+	assert_miss(&lc, 1, 1ULL << 48);
 	lc_exit(&lc);
 }
 
-/* A run lookup walks memory in order: 64 consecutive LBNs in consecutive
- * sets (one page), while random LBNs still spread over every set. */
-static void consecutive_lbns_sit_in_consecutive_sets_and_groups_spread(void **state)
+/* A run lookup walks memory in order: 64 consecutive LBNs in the 64 sets of
+ * one page, while random groups spread over every page and LBNs a multiple
+ * of 64 apart do not crowd into one set of their pages. */
+static void consecutive_lbns_share_a_page_of_sets_and_groups_spread(void **state)
 {
 	struct lookup_cache lc;
-	u64 g, i, used = 0, sets, *hits;
+	u64 g, i, used = 0, pages, *hits;
+	u64 offsets = 0;
 
 	assert_int_equal(lc_init(&lc, 1 << 16), 0);
-	sets = nr_slots(&lc) / 2;
-	for (g = 0; g < 100; g++)
-		for (i = 1; i < 64; i++)
-			assert_int_equal(set_of(&lc, 3, g * 64 + i), set_of(&lc, 3, g * 64) + i);
+	pages = nr_slots(&lc) / 2 / 64;
+	for (g = 0; g < 100; g++) {
+		u64 seen = 0;
+
+		for (i = 0; i < 64; i++) {
+			u64 set = set_of(&lc, 3, g * 64 + i);
+
+			assert_int_equal(set / 64, set_of(&lc, 3, g * 64) / 64);
+			seen |= 1ULL << (set % 64);
+		}
+		assert_true(seen == ~0ULL);		/* all 64 sets of the page */
+		offsets |= 1ULL << (set_of(&lc, 3, g * 64) % 64);
+	}
+	assert_true(__builtin_popcountll(offsets) > 32);	/* stride 64: spread */
 	for (i = 0; i < 256; i++) {
 		store(&lc, 2, i * 1000003, i, false);
 		assert_int_equal(slot_of(&lc, 2, i * 1000003) >> 1, set_of(&lc, 2, i * 1000003));
+		store(&lc, 4, i * 64, i, false);
+		assert_int_equal(slot_of(&lc, 4, i * 64) >> 1, set_of(&lc, 4, i * 64));
 	}
-	hits = calloc(sets / 64, sizeof(*hits));
+	hits = calloc(pages, sizeof(*hits));
 	assert_non_null(hits);
-	for (g = 0; g < 16 * sets / 64; g++)
+	for (g = 0; g < 16 * pages; g++)
 		hits[set_of(&lc, 1, g * 64) / 64]++;
-	for (g = 0; g < sets / 64; g++)
+	for (g = 0; g < pages; g++)
 		used += hits[g] != 0;
-	assert_true(used > sets / 64 * 9 / 10);	/* 16 groups a slot on average */
+	assert_true(used > pages * 9 / 10);	/* 16 groups a page on average */
 	free(hits);
 	lc_exit(&lc);
 }
@@ -1530,7 +1547,7 @@ int main(void)
 		cmocka_unit_test(store_then_lookup_returns_the_entry),
 		cmocka_unit_test(a_new_entry_for_a_key_replaces_the_old_in_place),
 		cmocka_unit_test(keys_with_the_same_hash_input_are_told_apart),
-		cmocka_unit_test(consecutive_lbns_sit_in_consecutive_sets_and_groups_spread),
+		cmocka_unit_test(consecutive_lbns_share_a_page_of_sets_and_groups_spread),
 		cmocka_unit_test(two_colliding_keys_both_stay),
 		cmocka_unit_test(a_new_key_in_a_full_set_moves_way_0_down_and_evicts_way_1),
 		cmocka_unit_test(a_forgotten_or_stale_way_0_takes_a_new_key_without_evicting),
