@@ -51,9 +51,9 @@ new_volumes() {
 id=10
 for rep in $(seq "$REPS"); do
 	check "rep $rep: fresh volumes" new_volumes $id
-	for k in $(order "$rep"); do eval "w_$k=\$(wr $(dev_of $k))"; done
+	for k in $(order "$rep"); do eval "w_$k=\$(wr $(dev_of "$k"))"; done
 	sleep 2
-	for k in $(order "$rep"); do eval "r_$k=\$(rd $(dev_of $k))"; done
+	for k in $(order "$rep"); do eval "r_$k=\$(rd $(dev_of "$k"))"; done
 	log "rep $rep first writes IOPS linear $w_linear dedup $w_dedup thin $w_thin" \
 		"(dedup/linear $(ratio "$w_dedup" "$w_linear"), thin/linear $(ratio "$w_thin" "$w_linear"));" \
 		"read-back IOPS linear $r_linear dedup $r_dedup thin $r_thin" \
