@@ -1,5 +1,8 @@
 #!/usr/bin/env python3
-"""Turns rep,workload,device,iops rows into medians and per-repetition ratios."""
+"""Turns rep,workload,device,value rows into medians and per-repetition ratios.
+
+Values are IOPS, except for workloads ending in -us (latencies in microseconds,
+lower is better); the ratios are dedup/linear and thin/linear either way."""
 import csv
 import statistics
 import sys
@@ -18,7 +21,7 @@ for (wl, _rep) in iops:
 def spread(xs):
     return f"{min(xs):.2f}-{max(xs):.2f}"
 
-print(f"{'workload':8} {'linear IOPS':>12} {'dedup IOPS':>11} {'thin IOPS':>10}"
+print(f"{'workload':16} {'unit':>4} {'linear':>9} {'dedup':>9} {'thin':>9}"
       f" {'dedup/linear':>13} {'spread':>11} {'thin/linear':>12} {'spread':>11}  reps")
 for wl in workloads:
     reps = sorted(r for (w, r) in iops if w == wl)
@@ -27,6 +30,7 @@ for wl in workloads:
     thn = [iops[(wl, r)]['thin'] for r in reps]
     rd = [d / l for d, l in zip(ded, lin)]
     rt = [t / l for t, l in zip(thn, lin)]
-    print(f"{wl:8} {statistics.median(lin):12.0f} {statistics.median(ded):11.0f}"
-          f" {statistics.median(thn):10.0f} {statistics.median(rd):13.2f} {spread(rd):>11}"
+    unit = "us" if wl.endswith("-us") else "IOPS"
+    print(f"{wl:16} {unit:>4} {statistics.median(lin):9.0f} {statistics.median(ded):9.0f}"
+          f" {statistics.median(thn):9.0f} {statistics.median(rd):13.2f} {spread(rd):>11}"
           f" {statistics.median(rt):12.2f} {spread(rt):>11}  {len(reps)}")

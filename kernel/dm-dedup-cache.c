@@ -36,11 +36,27 @@ void lc_exit(struct lookup_cache *lc)
 /*
  * Two ways per set, both in one 64-byte cache line: two LBNs whose hashes
  * collide no longer evict each other on every access.
+ *
+ * LC_GROUP consecutive LBNs of a volume sit in the LC_GROUP sets of one
+ * 4 KiB page; the groups are spread over the table by a multiplicative hash
+ * (of the group number and the volume: LBNs below 2^48 leave the group
+ * number 42 bits, the volume id takes the bits above).  A run lookup of a
+ * large bio then walks memory in order, a page per 64 blocks, instead of one
+ * cache line and one page (a TLB miss, dear under TCG's soft MMU) per block;
+ * random LBNs still spread evenly.  Inside its page an LBN's set is rotated
+ * by the group's hash, so LBNs a multiple of 64 apart (a filesystem's
+ * per-group metadata) do not all crowd into one set in 64.
  */
+#define LC_GROUP_SHIFT	6
+#define LC_GROUP	(1U << LC_GROUP_SHIFT)
+
 static struct lc_slot *lc_set(struct lookup_cache *lc, u32 vol, u64 lbn)
 {
-	/* The top bits of a multiplicative hash spread consecutive LBNs evenly. */
-	return &lc->slots[hash_64(lbn ^ ((u64)vol << 48), lc->bits - 1) << 1];
+	u64 group = hash_64((lbn >> LC_GROUP_SHIFT) ^ ((u64)vol << 42),
+			    lc->bits - 1 - LC_GROUP_SHIFT);
+	u64 set = (group << LC_GROUP_SHIFT) | ((lbn + group) & (LC_GROUP - 1));
+
+	return &lc->slots[set << 1];
 }
 
 /* One way, lock-free: false on a miss or while the writer rewrites it. */
@@ -76,6 +92,25 @@ bool lc_lookup(struct lookup_cache *lc, u32 vol, u64 lbn, struct dd_mapping *m)
 	m->excl = entry & LC_EXCL;
 	m->pbn = entry & LC_PBN_MASK;
 	return true;
+}
+
+unsigned int lc_lookup_run(struct lookup_cache *lc, u32 vol, u64 lbn, unsigned int nr,
+			   bool in_place, struct dd_mapping *m)
+{
+	struct dd_mapping next;
+	unsigned int i;
+
+	if (!nr || !lc_lookup(lc, vol, lbn, m))
+		return 0;
+	if (in_place && !(m->mapped && m->excl))
+		return 1;
+	for (i = 1; i < nr; i++) {
+		if (!lc_lookup(lc, vol, lbn + i, &next) || next.mapped != m->mapped)
+			break;
+		if (m->mapped && (next.pbn != m->pbn + i || (in_place && !next.excl)))
+			break;
+	}
+	return i;
 }
 
 static void __lc_write(struct lc_slot *p, u32 gen, u32 vol, u64 lbn, u64 entry)

@@ -58,6 +58,19 @@ void lc_exit(struct lookup_cache *lc);
 /* Lock-free: true and *m on a hit. */
 bool lc_lookup(struct lookup_cache *lc, u32 vol, u64 lbn, struct dd_mapping *m);
 
+/*
+ * Lock-free, for a bio over @nr blocks from @lbn: how many of them, from the
+ * first, the cache shows as one run that a single remap (or one zero fill)
+ * can serve; *m is the first block's mapping.  0 when the first misses.  A
+ * run is unmapped blocks, or mapped blocks at consecutive PBNs; with
+ * @in_place (a write) only mapped, exclusive blocks count, and a first block
+ * that is not one returns 1 (the caller sees *m and goes to the worker).
+ * Each block is its own lc_lookup(): the run ends at the first slot that
+ * misses or cannot be validated, never reading an entry across it.
+ */
+unsigned int lc_lookup_run(struct lookup_cache *lc, u32 vol, u64 lbn, unsigned int nr,
+			   bool in_place, struct dd_mapping *m);
+
 /* Writer side: the pool lock held for write. */
 void __lc_store(struct lookup_cache *lc, u32 vol, u64 lbn, const struct dd_mapping *m);
 void __lc_forget(struct lookup_cache *lc, u32 vol, u64 lbn);

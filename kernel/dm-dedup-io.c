@@ -245,6 +245,69 @@ static bool zero_detect(struct pool *pool, struct bio *bio)
 	       bio_is_zeroes(bio);
 }
 
+/* The blocks a bio touches, from its first (bi_sector is a volume sector). */
+static unsigned int bio_nr_blocks(struct bio *bio)
+{
+	sector_t first = bio->bi_iter.bi_sector >> (DD_BLOCK_SHIFT - SECTOR_SHIFT);
+	sector_t end = DIV_ROUND_UP_SECTOR_T(bio_end_sector(bio), DD_SECTORS_PER_BLOCK);
+
+	return end - first;
+}
+
+/*
+ * map() only: keeps the bio's first @nr blocks (the data path serves them
+ * in one go) and lets dm submit the rest again, to map().
+ */
+static void accept_blocks(struct bio *bio, u64 lbn, unsigned int nr)
+{
+	sector_t end = (lbn + nr) << (DD_BLOCK_SHIFT - SECTOR_SHIFT);
+
+	if (end < bio_end_sector(bio))
+		dm_accept_partial_bio(bio, end - bio->bi_iter.bi_sector);
+}
+
+/*
+ * Of the first @nr blocks of a write, the index of the first that it covers
+ * whole with zeroes (to be unmapped, not written), or @nr if none.  A block
+ * is read only up to its first non-zero byte.
+ */
+static unsigned int first_zero_block(struct bio *bio, unsigned int nr)
+{
+	/* u64: a bio's start inside its block plus its size can pass 2^32 */
+	u64 pos = (bio->bi_iter.bi_sector & (DD_SECTORS_PER_BLOCK - 1)) << SECTOR_SHIFT;
+	bool zero = !pos;	/* a block the bio starts inside is not whole */
+	struct bvec_iter iter;
+	struct bio_vec bv;
+
+	bio_for_each_segment(bv, bio, iter) {
+		char *p = bvec_kmap_local(&bv);
+		unsigned int done = 0;
+
+		while (done < bv.bv_len) {
+			unsigned int in_block = pos & (DD_BLOCK_SIZE - 1);
+			unsigned int n = min_t(unsigned int, bv.bv_len - done,
+					       DD_BLOCK_SIZE - in_block);
+
+			if (pos >> DD_BLOCK_SHIFT >= nr) {
+				kunmap_local(p);
+				return nr;
+			}
+			if (!in_block)
+				zero = true;
+			if (zero && memchr_inv(p + done, 0, n))
+				zero = false;
+			done += n;
+			pos += n;
+			if (zero && !(pos & (DD_BLOCK_SIZE - 1))) {
+				kunmap_local(p);
+				return (pos >> DD_BLOCK_SHIFT) - 1;
+			}
+		}
+		kunmap_local(p);
+	}
+	return nr;
+}
+
 static void remap_to_pbn(struct pool *pool, struct bio *bio, u64 pbn)
 {
 	bio_set_dev(bio, pool->data_bdev);
@@ -357,15 +420,20 @@ static void rmw_release(struct pool *pool, struct dd_bio_hook *h)
  *--------------------------------------------------------------*/
 
 /*
- * The fast path: finish here when the lookup cache has the mapping and the
- * block can be read or written in place (no lock taken, no metadata read);
- * everything else goes to the worker, which handles it in batches.
+ * The fast path: finish here when the lookup cache has the mappings and the
+ * blocks can be read or written in place (no lock taken, no metadata read);
+ * everything else goes to the worker, which handles it in batches.  A bio
+ * over several blocks is served here as far as its blocks form one run
+ * (lc_lookup_run()), the rest coming back to map(); what goes to the worker
+ * is cut to its first block, as the worker handles one block per bio.
  */
 int volume_map(struct dm_target *ti, struct bio *bio)
 {
 	struct volume_c *vc = ti->private;
 	struct pool *pool = vc->pool;
 	struct dd_bio_hook *h = hook(bio);
+	bool write = bio_op(bio) == REQ_OP_WRITE;
+	unsigned int nr, run, i;
 	enum pool_mode mode;
 	struct dd_mapping m;
 
@@ -388,40 +456,55 @@ int volume_map(struct dm_target *ti, struct bio *bio)
 		bio_endio(bio);
 		return DM_MAPIO_SUBMITTED;
 	}
-	if (op_is_flush(bio->bi_opf) || bio_op(bio) == REQ_OP_DISCARD) {
-		defer_bio(pool, bio);
-		return DM_MAPIO_SUBMITTED;
-	}
-	if (bio_op(bio) != REQ_OP_READ && bio_op(bio) != REQ_OP_WRITE)
+	if (bio_op(bio) == REQ_OP_DISCARD || (op_is_flush(bio->bi_opf) && !bio_has_data(bio)))
+		goto defer;
+	if (bio_op(bio) != REQ_OP_READ && !write) {
+		if (op_is_flush(bio->bi_opf))
+			goto defer;	/* the worker completes or refuses it */
 		return DM_MAPIO_KILL;
+	}
+	nr = bio_nr_blocks(bio);
 	/*
-	 * A whole block of zeroes is unmapped, not written.  A read-only pool
-	 * writes nothing in place (the worker fails such writes).
+	 * FUA goes to the worker (it completes after a commit).  A read-only
+	 * pool writes nothing in place (the worker fails such writes).
 	 */
-	if (bio_op(bio) == REQ_OP_WRITE &&
-	    (unlikely(mode >= PM_READ_ONLY) || zero_detect(pool, bio))) {
-		defer_bio(pool, bio);
-		return DM_MAPIO_SUBMITTED;
-	}
+	if (op_is_flush(bio->bi_opf) || (write && unlikely(mode >= PM_READ_ONLY)))
+		goto defer_first;
 
-	/* Counted before the lookup: see epoch_get(). */
+	/* Counted before the lookups, one count for every block: see epoch_get(). */
 	epoch_get(pool, h);
-	if (!lc_lookup(&pool->lc, vc->args.volume_id, h->lbn, &m) ||
-	    (bio_op(bio) == REQ_OP_WRITE && !(m.mapped && m.excl))) {
-		epoch_put(pool, h);
-		defer_bio(pool, bio);
-		return DM_MAPIO_SUBMITTED;
+	run = lc_lookup_run(&pool->lc, vc->args.volume_id, h->lbn, nr, write, &m);
+	if (!run || (write && !(m.mapped && m.excl)))
+		goto defer_counted;
+	/* A pool that went read-only during the lookups writes nothing in place. */
+	if (write && unlikely(READ_ONCE(pool->mode) >= PM_READ_ONLY))
+		goto defer_counted;
+	/* A whole block of zeroes is unmapped, not written (by the worker). */
+	if (write && !(pool->features & DD_POOL_SKIP_ZERO_DETECT)) {
+		run = first_zero_block(bio, run);
+		if (!run)
+			goto defer_counted;
 	}
+	accept_blocks(bio, h->lbn, run);
 	if (!m.mapped) {
 		epoch_put(pool, h);
 		zero_fill_bio(bio);
 		bio_endio(bio);
 		return DM_MAPIO_SUBMITTED;
 	}
-	if (bio_op(bio) == REQ_OP_WRITE)
-		marks_set(&pool->marks, m.pbn);	/* the scanner looks at it again */
+	if (write)
+		for (i = 0; i < run; i++)
+			marks_set(&pool->marks, m.pbn + i);	/* the scanner looks at them again */
 	remap_to_pbn(pool, bio, m.pbn);
 	return DM_MAPIO_REMAPPED;
+
+defer_counted:
+	epoch_put(pool, h);
+defer_first:
+	accept_blocks(bio, h->lbn, 1);
+defer:
+	defer_bio(pool, bio);
+	return DM_MAPIO_SUBMITTED;
 }
 
 int volume_end_io(struct dm_target *ti, struct bio *bio, blk_status_t *err)

@@ -866,18 +866,12 @@ static int volume_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 		ti->num_discard_bios = 1;
 		ti->discards_supported = true;
 	}
-	r = dm_set_target_max_io_len(ti, DD_SECTORS_PER_BLOCK);
-	if (r) {
-		ti->error = "Cannot set the I/O size limit";
-		goto bad_limit;
-	}
+	/*
+	 * No max_io_len: map() serves a bio over several blocks in one remap
+	 * where they form a run, and cuts the rest off (dm_accept_partial_bio).
+	 */
 	return 0;
 
-bad_limit:
-	down_write(&pool->lock);
-	list_del(&vc->list);
-	dd_volume_close(vc->vol);
-	up_write(&pool->lock);
 bad_pool:
 	pool_put(pool);
 bad_md:
@@ -995,9 +989,14 @@ static void volume_io_hints(struct dm_target *ti, struct queue_limits *limits)
 
 	limits->physical_block_size = max_t(unsigned int, limits->physical_block_size,
 					    DD_BLOCK_SIZE);
-	/* (blk_limits_io_min/opt are gone in 6.12; the fields are the same) */
+	/*
+	 * (blk_limits_io_min/opt are gone in 6.12; the fields are the same.)
+	 * io_opt stays the data device's: large bios are served whole where
+	 * their blocks are contiguous, so 4 KiB is no optimum to advertise.
+	 */
 	limits->io_min = max_t(unsigned int, limits->io_min, DD_BLOCK_SIZE);
-	limits->io_opt = DD_BLOCK_SIZE;
+	if (limits->io_opt % DD_BLOCK_SIZE)
+		limits->io_opt = 0;
 	if (vc->pool->features & DD_POOL_IGNORE_DISCARD)
 		return;
 	dd_set_discard_limits(limits, DD_BLOCK_SIZE, DD_MAX_DISCARD_SECTORS);

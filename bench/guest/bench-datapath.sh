@@ -10,6 +10,13 @@
 #   alloc  random writes that are all first writes (allocation)
 #   cow    random writes that all break sharing (after a snapshot)
 #   read   random reads of mapped blocks
+# and, on 256 MiB volumes written once sequentially with 1 MiB bios (contiguous on
+# every device; a commit after), made once and used by every repetition:
+#   seqread-1m / seqwrite-1m   1 MiB sequential reads / overwrites (in place)
+#   randread-64k / randwrite-64k  64 KiB random reads / overwrites
+#   randread-4k-2j / randwrite-4k-2j  4 KiB random, two fio jobs (QD16 each)
+# The excl run also gives excl-p99-us: the p99 completion latency of its 4 KiB
+# random writes, in microseconds (lower is better).
 # Each run's IOPS goes to $DD_OUT/bench.csv as "rep,workload,device,iops".
 # vm: timeout=3000 mem=3G prealloc=1
 . "$(dirname "$0")/lib.sh"
@@ -17,19 +24,21 @@
 REPS=$(cat "$DD_TESTS/bench-reps" 2>/dev/null || echo 6)
 SIZE_MB=64             # per workload and device
 RUNTIME=8              # seconds for the time-based workloads (excl, read)
+LARGE_MB=256           # the volumes of the large and two-job workloads
+LARGE_RUNTIME=5        # seconds for each of those
 CSV=$DD_OUT/bench.csv
 : >"$CSV"
 
 dd_load_module || die "dm-dedup does not load"
 modprobe dm-thin-pool || die "no dm-thin"
-dd_brd 4 768 || die "no brd"
+dd_brd 4 640 || die "no brd"
 S=2048 # sectors per MiB
 slice() { # slice NAME DEV START_MB LEN_MB
 	echo "0 $(($4 * S)) linear $2 $(($3 * S))" | dmsetup create "$1"
 }
 # brd allocates pages on first write: fill what is used, so no run meets a hole.
 fill_ram() {
-	for _d in ram0:256 ram1:768 ram2:352 ram3:256; do
+	for _d in ram0:256 ram1:640 ram2:448 ram3:256; do
 		dd if=/dev/zero of=/dev/${_d%:*} bs=1M count=${_d#*:} 2>/dev/null
 	done
 	true
@@ -39,13 +48,23 @@ check "linear over ram0" slice ddt-lin /dev/ram0 0 256
 check "dedup metadata slice of ram3" slice ddt-dmeta /dev/ram3 0 128
 check "thin metadata slice of ram3" slice ddt-tmeta /dev/ram3 128 128
 check "dedup pool over ram1" dd_pool_create ddt-pool /dev/mapper/ddt-dmeta /dev/ram1
-check "thin pool over ram2" sh -c "echo '0 $((352 * S)) thin-pool /dev/mapper/ddt-tmeta /dev/ram2 128 0 1 skip_block_zeroing' | dmsetup create ddt-tpool"
+check "thin pool over ram2" sh -c "echo '0 $((448 * S)) thin-pool /dev/mapper/ddt-tmeta /dev/ram2 128 0 1 skip_block_zeroing' | dmsetup create ddt-tpool"
 
 VS=$((SIZE_MB * S))
 FIO="fio --ioengine=libaio --direct=1 --iodepth=16 --bs=4k --refill_buffers --randrepeat=0
 	--norandommap=0 --minimal --terse-version=3"
 iops() { # iops FIO_TERSE_LINE RW(read|write)
 	if [ "$2" = read ]; then echo "$1" | cut -d';' -f8; else echo "$1" | cut -d';' -f49; fi
+}
+# p99 completion latency (usec) of the writes of a terse line: the percentile
+# fields of the write side are 59-78.
+p99w() {
+	echo "$1" | awk -F';' '{ for (i = 59; i <= 78; i++) if ($i ~ /^99\.000000%=/) { sub(/^[^=]*=/, "", $i); print $i } }'
+}
+# fio_large DEV RW BS [JOBS]: time-based, over the large volume.
+fio_large() {
+	$FIO --name=b --filename="$1" --rw="$2" --bs="$3" --numjobs="${4:-1}" --group_reporting \
+		--size=${LARGE_MB}M --time_based --runtime=$LARGE_RUNTIME
 }
 fio_run() { # fio_run DEV RW TIMED
 	if [ "$3" = timed ]; then
@@ -68,6 +87,13 @@ dev_of() { # dev_of DEVICE-KIND
 	linear) echo /dev/mapper/ddt-lin ;;
 	dedup) echo /dev/mapper/ddt-d ;;
 	thin) echo /dev/mapper/ddt-t ;;
+	esac
+}
+large_of() { # large_of DEVICE-KIND: the 256 MiB device
+	case $1 in
+	linear) echo /dev/mapper/ddt-lin ;;
+	dedup) echo /dev/mapper/ddt-dL ;;
+	thin) echo /dev/mapper/ddt-tL ;;
 	esac
 }
 record() { # record REP WORKLOAD DEVICE RW TERSE
@@ -106,6 +132,19 @@ for d in /dev/mapper/ddt-lin /dev/mapper/ddt-d /dev/mapper/ddt-t; do
 done
 drop_volumes 1
 
+# The large volumes: 256 MiB each, written once with 1 MiB sequential writes (each
+# device then holds them contiguously), committed before the first run.
+LS=$((LARGE_MB * S))
+check "large dedup volume" dd_volume_create ddt-pool 1000 ddt-dL $LS
+check "large thin volume" sh -c "dmsetup message ddt-tpool 0 'create_thin 1000' &&
+	echo '0 $LS thin /dev/mapper/ddt-tpool 1000' | dmsetup create ddt-tL"
+for d in /dev/mapper/ddt-lin /dev/mapper/ddt-dL /dev/mapper/ddt-tL; do
+	check "$d written sequentially" dd if=/dev/urandom of=$d bs=1M count=$LARGE_MB oflag=direct
+	fio_large $d read 1m >/dev/null	# warm-up, uncounted
+done
+sleep 2
+log "dedup pool with the large volume: $(dmsetup status ddt-pool)"
+
 id=10
 for rep in $(seq "$REPS"); do
 	log "=== repetition $rep"
@@ -117,7 +156,9 @@ for rep in $(seq "$REPS"); do
 	# excl: the blocks now belong to the volume (commit first)
 	sleep 2
 	for k in $(order $rep); do
-		record $rep excl $k write "$(fio_run $(dev_of $k) randwrite timed)"
+		t=$(fio_run $(dev_of $k) randwrite timed)
+		record $rep excl $k write "$t"
+		echo "$rep,excl-p99-us,$k,$(p99w "$t")" >>"$CSV"
 	done
 	# read
 	for k in $(order $rep); do
@@ -132,8 +173,23 @@ for rep in $(seq "$REPS"); do
 	log "dedup pool: $(dmsetup status ddt-pool)"
 	drop_volumes $id $((id + 1))
 	id=$((id + 2))
+	# The large workloads, over the volumes made before the first repetition.
+	for w in read:1m:1:seqread-1m write:1m:1:seqwrite-1m randread:64k:1:randread-64k \
+		randwrite:64k:1:randwrite-64k randread:4k:2:randread-4k-2j \
+		randwrite:4k:2:randwrite-4k-2j; do
+		rw=${w%%:*} rest=${w#*:}
+		bs=${rest%%:*} rest=${rest#*:}
+		jobs=${rest%%:*} name=${rest#*:}
+		dir=write
+		case $rw in *read) dir=read ;; esac
+		for k in $(order $rep); do
+			record $rep $name $k $dir "$(fio_large $(large_of $k) $rw $bs $jobs)"
+		done
+	done
 done
 check "every run produced a number" sh -c "! grep -q ',$' $CSV"
+dmsetup remove ddt-dL
+dmsetup remove ddt-tL
 dmsetup remove ddt-pool
 dmsetup remove ddt-tpool
 check "the dedup metadata checks clean" dd_check_metadata /dev/mapper/ddt-dmeta

@@ -132,10 +132,14 @@ static u64 nr_slots(const struct lookup_cache *lc)
 	return 1ULL << lc->bits;
 }
 
-/* The set the cache's hash names for a key (what lc_set() computes). */
+/* The set the cache's hash names for a key (what lc_set() computes): groups
+ * of 64 consecutive LBNs in the 64 sets of one page, the groups hashed, each
+ * LBN's place in its page rotated by its group's hash. */
 static u64 set_of(const struct lookup_cache *lc, u32 vol, u64 lbn)
 {
-	return hash_64(lbn ^ ((u64)vol << 48), lc->bits - 1);
+	u64 g = hash_64((lbn >> 6) ^ ((u64)vol << 42), lc->bits - 7);
+
+	return (g << 6) | ((lbn + g) & 63);
 }
 
 /* The slot that holds a key in the current generation, or -1; never two. */
@@ -319,6 +323,115 @@ static void store_then_lookup_returns_the_entry(void **state)
 	lc_exit(&lc);
 }
 
+/* ==== run lookups (multi-block bios in map()) ==== */
+
+static void store_unmapped(struct lookup_cache *lc, u32 vol, u64 lbn)
+{
+	struct dd_mapping m = mapping(0, false, false);
+
+	__lc_store(lc, vol, lbn, &m);
+}
+
+static void a_read_run_ends_where_the_pbns_stop_being_consecutive(void **state)
+{
+	struct lookup_cache lc;
+	struct dd_mapping m;
+	u64 i;
+
+	assert_int_equal(lc_init(&lc, 1024), 0);
+	for (i = 0; i < 5; i++)
+		store(&lc, 1, 100 + i, 500 + i, i != 2);	/* a shared block in the middle */
+	store(&lc, 1, 105, 900, true);			/* not after 504 */
+	store(&lc, 1, 106, 901, true);
+	assert_int_equal(lc_lookup_run(&lc, 1, 100, 8, false, &m), 5);
+	assert_true(m.mapped && m.excl);
+	assert_int_equal(m.pbn, 500);
+	assert_int_equal(lc_lookup_run(&lc, 1, 100, 3, false, &m), 3);	/* never past nr */
+	assert_int_equal(lc_lookup_run(&lc, 1, 103, 8, false, &m), 2);
+	assert_int_equal(m.pbn, 503);
+	assert_int_equal(lc_lookup_run(&lc, 1, 105, 8, false, &m), 2);	/* 107 misses */
+	assert_int_equal(m.pbn, 900);
+	assert_int_equal(lc_lookup_run(&lc, 1, 99, 8, false, &m), 0);	/* the first misses */
+	assert_int_equal(lc_lookup_run(&lc, 1, 100, 0, false, &m), 0);
+	assert_int_equal(lc_lookup_run(&lc, 2, 100, 8, false, &m), 0);	/* another volume */
+	lc_exit(&lc);
+}
+
+static void an_in_place_run_stops_at_the_first_block_not_exclusive(void **state)
+{
+	struct lookup_cache lc;
+	struct dd_mapping m;
+	u64 i;
+
+	assert_int_equal(lc_init(&lc, 1024), 0);
+	for (i = 0; i < 6; i++)
+		store(&lc, 1, 100 + i, 500 + i, i != 3);	/* 103: shared (a snapshot, a pin) */
+	assert_int_equal(lc_lookup_run(&lc, 1, 100, 6, true, &m), 3);
+	assert_true(m.mapped && m.excl);
+	assert_int_equal(m.pbn, 500);
+	/* A first block that cannot be written in place: 1, and the caller sees why. */
+	assert_int_equal(lc_lookup_run(&lc, 1, 103, 6, true, &m), 1);
+	assert_false(m.excl);
+	assert_int_equal(lc_lookup_run(&lc, 1, 104, 6, true, &m), 2);
+	/* The scanner forgets a block it pins: the run ends before it. */
+	__lc_forget(&lc, 1, 101);
+	assert_int_equal(lc_lookup_run(&lc, 1, 100, 6, true, &m), 1);
+	assert_int_equal(lc_lookup_run(&lc, 1, 100, 6, false, &m), 1);
+	/* An unmapped block ends an in-place run. */
+	store(&lc, 1, 101, 501, true);
+	store_unmapped(&lc, 1, 102);
+	assert_int_equal(lc_lookup_run(&lc, 1, 100, 6, true, &m), 2);
+	store_unmapped(&lc, 1, 110);
+	assert_int_equal(lc_lookup_run(&lc, 1, 110, 6, true, &m), 1);
+	assert_false(m.mapped);
+	lc_exit(&lc);
+}
+
+static void an_unmapped_run_stops_at_the_first_mapped_or_missing_block(void **state)
+{
+	struct lookup_cache lc;
+	struct dd_mapping m;
+	u64 i;
+
+	assert_int_equal(lc_init(&lc, 1024), 0);
+	for (i = 0; i < 4; i++)
+		store_unmapped(&lc, 1, 200 + i);
+	store(&lc, 1, 204, 0, true);		/* pbn 0 is not "unmapped" */
+	store_unmapped(&lc, 1, 205);
+	assert_int_equal(lc_lookup_run(&lc, 1, 200, 16, false, &m), 4);
+	assert_false(m.mapped);
+	assert_int_equal(lc_lookup_run(&lc, 1, 205, 16, false, &m), 1);	/* 206 misses */
+	/* A mapped run does not continue into unmapped blocks, pbn 0 or not. */
+	store(&lc, 1, 199, 1ULL << 40, true);
+	assert_int_equal(lc_lookup_run(&lc, 1, 199, 16, false, &m), 1);
+	lc_exit(&lc);
+}
+
+/* A slot the writer is rewriting (odd count) ends the run: it is never read through. */
+static void a_run_ends_at_a_slot_being_rewritten(void **state)
+{
+	struct lookup_cache lc;
+	struct dd_mapping m;
+	long slot;
+	u64 i;
+
+	assert_int_equal(lc_init(&lc, 1024), 0);
+	for (i = 0; i < 8; i++)
+		store(&lc, 1, 300 + i, 700 + i, true);
+	slot = slot_of(&lc, 1, 304);
+	assert_true(slot >= 0);
+	lc.slots[slot].seq++;
+	assert_int_equal(lc_lookup_run(&lc, 1, 300, 8, true, &m), 4);
+	assert_int_equal(lc_lookup_run(&lc, 1, 300, 8, false, &m), 4);
+	assert_int_equal(lc_lookup_run(&lc, 1, 304, 8, false, &m), 0);
+	lc.slots[slot].seq++;
+	assert_int_equal(lc_lookup_run(&lc, 1, 300, 8, true, &m), 8);
+	/* A clear (snapshot, deletion) ends every run at once. */
+	__lc_clear(&lc);
+	assert_int_equal(lc_lookup_run(&lc, 1, 300, 8, false, &m), 0);
+	lc_exit(&lc);
+}
+
 static void a_new_entry_for_a_key_replaces_the_old_in_place(void **state)
 {
 	struct lookup_cache lc;
@@ -342,15 +455,57 @@ static void keys_with_the_same_hash_input_are_told_apart(void **state)
 {
 	struct lookup_cache lc;
 
-	/* lbn ^ vol << 48: (1, 0) and (0, 2^48) hash alike, (1, 5) and (0, 2^48 | 5) too. */
+	/* (lbn >> 6) ^ vol << 42: (1, 0) and (0, 2^48) hash alike, (1, 5) and (0, 2^48 | 5) too. */
 	assert_int_equal(lc_init(&lc, 1024), 0);
 	assert_int_equal(set_of(&lc, 1, 0), set_of(&lc, 0, 1ULL << 48));
+	assert_int_equal(set_of(&lc, 1, 5), set_of(&lc, 0, (1ULL << 48) | 5));
 	store(&lc, 1, 0, 10, false);
 	store(&lc, 0, 1ULL << 48, 20, true);
 	assert_hit(&lc, 1, 0, 10, false);
 	assert_hit(&lc, 0, 1ULL << 48, 20, true);
 	assert_miss(&lc, 0, 0);
 	assert_miss(&lc, 1, 1ULL << 48);
+	lc_exit(&lc);
+}
+
+/* A run lookup walks memory in order: 64 consecutive LBNs in the 64 sets of
+ * one page, while random groups spread over every page and LBNs a multiple
+ * of 64 apart do not crowd into one set of their pages. */
+static void consecutive_lbns_share_a_page_of_sets_and_groups_spread(void **state)
+{
+	struct lookup_cache lc;
+	u64 g, i, used = 0, pages, *hits;
+	u64 offsets = 0;
+
+	assert_int_equal(lc_init(&lc, 1 << 16), 0);
+	pages = nr_slots(&lc) / 2 / 64;
+	for (g = 0; g < 100; g++) {
+		u64 seen = 0;
+
+		for (i = 0; i < 64; i++) {
+			u64 set = set_of(&lc, 3, g * 64 + i);
+
+			assert_int_equal(set / 64, set_of(&lc, 3, g * 64) / 64);
+			seen |= 1ULL << (set % 64);
+		}
+		assert_true(seen == ~0ULL);		/* all 64 sets of the page */
+		offsets |= 1ULL << (set_of(&lc, 3, g * 64) % 64);
+	}
+	assert_true(__builtin_popcountll(offsets) > 32);	/* stride 64: spread */
+	for (i = 0; i < 256; i++) {
+		store(&lc, 2, i * 1000003, i, false);
+		assert_int_equal(slot_of(&lc, 2, i * 1000003) >> 1, set_of(&lc, 2, i * 1000003));
+		store(&lc, 4, i * 64, i, false);
+		assert_int_equal(slot_of(&lc, 4, i * 64) >> 1, set_of(&lc, 4, i * 64));
+	}
+	hits = calloc(pages, sizeof(*hits));
+	assert_non_null(hits);
+	for (g = 0; g < 16 * pages; g++)
+		hits[set_of(&lc, 1, g * 64) / 64]++;
+	for (g = 0; g < pages; g++)
+		used += hits[g] != 0;
+	assert_true(used > pages * 9 / 10);	/* 16 groups a page on average */
+	free(hits);
 	lc_exit(&lc);
 }
 
@@ -1392,11 +1547,16 @@ int main(void)
 		cmocka_unit_test(store_then_lookup_returns_the_entry),
 		cmocka_unit_test(a_new_entry_for_a_key_replaces_the_old_in_place),
 		cmocka_unit_test(keys_with_the_same_hash_input_are_told_apart),
+		cmocka_unit_test(consecutive_lbns_share_a_page_of_sets_and_groups_spread),
 		cmocka_unit_test(two_colliding_keys_both_stay),
 		cmocka_unit_test(a_new_key_in_a_full_set_moves_way_0_down_and_evicts_way_1),
 		cmocka_unit_test(a_forgotten_or_stale_way_0_takes_a_new_key_without_evicting),
 		cmocka_unit_test(a_store_of_an_identical_entry_is_a_no_op),
 		cmocka_unit_test(lookup_after_forget_misses),
+		cmocka_unit_test(a_read_run_ends_where_the_pbns_stop_being_consecutive),
+		cmocka_unit_test(an_in_place_run_stops_at_the_first_block_not_exclusive),
+		cmocka_unit_test(an_unmapped_run_stops_at_the_first_mapped_or_missing_block),
+		cmocka_unit_test(a_run_ends_at_a_slot_being_rewritten),
 		cmocka_unit_test(forget_range_forgets_exactly_that_range_of_that_volume),
 		cmocka_unit_test(forget_range_larger_than_the_cache_clears_it),
 		cmocka_unit_test(lookup_after_clear_misses),
