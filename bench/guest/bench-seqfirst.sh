@@ -48,6 +48,8 @@ new_volumes() {
 		dmsetup message ddt-tpool 0 "create_thin $1" &&
 		echo "0 $VS thin /dev/mapper/ddt-tpool $1" | dmsetup create ddt-t
 }
+# Set by eval in the loop, one per device kind.
+w_linear='' w_dedup='' w_thin='' r_linear='' r_dedup='' r_thin=''
 id=10
 for rep in $(seq "$REPS"); do
 	check "rep $rep: fresh volumes" new_volumes $id
