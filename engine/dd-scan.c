@@ -782,6 +782,18 @@ static u32 dd_scan_planned(const struct dd_scan_batch *b, const struct dd_scan_i
 	return n;
 }
 
+/* Pins a candidate C for the item, unless C is pinned already (by this batch,
+ * as another item's D or candidate); false if no pin can be had. */
+static bool dd_scan_pin_cand(struct dd_pool *pool, struct dd_scan_item *it, u64 c)
+{
+	if (dd_pinned(pool, c))
+		return true;
+	if (dd_pin(pool, c))
+		return false;
+	it->flags |= DD_SI_CAND_PINNED;
+	return true;
+}
+
 /*
  * May C be D's canonical block (referenced, same domain, below the sharing
  * cap counting the merges the batch already plans into it)?  Pins C and
@@ -791,23 +803,16 @@ static bool dd_scan_take_cand(struct dd_pool *pool, struct dd_scan_batch *b,
 			      struct dd_scan_item *it, u64 c)
 {
 	struct dd_scan *sc = pool->scan;
-	struct dd_disk_rec rec;
 	struct dd_record d;
 	u64 hint;
 
-	if (c == it->pbn || c >= pool->nr_data_blocks)
+	if (c == it->pbn || dd_record_get(pool, c, &d))
 		return false;
-	if (dd_rec_read(pool, c, 0, &rec))
-		return false;
-	dd_rec_decode(&rec, &d);
 	if (!d.refcount || d.domain != it->domain ||
 	    (u64)d.refcount + dd_scan_planned(b, it, c) >= sc->share_cap)
 		return false;
-	if (!dd_pinned(pool, c)) {
-		if (dd_pin(pool, c))
-			return false;
-		it->flags |= DD_SI_CAND_PINNED;
-	}
+	if (!dd_scan_pin_cand(pool, it, c))
+		return false;
 	it->cand = c;
 	it->flags |= DD_SI_CAND;
 	if (d.refcount == 1 && d.owned) {
@@ -834,22 +839,17 @@ static bool dd_scan_take_reverse(struct dd_pool *pool, struct dd_scan_batch *b,
 				 struct dd_scan_item *it)
 {
 	struct dd_scan *sc = pool->scan;
-	struct dd_disk_rec rec;
 	struct dd_record d;
 	u64 c;
 
 	if (!(it->flags & DD_SI_HOOK) ||
 	    !dd_index_lookup(sc->index, it->hash, it->domain, &c) || c == it->pbn ||
-	    c >= pool->nr_data_blocks || dd_rec_read(pool, c, 0, &rec))
+	    dd_record_get(pool, c, &d))
 		return false;
-	dd_rec_decode(&rec, &d);
 	if (d.refcount != 1 || !d.owned || d.domain != it->domain)
 		return false;
-	if (!dd_pinned(pool, c)) {
-		if (dd_pin(pool, c))
-			return false;
-		it->flags |= DD_SI_CAND_PINNED;
-	}
+	if (!dd_scan_pin_cand(pool, it, c))
+		return false;
 	it->cand = c;
 	it->cand_vol = d.owner_vol;
 	it->cand_lbn = d.owner_lbn;
