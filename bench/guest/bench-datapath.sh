@@ -30,26 +30,10 @@ CSV=$DD_OUT/bench.csv
 : >"$CSV"
 
 dd_load_module || die "dm-dedup does not load"
-modprobe dm-thin-pool || die "no dm-thin"
-dd_brd 4 640 || die "no brd"
-S=2048 # sectors per MiB
-slice() { # slice NAME DEV START_MB LEN_MB
-	echo "0 $(($4 * S)) linear $2 $(($3 * S))" | dmsetup create "$1"
-}
-# brd allocates pages on first write: fill what is used, so no run meets a hole.
-fill_ram() {
-	for _d in ram0:256 ram1:640 ram2:448 ram3:256; do
-		dd if=/dev/zero of=/dev/${_d%:*} bs=1M count=${_d#*:} 2>/dev/null
-	done
-	true
-}
-check "ram disks are filled" fill_ram
-check "linear over ram0" slice ddt-lin /dev/ram0 0 256
-check "dedup metadata slice of ram3" slice ddt-dmeta /dev/ram3 0 128
-check "thin metadata slice of ram3" slice ddt-tmeta /dev/ram3 128 128
-check "dedup pool over ram1" dd_pool_create ddt-pool /dev/mapper/ddt-dmeta /dev/ram1
-check "thin pool over ram2" sh -c "echo '0 $((448 * S)) thin-pool /dev/mapper/ddt-tmeta /dev/ram2 128 0 1 skip_block_zeroing' | dmsetup create ddt-tpool"
+. "$(dirname "$0")/bench-devices.sh"
+bench_devices
 
+# shellcheck disable=SC2034 # new_volumes (bench-devices.sh) reads it
 VS=$((SIZE_MB * S))
 FIO="fio --ioengine=libaio --direct=1 --iodepth=16 --bs=4k --refill_buffers --randrepeat=0
 	--norandommap=0 --minimal --terse-version=3"
@@ -73,22 +57,6 @@ fio_run() { # fio_run DEV RW TIMED
 		$FIO --name=b --filename="$1" --rw="$2" --size=${SIZE_MB}M
 	fi
 }
-# order REP: the three devices, rotated by the repetition number (no device always
-# runs first, or always after the same one).
-order() {
-	case $(($1 % 3)) in
-	0) echo linear dedup thin ;;
-	1) echo dedup thin linear ;;
-	2) echo thin linear dedup ;;
-	esac
-}
-dev_of() { # dev_of DEVICE-KIND
-	case $1 in
-	linear) echo /dev/mapper/ddt-lin ;;
-	dedup) echo /dev/mapper/ddt-d ;;
-	thin) echo /dev/mapper/ddt-t ;;
-	esac
-}
 large_of() { # large_of DEVICE-KIND: the 256 MiB device
 	case $1 in
 	linear) echo /dev/mapper/ddt-lin ;;
@@ -103,20 +71,6 @@ record() { # record REP WORKLOAD DEVICE RW TERSE
 }
 fill() { dd if=/dev/urandom of="$1" bs=1M count=$SIZE_MB oflag=direct 2>/dev/null; }
 
-# A fresh volume of each kind: dedup id / thin id $1, devices ddt-d / ddt-t.
-new_volumes() {
-	dd_volume_create ddt-pool "$1" ddt-d $VS &&
-		dmsetup message ddt-tpool 0 "create_thin $1" &&
-		echo "0 $VS thin /dev/mapper/ddt-tpool $1" | dmsetup create ddt-t
-}
-drop_volumes() { # drop_volumes ID...
-	dmsetup remove ddt-d; dmsetup remove ddt-t
-	for id in "$@"; do
-		dmsetup message ddt-pool 0 delete_volume "$id"
-		dmsetup message ddt-tpool 0 "delete $id"
-	done
-	sleep 1
-}
 snapshot_both() { # snapshot_both ORIGIN SNAP: the origin's writes then split sharing
 	dmsetup suspend ddt-d && dmsetup message ddt-pool 0 create_snap "$2" "$1" &&
 		dmsetup resume ddt-d &&
