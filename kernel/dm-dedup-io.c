@@ -223,28 +223,6 @@ static bool bio_is_whole_block(struct bio *bio)
 	       bio->bi_iter.bi_size == DD_BLOCK_SIZE;
 }
 
-static bool bio_is_zeroes(struct bio *bio)
-{
-	struct bvec_iter iter;
-	struct bio_vec bv;
-
-	bio_for_each_segment(bv, bio, iter) {
-		void *p = bvec_kmap_local(&bv);
-		bool nonzero = memchr_inv(p, 0, bv.bv_len);
-
-		kunmap_local(p);
-		if (nonzero)
-			return false;
-	}
-	return true;
-}
-
-static bool zero_detect(struct pool *pool, struct bio *bio)
-{
-	return !(pool->features & DD_POOL_SKIP_ZERO_DETECT) && bio_is_whole_block(bio) &&
-	       bio_is_zeroes(bio);
-}
-
 /* The blocks a bio touches, from its first (bi_sector is a volume sector). */
 static unsigned int bio_nr_blocks(struct bio *bio)
 {
@@ -306,6 +284,13 @@ static unsigned int first_zero_block(struct bio *bio, unsigned int nr)
 		kunmap_local(p);
 	}
 	return nr;
+}
+
+/* A write of one whole block of zeroes (unmapped, not written). */
+static bool zero_detect(struct pool *pool, struct bio *bio)
+{
+	return !(pool->features & DD_POOL_SKIP_ZERO_DETECT) && bio_is_whole_block(bio) &&
+	       !first_zero_block(bio, 1);
 }
 
 static void remap_to_pbn(struct pool *pool, struct bio *bio, u64 pbn)
