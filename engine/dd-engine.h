@@ -279,6 +279,12 @@ int dd_map_plan_write(struct dd_volume *vol, u64 lbn, unsigned flags, struct dd_
  * space); damage (a block free in the bitmap that has references: ladder),
  * I/O, -ENOMEM.  No commit; ladder; [X]. */
 int dd_data_reserve(struct dd_pool *pool, u64 *pbn);
+/* As dd_data_reserve, for up to @want (>= 1) consecutive blocks from *pbn:
+ * the first block as dd_data_reserve finds it, then the blocks after it
+ * while they are free; *got (>= 1) were reserved, each to be consumed by
+ * dd_map_insert or released by dd_data_unreserve.  On an error nothing is
+ * reserved.  No commit; ladder; [X]. */
+int dd_data_reserve_run(struct dd_pool *pool, u32 want, u64 *pbn, u32 *got);
 /* Never fails; harmless for a block no longer reserved.  [X] */
 void dd_data_unreserve(struct dd_pool *pool, u64 pbn);
 

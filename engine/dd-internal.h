@@ -262,6 +262,7 @@ int dd_dalloc_set(struct dd_pool *pool, u64 pbn, bool used);
  * commit"). */
 int dd_dalloc_test(struct dd_pool *pool, u64 pbn, bool *open_used, bool *committed_used);
 int dd_data_find_free(struct dd_pool *pool, u64 *pbn);
+int dd_data_check_free(struct dd_pool *pool, u64 pbn);	/* 0, or -ENOSPC taken */
 int dd_data_claim(struct dd_pool *pool, u64 pbn);
 bool dd_resv_contains(const struct dd_resv *r, u64 pbn);
 int dd_resv_add(struct dd_resv *r, u64 pbn);
@@ -280,6 +281,7 @@ int dd_rec_inc(struct dd_pool *pool, u64 pbn);
 int dd_rec_dec(struct dd_pool *pool, u64 pbn, bool *was_shared, bool *was_merged);
 int dd_rec_set_owner(struct dd_pool *pool, u64 pbn, u32 vol, u64 lbn);
 int dd_rec_reserve(struct dd_pool *pool, u64 *pbn);
+int dd_rec_reserve_run(struct dd_pool *pool, u32 want, u64 *pbn, u32 *got);
 int dd_rec_set_merged(struct dd_pool *pool, u64 pbn, bool merged);
 
 /* ---- 5 volume (dd-volume.c) ------------------------------------------------

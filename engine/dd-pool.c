@@ -439,6 +439,13 @@ int dd_data_reserve(struct dd_pool *pool, u64 *pbn)
 	return dd_pool_settle(pool, dd_rec_reserve(pool, pbn));
 }
 
+int dd_data_reserve_run(struct dd_pool *pool, u32 want, u64 *pbn, u32 *got)
+{
+	if (!want)
+		return -EINVAL;
+	return dd_pool_settle(pool, dd_rec_reserve_run(pool, want, pbn, got));
+}
+
 int dd_map_insert(struct dd_volume *vol, u64 lbn, u64 pbn)
 {
 	return dd_pool_settle(vol->pool, dd_vol_map_insert(vol, lbn, pbn));

@@ -213,28 +213,70 @@ int dd_rec_set_owner(struct dd_pool *pool, u64 pbn, u32 vol, u64 lbn)
 }
 
 /*
- * Reserves a data block for a write in flight.  A block free in the bitmap
- * must have no references: otherwise (damaged metadata) a guest's write
- * would land on a live block before the insert notices.  One record lookup,
- * in a leaf the insert needs anyway.
+ * A block free in the bitmap must have no references: otherwise (damaged
+ * metadata) a guest's write would land on a live block before the insert
+ * notices.  One record lookup, in a leaf the insert needs anyway.
  */
-int dd_rec_reserve(struct dd_pool *pool, u64 *pbn)
+static int dd_rec_check_unused(struct dd_pool *pool, u64 pbn)
 {
 	struct dd_disk_rec rec;
 	int r;
 
-	r = dd_data_find_free(pool, pbn);
-	if (r)
-		return r;
-	r = dd_rec_read(pool, *pbn, 0, &rec);
+	r = dd_rec_read(pool, pbn, 0, &rec);
 	if (r)
 		return r;
 	if (dd_rec_refcount(&rec)) {
 		dd_err("data block %llu is free in the bitmap but has %u references",
-		       (unsigned long long)*pbn, dd_rec_refcount(&rec));
+		       (unsigned long long)pbn, dd_rec_refcount(&rec));
 		return dd_tx_fail(pool, -EILSEQ, "allocating a data block");
 	}
+	return 0;
+}
+
+/* Reserves a data block for a write in flight (its record checked). */
+int dd_rec_reserve(struct dd_pool *pool, u64 *pbn)
+{
+	int r;
+
+	r = dd_data_find_free(pool, pbn);
+	if (!r)
+		r = dd_rec_check_unused(pool, *pbn);
+	if (r)
+		return r;
 	return dd_data_claim(pool, *pbn);
+}
+
+/*
+ * Reserves up to @want consecutive blocks from *pbn: the first as
+ * dd_rec_reserve finds it, then each following block while it is free
+ * (dd_data_check_free).  *got >= 1 on success.  On an error nothing stays
+ * reserved.
+ */
+int dd_rec_reserve_run(struct dd_pool *pool, u32 want, u64 *pbn, u32 *got)
+{
+	u32 n;
+	int r;
+
+	*got = 0;
+	r = dd_rec_reserve(pool, pbn);
+	if (r)
+		return r;
+	for (n = 1; n < want; n++) {
+		r = dd_data_check_free(pool, *pbn + n);
+		if (!r)
+			r = dd_rec_check_unused(pool, *pbn + n);
+		if (!r)
+			r = dd_data_claim(pool, *pbn + n);
+		if (r == -ENOSPC)
+			break;
+		if (r) {
+			while (n--)
+				dd_data_unreserve(pool, *pbn + n);
+			return r;
+		}
+	}
+	*got = n;
+	return 0;
 }
 
 /*

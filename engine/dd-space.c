@@ -121,7 +121,16 @@ int dd_dalloc_test(struct dd_pool *pool, u64 pbn, bool *open_used, bool *committ
 	return 0;
 }
 
-/* Finds a block free in the open and the committed state and not reserved,
+/*
+ * Reserved by a write in flight, or pinned by the scanner (a pinned block
+ * freed meanwhile waits until the scanner lets it go).
+ */
+static bool dd_data_held(struct dd_pool *pool, u64 pbn)
+{
+	return dd_resv_contains(&pool->resv, pbn) || dd_resv_contains(&pool->pins, pbn);
+}
+
+/* Finds a block free in the open and the committed state and not held,
  * in the leaf li, at or after bit 'from'. */
 static int dd_dalloc_search_leaf(struct dd_pool *pool, u64 li, u32 from, u64 *pbn)
 {
@@ -152,10 +161,7 @@ static int dd_dalloc_search_leaf(struct dd_pool *pool, u64 li, u32 from, u64 *pb
 			if (bit >= nbits)
 				break;
 		}
-		/* Not reserved, and not pinned by the scanner (a pinned block
-		 * freed meanwhile waits until the scanner lets it go). */
-		if (!dd_resv_contains(&pool->resv, base + bit) &&
-		    !dd_resv_contains(&pool->pins, base + bit)) {
+		if (!dd_data_held(pool, base + bit)) {
 			*pbn = base + bit;
 			r = 0;
 			goto out;
@@ -196,6 +202,29 @@ int dd_data_find_free(struct dd_pool *pool, u64 *pbn)
 			pos = 0;
 	}
 	return -ENOSPC;
+}
+
+/*
+ * 0 if @pbn could be handed out now (as dd_data_find_free would: free in the
+ * open and the committed state, not freed in the open transaction, not
+ * reserved, not pinned), -ENOSPC if not or beyond the data device.  For
+ * extending a reservation into a run of consecutive blocks.
+ */
+int dd_data_check_free(struct dd_pool *pool, u64 pbn)
+{
+	bool open_used, committed_used;
+	int r;
+
+	if (!dd_writable(pool))
+		return -EROFS;
+	if (pbn >= pool->nr_data_blocks)
+		return -ENOSPC;
+	r = dd_dalloc_test(pool, pbn, &open_used, &committed_used);
+	if (r)
+		return r;
+	if (open_used || committed_used || dd_data_held(pool, pbn))
+		return -ENOSPC;
+	return 0;
 }
 
 /* Reserves a block found by dd_data_find_free (memory only). */

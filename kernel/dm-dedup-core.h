@@ -32,6 +32,7 @@
  *--------------------------------------------------------------*/
 
 #define COMMIT_PERIOD			HZ
+#define DD_RUN_CLONES			64	/* the run_bs mempool (dm-dedup-io.c) */
 
 /* Module parameters (dm-dedup-target.c); docs/dm-dedup.rst describes them. */
 extern unsigned int dd_lookup_cache_entries;
@@ -142,6 +143,7 @@ struct pool {
 
 	struct dd_cells cells;		/* under 'lock' (for write) */
 	struct rmw_pages rmw;
+	struct bio_set run_bs;		/* clones writing the runs of new blocks */
 
 	/* The scanner thread (dm-dedup-scan.c) and map()'s written marks. */
 	struct scanner *scanner;
@@ -194,6 +196,7 @@ enum hook_state {
 	HS_RMW_READ,		/* reading the old block of a partial write */
 	HS_RMW_WRITE,		/* writing the merged block */
 	HS_INPLACE_FUA,		/* FUA write in place: complete after a commit */
+	HS_RUN_WRITE,		/* a clone writes one segment of a write over several */
 };
 
 /* Per-bio data of a volume bio. */
@@ -201,12 +204,15 @@ struct dd_bio_hook {
 	struct volume_c *vc;
 	struct list_head list;		/* pool->prepared */
 	u64 lbn;
-	u64 old_pbn, new_pbn;
+	u32 nr;				/* blocks the worker serves at once (>= 1) */
+	u32 done, run_len;		/* a write over several: blocks inserted, in flight */
+	u64 old_pbn, new_pbn;		/* new_pbn: the first block of the run in flight */
 	bool old_mapped;
 	bool counted;			/* holds an epoch reference */
 	u8 epoch;
 	u8 state;			/* enum hook_state */
 	bool pin_retried;		/* waited for the scanner's pins once */
+	bool run_in_place;		/* the segment in flight writes in place */
 	blk_status_t status;
 	struct page *page;		/* RMW: from pool->rmw */
 	bio_end_io_t *saved_end_io;

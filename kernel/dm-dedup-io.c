@@ -405,12 +405,32 @@ static void rmw_release(struct pool *pool, struct dd_bio_hook *h)
  *--------------------------------------------------------------*/
 
 /*
+ * A write that goes to the worker: how many of its @nr blocks the worker
+ * serves in one go.  Whole blocks from an aligned start, inside one cell
+ * group (dm-dedup-cell.h), before the first whole block of zeroes (that one
+ * is unmapped, on its own); 1 if that leaves fewer than two.
+ */
+static unsigned int worker_write_blocks(struct pool *pool, struct bio *bio, u64 lbn,
+					unsigned int nr)
+{
+	unsigned int whole;
+
+	if (bio->bi_iter.bi_sector & (DD_SECTORS_PER_BLOCK - 1))
+		return 1;
+	whole = min3(nr, bio->bi_iter.bi_size >> DD_BLOCK_SHIFT, dd_cell_room(lbn));
+	if (whole >= 2 && !(pool->features & DD_POOL_SKIP_ZERO_DETECT))
+		whole = first_zero_block(bio, whole);
+	return whole >= 2 ? whole : 1;
+}
+
+/*
  * The fast path: finish here when the lookup cache has the mappings and the
  * blocks can be read or written in place (no lock taken, no metadata read);
  * everything else goes to the worker, which handles it in batches.  A bio
  * over several blocks is served here as far as its blocks form one run
  * (lc_lookup_run()), the rest coming back to map(); what goes to the worker
- * is cut to its first block, as the worker handles one block per bio.
+ * is cut to its first block, except a write over whole blocks, which the
+ * worker serves as a run (worker_write_blocks()).
  */
 int volume_map(struct dm_target *ti, struct bio *bio)
 {
@@ -429,6 +449,7 @@ int volume_map(struct dm_target *ti, struct bio *bio)
 	h->status = BLK_STS_OK;
 	h->page = NULL;
 	h->pin_retried = false;
+	h->nr = 1;
 	bio->bi_iter.bi_sector = dm_target_offset(ti, bio->bi_iter.bi_sector);
 	h->lbn = bio->bi_iter.bi_sector >> (DD_BLOCK_SHIFT - SECTOR_SHIFT);
 
@@ -486,7 +507,9 @@ int volume_map(struct dm_target *ti, struct bio *bio)
 defer_counted:
 	epoch_put(pool, h);
 defer_first:
-	accept_blocks(bio, h->lbn, 1);
+	if (write)
+		h->nr = worker_write_blocks(pool, bio, h->lbn, nr);
+	accept_blocks(bio, h->lbn, h->nr);
 defer:
 	defer_bio(pool, bio);
 	return DM_MAPIO_SUBMITTED;
@@ -614,7 +637,7 @@ static void process_write(struct pool *pool, struct bio *bio)
 	int r;
 
 	down_write(&pool->lock);
-	cell = __dd_cell_find(&pool->cells, vol, h->lbn);
+	cell = __dd_cell_find(&pool->cells, vol, h->lbn, 1);
 	if (cell) {
 		/* A new home for this block is being written: wait for it. */
 		bio_list_add(&cell->waiters, bio);
@@ -692,7 +715,7 @@ static void process_write(struct pool *pool, struct bio *bio)
 		bio = NULL;
 		goto out;
 	}
-	__dd_cell_lock(&pool->cells, &h->cell, vol, h->lbn);
+	__dd_cell_lock(&pool->cells, &h->cell, vol, h->lbn, 1);
 	epoch_get(pool, h);	/* the old block may be read (RMW) */
 	up_write(&pool->lock);
 	start_new_block(pool, bio, &m, pbn);
@@ -707,6 +730,226 @@ out:
 	up_write(&pool->lock);
 	if (bio)
 		error_bio(bio, status);
+}
+
+/*----------------------------------------------------------------
+ * Writes over several whole blocks (map() gave the worker h->nr > 1)
+ *--------------------------------------------------------------*/
+
+/*
+ * What a write to @lbn can do (lock held): the mapping, its exclusive bit
+ * settled (dd_map_make_exclusive when the plan asks), and stored in the
+ * lookup cache.  A block it shows exclusive may be written in place.
+ */
+static int __plan_block(struct pool *pool, struct volume_c *vc, u64 lbn, struct dd_mapping *m)
+{
+	enum dd_write_plan plan;
+	bool excl;
+	int r;
+
+	r = dd_map_plan_write(vc->vol, lbn, 0, m, &plan);
+	if (!r && plan == DD_WRITE_ASK) {
+		r = dd_map_make_exclusive(vc->vol, lbn, &excl);
+		m->excl = excl;
+	}
+	if (!r)
+		__lc_store(&pool->lc, vc->args.volume_id, lbn, m);
+	return r;
+}
+
+/*
+ * The next segment of a write over several blocks, from block h->done (lock
+ * held, the bio's cell held): the longest run of blocks that go in place
+ * (exclusive, at consecutive PBNs; counted for the scanner), or of blocks
+ * that need new ones, as many as one run of free blocks holds (reserved).
+ * True with the segment in h and the epoch counted.  False if it cannot
+ * start: the cell is let go and the bio waits (for space, or for the
+ * scanner's batch; it is then served again from its first block, which
+ * rewrites the same data), or fails with h->status, which the caller
+ * completes after dropping the lock.
+ */
+static bool __next_segment(struct pool *pool, struct dd_bio_hook *h)
+{
+	struct volume_c *vc = h->vc;
+	u64 lbn = h->lbn + h->done, pbn = 0;
+	u32 len, max = h->nr - h->done, i;
+	struct dd_mapping m;
+	bool in_place = false;
+	int r = -EROFS;
+
+	h->status = BLK_STS_OK;
+	if (!pool_can_change_metadata(pool))
+		goto fail;
+	for (len = 0; len < max; len++) {
+		r = __plan_block(pool, vc, lbn + len, &m);
+		if (r)
+			goto fail;
+		if (!len) {
+			in_place = m.mapped && m.excl;
+			pbn = m.pbn;
+		} else if (in_place != (m.mapped && m.excl) ||
+			   (in_place && m.pbn != pbn + len)) {
+			break;
+		}
+	}
+	h->run_in_place = in_place;
+	if (in_place) {
+		for (i = 0; i < len; i++)
+			__scanner_mark(pool, pbn + i);
+	} else {
+		r = dd_data_reserve_run(pool->eng, len, &pbn, &len);
+		if (r)
+			goto fail;
+	}
+	h->new_pbn = pbn;
+	h->run_len = len;
+	epoch_get(pool, h);
+	return true;
+
+fail:
+	__cell_unlock(pool, &h->cell);
+	if (r == -ENOSPC && pool->scan_pins_held && !h->pin_retried) {
+		/* Its blocks may only look shared: try again after the batch. */
+		h->pin_retried = true;
+		bio_list_add(&pool->pin_waiters, hook_bio(h));
+	} else if (r == -ENOSPC) {
+		__handle_no_space(pool, hook_bio(h));
+	} else {
+		__lc_forget_range(&pool->lc, vc->args.volume_id, h->lbn, h->nr);
+		if (r != -EROFS)
+			__metadata_operation_failed(pool, "preparing a write", r);
+		h->status = BLK_STS_IOERR;
+	}
+	return false;
+}
+
+static void segment_endio(struct bio *clone)
+{
+	struct dd_bio_hook *h = clone->bi_private;
+	struct pool *pool = h->vc->pool;
+
+	h->status = clone->bi_status;
+	bio_put(clone);
+	epoch_put(pool, h);
+	hook_prepared(pool, h);
+}
+
+/* A clone of the bio writes its blocks [done, done + run_len) to the segment's blocks. */
+static void submit_segment(struct pool *pool, struct dd_bio_hook *h)
+{
+	struct bio *clone = bio_alloc_clone(pool->data_bdev, hook_bio(h), GFP_NOIO, &pool->run_bs);
+
+	bio_advance(clone, h->done << DD_BLOCK_SHIFT);
+	clone->bi_iter.bi_size = h->run_len << DD_BLOCK_SHIFT;
+	clone->bi_iter.bi_sector = h->new_pbn << (DD_BLOCK_SHIFT - SECTOR_SHIFT);
+	clone->bi_opf &= ~(REQ_FUA | REQ_PREFLUSH);	/* a FUA bio completes after a commit */
+	clone->bi_end_io = segment_endio;
+	clone->bi_private = h;
+	h->state = HS_RUN_WRITE;
+	submit_bio_noacct(clone);
+}
+
+/*
+ * A write over several whole blocks (map() gave the worker h->nr > 1 of
+ * them, none of zeroes, inside one cell group), segment by segment under
+ * one cell: the blocks that are exclusive in place, the others to new
+ * blocks, as the rules for one block say.  When the first segment is the
+ * whole bio (every block exclusive, consecutive), the bio itself is
+ * remapped.
+ */
+static void process_write_run(struct pool *pool, struct bio *bio)
+{
+	struct dd_bio_hook *h = hook(bio);
+	u32 vol = h->vc->args.volume_id;
+	struct dd_cell *cell;
+
+	down_write(&pool->lock);
+	cell = __dd_cell_find(&pool->cells, vol, h->lbn, h->nr);
+	if (cell) {
+		/* Some of it is being written to new blocks: wait for that. */
+		bio_list_add(&cell->waiters, bio);
+		up_write(&pool->lock);
+		return;
+	}
+	h->done = 0;
+	__dd_cell_lock(&pool->cells, &h->cell, vol, h->lbn, h->nr);
+	if (!__next_segment(pool, h)) {
+		__check_engine_mode(pool);
+		up_write(&pool->lock);
+		if (h->status)
+			error_bio(bio, h->status);
+		return;
+	}
+	if (h->run_in_place && h->run_len == h->nr) {
+		__cell_unlock(pool, &h->cell);	/* nobody waits: the lock was held */
+		up_write(&pool->lock);
+		remap_to_pbn(pool, bio, h->new_pbn);
+		if (bio->bi_opf & REQ_FUA)
+			submit_hooked(h, bio, HS_INPLACE_FUA);
+		else
+			submit_bio_noacct(bio);
+		return;
+	}
+	up_write(&pool->lock);
+	submit_segment(pool, h);
+}
+
+/* A segment's data is written: its new mappings, then the next segment or the end. */
+static void finish_segment(struct pool *pool, struct dd_bio_hook *h)
+{
+	struct bio *bio = hook_bio(h);
+	u32 vol = h->vc->args.volume_id;
+	u32 i = 0;
+	int r = 0;
+
+	down_write(&pool->lock);
+	if (!h->status && !h->run_in_place) {
+		for (; i < h->run_len; i++) {
+			u64 lbn = h->lbn + h->done + i;
+			struct dd_mapping m = { .pbn = h->new_pbn + i, .mapped = true, .excl = true };
+
+			r = pool_can_change_metadata(pool) ?
+				dd_map_insert(h->vc->vol, lbn, m.pbn) : -EROFS;
+			if (r) {
+				__lc_forget(&pool->lc, vol, lbn);
+				DMERR_LIMIT("%s: cannot insert a mapping: %d", pool_name(pool), r);
+				break;
+			}
+			__lc_store(&pool->lc, vol, lbn, &m);
+		}
+		__check_engine_mode(pool);
+		if (!r)
+			__check_low_water(pool);
+	}
+	if (h->status || r) {
+		for (; !h->run_in_place && i < h->run_len; i++)
+			dd_data_unreserve(pool->eng, h->new_pbn + i);
+		if (!h->status)
+			h->status = BLK_STS_IOERR;
+		__cell_unlock(pool, &h->cell);
+		goto out;
+	}
+	h->done += h->run_len;
+	if (h->done == h->nr) {
+		__cell_unlock(pool, &h->cell);
+	} else if (__next_segment(pool, h)) {
+		up_write(&pool->lock);
+		submit_segment(pool, h);
+		return;
+	} else if (!h->status) {
+		bio = NULL;	/* waits */
+	}
+	__check_engine_mode(pool);
+out:
+	up_write(&pool->lock);
+	if (!bio)
+		return;
+	if (h->status)
+		error_bio(bio, h->status);
+	else if (bio->bi_opf & REQ_FUA)
+		complete_after_commit(pool, bio);
+	else
+		bio_endio(bio);
 }
 
 /* Discards unmap the whole blocks they cover, at metadata speed. */
@@ -764,7 +1007,10 @@ static void process_deferred(struct pool *pool)
 			process_read(pool, bio);
 			break;
 		case REQ_OP_WRITE:
-			process_write(pool, bio);
+			if (hook(bio)->nr > 1)
+				process_write_run(pool, bio);
+			else
+				process_write(pool, bio);
 			break;
 		case REQ_OP_DISCARD:
 			process_discard(pool, bio);
@@ -843,6 +1089,9 @@ static void process_prepared(struct pool *pool)
 			}
 			rmw_merge(h, bio);
 			rmw_submit(pool, h, REQ_OP_WRITE, h->new_pbn, HS_RMW_WRITE);
+			break;
+		case HS_RUN_WRITE:
+			finish_segment(pool, h);
 			break;
 		case HS_INPLACE_FUA:
 			if (h->status)

@@ -356,6 +356,7 @@ static void pool_destroy(struct pool *pool)
 	dd_bm_bufio_destroy(pool->bm);
 	lc_exit(&pool->lc);
 	rmw_pages_exit(&pool->rmw);
+	bioset_exit(&pool->run_bs);	/* safe if never initialised (zeroed) */
 	kfree(pool);
 }
 
@@ -492,6 +493,11 @@ static struct pool *pool_create(struct mapped_device *md, struct pool_c *pc, cha
 	r = -ENOMEM;
 	if (rmw_pages_init(&pool->rmw, max(dd_rmw_pages, 1U))) {
 		*error = "Cannot allocate the read-modify-write pages";
+		goto bad;
+	}
+	/* A clone per run in flight; more wait for one to complete (device I/O only). */
+	if (bioset_init(&pool->run_bs, DD_RUN_CLONES, 0, 0)) {
+		*error = "Cannot allocate the bio set of run writes";
 		goto bad;
 	}
 	if (lc_init(&pool->lc, dd_lookup_cache_entries)) {

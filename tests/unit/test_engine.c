@@ -296,6 +296,86 @@ static void reserved_blocks_are_not_handed_out_twice(void **state)
 	tp_free(tp);
 }
 
+/* Releases the reservations of the run [p, p + n). */
+static void unreserve_run(struct tpool *tp, u64 p, u32 n)
+{
+	u32 i;
+
+	for (i = 0; i < n; i++)
+		dd_data_unreserve(tp->pool, p + i);
+}
+
+/*
+ * A run reservation takes consecutive blocks from the first free one and
+ * stops before any block a single reservation would refuse: in use, freed
+ * in the open transaction, reserved by a write in flight, or past the end.
+ */
+static void a_run_reservation_stops_where_a_block_may_not_be_used(void **state)
+{
+	struct tpool *tp = tp_new(META, 12), *small = tp_new(META, 8);
+	struct dd_volume *v = vol_new(tp, 1);
+	u64 p, q, i;
+	u32 got;
+
+	assert_int_equal(dd_data_reserve_run(tp->pool, 0, &p, &got), -EINVAL);
+	/* The device's end. */
+	assert_int_equal(dd_data_reserve_run(small->pool, 100, &p, &got), 0);
+	assert_int_equal(p, 0);
+	assert_int_equal(got, 8);
+	assert_int_equal(dd_data_reserve_run(small->pool, 1, &q, &got), -ENOSPC);
+	unreserve_run(small, p, 8);
+
+	/* Every block used (LBN i on block i), then 1-3, 5-6 and 8-9 freed
+	 * and committed, and 7 freed in the open transaction. */
+	for (i = 0; i < 12; i++) {
+		assert_int_equal(tp_write(v, i, &q), 0);
+		assert_int_equal(q, i);
+	}
+	assert_int_equal(dd_pool_commit(tp->pool), 0);
+	assert_int_equal(dd_map_unmap(v, 1, 3, DD_UNMAP_DISCARD), 0);
+	assert_int_equal(dd_map_unmap(v, 5, 2, DD_UNMAP_DISCARD), 0);
+	assert_int_equal(dd_map_unmap(v, 8, 2, DD_UNMAP_DISCARD), 0);
+	assert_int_equal(dd_pool_commit(tp->pool), 0);
+	assert_int_equal(dd_map_unmap(v, 7, 1, DD_UNMAP_DISCARD), 0);
+
+	/* Blocks 1 and 2 reserved one by one, 1 given back: 2 is held. */
+	assert_int_equal(dd_data_reserve(tp->pool, &q), 0);
+	assert_int_equal(q, 1);
+	assert_int_equal(dd_data_reserve(tp->pool, &q), 0);
+	assert_int_equal(q, 2);
+	dd_data_unreserve(tp->pool, 1);
+	/* From the cursor (3): the run ends before block 4, mapped. */
+	assert_int_equal(dd_data_reserve_run(tp->pool, 10, &p, &got), 0);
+	assert_int_equal(p, 3);
+	assert_int_equal(got, 1);
+	unreserve_run(tp, p, got);
+	/* 5 and 6, then 7 (freed in the open transaction) ends it. */
+	assert_int_equal(dd_data_reserve_run(tp->pool, 10, &p, &got), 0);
+	assert_int_equal(p, 5);
+	assert_int_equal(got, 2);
+	unreserve_run(tp, p, got);
+	/* 8 and 9 (7 skipped), then 10, mapped. */
+	assert_int_equal(dd_data_reserve_run(tp->pool, 10, &p, &got), 0);
+	assert_int_equal(p, 8);
+	assert_int_equal(got, 2);
+	unreserve_run(tp, p, got);
+	/* Wrapping to 1, then 2 (reserved) ends it. */
+	assert_int_equal(dd_data_reserve_run(tp->pool, 10, &p, &got), 0);
+	assert_int_equal(p, 1);
+	assert_int_equal(got, 1);
+	unreserve_run(tp, p, got);
+	dd_data_unreserve(tp->pool, 2);
+	/* want caps the run. */
+	assert_int_equal(dd_data_reserve_run(tp->pool, 2, &p, &got), 0);
+	assert_int_equal(p, 2);
+	assert_int_equal(got, 2);
+	unreserve_run(tp, p, got);
+
+	dd_volume_close(v);
+	tp_free(tp);
+	tp_free(small);
+}
+
 static void snapshot_shares_every_block_and_clears_exclusive_bits(void **state)
 {
 	struct tpool *tp = tp_new(META, DATA);
@@ -898,6 +978,7 @@ int main(void)
 		cmocka_unit_test(block_freed_in_a_new_bitmap_leaf_is_not_reused_before_commit),
 		cmocka_unit_test(an_abort_that_drops_changes_is_remembered_until_reopen),
 		cmocka_unit_test(reserved_blocks_are_not_handed_out_twice),
+		cmocka_unit_test(a_run_reservation_stops_where_a_block_may_not_be_used),
 		cmocka_unit_test(snapshot_shares_every_block_and_clears_exclusive_bits),
 		cmocka_unit_test(write_to_shared_block_splits_and_keeps_the_sibling),
 		cmocka_unit_test(block_exclusive_only_in_open_txn_is_not_written_in_place),
