@@ -294,6 +294,13 @@ void dd_data_unreserve(struct dd_pool *pool, u64 pbn);
  * metadata blocks; damage, I/O.  On failure, release the reservation with
  * dd_data_unreserve.  May commit (before the change); ladder; [X]. */
 int dd_map_insert(struct dd_volume *vol, u64 lbn, u64 pbn);
+/* dd_map_insert for lbn + i -> pbn + i, i < n (n >= 1), each block reserved,
+ * in steps of up to 64 blocks inside one map leaf and one refs leaf (a
+ * step dirties what one insert does, and may commit before it, as one
+ * insert may).  *done: the blocks inserted, in order; on an error the
+ * caller releases the reservations of [*done, n).  As dd_map_insert
+ * otherwise.  May commit (before a step); ladder; [X]. */
+int dd_map_insert_run(struct dd_volume *vol, u64 lbn, u64 pbn, u32 n, u32 *done);
 
 enum dd_unmap_reason { DD_UNMAP_DISCARD, DD_UNMAP_ZERO, DD_UNMAP_OTHER };
 /* Unmap [lbn, lbn + nr): reference drops only, no data I/O.  Works on a full

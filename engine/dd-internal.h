@@ -262,7 +262,8 @@ int dd_dalloc_set(struct dd_pool *pool, u64 pbn, bool used);
  * commit"). */
 int dd_dalloc_test(struct dd_pool *pool, u64 pbn, bool *open_used, bool *committed_used);
 int dd_data_find_free(struct dd_pool *pool, u64 *pbn);
-int dd_data_check_free(struct dd_pool *pool, u64 pbn);	/* 0, or -ENOSPC taken */
+int dd_data_free_run(struct dd_pool *pool, u64 pbn, u32 max, u32 *n);
+int dd_dalloc_use_run(struct dd_pool *pool, u64 pbn, u32 n);	/* inside one leaf */
 int dd_data_claim(struct dd_pool *pool, u64 pbn);
 bool dd_resv_contains(const struct dd_resv *r, u64 pbn);
 int dd_resv_add(struct dd_resv *r, u64 pbn);
@@ -282,6 +283,10 @@ int dd_rec_dec(struct dd_pool *pool, u64 pbn, bool *was_shared, bool *was_merged
 int dd_rec_set_owner(struct dd_pool *pool, u64 pbn, u32 vol, u64 lbn);
 int dd_rec_reserve(struct dd_pool *pool, u64 *pbn);
 int dd_rec_reserve_run(struct dd_pool *pool, u32 want, u64 *pbn, u32 *got);
+/* Records [pbn, pbn + n) of new blocks owned by (vol, lbn + i), inside one
+ * refs leaf (dd_rec_run_room); their bitmap bits set. */
+int dd_rec_new_run(struct dd_pool *pool, u64 pbn, u32 n, u32 vol, u64 lbn, u8 domain);
+u32 dd_rec_run_room(u64 pbn);	/* records from pbn to the end of its leaf */
 int dd_rec_set_merged(struct dd_pool *pool, u64 pbn, bool merged);
 
 /* ---- 5 volume (dd-volume.c) ------------------------------------------------
@@ -300,6 +305,7 @@ int dd_vol_snapshot(struct dd_pool *pool, u32 id, u32 origin);
 int dd_vol_delete(struct dd_pool *pool, u32 id);
 int dd_vol_reclaim(struct dd_pool *pool, u64 budget, bool *done);
 int dd_vol_map_insert(struct dd_volume *vol, u64 lbn, u64 pbn);
+int dd_vol_map_insert_run(struct dd_volume *vol, u64 lbn, u64 pbn, u32 n, u32 *done);
 int dd_vol_map_unmap(struct dd_volume *vol, u64 lbn, u64 nr, enum dd_unmap_reason why);
 int dd_vol_make_exclusive(struct dd_volume *vol, u64 lbn, bool *excl);
 /* For the scanner's merges: (vol, lbn) now maps pbn, not exclusive (the

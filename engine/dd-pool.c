@@ -451,6 +451,11 @@ int dd_map_insert(struct dd_volume *vol, u64 lbn, u64 pbn)
 	return dd_pool_settle(vol->pool, dd_vol_map_insert(vol, lbn, pbn));
 }
 
+int dd_map_insert_run(struct dd_volume *vol, u64 lbn, u64 pbn, u32 n, u32 *done)
+{
+	return dd_pool_settle(vol->pool, dd_vol_map_insert_run(vol, lbn, pbn, n, done));
+}
+
 int dd_map_unmap(struct dd_volume *vol, u64 lbn, u64 nr, enum dd_unmap_reason why)
 {
 	return dd_pool_settle(vol->pool, dd_vol_map_unmap(vol, lbn, nr, why));

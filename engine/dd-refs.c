@@ -115,24 +115,7 @@ static int dd_rec_bad(u64 pbn, const char *what, u32 refcount)
 /* A newly written block: refcount 1, owned by (vol, lbn), allocated. */
 int dd_rec_new(struct dd_pool *pool, u64 pbn, u32 vol, u64 lbn, u8 domain)
 {
-	struct dd_buf *leaf;
-	struct dd_disk_rec *rec;
-	u32 ref;
-	int r;
-
-	r = dd_rec_open(pool, pbn, true, &leaf, &rec);
-	if (r)
-		return r;
-	ref = dd_rec_refcount(rec);
-	if (ref) {
-		dd_blk_put(leaf);
-		return dd_rec_bad(pbn, "allocating a block in use", ref);
-	}
-	dd_rec_enc_new(rec, vol, lbn, domain);
-	r = dd_rec_close(pool, pbn, leaf, 0, 1);
-	if (r)
-		return r;
-	return dd_dalloc_set(pool, pbn, true);
+	return dd_rec_new_run(pool, pbn, 1, vol, lbn, domain);
 }
 
 int dd_rec_inc(struct dd_pool *pool, u64 pbn)
@@ -247,36 +230,109 @@ int dd_rec_reserve(struct dd_pool *pool, u64 *pbn)
 }
 
 /*
+ * dd_rec_check_unused for [pbn, pbn + n), inside one refs leaf: one leaf
+ * lookup for the run.
+ */
+static int dd_rec_check_unused_run(struct dd_pool *pool, u64 pbn, u32 n)
+{
+	const struct dd_disk_rec *rec;
+	struct dd_buf *leaf;
+	u32 slot, i, ref;
+	int r;
+
+	r = dd_tree_find(pool, &pool->refs_tree, dd_rec_leaf(pbn, &slot), 0, &leaf);
+	if (r == -ENODATA)
+		return 0;
+	if (r)
+		return r;
+	rec = ((struct dd_disk_refs_leaf *)dd_data(leaf))->rec;
+	for (i = 0; i < n; i++) {
+		ref = dd_rec_refcount(&rec[slot + i]);
+		if (ref) {
+			dd_blk_put(leaf);
+			dd_err("data block %llu is free in the bitmap but has %u references",
+			       (unsigned long long)(pbn + i), ref);
+			return dd_tx_fail(pool, -EILSEQ, "allocating a data block");
+		}
+	}
+	dd_blk_put(leaf);
+	return 0;
+}
+
+u32 dd_rec_run_room(u64 pbn)
+{
+	u32 slot;
+
+	dd_rec_leaf(pbn, &slot);
+	return DD_RECS_PER_LEAF - slot;
+}
+
+/*
  * Reserves up to @want consecutive blocks from *pbn: the first as
- * dd_rec_reserve finds it, then each following block while it is free
- * (dd_data_check_free).  *got >= 1 on success.  On an error nothing stays
- * reserved.
+ * dd_rec_reserve finds it, then the blocks after it while they are free
+ * (dd_data_free_run), a bitmap and a refs leaf at a time.  *got >= 1 on
+ * success.  On an error nothing stays reserved.
  */
 int dd_rec_reserve_run(struct dd_pool *pool, u32 want, u64 *pbn, u32 *got)
 {
-	u32 n;
+	u32 n, k, i;
 	int r;
 
 	*got = 0;
 	r = dd_rec_reserve(pool, pbn);
 	if (r)
 		return r;
-	for (n = 1; n < want; n++) {
-		r = dd_data_check_free(pool, *pbn + n);
-		if (!r)
-			r = dd_rec_check_unused(pool, *pbn + n);
-		if (!r)
-			r = dd_data_claim(pool, *pbn + n);
-		if (r == -ENOSPC)
-			break;
+	for (n = 1; n < want; n += k) {
+		r = dd_data_free_run(pool, *pbn + n, DD_MIN(want - n, dd_rec_run_room(*pbn + n)), &k);
+		if (!r && k)
+			r = dd_rec_check_unused_run(pool, *pbn + n, k);
+		for (i = 0; !r && i < k; i++) {
+			r = dd_data_claim(pool, *pbn + n + i);
+			if (r)
+				k = i;	/* claimed so far: released below */
+		}
 		if (r) {
+			n += k;
 			while (n--)
 				dd_data_unreserve(pool, *pbn + n);
 			return r;
 		}
+		if (!k)
+			break;
 	}
 	*got = n;
 	return 0;
+}
+
+/* Records [pbn, pbn + n) of new blocks, inside one refs leaf (one lookup). */
+int dd_rec_new_run(struct dd_pool *pool, u64 pbn, u32 n, u32 vol, u64 lbn, u8 domain)
+{
+	struct dd_disk_rec *rec;
+	struct dd_buf *leaf;
+	struct dd_aux *aux;
+	u32 slot, i, ref;
+	int r;
+
+	dd_rec_leaf(pbn, &slot);
+	if (slot + n > DD_RECS_PER_LEAF)
+		return -EILSEQ;
+	r = dd_rec_open(pool, pbn, true, &leaf, &rec);
+	if (r)
+		return r;
+	aux = dd_aux(leaf);
+	for (i = 0; i < n; i++) {
+		ref = dd_rec_refcount(&rec[i]);
+		if (ref) {
+			dd_blk_put(leaf);
+			return dd_rec_bad(pbn + i, "allocating a block in use", ref);
+		}
+		if (aux->shadow)
+			aux->shadow->touched[(slot + i) / 64] |= 1ULL << ((slot + i) % 64);
+		dd_rec_enc_new(&rec[i], vol, lbn + i, domain);
+	}
+	dd_block_count_add(dd_data(leaf), (int)n);	/* count: records in use */
+	dd_blk_put(leaf);
+	return dd_dalloc_use_run(pool, pbn, n);
 }
 
 /*

@@ -205,25 +205,74 @@ int dd_data_find_free(struct dd_pool *pool, u64 *pbn)
 }
 
 /*
- * 0 if @pbn could be handed out now (as dd_data_find_free would: free in the
- * open and the committed state, not freed in the open transaction, not
- * reserved, not pinned), -ENOSPC if not or beyond the data device.  For
- * extending a reservation into a run of consecutive blocks.
+ * How many consecutive blocks from @pbn, at most @max and inside @pbn's
+ * bitmap leaf, could be handed out now (as dd_data_find_free would: free in
+ * the open and the committed state, not freed in the open transaction, not
+ * held); 0 beyond the data device.  For extending a reservation into a run.
  */
-int dd_data_check_free(struct dd_pool *pool, u64 pbn)
+int dd_data_free_run(struct dd_pool *pool, u64 pbn, u32 max, u32 *n)
 {
-	bool open_used, committed_used;
+	const __le64 *ow = NULL, *cw = NULL;
+	struct dd_buf *leaf = NULL;
+	bool all_free;
+	u32 bit, end, i;
+	u64 li, base;
 	int r;
 
+	*n = 0;
 	if (!dd_writable(pool))
 		return -EROFS;
 	if (pbn >= pool->nr_data_blocks)
-		return -ENOSPC;
-	r = dd_dalloc_test(pool, pbn, &open_used, &committed_used);
+		return 0;
+	li = dd_div_u64_rem(pbn, DD_BITS_PER_BITMAP, &bit);
+	base = pbn - bit;
+	end = (u32)DD_MIN((u64)DD_BITS_PER_BITMAP, pool->nr_data_blocks - base);
+	end = (u32)DD_MIN((u64)end, (u64)bit + max);
+	r = dd_tree_find(pool, &pool->dalloc_tree, li, 0, &leaf);
+	if (r && r != -ENODATA)
+		return r;
+	if (!r) {
+		ow = ((struct dd_disk_bitmap *)dd_data(leaf))->word;
+		cw = dd_dalloc_committed(leaf, &all_free);	/* NULL: as the open bitmap, or all free */
+	}
+	for (i = bit; i < end; i++) {
+		if (ow && (dd_bit_test(ow, i) || (cw && dd_bit_test(cw, i))))
+			break;
+		if (dd_data_held(pool, base + i))
+			break;
+	}
+	if (leaf)
+		dd_blk_put(leaf);
+	*n = i - bit;
+	return 0;
+}
+
+/*
+ * Marks [pbn, pbn + n) used, inside one bitmap leaf: each must be free in
+ * the open state (dd_dalloc_set for one, used).
+ */
+int dd_dalloc_use_run(struct dd_pool *pool, u64 pbn, u32 n)
+{
+	struct dd_buf *leaf;
+	u64 li;
+	u32 bit, i;
+	int r;
+
+	li = dd_div_u64_rem(pbn, DD_BITS_PER_BITMAP, &bit);
+	if (pbn + n > pool->nr_data_blocks || bit + n > DD_BITS_PER_BITMAP)
+		return -EILSEQ;
+	r = dd_tree_find_dirty(pool, &pool->dalloc_tree, li, true, &leaf);
 	if (r)
 		return r;
-	if (open_used || committed_used || dd_data_held(pool, pbn))
-		return -ENOSPC;
+	for (i = 0; i < n; i++) {
+		if (dd_bitmap_change(dd_data(leaf), bit + i, true)) {
+			dd_blk_put(leaf);
+			dd_err("data block %llu is already allocated", (unsigned long long)(pbn + i));
+			return -EILSEQ;
+		}
+		pool->st.data_used++;
+	}
+	dd_blk_put(leaf);
 	return 0;
 }
 

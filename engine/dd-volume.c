@@ -485,31 +485,56 @@ static void dd_map_count(struct dd_buf *leaf, int delta)
 	dd_block_count_add(dd_data(leaf), delta);	/* count: mapped entries */
 }
 
-static int __dd_map_insert(struct dd_volume *vol, u64 lbn, u64 pbn)
+/* Most blocks one step of a run insert takes (a bound on its stack). */
+#define DD_INSERT_STEP		64
+
+/*
+ * One step of a run insert: lbn + i -> pbn + i for i < *n, where the LBNs lie
+ * in one map leaf and the PBNs in one refs leaf.  A step dirties what one
+ * insert does: a mapped LBN (its old block loses a reference, in a leaf of
+ * its own) ends the step, or is the whole of it.  *n becomes the blocks done.
+ */
+static int __dd_map_insert_step(struct dd_volume *vol, u64 lbn, u64 pbn, u32 *n)
 {
 	struct dd_pool *pool = vol->pool;
+	bool was_shared, was_merged;
 	struct dd_buf *leaf;
 	__le64 *entry;
-	bool was_shared, was_merged;
-	u64 old;
+	u32 i, k, fresh = 0;
+	u64 old = 0;
 	int r;
 
 	r = dd_map_open(vol, lbn, true, &leaf, &entry);
 	if (r)
 		return r;
-	old = dd_me_load(entry);
-	dd_me_store(entry, dd_me_new(pbn));
-	if (!dd_me_mapped(old)) {
-		dd_map_count(leaf, 1);
-		vol->mapped++;
-		pool->st.mapped_blocks++;
+	for (k = 0; k < *n; k++) {
+		u64 e = dd_me_load(&entry[k]);
+
+		if (dd_me_mapped(e)) {
+			if (!k) {
+				old = e;
+				k = 1;
+			}
+			break;
+		}
+	}
+	for (i = 0; i < k; i++)
+		dd_me_store(&entry[i], dd_me_new(pbn + i));
+	fresh = dd_me_mapped(old) ? 0 : k;
+	if (fresh) {
+		dd_map_count(leaf, (int)fresh);
+		vol->mapped += fresh;
+		pool->st.mapped_blocks += fresh;
 	}
 	dd_blk_put(leaf);
-	r = dd_rec_new(pool, pbn, vol->id, lbn, vol->domain);
+	*n = k;
+	r = dd_rec_new_run(pool, pbn, k, vol->id, lbn, vol->domain);
 	if (r)
 		return r;
-	dd_resv_remove(&pool->resv, pbn);
-	dd_scan_mark_written(pool, pbn);	/* its data is new: scan it */
+	for (i = 0; i < k; i++) {
+		dd_resv_remove(&pool->resv, pbn + i);
+		dd_scan_mark_written(pool, pbn + i);	/* its data is new: scan it */
+	}
 	if (dd_me_mapped(old)) {
 		r = dd_rec_dec(pool, dd_me_pbn(old), &was_shared, &was_merged);
 		if (r)
@@ -524,20 +549,39 @@ static int __dd_map_insert(struct dd_volume *vol, u64 lbn, u64 pbn)
 	return 0;
 }
 
-int dd_vol_map_insert(struct dd_volume *vol, u64 lbn, u64 pbn)
+int dd_vol_map_insert_run(struct dd_volume *vol, u64 lbn, u64 pbn, u32 n, u32 *done)
 {
 	struct dd_pool *pool = vol->pool;
+	u32 i, k, slot;
 	int r;
 
-	if (lbn > DD_MAX_ADDR || pbn >= pool->nr_data_blocks || !dd_resv_contains(&pool->resv, pbn))
+	*done = 0;
+	if (!n || lbn > DD_MAX_ADDR || n - 1 > DD_MAX_ADDR - lbn || pbn >= pool->nr_data_blocks ||
+	    n > pool->nr_data_blocks - pbn)
 		return -EINVAL;
-	r = dd_tx_reserve(pool, DD_OP_MAX_DIRTY);
-	if (r)
-		return r;
-	r = __dd_map_insert(vol, lbn, pbn);
-	if (r)
-		return dd_tx_fail(pool, r, "inserting a mapping");
+	for (i = 0; i < n; i++)
+		if (!dd_resv_contains(&pool->resv, pbn + i))
+			return -EINVAL;
+	while (*done < n) {
+		dd_map_leaf(lbn + *done, &slot);
+		k = DD_MIN(DD_MIN(n - *done, (u32)DD_INSERT_STEP),
+			   DD_MIN(DD_MAP_ENTRIES - slot, dd_rec_run_room(pbn + *done)));
+		r = dd_tx_reserve(pool, DD_OP_MAX_DIRTY);
+		if (r)
+			return r;
+		r = __dd_map_insert_step(vol, lbn + *done, pbn + *done, &k);
+		if (r)
+			return dd_tx_fail(pool, r, "inserting a mapping");
+		*done += k;
+	}
 	return 0;
+}
+
+int dd_vol_map_insert(struct dd_volume *vol, u64 lbn, u64 pbn)
+{
+	u32 done;
+
+	return dd_vol_map_insert_run(vol, lbn, pbn, 1, &done);
 }
 
 int dd_map_plan_write(struct dd_volume *vol, u64 lbn, unsigned flags, struct dd_mapping *m,

@@ -757,54 +757,71 @@ static int __plan_block(struct pool *pool, struct volume_c *vc, u64 lbn, struct 
 	return r;
 }
 
+enum segment_start {
+	SEG_STARTED,	/* the segment is in h, its epoch counted: submit it */
+	SEG_PARKED,	/* the bio was handed on (waits, or completed): touch neither */
+	SEG_FAILED,	/* complete the bio with the status, after dropping the lock */
+};
+
 /*
  * The next segment of a write over several blocks, from block h->done (lock
  * held, the bio's cell held): the longest run of blocks that go in place
- * (exclusive, at consecutive PBNs; counted for the scanner), or of blocks
- * that need new ones, as many as one run of free blocks holds (reserved).
- * True with the segment in h and the epoch counted.  False if it cannot
- * start: the cell is let go and the bio waits (for space, or for the
- * scanner's batch; it is then served again from its first block, which
- * rewrites the same data), or fails with h->status, which the caller
- * completes after dropping the lock.
+ * (exclusive, at consecutive PBNs; marked for the scanner), or of blocks
+ * that need new ones, as many as one run of free blocks holds (reserved
+ * before the blocks after the first are planned: each block is planned
+ * once per segment it may start).  When it cannot start, the cell is let
+ * go, and the bio is parked (it waits for space or for the scanner's batch,
+ * and is then served again from its first block, which rewrites the same
+ * data; or __handle_no_space completed it) or fails with *status.
  */
-static bool __next_segment(struct pool *pool, struct dd_bio_hook *h)
+static enum segment_start __next_segment(struct pool *pool, struct dd_bio_hook *h,
+					 blk_status_t *status)
 {
 	struct volume_c *vc = h->vc;
-	u64 lbn = h->lbn + h->done, pbn = 0;
-	u32 len, max = h->nr - h->done, i;
+	u64 lbn = h->lbn + h->done, pbn;
+	u32 len, max = h->nr - h->done, i, got;
 	struct dd_mapping m;
-	bool in_place = false;
+	bool in_place;
 	int r = -EROFS;
 
-	h->status = BLK_STS_OK;
 	if (!pool_can_change_metadata(pool))
 		goto fail;
-	for (len = 0; len < max; len++) {
-		r = __plan_block(pool, vc, lbn + len, &m);
+	r = __plan_block(pool, vc, lbn, &m);
+	if (r)
+		goto fail;
+	in_place = m.mapped && m.excl;
+	pbn = m.pbn;
+	if (!in_place) {
+		r = dd_data_reserve_run(pool->eng, max, &pbn, &got);
 		if (r)
 			goto fail;
-		if (!len) {
-			in_place = m.mapped && m.excl;
-			pbn = m.pbn;
-		} else if (in_place != (m.mapped && m.excl) ||
-			   (in_place && m.pbn != pbn + len)) {
-			break;
-		}
+		max = got;
 	}
-	h->run_in_place = in_place;
+	for (len = 1; len < max; len++) {
+		r = __plan_block(pool, vc, lbn + len, &m);
+		if (r)
+			break;
+		if (in_place != (m.mapped && m.excl) || (in_place && m.pbn != pbn + len))
+			break;
+	}
+	if (!in_place) {
+		for (i = len; i < max; i++)
+			dd_data_unreserve(pool->eng, pbn + i);
+	}
+	if (r) {
+		for (i = 0; !in_place && i < len; i++)
+			dd_data_unreserve(pool->eng, pbn + i);
+		goto fail;
+	}
 	if (in_place) {
 		for (i = 0; i < len; i++)
 			__scanner_mark(pool, pbn + i);
-	} else {
-		r = dd_data_reserve_run(pool->eng, len, &pbn, &len);
-		if (r)
-			goto fail;
 	}
+	h->run_in_place = in_place;
 	h->new_pbn = pbn;
 	h->run_len = len;
 	epoch_get(pool, h);
-	return true;
+	return SEG_STARTED;
 
 fail:
 	__cell_unlock(pool, &h->cell);
@@ -812,15 +829,18 @@ fail:
 		/* Its blocks may only look shared: try again after the batch. */
 		h->pin_retried = true;
 		bio_list_add(&pool->pin_waiters, hook_bio(h));
-	} else if (r == -ENOSPC) {
-		__handle_no_space(pool, hook_bio(h));
-	} else {
-		__lc_forget_range(&pool->lc, vc->args.volume_id, h->lbn, h->nr);
-		if (r != -EROFS)
-			__metadata_operation_failed(pool, "preparing a write", r);
-		h->status = BLK_STS_IOERR;
+		return SEG_PARKED;
 	}
-	return false;
+	if (r == -ENOSPC) {
+		/* May complete the bio at once (and free h): nothing after this. */
+		__handle_no_space(pool, hook_bio(h));
+		return SEG_PARKED;
+	}
+	__lc_forget_range(&pool->lc, vc->args.volume_id, h->lbn, h->nr);
+	if (r != -EROFS)
+		__metadata_operation_failed(pool, "preparing a write", r);
+	*status = BLK_STS_IOERR;
+	return SEG_FAILED;
 }
 
 static void segment_endio(struct bio *clone)
@@ -839,13 +859,20 @@ static void submit_segment(struct pool *pool, struct dd_bio_hook *h)
 {
 	struct bio *clone = bio_alloc_clone(pool->data_bdev, hook_bio(h), GFP_NOIO, &pool->run_bs);
 
+	h->state = HS_RUN_WRITE;
+	if (unlikely(!clone)) {
+		/* (only the clone of an integrity payload can fail) */
+		h->status = BLK_STS_RESOURCE;
+		epoch_put(pool, h);
+		hook_prepared(pool, h);
+		return;
+	}
 	bio_advance(clone, h->done << DD_BLOCK_SHIFT);
 	clone->bi_iter.bi_size = h->run_len << DD_BLOCK_SHIFT;
 	clone->bi_iter.bi_sector = h->new_pbn << (DD_BLOCK_SHIFT - SECTOR_SHIFT);
 	clone->bi_opf &= ~(REQ_FUA | REQ_PREFLUSH);	/* a FUA bio completes after a commit */
 	clone->bi_end_io = segment_endio;
 	clone->bi_private = h;
-	h->state = HS_RUN_WRITE;
 	submit_bio_noacct(clone);
 }
 
@@ -861,6 +888,8 @@ static void process_write_run(struct pool *pool, struct bio *bio)
 {
 	struct dd_bio_hook *h = hook(bio);
 	u32 vol = h->vc->args.volume_id;
+	blk_status_t status = BLK_STS_IOERR;
+	enum segment_start start;
 	struct dd_cell *cell;
 
 	down_write(&pool->lock);
@@ -873,11 +902,12 @@ static void process_write_run(struct pool *pool, struct bio *bio)
 	}
 	h->done = 0;
 	__dd_cell_lock(&pool->cells, &h->cell, vol, h->lbn, h->nr);
-	if (!__next_segment(pool, h)) {
+	start = __next_segment(pool, h, &status);
+	if (start != SEG_STARTED) {
 		__check_engine_mode(pool);
 		up_write(&pool->lock);
-		if (h->status)
-			error_bio(bio, h->status);
+		if (start == SEG_FAILED)
+			error_bio(bio, status);
 		return;
 	}
 	if (h->run_in_place && h->run_len == h->nr) {
@@ -894,59 +924,70 @@ static void process_write_run(struct pool *pool, struct bio *bio)
 	submit_segment(pool, h);
 }
 
+/*
+ * Maps a segment of new blocks whose data is written (lock held); 0, or the
+ * blocks from *done on are released.  The segment's LBNs are forgotten
+ * first: the inserts commit between their steps, after old blocks were
+ * freed (see the cache's contract).
+ */
+static int __insert_segment(struct pool *pool, struct dd_bio_hook *h, u32 *done)
+{
+	u32 vol = h->vc->args.volume_id, i;
+	u64 lbn = h->lbn + h->done;
+	int r = -EROFS;
+
+	*done = 0;
+	__lc_forget_range(&pool->lc, vol, lbn, h->run_len);
+	if (pool_can_change_metadata(pool))
+		r = dd_map_insert_run(h->vc->vol, lbn, h->new_pbn, h->run_len, done);
+	for (i = 0; i < *done; i++) {
+		struct dd_mapping m = { .pbn = h->new_pbn + i, .mapped = true, .excl = true };
+
+		__lc_store(&pool->lc, vol, lbn + i, &m);
+	}
+	if (r)
+		DMERR_LIMIT("%s: cannot insert a mapping: %d", pool_name(pool), r);
+	__check_engine_mode(pool);
+	return r;
+}
+
 /* A segment's data is written: its new mappings, then the next segment or the end. */
 static void finish_segment(struct pool *pool, struct dd_bio_hook *h)
 {
 	struct bio *bio = hook_bio(h);
-	u32 vol = h->vc->args.volume_id;
+	blk_status_t status = h->status;
+	enum segment_start start;
 	u32 i = 0;
-	int r = 0;
 
 	down_write(&pool->lock);
-	if (!h->status && !h->run_in_place) {
-		for (; i < h->run_len; i++) {
-			u64 lbn = h->lbn + h->done + i;
-			struct dd_mapping m = { .pbn = h->new_pbn + i, .mapped = true, .excl = true };
-
-			r = pool_can_change_metadata(pool) ?
-				dd_map_insert(h->vc->vol, lbn, m.pbn) : -EROFS;
-			if (r) {
-				__lc_forget(&pool->lc, vol, lbn);
-				DMERR_LIMIT("%s: cannot insert a mapping: %d", pool_name(pool), r);
-				break;
-			}
-			__lc_store(&pool->lc, vol, lbn, &m);
-		}
-		__check_engine_mode(pool);
-		if (!r)
+	if (!status && !h->run_in_place) {
+		if (__insert_segment(pool, h, &i))
+			status = BLK_STS_IOERR;
+		else
 			__check_low_water(pool);
 	}
-	if (h->status || r) {
+	if (status) {
 		for (; !h->run_in_place && i < h->run_len; i++)
 			dd_data_unreserve(pool->eng, h->new_pbn + i);
-		if (!h->status)
-			h->status = BLK_STS_IOERR;
 		__cell_unlock(pool, &h->cell);
-		goto out;
+		up_write(&pool->lock);
+		error_bio(bio, status);
+		return;
 	}
 	h->done += h->run_len;
-	if (h->done == h->nr) {
-		__cell_unlock(pool, &h->cell);
-	} else if (__next_segment(pool, h)) {
+	if (h->done < h->nr) {
+		start = __next_segment(pool, h, &status);
+		__check_engine_mode(pool);
 		up_write(&pool->lock);
-		submit_segment(pool, h);
+		if (start == SEG_STARTED)
+			submit_segment(pool, h);
+		else if (start == SEG_FAILED)
+			error_bio(bio, status);
 		return;
-	} else if (!h->status) {
-		bio = NULL;	/* waits */
 	}
-	__check_engine_mode(pool);
-out:
+	__cell_unlock(pool, &h->cell);
 	up_write(&pool->lock);
-	if (!bio)
-		return;
-	if (h->status)
-		error_bio(bio, h->status);
-	else if (bio->bi_opf & REQ_FUA)
+	if (bio->bi_opf & REQ_FUA)
 		complete_after_commit(pool, bio);
 	else
 		bio_endio(bio);

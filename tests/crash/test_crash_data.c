@@ -152,6 +152,49 @@ static int w_write(struct world *w, u32 vol, u64 lbn)
 	return r;
 }
 
+/* A write over blocks [lbn, lbn + n) of new contents, as one bio the worker serves whole. */
+static int w_write_run(struct world *w, u32 vol, u64 lbn, u32 n)
+{
+	struct dd_volume *v = w_vol(w, vol);
+	u8 *blocks = calloc(n, DD_BLOCK_SIZE);
+	u64 first = w->m.next_id;
+	int r;
+	u32 i;
+
+	DD_BUG_ON(!blocks);
+	if (!v) {
+		free(blocks);
+		return -EIO;
+	}
+	for (i = 0; i < n; i++) {
+		tok_fill(blocks + (size_t)i * DD_BLOCK_SIZE, first + i, vol, lbn + i);
+		dm_may(&w->m, vol, lbn + i, first + i);
+	}
+	w->m.next_id += n;
+	r = sys_write_run(&w->s, v, lbn, n, blocks);
+	for (i = 0; i < n && !sys_power_lost(&w->s); i++) {
+		u64 id = 0, pbn;
+		bool mapped;
+
+		/* A write that failed may have landed in part: each block
+		 * holds what it held or what was written (checked here), and
+		 * the guest reads that from now on. */
+		if (!r) {
+			id = first + i;
+		} else if (sys_read(&w->s, v, lbn + i, &id, &pbn, &mapped) == TOK_GARBAGE ||
+			   !dm_allowed(&w->m, vol, lbn + i, id)) {
+			snprintf(w->why, sizeof(w->why), "LBN %llu after a failed run write",
+				 (unsigned long long)(lbn + i));
+			free(blocks);
+			return -EREADBACK;
+		}
+		if (!r || id == first + i)
+			dm_set(&w->m, vol, lbn + i, id);
+	}
+	free(blocks);
+	return r;
+}
+
 /* A write that may find the pool full: the guest gets -ENOSPC, no harm. */
 static int w_write_or_full(struct world *w, u32 vol, u64 lbn)
 {
@@ -440,6 +483,95 @@ static void expect_snapshots(const struct world *w)
 	assert_true(w->s.st.in_place >= 25);
 	assert_true(w->reclaims >= 6);
 	assert_true(w->s.st.passdown_blocks >= 40);
+}
+
+/*
+ * Writes over several blocks (the worker's segments): first writes across
+ * map and refs leaf boundaries, writes over blocks a snapshot shares and over
+ * exclusive ones in one go, writes into free space in pieces, and into a
+ * full pool; a small journal, so the run inserts commit inside.
+ */
+/* The first LBN below @end of @vol whose block and the n - 1 after it are
+ * consecutive on the data device, or ~0. */
+static u64 w_find_run(struct world *w, u32 vol, u64 end, u32 n)
+{
+	struct dd_volume *v = w_vol(w, vol);
+	u64 a, id, p, q;
+	bool mapped;
+	u32 i;
+
+	for (a = 0; v && a + n <= end; a++) {
+		sys_read(&w->s, v, a, &id, &p, &mapped);
+		for (i = 1; mapped && i < n; i++) {
+			sys_read(&w->s, v, a + i, &id, &q, &mapped);
+			if (q != p + i)
+				mapped = false;
+		}
+		if (mapped)
+			return a;
+	}
+	return ~0ULL;
+}
+
+static int wl_runs(struct world *w)
+{
+	u64 i, a;
+	int r;
+
+	TRY(w_create(w, 1));
+	TRY(w_write_run(w, 1, 0, 32));
+	TRY(w_write_run(w, 1, 32, 240));	/* PBNs across a refs leaf (254) */
+	TRY(w_write_run(w, 1, 490, 40));	/* LBNs across a map leaf (508) */
+	/* Across 90 more map leaves: the transaction fills, the inserts commit. */
+	for (i = 3; i < 48; i++)
+		TRY(w_write_run(w, 1, i * 1016 - 2, 4));
+	TRY(w_flush(w));
+	TRY(w_snapshot(w, 2, 1));
+	TRY(w_write_run(w, 1, 16, 32));		/* shared: new blocks */
+	TRY(w_flush(w));
+	TRY(w_write_run(w, 1, 0, 64));		/* exclusive, new since, exclusive again */
+	TRY(w_write_run(w, 2, 500, 20));	/* the snapshot splits across the map leaf */
+	TRY(w_flush(w));
+	for (i = 0; i < 8; i++)
+		TRY(w_discard(w, 2, i * 16, 8));	/* free space in pieces */
+	TRY(w_delete(w, 2));
+	TRY(w_flush(w));
+	TRY(w_create(w, 3));
+	for (i = 0; i < 6; i++) {
+		r = w_write_run(w, 3, i * 50, 50);	/* into the pieces, then a full pool */
+		if (r && r != -ENOSPC)
+			return r;
+		if (i % 2)
+			TRY(w_flush(w));
+	}
+	TRY(w_flush(w));
+	/* Full.  One block free since a commit, the seven after it freed in the
+	 * open transaction: a run may take the first, not the others (they wait
+	 * for the commit). */
+	a = w_find_run(w, 3, 300, 8);
+	if (a == ~0ULL)
+		return -ENOENT;
+	TRY(w_discard(w, 3, a, 1));
+	TRY(w_flush(w));
+	TRY(w_discard(w, 3, a + 1, 7));
+	TRY(w_write_run(w, 3, 600, 8));
+	/* The same with the pieces of volume 1. */
+	for (i = 0; i < 8; i++)
+		TRY(w_discard(w, 1, i * 16, 8));
+	for (i = 0; i < 4; i++)
+		TRY(w_write_run(w, 3, 400 + i * 16, 16));
+	TRY(w_flush(w));
+	return 0;
+}
+
+static void expect_runs(const struct world *w)
+{
+	assert_true(w->s.st.run_segments >= 50);
+	assert_true(w->s.st.in_place >= 16);
+	assert_true(w->s.st.new_blocks >= 500);
+	assert_true(w->s.st.nospace >= 1);
+	assert_true(w->s.st.nospace_commits >= 1);
+	assert_true(w->s.st.commits_in_write >= 1);
 }
 
 /*
@@ -1036,6 +1168,8 @@ DATA_CRASH_TEST(flushed_writes_survive_a_crash_at_every_write_in_random_io_with_
 		wl_random, 1024, 64, 0, true, 2, expect_random)
 DATA_CRASH_TEST(flushed_writes_survive_a_crash_at_every_write_in_random_io_with_snapshots_and_deletes,
 		wl_random_volumes, 1024, 96, 0, false, 3, expect_random_volumes)
+DATA_CRASH_TEST(flushed_writes_survive_a_crash_at_every_write_of_multi_block_writes,
+		wl_runs, 1024, 640, DD_JOURNAL_MIN_BLOCKS, false, 6, expect_runs)
 DATA_CRASH_TEST(flushed_writes_survive_a_crash_at_every_write_of_scan_and_merge,
 		wl_scan, 1024, 512, DD_JOURNAL_MIN_BLOCKS, false, 4, expect_scan)
 DATA_CRASH_TEST(flushed_writes_survive_a_crash_at_every_write_of_scan_merge_and_unshare,
@@ -1050,6 +1184,7 @@ int main(void)
 		cmocka_unit_test(flushed_writes_survive_a_crash_at_every_write_in_random_io_on_a_small_pool),
 		cmocka_unit_test(flushed_writes_survive_a_crash_at_every_write_in_random_io_with_early_home_writes),
 		cmocka_unit_test(flushed_writes_survive_a_crash_at_every_write_in_random_io_with_snapshots_and_deletes),
+		cmocka_unit_test(flushed_writes_survive_a_crash_at_every_write_of_multi_block_writes),
 		cmocka_unit_test(flushed_writes_survive_a_crash_at_every_write_of_scan_and_merge),
 		cmocka_unit_test(flushed_writes_survive_a_crash_at_every_write_of_scan_merge_and_unshare),
 	};

@@ -331,6 +331,89 @@ int sys_write(struct ddsys *s, struct dd_volume *v, u64 lbn, const void *block)
 	return r;
 }
 
+/* __next_segment(): how many blocks from lbn form the next segment, and its kind. */
+static int sys_plan_segment(struct ddsys *s, struct dd_volume *v, u64 lbn, u32 max, u32 *len,
+			    bool *in_place, u64 *pbn)
+{
+	enum dd_write_plan plan;
+	struct dd_mapping m;
+	bool excl;
+	int r;
+
+	for (*len = 0; *len < max; (*len)++) {
+		r = dd_map_plan_write(v, lbn + *len, 0, &m, &plan);
+		if (!r && plan == DD_WRITE_ASK) {
+			r = dd_map_make_exclusive(v, lbn + *len, &excl);
+			m.excl = excl;
+			s->st.made_exclusive += excl;
+		}
+		if (r)
+			return r;
+		if (!*len) {
+			*in_place = m.mapped && m.excl;
+			*pbn = m.pbn;
+		} else if (*in_place != (m.mapped && m.excl) ||
+			   (*in_place && m.pbn != *pbn + *len)) {
+			break;
+		}
+	}
+	return 0;
+}
+
+int sys_write_run(struct ddsys *s, struct dd_volume *v, u64 lbn, u32 n, const void *blocks)
+{
+	struct dd_pool *pool = s->tp.pool;
+	const u8 *b = blocks;
+	struct dd_pool_stats st;
+	u32 done = 0, len, got, ins, i, tries = 0;
+	bool in_place = false;
+	u64 pbn = 0;
+	int r = 0;
+
+	s->op = SYS_WRITE;
+	for (i = 0; i < n; i++)
+		DD_BUG_ON(!memcmp(b + (size_t)i * DD_BLOCK_SIZE, sys_zero, DD_BLOCK_SIZE));
+	while (done < n && !r) {
+		r = sys_plan_segment(s, v, lbn + done, n - done, &len, &in_place, &pbn);
+		if (r)
+			break;
+		if (in_place) {
+			for (i = 0; i < len && !r; i++) {
+				dd_scan_mark_written(pool, pbn + i);
+				r = sys_data_write(s, pbn + i, b + (size_t)(done + i) * DD_BLOCK_SIZE);
+				s->st.in_place++;
+			}
+			done += len;
+			continue;
+		}
+		r = dd_data_reserve_run(pool, len, &pbn, &got);
+		if (r == -ENOSPC) {
+			dd_pool_get_stats(pool, &st);
+			if (!st.data_pending_free || ++tries > 3) {
+				s->st.nospace++;
+				break;
+			}
+			s->st.nospace_commits++;
+			r = dd_pool_commit(pool);
+			continue;
+		}
+		if (r)
+			break;
+		s->st.run_segments++;
+		for (i = 0; i < got && !r; i++)
+			r = sys_data_write(s, pbn + i, b + (size_t)(done + i) * DD_BLOCK_SIZE);
+		ins = 0;
+		if (!r)
+			r = dd_map_insert_run(v, lbn + done, pbn, got, &ins);
+		for (i = ins; i < got; i++)
+			dd_data_unreserve(pool, pbn + i);
+		s->st.new_blocks += ins;
+		done += ins;
+	}
+	s->op = SYS_IDLE;
+	return r;
+}
+
 #define SYS_DEFERRED	3	/* waits behind a new block for its LBN (the cell) */
 
 void sys_write_batch(struct ddsys *s, const struct sys_wreq *w, u32 n, int *res)

@@ -33,6 +33,7 @@ struct sys_stats {
 	u64 in_place;			/* writes to an exclusive block */
 	u64 made_exclusive;		/* of which dd_map_make_exclusive allowed */
 	u64 new_blocks;			/* writes to a newly reserved block */
+	u64 run_segments;		/* runs of new blocks written by sys_write_run */
 	u64 zero_unmaps;		/* whole-block zero writes that unmapped */
 	u64 discards;
 	u64 flushes;			/* guest FLUSHes completed */
@@ -88,6 +89,17 @@ u64 sys_nr_data_blocks(struct ddsys *s);
  * commit commits and starts again.  Returns -ENOSPC if the pool is full.
  */
 int sys_write(struct ddsys *s, struct dd_volume *v, u64 lbn, const void *block);
+
+/*
+ * A write over n whole blocks, none of zeroes, as the worker serves one
+ * (process_write_run): segment by segment, the longest run of blocks that
+ * go in place, or of blocks that need new ones that one run of free blocks
+ * holds (dd_data_reserve_run), written, then inserted with
+ * dd_map_insert_run.  Out of space with blocks waiting for a commit, it
+ * commits and goes on.  Returns -ENOSPC if the pool is full; the blocks
+ * before the failing segment are written.
+ */
+int sys_write_run(struct ddsys *s, struct dd_volume *v, u64 lbn, u32 n, const void *blocks);
 
 /*
  * Writes as the target's worker does a pass of queued writes (distinct

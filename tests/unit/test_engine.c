@@ -376,6 +376,59 @@ static void a_run_reservation_stops_where_a_block_may_not_be_used(void **state)
 	tp_free(small);
 }
 
+/*
+ * A run insert maps lbn + i to pbn + i across map and refs leaf boundaries,
+ * over unmapped, exclusive and shared LBNs alike (the old blocks lose a
+ * reference each), and refuses a run with a block that is not reserved
+ * before changing anything.
+ */
+static void a_run_insert_maps_every_block_across_leaves(void **state)
+{
+	struct tpool *tp = tp_new(META, 4096);
+	struct dd_volume *v = vol_new(tp, 1), *snap;
+	struct dd_pool_stats st, st0;
+	struct dd_mapping m;
+	u64 p, q, excl_old, shared_old, i;
+	u32 got, done;
+
+	assert_int_equal(tp_write(v, 505, &excl_old), 0);
+	assert_int_equal(tp_write(v, 510, &shared_old), 0);
+	assert_int_equal(dd_snapshot_create(tp->pool, 2, 1), 0);
+	assert_int_equal(dd_volume_open(tp->pool, 2, &snap), 0);
+	assert_int_equal(tp_write(snap, 505, &q), 0);	/* 505 is volume 1's alone again */
+	assert_int_equal(dd_map_make_exclusive(v, 505, &(bool){ false }), 0);
+	dd_pool_get_stats(tp->pool, &st0);
+
+	assert_int_equal(dd_data_reserve_run(tp->pool, 300, &p, &got), 0);
+	assert_int_equal(got, 300);
+	assert_true(p % DD_RECS_PER_LEAF + 300 > DD_RECS_PER_LEAF);	/* crosses a refs leaf */
+	/* One block not reserved: refused, nothing done. */
+	dd_data_unreserve(tp->pool, p + 299);
+	assert_int_equal(dd_map_insert_run(v, 400, p, 300, &done), -EINVAL);
+	assert_int_equal(done, 0);
+	assert_int_equal(dd_map_insert_run(v, 400, p, 0, &done), -EINVAL);
+	lookup(v, 400, &m);
+	assert_false(m.mapped);
+	/* LBNs 400..698: across the map leaf at 508, over 505 and 510. */
+	assert_int_equal(dd_map_insert_run(v, 400, p, 299, &done), 0);
+	assert_int_equal(done, 299);
+	for (i = 0; i < 299; i++) {
+		lookup(v, 400 + i, &m);
+		assert_true(m.mapped && m.excl);
+		assert_int_equal(m.pbn, p + i);
+	}
+	lookup(snap, 510, &m);
+	assert_int_equal(m.pbn, shared_old);	/* the snapshot keeps its block */
+	dd_pool_get_stats(tp->pool, &st);
+	assert_int_equal(st.data_used, st0.data_used + 299 - 1);	/* 505's old block freed */
+	assert_int_equal(st.mapped_blocks, st0.mapped_blocks + 299 - 2);
+	assert_int_equal(st.cow_splits, st0.cow_splits + 1);		/* 510 */
+	assert_int_equal(dd_pool_commit(tp->pool), 0);
+	dd_volume_close(snap);
+	dd_volume_close(v);
+	tp_free(tp);	/* dedup_check: counts, owners, bitmaps */
+}
+
 static void snapshot_shares_every_block_and_clears_exclusive_bits(void **state)
 {
 	struct tpool *tp = tp_new(META, DATA);
@@ -979,6 +1032,7 @@ int main(void)
 		cmocka_unit_test(an_abort_that_drops_changes_is_remembered_until_reopen),
 		cmocka_unit_test(reserved_blocks_are_not_handed_out_twice),
 		cmocka_unit_test(a_run_reservation_stops_where_a_block_may_not_be_used),
+		cmocka_unit_test(a_run_insert_maps_every_block_across_leaves),
 		cmocka_unit_test(snapshot_shares_every_block_and_clears_exclusive_bits),
 		cmocka_unit_test(write_to_shared_block_splits_and_keeps_the_sibling),
 		cmocka_unit_test(block_exclusive_only_in_open_txn_is_not_written_in_place),
