@@ -287,6 +287,9 @@ int dd_data_reserve(struct dd_pool *pool, u64 *pbn);
 int dd_data_reserve_run(struct dd_pool *pool, u32 want, u64 *pbn, u32 *got);
 /* Never fails; harmless for a block no longer reserved.  [X] */
 void dd_data_unreserve(struct dd_pool *pool, u64 pbn);
+/* dd_data_unreserve of [pbn, pbn + n), the end of a run reserved last: the
+ * allocation cursor goes back to pbn if no block was reserved since.  [X] */
+void dd_data_unreserve_run(struct dd_pool *pool, u64 pbn, u32 n);
 
 /* Map lbn to the reserved block pbn (whose data is written), exclusively
  * owned; the previous block loses a reference.  -EINVAL an LBN out of range
@@ -298,7 +301,9 @@ int dd_map_insert(struct dd_volume *vol, u64 lbn, u64 pbn);
  * in steps of up to 64 blocks inside one map leaf and one refs leaf (a
  * step dirties what one insert does, and may commit before it, as one
  * insert may).  *done: the blocks inserted, in order; on an error the
- * caller releases the reservations of [*done, n).  As dd_map_insert
+ * caller releases the reservations of [*done, n) (and if the error entered
+ * the ladder, the inserts went with the open transaction).  A block not
+ * reserved refuses the run before any change (-EINVAL).  As dd_map_insert
  * otherwise.  May commit (before a step); ladder; [X]. */
 int dd_map_insert_run(struct dd_volume *vol, u64 lbn, u64 pbn, u32 n, u32 *done);
 

@@ -286,6 +286,8 @@ int dd_rec_reserve_run(struct dd_pool *pool, u32 want, u64 *pbn, u32 *got)
 		r = dd_data_free_run(pool, *pbn + n, DD_MIN(want - n, dd_rec_run_room(*pbn + n)), &k);
 		if (!r && k)
 			r = dd_rec_check_unused_run(pool, *pbn + n, k);
+		if (r)
+			k = 0;	/* none of these claimed */
 		for (i = 0; !r && i < k; i++) {
 			r = dd_data_claim(pool, *pbn + n + i);
 			if (r)
@@ -314,7 +316,7 @@ int dd_rec_new_run(struct dd_pool *pool, u64 pbn, u32 n, u32 vol, u64 lbn, u8 do
 	int r;
 
 	dd_rec_leaf(pbn, &slot);
-	if (slot + n > DD_RECS_PER_LEAF)
+	if (!n || slot + n > DD_RECS_PER_LEAF)
 		return -EILSEQ;
 	r = dd_rec_open(pool, pbn, true, &leaf, &rec);
 	if (r)

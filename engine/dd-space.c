@@ -292,6 +292,17 @@ void dd_data_unreserve(struct dd_pool *pool, u64 pbn)
 	dd_resv_remove(&pool->resv, pbn);
 }
 
+/* The tail of a run given back: the cursor returns to it if nothing was taken since. */
+void dd_data_unreserve_run(struct dd_pool *pool, u64 pbn, u32 n)
+{
+	u32 i;
+
+	for (i = 0; i < n; i++)
+		dd_resv_remove(&pool->resv, pbn + i);
+	if (n && pool->data_cursor == pbn + n)
+		pool->data_cursor = pbn;
+}
+
 /* ---- reservations: a small open-addressing set of PBNs -------------------- */
 
 #define DD_RESV_EMPTY	0ULL

@@ -485,7 +485,8 @@ static void dd_map_count(struct dd_buf *leaf, int delta)
 	dd_block_count_add(dd_data(leaf), delta);	/* count: mapped entries */
 }
 
-/* Most blocks one step of a run insert takes (a bound on its stack). */
+/* Most blocks one step of a run insert takes (a bound on the work between two
+ * chances to commit). */
 #define DD_INSERT_STEP		64
 
 /*

@@ -804,13 +804,11 @@ static enum segment_start __next_segment(struct pool *pool, struct dd_bio_hook *
 		if (in_place != (m.mapped && m.excl) || (in_place && m.pbn != pbn + len))
 			break;
 	}
-	if (!in_place) {
-		for (i = len; i < max; i++)
-			dd_data_unreserve(pool->eng, pbn + i);
-	}
+	if (!in_place)
+		dd_data_unreserve_run(pool->eng, pbn + len, max - len);
 	if (r) {
-		for (i = 0; !in_place && i < len; i++)
-			dd_data_unreserve(pool->eng, pbn + i);
+		if (!in_place)
+			dd_data_unreserve_run(pool->eng, pbn, len);
 		goto fail;
 	}
 	if (in_place) {
@@ -940,14 +938,15 @@ static int __insert_segment(struct pool *pool, struct dd_bio_hook *h, u32 *done)
 	__lc_forget_range(&pool->lc, vol, lbn, h->run_len);
 	if (pool_can_change_metadata(pool))
 		r = dd_map_insert_run(h->vc->vol, lbn, h->new_pbn, h->run_len, done);
-	for (i = 0; i < *done; i++) {
+	if (r)
+		DMERR_LIMIT("%s: cannot insert a mapping: %d", pool_name(pool), r);
+	__check_engine_mode(pool);
+	/* (an error that dropped the open transaction dropped these too) */
+	for (i = 0; i < *done && pool_can_change_metadata(pool); i++) {
 		struct dd_mapping m = { .pbn = h->new_pbn + i, .mapped = true, .excl = true };
 
 		__lc_store(&pool->lc, vol, lbn + i, &m);
 	}
-	if (r)
-		DMERR_LIMIT("%s: cannot insert a mapping: %d", pool_name(pool), r);
-	__check_engine_mode(pool);
 	return r;
 }
 

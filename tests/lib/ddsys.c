@@ -331,33 +331,58 @@ int sys_write(struct ddsys *s, struct dd_volume *v, u64 lbn, const void *block)
 	return r;
 }
 
-/* __next_segment(): how many blocks from lbn form the next segment, and its kind. */
-static int sys_plan_segment(struct ddsys *s, struct dd_volume *v, u64 lbn, u32 max, u32 *len,
-			    bool *in_place, u64 *pbn)
+/* __plan_block(): a block's mapping, its exclusive bit settled. */
+static int sys_plan_block(struct ddsys *s, struct dd_volume *v, u64 lbn, struct dd_mapping *m)
 {
 	enum dd_write_plan plan;
-	struct dd_mapping m;
 	bool excl;
 	int r;
 
-	for (*len = 0; *len < max; (*len)++) {
-		r = dd_map_plan_write(v, lbn + *len, 0, &m, &plan);
-		if (!r && plan == DD_WRITE_ASK) {
-			r = dd_map_make_exclusive(v, lbn + *len, &excl);
-			m.excl = excl;
-			s->st.made_exclusive += excl;
-		}
+	r = dd_map_plan_write(v, lbn, 0, m, &plan);
+	if (!r && plan == DD_WRITE_ASK) {
+		r = dd_map_make_exclusive(v, lbn, &excl);
+		m->excl = excl;
+		s->st.made_exclusive += excl;
+	}
+	return r;
+}
+
+/*
+ * __next_segment(): the next segment from lbn, up to max blocks.  In place:
+ * *len blocks exclusive at consecutive PBNs from *pbn.  New blocks: a run is
+ * reserved first (*pbn), the blocks after the first planned while it is
+ * held, and the tail beyond the segment given back.
+ */
+static int sys_plan_segment(struct ddsys *s, struct dd_volume *v, u64 lbn, u32 max, u32 *len,
+			    bool *in_place, u64 *pbn)
+{
+	struct dd_mapping m;
+	u32 got;
+	int r;
+
+	r = sys_plan_block(s, v, lbn, &m);
+	if (r)
+		return r;
+	*in_place = m.mapped && m.excl;
+	*pbn = m.pbn;
+	if (!*in_place) {
+		r = dd_data_reserve_run(s->tp.pool, max, pbn, &got);
 		if (r)
 			return r;
-		if (!*len) {
-			*in_place = m.mapped && m.excl;
-			*pbn = m.pbn;
-		} else if (*in_place != (m.mapped && m.excl) ||
-			   (*in_place && m.pbn != *pbn + *len)) {
-			break;
-		}
+		max = got;
 	}
-	return 0;
+	for (*len = 1; *len < max; (*len)++) {
+		r = sys_plan_block(s, v, lbn + *len, &m);
+		if (r)
+			break;
+		if (*in_place != (m.mapped && m.excl) || (*in_place && m.pbn != *pbn + *len))
+			break;
+	}
+	if (!*in_place)
+		dd_data_unreserve_run(s->tp.pool, *pbn + *len, max - *len);
+	if (r && !*in_place)
+		dd_data_unreserve_run(s->tp.pool, *pbn, *len);
+	return r;
 }
 
 int sys_write_run(struct ddsys *s, struct dd_volume *v, u64 lbn, u32 n, const void *blocks)
@@ -375,18 +400,6 @@ int sys_write_run(struct ddsys *s, struct dd_volume *v, u64 lbn, u32 n, const vo
 		DD_BUG_ON(!memcmp(b + (size_t)i * DD_BLOCK_SIZE, sys_zero, DD_BLOCK_SIZE));
 	while (done < n && !r) {
 		r = sys_plan_segment(s, v, lbn + done, n - done, &len, &in_place, &pbn);
-		if (r)
-			break;
-		if (in_place) {
-			for (i = 0; i < len && !r; i++) {
-				dd_scan_mark_written(pool, pbn + i);
-				r = sys_data_write(s, pbn + i, b + (size_t)(done + i) * DD_BLOCK_SIZE);
-				s->st.in_place++;
-			}
-			done += len;
-			continue;
-		}
-		r = dd_data_reserve_run(pool, len, &pbn, &got);
 		if (r == -ENOSPC) {
 			dd_pool_get_stats(pool, &st);
 			if (!st.data_pending_free || ++tries > 3) {
@@ -399,6 +412,16 @@ int sys_write_run(struct ddsys *s, struct dd_volume *v, u64 lbn, u32 n, const vo
 		}
 		if (r)
 			break;
+		if (in_place) {
+			for (i = 0; i < len && !r; i++) {
+				dd_scan_mark_written(pool, pbn + i);
+				r = sys_data_write(s, pbn + i, b + (size_t)(done + i) * DD_BLOCK_SIZE);
+				s->st.in_place++;
+			}
+			done += len;
+			continue;
+		}
+		got = len;
 		s->st.run_segments++;
 		for (i = 0; i < got && !r; i++)
 			r = sys_data_write(s, pbn + i, b + (size_t)(done + i) * DD_BLOCK_SIZE);

@@ -312,7 +312,7 @@ static void unreserve_run(struct tpool *tp, u64 p, u32 n)
  */
 static void a_run_reservation_stops_where_a_block_may_not_be_used(void **state)
 {
-	struct tpool *tp = tp_new(META, 12), *small = tp_new(META, 8);
+	struct tpool *tp = tp_new(META, 12), *small = tp_new(META, 8), *big;
 	struct dd_volume *v = vol_new(tp, 1);
 	u64 p, q, i;
 	u32 got;
@@ -371,9 +371,22 @@ static void a_run_reservation_stops_where_a_block_may_not_be_used(void **state)
 	assert_int_equal(got, 2);
 	unreserve_run(tp, p, got);
 
+	/* Across a bitmap leaf (32512 blocks); a tail given back brings the
+	 * cursor back to it. */
+	big = tp_new(META, 33000);
+	assert_int_equal(dd_data_reserve_run(big->pool, 32600, &p, &got), 0);
+	assert_int_equal(p, 0);
+	assert_int_equal(got, 32600);
+	dd_data_unreserve_run(big->pool, 100, 32500);
+	assert_int_equal(dd_data_reserve(big->pool, &q), 0);
+	assert_int_equal(q, 100);
+	dd_data_unreserve(big->pool, q);
+	unreserve_run(big, 0, 100);
+
 	dd_volume_close(v);
 	tp_free(tp);
 	tp_free(small);
+	tp_free(big);
 }
 
 /*
