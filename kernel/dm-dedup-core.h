@@ -143,7 +143,7 @@ struct pool {
 
 	struct dd_cells cells;		/* under 'lock' (for write) */
 	struct rmw_pages rmw;
-	struct bio_set run_bs;		/* clones writing the runs of new blocks */
+	struct bio_set run_bs;		/* clones writing the segments of a run write */
 
 	/* The scanner thread (dm-dedup-scan.c) and map()'s written marks. */
 	struct scanner *scanner;
@@ -197,6 +197,7 @@ enum hook_state {
 	HS_RMW_WRITE,		/* writing the merged block */
 	HS_INPLACE_FUA,		/* FUA write in place: complete after a commit */
 	HS_RUN_WRITE,		/* a clone writes one segment of a write over several */
+	HS_RUN_READ,		/* a clone reads one segment of a read over several */
 };
 
 /* Per-bio data of a volume bio. */
@@ -205,7 +206,7 @@ struct dd_bio_hook {
 	struct list_head list;		/* pool->prepared */
 	u64 lbn;
 	u32 nr;				/* blocks the worker serves at once (>= 1) */
-	u32 done, run_len;		/* a write over several: blocks inserted, in flight */
+	u32 done, run_len;		/* served in segments: blocks done, in flight */
 	u64 old_pbn, new_pbn;		/* new_pbn: the first block of the run in flight */
 	bool old_mapped;
 	bool counted;			/* holds an epoch reference */

@@ -39,7 +39,10 @@
  *    bits may be damaged.  A whole-block zero write to an unmapped LBN still
  *    succeeds (nothing to do).
  *  - The worker never sleeps on memory only it can return: cells and RMW bios
- *    live in the per-bio data, RMW pages come from a fixed per-pool reserve.
+ *    live in the per-bio data, RMW pages come from a fixed per-pool reserve,
+ *    the clones of segments from run_bs, returned by their completion.
+ *  - A write over several whole blocks is served in segments under one
+ *    range cell (process_write_run()), each segment as one block would be.
  */
 
 #define DD_RECLAIM_STEP			4096	/* map entries freed per worker pass */
@@ -111,7 +114,7 @@ static void epoch_put(struct pool *pool, struct dd_bio_hook *h)
 }
 
 /*----------------------------------------------------------------
- * Cells: one block getting a new home at a time
+ * Cells: blocks getting a new home, one run at a time
  *--------------------------------------------------------------*/
 
 /* Unlocks the block; bios that waited go back to the worker's queue. */
@@ -480,6 +483,13 @@ int volume_map(struct dm_target *ti, struct bio *bio)
 	/* Counted before the lookups, one count for every block: see epoch_get(). */
 	epoch_get(pool, h);
 	run = lc_lookup_run(&pool->lc, vc->args.volume_id, h->lbn, nr, write, &m);
+	if (!run && !write) {
+		/* The worker looks the blocks up and serves them in segments. */
+		epoch_put(pool, h);
+		h->nr = min_t(unsigned int, nr, dd_cell_room(h->lbn));
+		accept_blocks(bio, h->lbn, h->nr);
+		goto defer;
+	}
 	if (!run || (write && !(m.mapped && m.excl)))
 		goto defer_counted;
 	/* A pool that went read-only during the lookups writes nothing in place. */
@@ -852,12 +862,31 @@ static void segment_endio(struct bio *clone)
 	hook_prepared(pool, h);
 }
 
-/* A clone of the bio writes its blocks [done, done + run_len) to the segment's blocks. */
-static void submit_segment(struct pool *pool, struct dd_bio_hook *h)
+/*
+ * Where block @k of the bio (counted from its first, which it may start
+ * inside) begins in the bio's data: the bio's iterator is never advanced
+ * while the worker serves it in segments.
+ */
+static unsigned int bio_block_offset(struct bio *bio, u32 k)
 {
-	struct bio *clone = bio_alloc_clone(pool->data_bdev, hook_bio(h), GFP_NOIO, &pool->run_bs);
+	unsigned int in_block = (bio->bi_iter.bi_sector & (DD_SECTORS_PER_BLOCK - 1)) << SECTOR_SHIFT;
 
-	h->state = HS_RUN_WRITE;
+	if (!k)
+		return 0;
+	return min_t(u64, ((u64)k << DD_BLOCK_SHIFT) - in_block, bio->bi_iter.bi_size);
+}
+
+/*
+ * A clone of the bio reads or writes its blocks [done, done + run_len) at the
+ * segment's blocks from h->new_pbn (@state: HS_RUN_READ or HS_RUN_WRITE).
+ */
+static void submit_segment(struct pool *pool, struct dd_bio_hook *h, enum hook_state state)
+{
+	struct bio *bio = hook_bio(h);
+	struct bio *clone = bio_alloc_clone(pool->data_bdev, bio, GFP_NOIO, &pool->run_bs);
+	unsigned int off = bio_block_offset(bio, h->done);
+
+	h->state = state;
 	if (unlikely(!clone)) {
 		/* (only the clone of an integrity payload can fail) */
 		h->status = BLK_STS_RESOURCE;
@@ -865,9 +894,9 @@ static void submit_segment(struct pool *pool, struct dd_bio_hook *h)
 		hook_prepared(pool, h);
 		return;
 	}
-	bio_advance(clone, h->done << DD_BLOCK_SHIFT);
-	clone->bi_iter.bi_size = h->run_len << DD_BLOCK_SHIFT;
-	clone->bi_iter.bi_sector = h->new_pbn << (DD_BLOCK_SHIFT - SECTOR_SHIFT);
+	bio_advance(clone, off);
+	clone->bi_iter.bi_size = bio_block_offset(bio, h->done + h->run_len) - off;
+	remap_to_pbn(pool, clone, h->new_pbn);	/* keeps the offset inside the first block */
 	clone->bi_opf &= ~(REQ_FUA | REQ_PREFLUSH);	/* a FUA bio completes after a commit */
 	clone->bi_end_io = segment_endio;
 	clone->bi_private = h;
@@ -919,7 +948,7 @@ static void process_write_run(struct pool *pool, struct bio *bio)
 		return;
 	}
 	up_write(&pool->lock);
-	submit_segment(pool, h);
+	submit_segment(pool, h, HS_RUN_WRITE);
 }
 
 /*
@@ -979,7 +1008,7 @@ static void finish_segment(struct pool *pool, struct dd_bio_hook *h)
 		__check_engine_mode(pool);
 		up_write(&pool->lock);
 		if (start == SEG_STARTED)
-			submit_segment(pool, h);
+			submit_segment(pool, h, HS_RUN_WRITE);
 		else if (start == SEG_FAILED)
 			error_bio(bio, status);
 		return;
@@ -990,6 +1019,81 @@ static void finish_segment(struct pool *pool, struct dd_bio_hook *h)
 		complete_after_commit(pool, bio);
 	else
 		bio_endio(bio);
+}
+
+/*----------------------------------------------------------------
+ * Reads over several blocks that missed the lookup cache
+ *--------------------------------------------------------------*/
+
+/* Zeroes @len bytes of the bio's data from @off. */
+static void zero_fill_range(struct bio *bio, unsigned int off, unsigned int len)
+{
+	struct bvec_iter iter = bio->bi_iter, it;
+	struct bio_vec bv;
+
+	bio_advance_iter(bio, &iter, off);
+	iter.bi_size = len;
+	__bio_for_each_segment(bv, bio, it, iter)
+		memzero_bvec(&bv);
+}
+
+/*
+ * The rest of a read over several blocks (map() gave the worker h->nr > 1
+ * of them, inside one cell group), from block h->done: its blocks are
+ * looked up a run at a time (unmapped blocks, or mapped blocks at
+ * consecutive PBNs) and stored in the lookup cache; an unmapped run is
+ * zero-filled here, a mapped one read by a clone, counted in the epoch under
+ * the lock of its lookup as one block's read is (each segment its own
+ * count: a count held across worker passes would stall the commits the
+ * worker makes).
+ */
+static void next_read_segment(struct pool *pool, struct dd_bio_hook *h)
+{
+	struct bio *bio = hook_bio(h);
+	struct volume_c *vc = h->vc;
+	u32 vol = vc->args.volume_id, len = 0;
+	struct dd_mapping m, n;
+	u64 lbn;
+	int r;
+
+	while (h->done < h->nr) {
+		lbn = h->lbn + h->done;
+		r = -EIO;
+		down_write(&pool->lock);
+		/* In fail mode the in-core state may be garbage: do not even look. */
+		if (pool->mode != PM_FAIL) {
+			r = dd_map_lookup(vc->vol, lbn, 0, &m);
+			if (!r)
+				__lc_store(&pool->lc, vol, lbn, &m);
+			for (len = 1; !r && h->done + len < h->nr; len++) {
+				r = dd_map_lookup(vc->vol, lbn + len, 0, &n);
+				if (r)
+					break;
+				__lc_store(&pool->lc, vol, lbn + len, &n);
+				if (n.mapped != m.mapped || (m.mapped && n.pbn != m.pbn + len))
+					break;
+			}
+			if (r)
+				__metadata_operation_failed(pool, "looking up a block", r);
+			else if (m.mapped)
+				epoch_get(pool, h);
+		}
+		up_write(&pool->lock);
+		if (r) {
+			error_bio(bio, BLK_STS_IOERR);
+			return;
+		}
+		h->run_len = len;
+		if (m.mapped) {
+			h->new_pbn = m.pbn;
+			submit_segment(pool, h, HS_RUN_READ);
+			return;
+		}
+		zero_fill_range(bio, bio_block_offset(bio, h->done),
+				bio_block_offset(bio, h->done + len) - bio_block_offset(bio, h->done));
+		h->done += len;
+	}
+	bio_endio(bio);
 }
 
 /* Discards unmap the whole blocks they cover, at metadata speed. */
@@ -1044,7 +1148,12 @@ static void process_deferred(struct pool *pool)
 		}
 		switch (bio_op(bio)) {
 		case REQ_OP_READ:
-			process_read(pool, bio);
+			if (hook(bio)->nr > 1) {
+				hook(bio)->done = 0;
+				next_read_segment(pool, hook(bio));
+			} else {
+				process_read(pool, bio);
+			}
 			break;
 		case REQ_OP_WRITE:
 			if (hook(bio)->nr > 1)
@@ -1132,6 +1241,14 @@ static void process_prepared(struct pool *pool)
 			break;
 		case HS_RUN_WRITE:
 			finish_segment(pool, h);
+			break;
+		case HS_RUN_READ:
+			if (h->status) {
+				error_bio(bio, h->status);
+				break;
+			}
+			h->done += h->run_len;
+			next_read_segment(pool, h);
 			break;
 		case HS_INPLACE_FUA:
 			if (h->status)

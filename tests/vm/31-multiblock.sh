@@ -6,7 +6,8 @@
 # bios (with the old 4 KiB split, every block was a bio of its own: 256 per MiB);
 # reads and writes across contiguous, non-contiguous, unmapped, discarded and
 # snapshot-shared blocks, from 512-byte-aligned starts with partial edge blocks, read
-# back exactly; zero blocks inside a large write are still elided; a large write over
+# back exactly, also with the lookup cache emptied (the worker then looks the blocks up a
+# run at a time); zero blocks inside a large write are still elided; a large write over
 # blocks the scanner merged splits them (the other volume keeps its data) and a large
 # in-place write marks every block it covers for the scanner (all are merged again);
 # fio with crc32c verification and 4k-1m block sizes on several volumes at once,
@@ -61,6 +62,18 @@ same() { # same DESC OFF LEN: V1 and REF agree there
 	check_eq "$1" "$(r $V1 "$2" "$3")" "$(rref "$REF" "$2" "$3")"
 }
 drop_caches() { echo 3 >/proc/sys/vm/drop_caches; }
+# The lookup cache is emptied (a snapshot clears it): the next reads miss and go to the
+# worker, which looks their blocks up a run at a time.
+cold() {
+	dmsetup message ddt-pool 0 create_volume 98 && dmsetup message ddt-pool 0 create_snap 99 98 &&
+		dmsetup message ddt-pool 0 delete_volume 99 &&
+		dmsetup message ddt-pool 0 delete_volume 98
+}
+# cold_same DESC OFF LEN: as same, with the lookup cache emptied first.
+cold_same() {
+	check "lookup cache emptied" cold
+	same "$1 (cold cache)" "$2" "$3"
+}
 
 head -c 33554432 /dev/zero >"$REF"
 head -c $((16 * MiB)) /dev/urandom >"$DD_TMP/rand"
@@ -109,6 +122,21 @@ same "read across reversed into interleaved blocks, 1.5 KiB past a block start" 
 same "read across interleaved blocks into the unmapped hole" $((9 * MiB + 3584)) $((2 * MiB))
 same "read across the unmapped hole into mapped blocks" $((11 * MiB + 512)) $((2 * MiB))
 same "read across the discarded hole inside a run" $((12 * MiB + 700 * 1024)) $((2 * MiB))
+cold_same "read from 512 B into the contiguous run, across into the reversed blocks" \
+	$((7 * MiB + 512 * 3)) $((MiB + 4096))
+cold_same "read across reversed into interleaved blocks, 1.5 KiB past a block start" \
+	$((8 * MiB + MiB / 2 + 1536)) $((MiB))
+cold_same "read across interleaved blocks into the unmapped hole" $((9 * MiB + 3584)) $((2 * MiB))
+cold_same "read across the unmapped hole into mapped blocks" $((11 * MiB + 512)) $((2 * MiB))
+cold_same "read across the discarded hole inside a run" $((12 * MiB + 700 * 1024)) $((2 * MiB))
+cold_same "all of volume 1" 0 33554432
+check "lookup cache emptied" cold
+b0=$(data_bios read)
+r $V1 0 $((8 * MiB)) >/dev/null
+b1=$(data_bios read)
+log "8 MiB of contiguous blocks read cold with 1 MiB bios: $((b1 - b0)) bios at the data device"
+check "a cold read of a contiguous run is not split per block ($((b1 - b0)) bios, 2048 if split)" \
+	test $((b1 - b0)) -le 256
 check_eq "the unmapped hole reads as zeroes twice (zero-filled runs)" \
 	"$(r $V1 $((10 * MiB)) $((2 * MiB)))$(r $V1 $((10 * MiB)) $((2 * MiB)))" \
 	"$(rref /dev/zero 0 $((2 * MiB)))$(rref /dev/zero 0 $((2 * MiB)))"
