@@ -143,7 +143,7 @@ struct pool {
 
 	struct dd_cells cells;		/* under 'lock' (for write) */
 	struct rmw_pages rmw;
-	struct bio_set run_bs;		/* clones writing the segments of a run write */
+	struct bio_set run_bs;		/* clones of the segments of a bio (struct run_clone) */
 
 	/* The scanner thread (dm-dedup-scan.c) and map()'s written marks. */
 	struct scanner *scanner;
@@ -197,7 +197,16 @@ enum hook_state {
 	HS_RMW_WRITE,		/* writing the merged block */
 	HS_INPLACE_FUA,		/* FUA write in place: complete after a commit */
 	HS_RUN_WRITE,		/* a clone writes one segment of a write over several */
-	HS_RUN_READ,		/* a clone reads one segment of a read over several */
+};
+
+/*
+ * A clone from run_bs (bio_alloc_clone's front pad is what precedes
+ * 'clone'): a read segment's bio and epoch count (unused by write segments).
+ */
+struct run_clone {
+	struct bio *orig;
+	unsigned int epoch;
+	struct bio clone;		/* last: the front pad ends at it */
 };
 
 /* Per-bio data of a volume bio. */
@@ -206,7 +215,8 @@ struct dd_bio_hook {
 	struct list_head list;		/* pool->prepared */
 	u64 lbn;
 	u32 nr;				/* blocks the worker serves at once (>= 1) */
-	u32 done, run_len;		/* served in segments: blocks done, in flight */
+	u32 done, run_len;		/* a write in segments: blocks done, in flight */
+	atomic_t pending;		/* a read in segments: clones in flight, +1 */
 	u64 old_pbn, new_pbn;		/* new_pbn: the first block of the run in flight */
 	bool old_mapped;
 	bool counted;			/* holds an epoch reference */

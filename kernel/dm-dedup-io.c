@@ -876,17 +876,14 @@ static unsigned int bio_block_offset(struct bio *bio, u32 k)
 	return min_t(u64, ((u64)k << DD_BLOCK_SHIFT) - in_block, bio->bi_iter.bi_size);
 }
 
-/*
- * A clone of the bio reads or writes its blocks [done, done + run_len) at the
- * segment's blocks from h->new_pbn (@state: HS_RUN_READ or HS_RUN_WRITE).
- */
-static void submit_segment(struct pool *pool, struct dd_bio_hook *h, enum hook_state state)
+/* A clone of the bio writes its blocks [done, done + run_len) to the segment's blocks. */
+static void submit_segment(struct pool *pool, struct dd_bio_hook *h)
 {
 	struct bio *bio = hook_bio(h);
 	struct bio *clone = bio_alloc_clone(pool->data_bdev, bio, GFP_NOIO, &pool->run_bs);
 	unsigned int off = bio_block_offset(bio, h->done);
 
-	h->state = state;
+	h->state = HS_RUN_WRITE;
 	if (unlikely(!clone)) {
 		/* (only the clone of an integrity payload can fail) */
 		h->status = BLK_STS_RESOURCE;
@@ -948,7 +945,7 @@ static void process_write_run(struct pool *pool, struct bio *bio)
 		return;
 	}
 	up_write(&pool->lock);
-	submit_segment(pool, h, HS_RUN_WRITE);
+	submit_segment(pool, h);
 }
 
 /*
@@ -1008,7 +1005,7 @@ static void finish_segment(struct pool *pool, struct dd_bio_hook *h)
 		__check_engine_mode(pool);
 		up_write(&pool->lock);
 		if (start == SEG_STARTED)
-			submit_segment(pool, h, HS_RUN_WRITE);
+			submit_segment(pool, h);
 		else if (start == SEG_FAILED)
 			error_bio(bio, status);
 		return;
@@ -1037,27 +1034,58 @@ static void zero_fill_range(struct bio *bio, unsigned int off, unsigned int len)
 		memzero_bvec(&bv);
 }
 
-/*
- * The rest of a read over several blocks (map() gave the worker h->nr > 1
- * of them, inside one cell group), from block h->done: its blocks are
- * looked up a run at a time (unmapped blocks, or mapped blocks at
- * consecutive PBNs) and stored in the lookup cache; an unmapped run is
- * zero-filled here, a mapped one read by a clone, counted in the epoch under
- * the lock of its lookup as one block's read is (each segment its own
- * count: a count held across worker passes would stall the commits the
- * worker makes).
- */
-static void next_read_segment(struct pool *pool, struct dd_bio_hook *h)
+/* A read in segments: the last reference (a clone's, or the submitter's) ends the bio. */
+static void read_run_put(struct bio *bio)
 {
-	struct bio *bio = hook_bio(h);
+	struct dd_bio_hook *h = hook(bio);
+
+	if (atomic_dec_and_test(&h->pending)) {
+		bio->bi_status = READ_ONCE(h->status);
+		bio_endio(bio);
+	}
+}
+
+static void read_clone_endio(struct bio *clone)
+{
+	struct run_clone *rc = container_of(clone, struct run_clone, clone);
+	struct bio *bio = rc->orig;
+	struct pool *pool = hook(bio)->vc->pool;
+
+	if (unlikely(clone->bi_status))
+		WRITE_ONCE(hook(bio)->status, clone->bi_status);
+	dd_epoch_exit(&pool->epochs, rc->epoch);
+	bio_put(clone);
+	read_run_put(bio);
+}
+
+/*
+ * A read over several blocks that missed the lookup cache (map() gave the
+ * worker h->nr > 1 of them, inside one cell group).  Its blocks are looked
+ * up a run at a time (unmapped blocks, or mapped blocks at consecutive
+ * PBNs), each stored in the lookup cache; an unmapped run is zero-filled
+ * here, a mapped run read by a clone submitted at once, so every run of
+ * the bio is in flight together (scattered blocks, as dedup leaves them,
+ * are read in parallel, not one round trip after another).  Each clone
+ * counts itself in the epoch under the lock of its lookup, as one block's
+ * read does, and stops counting when its I/O completes: the bio itself
+ * holds no count, so the worker never waits for the lock while a count of
+ * its own bio could keep an epoch from draining.
+ */
+static void process_read_run(struct pool *pool, struct bio *bio)
+{
+	struct dd_bio_hook *h = hook(bio);
 	struct volume_c *vc = h->vc;
-	u32 vol = vc->args.volume_id, len = 0;
+	u32 vol = vc->args.volume_id, done = 0, len = 0;
+	unsigned int epoch = 0, off, end;
 	struct dd_mapping m, n;
+	struct run_clone *rc;
+	struct bio *clone;
 	u64 lbn;
 	int r;
 
-	while (h->done < h->nr) {
-		lbn = h->lbn + h->done;
+	atomic_set(&h->pending, 1);	/* the submitter's, dropped at the end */
+	while (done < h->nr) {
+		lbn = h->lbn + done;
 		r = -EIO;
 		down_write(&pool->lock);
 		/* In fail mode the in-core state may be garbage: do not even look. */
@@ -1065,7 +1093,7 @@ static void next_read_segment(struct pool *pool, struct dd_bio_hook *h)
 			r = dd_map_lookup(vc->vol, lbn, 0, &m);
 			if (!r)
 				__lc_store(&pool->lc, vol, lbn, &m);
-			for (len = 1; !r && h->done + len < h->nr; len++) {
+			for (len = 1; !r && done + len < h->nr; len++) {
 				r = dd_map_lookup(vc->vol, lbn + len, 0, &n);
 				if (r)
 					break;
@@ -1076,24 +1104,38 @@ static void next_read_segment(struct pool *pool, struct dd_bio_hook *h)
 			if (r)
 				__metadata_operation_failed(pool, "looking up a block", r);
 			else if (m.mapped)
-				epoch_get(pool, h);
+				epoch = dd_epoch_enter(&pool->epochs);
 		}
 		up_write(&pool->lock);
 		if (r) {
-			error_bio(bio, BLK_STS_IOERR);
-			return;
+			WRITE_ONCE(h->status, BLK_STS_IOERR);
+			break;
 		}
-		h->run_len = len;
-		if (m.mapped) {
-			h->new_pbn = m.pbn;
-			submit_segment(pool, h, HS_RUN_READ);
-			return;
+		off = bio_block_offset(bio, done);
+		end = bio_block_offset(bio, done + len);
+		done += len;
+		if (!m.mapped) {
+			zero_fill_range(bio, off, end - off);
+			continue;
 		}
-		zero_fill_range(bio, bio_block_offset(bio, h->done),
-				bio_block_offset(bio, h->done + len) - bio_block_offset(bio, h->done));
-		h->done += len;
+		clone = bio_alloc_clone(pool->data_bdev, bio, GFP_NOIO, &pool->run_bs);
+		if (unlikely(!clone)) {
+			/* (only the clone of an integrity payload can fail) */
+			dd_epoch_exit(&pool->epochs, epoch);
+			WRITE_ONCE(h->status, BLK_STS_RESOURCE);
+			break;
+		}
+		rc = container_of(clone, struct run_clone, clone);
+		rc->orig = bio;
+		rc->epoch = epoch;
+		bio_advance(clone, off);
+		clone->bi_iter.bi_size = end - off;
+		remap_to_pbn(pool, clone, m.pbn);	/* keeps the offset inside the first block */
+		clone->bi_end_io = read_clone_endio;
+		atomic_inc(&h->pending);
+		submit_bio_noacct(clone);
 	}
-	bio_endio(bio);
+	read_run_put(bio);
 }
 
 /* Discards unmap the whole blocks they cover, at metadata speed. */
@@ -1149,8 +1191,7 @@ static void process_deferred(struct pool *pool)
 		switch (bio_op(bio)) {
 		case REQ_OP_READ:
 			if (hook(bio)->nr > 1) {
-				hook(bio)->done = 0;
-				next_read_segment(pool, hook(bio));
+				process_read_run(pool, bio);
 			} else {
 				process_read(pool, bio);
 			}
@@ -1241,14 +1282,6 @@ static void process_prepared(struct pool *pool)
 			break;
 		case HS_RUN_WRITE:
 			finish_segment(pool, h);
-			break;
-		case HS_RUN_READ:
-			if (h->status) {
-				error_bio(bio, h->status);
-				break;
-			}
-			h->done += h->run_len;
-			next_read_segment(pool, h);
 			break;
 		case HS_INPLACE_FUA:
 			if (h->status)

@@ -496,8 +496,8 @@ static struct pool *pool_create(struct mapped_device *md, struct pool_c *pc, cha
 		goto bad;
 	}
 	/* A clone per run in flight; more wait for one to complete (device I/O only). */
-	if (bioset_init(&pool->run_bs, DD_RUN_CLONES, 0, 0)) {
-		*error = "Cannot allocate the bio set of run writes";
+	if (bioset_init(&pool->run_bs, DD_RUN_CLONES, offsetof(struct run_clone, clone), 0)) {
+		*error = "Cannot allocate the bio set of segments";
 		goto bad;
 	}
 	if (lc_init(&pool->lc, dd_lookup_cache_entries)) {
