@@ -196,42 +196,10 @@ int dd_rec_set_owner(struct dd_pool *pool, u64 pbn, u32 vol, u64 lbn)
 }
 
 /*
- * A block free in the bitmap must have no references: otherwise (damaged
- * metadata) a guest's write would land on a live block before the insert
- * notices.  One record lookup, in a leaf the insert needs anyway.
- */
-static int dd_rec_check_unused(struct dd_pool *pool, u64 pbn)
-{
-	struct dd_disk_rec rec;
-	int r;
-
-	r = dd_rec_read(pool, pbn, 0, &rec);
-	if (r)
-		return r;
-	if (dd_rec_refcount(&rec)) {
-		dd_err("data block %llu is free in the bitmap but has %u references",
-		       (unsigned long long)pbn, dd_rec_refcount(&rec));
-		return dd_tx_fail(pool, -EILSEQ, "allocating a data block");
-	}
-	return 0;
-}
-
-/* Reserves a data block for a write in flight (its record checked). */
-int dd_rec_reserve(struct dd_pool *pool, u64 *pbn)
-{
-	int r;
-
-	r = dd_data_find_free(pool, pbn);
-	if (!r)
-		r = dd_rec_check_unused(pool, *pbn);
-	if (r)
-		return r;
-	return dd_data_claim(pool, *pbn);
-}
-
-/*
- * dd_rec_check_unused for [pbn, pbn + n), inside one refs leaf: one leaf
- * lookup for the run.
+ * Blocks [pbn, pbn + n), inside one refs leaf, free in the bitmap, must have
+ * no references: otherwise (damaged metadata) a guest's write would land on
+ * a live block before the insert notices.  One leaf lookup, in a leaf the
+ * insert needs anyway.
  */
 static int dd_rec_check_unused_run(struct dd_pool *pool, u64 pbn, u32 n)
 {
@@ -257,6 +225,19 @@ static int dd_rec_check_unused_run(struct dd_pool *pool, u64 pbn, u32 n)
 	}
 	dd_blk_put(leaf);
 	return 0;
+}
+
+/* Reserves a data block for a write in flight (its record checked). */
+int dd_rec_reserve(struct dd_pool *pool, u64 *pbn)
+{
+	int r;
+
+	r = dd_data_find_free(pool, pbn);
+	if (!r)
+		r = dd_rec_check_unused_run(pool, *pbn, 1);
+	if (r)
+		return r;
+	return dd_data_claim(pool, *pbn);
 }
 
 u32 dd_rec_run_room(u64 pbn)
@@ -294,9 +275,7 @@ int dd_rec_reserve_run(struct dd_pool *pool, u32 want, u64 *pbn, u32 *got)
 				k = i;	/* claimed so far: released below */
 		}
 		if (r) {
-			n += k;
-			while (n--)
-				dd_data_unreserve(pool, *pbn + n);
+			dd_data_unreserve_run(pool, *pbn, n + k);
 			return r;
 		}
 		if (!k)
