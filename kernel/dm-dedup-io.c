@@ -432,8 +432,8 @@ static unsigned int worker_write_blocks(struct pool *pool, struct bio *bio, u64 
  * everything else goes to the worker, which handles it in batches.  A bio
  * over several blocks is served here as far as its blocks form one run
  * (lc_lookup_run()), the rest coming back to map(); what goes to the worker
- * is cut to its first block, except a write over whole blocks, which the
- * worker serves as a run (worker_write_blocks()).
+ * is cut to the blocks it serves at once: a read up to the end of its cell
+ * group, a write over whole blocks as worker_write_blocks() says.
  */
 int volume_map(struct dm_target *ti, struct bio *bio)
 {
@@ -483,13 +483,6 @@ int volume_map(struct dm_target *ti, struct bio *bio)
 	/* Counted before the lookups, one count for every block: see epoch_get(). */
 	epoch_get(pool, h);
 	run = lc_lookup_run(&pool->lc, vc->args.volume_id, h->lbn, nr, write, &m);
-	if (!run && !write) {
-		/* The worker looks the blocks up and serves them in segments. */
-		epoch_put(pool, h);
-		h->nr = min_t(unsigned int, nr, dd_cell_room(h->lbn));
-		accept_blocks(bio, h->lbn, h->nr);
-		goto defer;
-	}
 	if (!run || (write && !(m.mapped && m.excl)))
 		goto defer_counted;
 	/* A pool that went read-only during the lookups writes nothing in place. */
@@ -517,8 +510,9 @@ int volume_map(struct dm_target *ti, struct bio *bio)
 defer_counted:
 	epoch_put(pool, h);
 defer_first:
-	if (write)
-		h->nr = worker_write_blocks(pool, bio, h->lbn, nr);
+	/* A read that missed: the worker looks its blocks up a run at a time. */
+	h->nr = write ? worker_write_blocks(pool, bio, h->lbn, nr) :
+			min_t(unsigned int, nr, dd_cell_room(h->lbn));
 	accept_blocks(bio, h->lbn, h->nr);
 defer:
 	defer_bio(pool, bio);
@@ -537,24 +531,48 @@ int volume_end_io(struct dm_target *ti, struct bio *bio, blk_status_t *err)
  * The worker: bios that map() could not finish
  *--------------------------------------------------------------*/
 
+/*
+ * Looks up the blocks from @lbn, at most @max (lock held): *len blocks
+ * unmapped, or mapped at consecutive PBNs from m->pbn; each is stored in the
+ * lookup cache.  -EIO in fail mode (the in-core state may be garbage: do not
+ * even look); a lookup error fails the metadata.
+ */
+static int __lookup_run(struct pool *pool, struct volume_c *vc, u64 lbn, u32 max,
+			struct dd_mapping *m, u32 *len)
+{
+	u32 vol = vc->args.volume_id;
+	struct dd_mapping n;
+	int r;
+
+	if (pool->mode == PM_FAIL)
+		return -EIO;
+	r = dd_map_lookup(vc->vol, lbn, 0, m);
+	if (!r)
+		__lc_store(&pool->lc, vol, lbn, m);
+	for (*len = 1; !r && *len < max; (*len)++) {
+		r = dd_map_lookup(vc->vol, lbn + *len, 0, &n);
+		if (r)
+			break;
+		__lc_store(&pool->lc, vol, lbn + *len, &n);
+		if (n.mapped != m->mapped || (m->mapped && n.pbn != m->pbn + *len))
+			break;
+	}
+	if (r)
+		__metadata_operation_failed(pool, "looking up a block", r);
+	return r;
+}
+
 static void process_read(struct pool *pool, struct bio *bio)
 {
 	struct dd_bio_hook *h = hook(bio);
 	struct dd_mapping m;
-	int r = -EIO;
+	u32 len;
+	int r;
 
 	down_write(&pool->lock);
-	/* In fail mode the in-core state may be garbage: do not even look. */
-	if (pool->mode != PM_FAIL) {
-		r = dd_map_lookup(h->vc->vol, h->lbn, 0, &m);
-		if (!r) {
-			__lc_store(&pool->lc, h->vc->args.volume_id, h->lbn, &m);
-			if (m.mapped)
-				epoch_get(pool, h);
-		} else {
-			__metadata_operation_failed(pool, "looking up a block", r);
-		}
-	}
+	r = __lookup_run(pool, h->vc, h->lbn, 1, &m, &len);
+	if (!r && m.mapped)
+		epoch_get(pool, h);
 	up_write(&pool->lock);
 	if (r) {
 		error_bio(bio, BLK_STS_IOERR);
@@ -992,8 +1010,8 @@ static void finish_segment(struct pool *pool, struct dd_bio_hook *h)
 			__check_low_water(pool);
 	}
 	if (status) {
-		for (; !h->run_in_place && i < h->run_len; i++)
-			dd_data_unreserve(pool->eng, h->new_pbn + i);
+		if (!h->run_in_place)
+			dd_data_unreserve_run(pool->eng, h->new_pbn + i, h->run_len - i);
 		__cell_unlock(pool, &h->cell);
 		up_write(&pool->lock);
 		error_bio(bio, status);
@@ -1074,38 +1092,19 @@ static void read_clone_endio(struct bio *clone)
 static void process_read_run(struct pool *pool, struct bio *bio)
 {
 	struct dd_bio_hook *h = hook(bio);
-	struct volume_c *vc = h->vc;
-	u32 vol = vc->args.volume_id, done = 0, len = 0;
 	unsigned int epoch = 0, off, end;
-	struct dd_mapping m, n;
+	u32 done = 0, len = 0;
+	struct dd_mapping m;
 	struct run_clone *rc;
 	struct bio *clone;
-	u64 lbn;
 	int r;
 
 	atomic_set(&h->pending, 1);	/* the submitter's, dropped at the end */
 	while (done < h->nr) {
-		lbn = h->lbn + done;
-		r = -EIO;
 		down_write(&pool->lock);
-		/* In fail mode the in-core state may be garbage: do not even look. */
-		if (pool->mode != PM_FAIL) {
-			r = dd_map_lookup(vc->vol, lbn, 0, &m);
-			if (!r)
-				__lc_store(&pool->lc, vol, lbn, &m);
-			for (len = 1; !r && done + len < h->nr; len++) {
-				r = dd_map_lookup(vc->vol, lbn + len, 0, &n);
-				if (r)
-					break;
-				__lc_store(&pool->lc, vol, lbn + len, &n);
-				if (n.mapped != m.mapped || (m.mapped && n.pbn != m.pbn + len))
-					break;
-			}
-			if (r)
-				__metadata_operation_failed(pool, "looking up a block", r);
-			else if (m.mapped)
-				epoch = dd_epoch_enter(&pool->epochs);
-		}
+		r = __lookup_run(pool, h->vc, h->lbn + done, h->nr - done, &m, &len);
+		if (!r && m.mapped)
+			epoch = dd_epoch_enter(&pool->epochs);
 		up_write(&pool->lock);
 		if (r) {
 			WRITE_ONCE(h->status, BLK_STS_IOERR);
@@ -1190,11 +1189,10 @@ static void process_deferred(struct pool *pool)
 		}
 		switch (bio_op(bio)) {
 		case REQ_OP_READ:
-			if (hook(bio)->nr > 1) {
+			if (hook(bio)->nr > 1)
 				process_read_run(pool, bio);
-			} else {
+			else
 				process_read(pool, bio);
-			}
 			break;
 		case REQ_OP_WRITE:
 			if (hook(bio)->nr > 1)
