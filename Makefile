@@ -8,6 +8,7 @@
 #   make images      the guest images in build/images/ (cached); images-ideal: their ideal dedup
 #   make demo        the scanner on the three guest images: savings against the ideal
 #   make bench-scanner   the scanner benchmark (bench/scanner.sh, docs/benchmarks-scanner.md)
+#   make soak        the long guest tests (tests/vm/soak-*.sh: the full crash replay), not in make test
 #   make clean
 # See README.md and docs/testing.md.
 
@@ -46,4 +47,4 @@ clean: kernel-clean
 	rm -rf build
 
 help:
-	@sed -n '3,12s/^# \{0,1\}//p' Makefile
+	@sed -n '3,13s/^# \{0,1\}//p' Makefile

@@ -25,3 +25,13 @@ bench:
 .PHONY: bench-scanner
 bench-scanner:
 	@bench/scanner.sh --reps $(or $(REPS),5)
+
+# make soak: the long guest tests, not in `make test` (tests/vm/soak-*.sh, each in its own
+# boot; scripts/deps.sh first).  Ends with "N passed, N failed" like make test.
+.PHONY: soak
+soak:
+	@scripts/deps.sh
+	@$(MAKE) --no-print-directory initramfs
+	@p=0; f=0; for t in tests/vm/soak-*.sh; do \
+	  if scripts/vm/run.sh -q --no-build $$t; then p=$$((p + 1)); else f=$$((f + 1)); fi; \
+	done; echo "$$p passed, $$f failed"; [ $$f = 0 ]
