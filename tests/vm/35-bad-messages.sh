@@ -169,6 +169,7 @@ $E "read_only: scan full" ddt-pool "$EROFS" "$K scan: pool is in ro mode" scan f
 $E "read_only: a malformed message is still refused as malformed" ddt-pool "$EINVAL" \
 	"$K unrecognised pool message 'frobnicate'" frobnicate
 check "read_only: scan stats still answers" scan_stats ddt-pool
+check_eq "read_only: ... with the rate kept in the metadata (0)" "$(scan_stat ddt-pool rate_mib)" 0
 check_eq "read_only: the transaction id is still 7" "$(dd_pool_field ddt-pool 1)" 7
 check "read_only: volume 1 is activated" dd_volume_activate ddt-pool 1 ddt-v1 32768
 check_eq "read_only: volume 1 reads its data" "$(dd_sum /dev/mapper/ddt-v1 65536)" "$sum1"
