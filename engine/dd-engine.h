@@ -94,8 +94,9 @@ int dd_pool_probe(struct dd_bm *bm, enum dd_probe *result);
 int dd_pool_format(struct dd_bm *bm, const struct dd_format_params *p);
 /* -EINVAL no superblock with the magic, an unsupported version or
  * incompatible feature, inconsistent geometry, a device shorter than the
- * metadata; -EILSEQ no valid superblock but a damaged one, or a damaged
- * journal (the kernel says "run dedup_check"); -EROFS the journal must be
+ * metadata; -EILSEQ no valid superblock but a damaged one, a damaged
+ * journal, or (writable opens) a damaged volume table (the kernel says "run
+ * dedup_check"); -EROFS the journal must be
  * replayed but the block manager refuses writes (the kernel's read_only
  * pool); -ENOMEM; I/O.
  * Writable opens also read the volume table (damage, I/O) and hand the

@@ -442,7 +442,7 @@ static int __pool_open_metadata(struct pool *pool, struct pool_c *pc, char **err
 	if (r) {
 		pool->eng = NULL;
 		*error = r == -EROFS ? "Metadata journal needs replay: load the pool without read_only once" :
-			 r == -EILSEQ ? "Metadata journal or superblock damaged: run dedup_check" :
+			 r == -EILSEQ ? "Metadata damaged (superblock, journal or volume table): run dedup_check" :
 			 "Cannot open the pool metadata";
 		return r;
 	}
