@@ -94,8 +94,9 @@ int dd_pool_probe(struct dd_bm *bm, enum dd_probe *result);
 int dd_pool_format(struct dd_bm *bm, const struct dd_format_params *p);
 /* -EINVAL no superblock with the magic, an unsupported version or
  * incompatible feature, inconsistent geometry, a device shorter than the
- * metadata; -EILSEQ no valid superblock but a damaged one, or a damaged
- * journal (the kernel says "run dedup_check"); -EROFS the journal must be
+ * metadata; -EILSEQ no valid superblock but a damaged one, a damaged
+ * journal, or (writable opens) a damaged volume table (the kernel says "run
+ * dedup_check"); -EROFS the journal must be
  * replayed but the block manager refuses writes (the kernel's read_only
  * pool); -ENOMEM; I/O.
  * Writable opens also read the volume table (damage, I/O) and hand the
@@ -105,6 +106,11 @@ int dd_pool_format(struct dd_bm *bm, const struct dd_format_params *p);
  * feature opens in DD_MODE_RO. */
 int dd_pool_open(struct dd_bm *bm, unsigned flags, const struct dd_pool_hooks *hooks,
 		 struct dd_pool **out);
+/* The data space (nr_data_blocks) of the superblock dd_pool_open() would use,
+ * read without opening: a caller that can address less refuses the pool
+ * before an open allocates for that many blocks (the scanner's sets).  I/O;
+ * -EINVAL / -EILSEQ as dd_pool_open() for no valid superblock; -ENOMEM. */
+int dd_pool_probe_data_blocks(struct dd_bm *bm, u64 *nr_data_blocks);
 /* Never fails.  Uncommitted changes are dropped; with none, a writable pool
  * writes a last superblock with an empty journal (no hook: no mapping
  * changed since the last commit).  Frees the pool and its volume handles. */

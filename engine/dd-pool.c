@@ -144,6 +144,21 @@ out:
 	return r;
 }
 
+int dd_pool_probe_data_blocks(struct dd_bm *bm, u64 *nr_data_blocks)
+{
+	struct dd_disk_superblock *sb = dd_alloc(sizeof(*sb));
+	u64 slot;
+	int r;
+
+	if (!sb)
+		return -ENOMEM;
+	r = dd_sb_read_best(bm, sb, &slot);
+	if (!r)
+		*nr_data_blocks = le64_to_cpu(sb->nr_data_blocks);
+	dd_free(sb);
+	return r;
+}
+
 /* Loads the in-core state from the best superblock, replaying its journal. */
 static int dd_pool_load(struct dd_pool *pool)
 {

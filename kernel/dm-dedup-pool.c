@@ -389,7 +389,7 @@ static int __pool_open_metadata(struct pool *pool, struct pool_c *pc, char **err
 		.freed = pool_freed,
 		.ctx = pool,
 	};
-	u64 nr_data = pc->ti->len >> (DD_BLOCK_SHIFT - SECTOR_SHIFT);
+	u64 nr_data = pc->ti->len >> (DD_BLOCK_SHIFT - SECTOR_SHIFT), meta_data;
 	struct dd_pool_stats st;
 	enum dd_probe probe;
 	int r;
@@ -428,11 +428,21 @@ static int __pool_open_metadata(struct pool *pool, struct pool_c *pc, char **err
 			return r;
 		}
 	}
+	/*
+	 * Before the open, which allocates for the data space it finds (a
+	 * damaged superblock may claim 2^48 blocks); an unreadable superblock
+	 * is left to the open to report.
+	 */
+	if (probe == DD_PROBE_POOL && !dd_pool_probe_data_blocks(pool->bm, &meta_data) &&
+	    meta_data > nr_data) {
+		*error = "Pool length is smaller than the data space in the metadata";
+		return -EINVAL;
+	}
 	r = dd_pool_open(pool->bm, read_only ? DD_OPEN_READ_ONLY : 0, &hooks, &pool->eng);
 	if (r) {
 		pool->eng = NULL;
 		*error = r == -EROFS ? "Metadata journal needs replay: load the pool without read_only once" :
-			 r == -EILSEQ ? "Metadata journal or superblock damaged: run dedup_check" :
+			 r == -EILSEQ ? "Metadata damaged (superblock, journal or volume table): run dedup_check" :
 			 "Cannot open the pool metadata";
 		return r;
 	}

@@ -917,15 +917,26 @@ static int parse_u32(const char *arg, u32 min, u32 max, u32 *v)
 	return 0;
 }
 
-/* The engine opened the scanner's state (it has an index). */
-static bool scanner_usable(struct pool *pool)
+/*
+ * A writable pool whose engine could not open the scanner's state (it has no
+ * index).  A pool that cannot change its metadata never opens that state: it
+ * is not damage there (lock held).
+ */
+static bool __scanner_unreadable(struct pool *pool)
 {
 	struct dd_scan_stats st;
 
-	down_read(&pool->lock);
+	if (!pool_can_change_metadata(pool))
+		return false;
 	dd_scan_get_stats(pool->eng, &st);
-	up_read(&pool->lock);
-	return st.index.bytes != 0;
+	return st.index.bytes == 0;
+}
+
+static int scanner_unreadable_error(struct pool *pool)
+{
+	DMWARN("%s: scan: the scanner's state on the metadata device is unreadable: run dedup_check",
+	       pool_name(pool));
+	return -EIO;
 }
 
 /* Lock held for write; the caller commits what changed. */
@@ -998,22 +1009,25 @@ int scanner_message(struct pool *pool, unsigned int argc, char **argv, char *res
 	}
 	if (!pool->scanner)
 		return -EOPNOTSUPP;
-	if (!scanner_usable(pool)) {
-		DMWARN("%s: scan: the scanner's state on the metadata device is unreadable: run dedup_check",
-		       pool_name(pool));
-		return -EIO;
-	}
+	/* In every mode (a read-only pool shows the persistent counters). */
 	if (argc == 2 && !strcasecmp(argv[1], "stats")) {
 		down_read(&pool->lock);
-		__scan_emit_stats(pool, result, maxlen);
+		if (__scanner_unreadable(pool)) {
+			r = scanner_unreadable_error(pool);
+		} else {
+			__scan_emit_stats(pool, result, maxlen);
+			r = 1;	/* the result holds text */
+		}
 		up_read(&pool->lock);
-		return 1;	/* the result holds text */
+		return r;
 	}
 	noio = memalloc_noio_save();
 	down_write(&pool->lock);
 	if (!pool_can_change_metadata(pool)) {
 		DMWARN("%s: scan: pool is in %s mode", pool_name(pool), pool_mode_name(pool->mode));
 		r = -EROFS;
+	} else if (__scanner_unreadable(pool)) {
+		r = scanner_unreadable_error(pool);
 	} else {
 		r = __scan_message(pool, argc, argv, &changed);
 		if (!r && changed)

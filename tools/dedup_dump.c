@@ -3,7 +3,11 @@
  * dedup_dump: prints the metadata of a dm-dedup pool, for people (aligned
  * text) or programs (--json, one JSON document).
  *
- *   dedup_dump [--json] [--mappings] [--records] <metadata dev or file>
+ *   dedup_dump [--json] [--mappings] [--records] [--blocks] <metadata dev or file>
+ *
+ * --blocks lists every metadata block in use: both superblock slots, the
+ * metadata bitmap pages and every block reachable from the superblock, with
+ * its type, tree, level and owner (tests pick blocks of a type to damage).
  *
  * Read-only: the device is opened O_RDONLY and the journal is replayed into
  * the block manager's memory only.  Exit status: 0 dumped, 1 the metadata
@@ -569,6 +573,122 @@ static void dump_records(struct out *o, struct dd_pool *pool)
 			   (unsigned long long)w.next_leaf, err_str(r));
 }
 
+/* ---- every metadata block in use ------------------------------------------------ */
+
+static const char *const tree_names[DD_TREE_MAX] = {
+	[DD_TREE_NONE] = "-", [DD_TREE_VOLS] = "vols", [DD_TREE_MAP] = "map",
+	[DD_TREE_REFS] = "refs", [DD_TREE_DALLOC] = "dalloc", [DD_TREE_WRITTEN] = "written",
+	[DD_TREE_INDEX] = "index",
+};
+
+struct blk_walk {
+	struct out *o;
+	u64 n;
+};
+
+/* "SUPR": the type's four-character code (stored little-endian). */
+static void type_code(u32 type, char code[5])
+{
+	int i;
+
+	for (i = 0; i < 4; i++) {
+		char ch = (char)(type >> (8 * i));
+
+		code[i] = ch >= 0x21 && ch <= 0x7e ? ch : '?';
+	}
+	code[4] = '\0';
+}
+
+static void emit_block(struct blk_walk *w, u64 blocknr, u32 type, u8 tree, int level,
+		       u32 owner, const char *state)
+{
+	struct out *o = w->o;
+	char code[5];
+
+	type_code(type, code);
+	w->n++;
+	if (o->json) {
+		j_open(o, NULL, '{', true);
+		j_u64(o, "block", blocknr);
+		j_str(o, "type", code);
+		j_str(o, "tree", tree < DD_TREE_MAX ? tree_names[tree] : "?");
+		if (level < 0)
+			j_null(o, "level");
+		else
+			j_u64(o, "level", (u64)level);
+		j_u64(o, "owner", owner);
+		j_str(o, "state", state);
+		j_close(o, '}');
+		return;
+	}
+	printf("  %12llu  %-4s  %-7s  %5d  %8u  %s\n", (unsigned long long)blocknr, code,
+	       tree < DD_TREE_MAX ? tree_names[tree] : "?", level, owner, state);
+}
+
+static int dump_blocks_visit(void *ctx, const struct dd_walk_block *blk)
+{
+	struct blk_walk *w = ctx;
+
+	emit_block(w, blk->blocknr, blk->type, blk->tree, blk->level, blk->owner,
+		   !blk->error ? "ok" : blk->error == -ERANGE ? "out-of-area" :
+		   blk->error == -EILSEQ ? "damaged" : "unreadable");
+	return 0;
+}
+
+/* The blocks of one tree; a damaged root or volume table is reported, not fatal. */
+static void dump_tree_blocks(struct blk_walk *w, struct dd_pool *pool, enum dd_tree_id tree,
+			     u32 vol)
+{
+	int r = dd_walk_tree(pool, tree, vol, dump_blocks_visit, w);
+
+	if (r)
+		dump_error(w->o, "%s tree%s unreadable: %s", tree_names[tree],
+			   tree == DD_TREE_MAP ? " of a volume" : "", err_str(r));
+}
+
+static void dump_blocks(struct out *o, struct dd_pool *pool)
+{
+	static const enum dd_tree_id pool_trees[] = {
+		DD_TREE_VOLS, DD_TREE_REFS, DD_TREE_DALLOC, DD_TREE_WRITTEN, DD_TREE_INDEX,
+	};
+	struct blk_walk w = { .o = o };
+	struct dd_volume_info info;
+	struct dd_walk_info g;
+	void *buf = malloc(DD_BLOCK_SIZE);
+	unsigned i;
+	u32 id;
+	u64 b;
+
+	dd_walk_get_info(pool, &g);
+	if (o->json) {
+		j_open(o, "blocks", '[', false);
+	} else {
+		printf("\nblocks (in use)\n");
+		printf("  %12s  %-4s  %-7s  %5s  %8s  %s\n", "block", "type", "tree", "level",
+		       "owner", "state");
+	}
+	for (b = 0; b < DD_SB_SLOTS; b++) {
+		const char *state = "in use";
+
+		if (b != g.sb_slot)
+			state = !buf || dd_walk_read_block(pool, b, buf) ? "unreadable" :
+				dd_walk_sb_check(buf, b) ? "not valid" : "older";
+		emit_block(&w, b, DD_BT_SUPER, DD_TREE_NONE, 0, 0, state);
+	}
+	for (b = g.mbitmap_start; b < g.mbitmap_start + g.mbitmap_blocks; b++)
+		emit_block(&w, b, DD_BT_MBITMAP, DD_TREE_NONE, 0, 0,
+			   !buf || dd_walk_read_block(pool, b, buf) ? "unreadable" :
+			   dd_walk_block_check(buf, b, DD_BT_MBITMAP, DD_TREE_NONE, 0, 0) ?
+			   "damaged" : "ok");
+	for (i = 0; i < sizeof(pool_trees) / sizeof(pool_trees[0]); i++)
+		dump_tree_blocks(&w, pool, pool_trees[i], 0);
+	for (id = 0; !dd_volume_next(pool, &id, true, &info); id++)
+		dump_tree_blocks(&w, pool, DD_TREE_MAP, id);
+	if (o->json)
+		j_close(o, ']');
+	free(buf);
+}
+
 /* ---- main ------------------------------------------------------------------------ */
 
 /* Why the pool could not be opened: plain words if the probe knows. */
@@ -595,6 +715,7 @@ static void usage(FILE *f)
 		"      --json       one JSON document instead of text\n"
 		"      --mappings   each volume's map, as runs: lbn+len -> pbn [excl]\n"
 		"      --records    every data block with references: refcount, owner\n"
+		"      --blocks     every metadata block in use: type, tree, level, owner\n"
 		"  -V, --version    print the version and exit\n"
 		"  -h, --help       print this help and exit\n"
 		"\n"
@@ -611,7 +732,7 @@ static int usage_error(const char *fmt, const char *arg)
 	return EXIT_USAGE;
 }
 
-static int dump(struct out *o, struct dd_bm *bm, bool mappings, bool records)
+static int dump(struct out *o, struct dd_bm *bm, bool mappings, bool records, bool blocks)
 {
 	struct dd_disk_superblock *sb = malloc(sizeof(*sb));
 	struct dd_pool_stats st;
@@ -645,6 +766,8 @@ static int dump(struct out *o, struct dd_bm *bm, bool mappings, bool records)
 	dump_volumes(o, pool, mappings);
 	if (records)
 		dump_records(o, pool);
+	if (blocks)
+		dump_blocks(o, pool);
 	if (o->json) {
 		j_open(o, "errors", '[', false);
 		for (i = 0; i < o->errors && i < 16; i++)
@@ -659,18 +782,19 @@ static int dump(struct out *o, struct dd_bm *bm, bool mappings, bool records)
 
 int main(int argc, char **argv)
 {
-	enum { OPT_JSON = 256, OPT_MAPPINGS, OPT_RECORDS };
+	enum { OPT_JSON = 256, OPT_MAPPINGS, OPT_RECORDS, OPT_BLOCKS };
 	static const struct option longopts[] = {
 		{ "json", no_argument, NULL, OPT_JSON },
 		{ "mappings", no_argument, NULL, OPT_MAPPINGS },
 		{ "records", no_argument, NULL, OPT_RECORDS },
+		{ "blocks", no_argument, NULL, OPT_BLOCKS },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct dd_bm_opts ro = { .read_only = true };
 	static struct out o = { .depth = -1 };
-	bool mappings = false, records = false;
+	bool mappings = false, records = false, blocks = false;
 	const char *path;
 	struct dd_dev *dev;
 	const char *why = NULL;
@@ -688,6 +812,9 @@ int main(int argc, char **argv)
 			break;
 		case OPT_RECORDS:
 			records = true;
+			break;
+		case OPT_BLOCKS:
+			blocks = true;
 			break;
 		case 'V':
 			printf("%s (dm-dedup tools), metadata format version %u\n", prog, DD_VERSION);
@@ -713,7 +840,7 @@ int main(int argc, char **argv)
 	}
 	r = dd_bm_create(dev, &ro, &bm);
 	if (!r) {
-		r = dump(&o, bm, mappings, records);
+		r = dump(&o, bm, mappings, records, blocks);
 		if (r)
 			why = open_failure(bm, r);
 		dd_bm_destroy(bm);

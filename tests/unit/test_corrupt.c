@@ -1074,6 +1074,42 @@ static void wrong_superblock_counter_is_reported(void **state)
 	destroy(&b);
 }
 
+/* The kernel compares this with its table before an open allocates for the
+ * data space (a superblock claiming 2^46 blocks made it WARN in kvmalloc). */
+static void data_space_a_superblock_claims_is_probed_without_opening(void **state)
+{
+	struct dd_bm_opts ro = { .read_only = true };
+	struct base b;
+	struct dd_bm *bm;
+	union blk u;
+	u64 n = 0, slot;
+
+	build(&b);
+	tp_close(&b.tp);
+	assert_int_equal(dd_bm_create(dd_ramdev_dev(b.rd), &ro, &bm), 0);
+	assert_int_equal(dd_pool_probe_data_blocks(bm, &n), 0);
+	assert_int_equal(n, DATA);
+	dd_bm_drop(bm);
+
+	slot = sb_block(&b);
+	blk_read(b.rd, slot, &u);
+	u.sb.nr_data_blocks = cpu_to_le64(DATA + (1ULL << 46));
+	blk_write(b.rd, slot, &u);
+	assert_int_equal(dd_bm_create(dd_ramdev_dev(b.rd), &ro, &bm), 0);
+	assert_int_equal(dd_pool_probe_data_blocks(bm, &n), 0);
+	assert_true(n == DATA + (1ULL << 46));
+	dd_bm_drop(bm);
+
+	/* No valid superblock: the open's errors. */
+	memset(&u, 0, sizeof(u));
+	dd_ramdev_poke(b.rd, 0, &u);
+	dd_ramdev_poke(b.rd, 1, &u);
+	assert_int_equal(dd_bm_create(dd_ramdev_dev(b.rd), &ro, &bm), 0);
+	assert_int_equal(dd_pool_probe_data_blocks(bm, &n), -EINVAL);
+	dd_bm_drop(bm);
+	tp_destroy(&b.tp);
+}
+
 static void unknown_incompat_feature_refuses_to_open(void **state)
 {
 	struct base b;
@@ -1150,6 +1186,7 @@ int main(void)
 		cmocka_unit_test(damaged_journal_image_refuses_to_open),
 		cmocka_unit_test(truncated_metadata_device_refuses_to_open),
 		cmocka_unit_test(wrong_superblock_counter_is_reported),
+		cmocka_unit_test(data_space_a_superblock_claims_is_probed_without_opening),
 		cmocka_unit_test(unknown_incompat_feature_refuses_to_open),
 		cmocka_unit_test(unknown_ro_compat_feature_opens_read_only),
 	};

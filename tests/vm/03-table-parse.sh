@@ -23,7 +23,12 @@ log "small $small ($(dd_sectors "$small") sectors), tiny $tiny ($(dd_sectors "$t
 P="0 $LEN dedup-pool"
 T=expect_table_error
 
+# 2^64: one more than the largest 64-bit number.
+TWO64=18446744073709551616
+
 log "--- malformed dedup-pool lines"
+$T "pool: no arguments at all" ddt-bad dedup-pool "Too few pool arguments" \
+	"$P"
 $T "pool: too few arguments" ddt-bad dedup-pool "Too few pool arguments" \
 	"$P $meta $data 8"
 $T "pool: non-numeric block size" ddt-bad dedup-pool "Invalid data block size" \
@@ -34,12 +39,34 @@ $T "pool: block size 0" ddt-bad dedup-pool "Invalid data block size" \
 	"$P $meta $data 0 1024"
 $T "pool: valid but unsupported block size (64 KiB)" ddt-bad dedup-pool "Unsupported data block size" \
 	"$P $meta $data 128 1024"
+$T "pool: block size 2^64" ddt-bad dedup-pool "Invalid data block size" \
+	"$P $meta $data $TWO64 1024"
+$T "pool: negative block size" ddt-bad dedup-pool "Invalid data block size" \
+	"$P $meta $data -8 1024"
+$T "pool: block size below 4 KiB (4 sectors)" ddt-bad dedup-pool "Invalid data block size" \
+	"$P $meta $data 4 1024"
+$T "pool: block size above 1 GiB (2^21 + 8 sectors)" ddt-bad dedup-pool "Invalid data block size" \
+	"$P $meta $data $(((1 << 21) + 8)) 1024"
+$T "pool: block size a multiple of 4 KiB but not a power of two (24)" ddt-bad dedup-pool \
+	"Unsupported data block size" "$P $meta $data 24 1024"
+$T "pool: the largest valid block size (1 GiB) is unsupported" ddt-bad dedup-pool \
+	"Unsupported data block size" "$P $meta $data $((1 << 21)) 1024"
 $T "pool: non-numeric low water mark" ddt-bad dedup-pool "Invalid low water mark" \
 	"$P $meta $data 8 lots"
 $T "pool: low water mark overflows 64 bits" ddt-bad dedup-pool "Invalid low water mark" \
 	"$P $meta $data 8 99999999999999999999999"
+$T "pool: negative low water mark" ddt-bad dedup-pool "Invalid low water mark" \
+	"$P $meta $data 8 -1"
+$T "pool: low water mark 2^64" ddt-bad dedup-pool "Invalid low water mark" \
+	"$P $meta $data 8 $TWO64"
 $T "pool: non-numeric feature count" ddt-bad dedup-pool "Invalid feature count" \
 	"$P $meta $data 8 1024 one read_only"
+$T "pool: negative feature count" ddt-bad dedup-pool "Invalid feature count" \
+	"$P $meta $data 8 1024 -1 read_only"
+$T "pool: feature count 2^32" ddt-bad dedup-pool "Invalid feature count" \
+	"$P $meta $data 8 1024 4294967296 read_only"
+$T "pool: feature count 0 followed by a feature" ddt-bad dedup-pool "Too many pool arguments" \
+	"$P $meta $data 8 1024 0 read_only"
 $T "pool: feature count above the number of features" ddt-bad dedup-pool "Too many features" \
 	"$P $meta $data 8 1024 8 a b c d e f g h"
 $T "pool: feature count above the arguments given" ddt-bad dedup-pool \
@@ -57,6 +84,16 @@ $T "pool: index_memory not a number" ddt-bad dedup-pool \
 	"index_memory needs a size in MiB (1..1048576)" "$P $meta $data 8 1024 2 index_memory 1G"
 $T "pool: index_memory above the limit" ddt-bad dedup-pool \
 	"index_memory needs a size in MiB (1..1048576)" "$P $meta $data 8 1024 2 index_memory 1048577"
+$T "pool: feature count covers index_memory but not its size" ddt-bad dedup-pool \
+	"index_memory needs a size in MiB (1..1048576)" "$P $meta $data 8 1024 1 index_memory 8"
+$T "pool: index_memory 2^64" ddt-bad dedup-pool \
+	"index_memory needs a size in MiB (1..1048576)" "$P $meta $data 8 1024 2 index_memory $TWO64"
+$T "pool: index_memory 2^32 + 8 (wraps to 8 in 32 bits)" ddt-bad dedup-pool \
+	"index_memory needs a size in MiB (1..1048576)" "$P $meta $data 8 1024 2 index_memory 4294967304"
+$T "pool: negative index_memory" ddt-bad dedup-pool \
+	"index_memory needs a size in MiB (1..1048576)" "$P $meta $data 8 1024 2 index_memory -1"
+$T "pool: a feature given twice in different case" ddt-bad dedup-pool "Duplicate pool feature" \
+	"$P $meta $data 8 1024 2 READ_ONLY read_only"
 $T "pool: index_memory given twice" ddt-bad dedup-pool "Duplicate pool feature" \
 	"$P $meta $data 8 1024 4 index_memory 8 index_memory 8"
 $T "pool: argument after the features" ddt-bad dedup-pool "Too many pool arguments" \
@@ -80,6 +117,15 @@ $T "pool: target longer than the data device" ddt-bad dedup-pool "Pool length ex
 	"0 $((LEN * 2)) dedup-pool $meta $data 8 1024"
 $T "pool: zero-length target (refused by dm core)" ddt-bad - "zero-length target" \
 	"0 0 dedup-pool $meta $data 8 1024"
+$T "pool: shorter than one data block (7 sectors)" ddt-bad dedup-pool \
+	"Pool length smaller than one data block" "0 7 dedup-pool $meta $data 8 1024"
+# dm core takes lengths up to 2^54 sectors; the pool must refuse what it accepts.
+$T "pool: 2^53 sectors long" ddt-bad dedup-pool "Pool length exceeds data device" \
+	"0 $((1 << 53)) dedup-pool $meta $data 8 1024"
+$T "pool: 2^62 sectors long (refused by dm core)" ddt-bad - "too large device" \
+	"0 $((1 << 62)) dedup-pool $meta $data 8 1024"
+$T "pool: read_only over a zeroed metadata device (it would need formatting)" ddt-bad dedup-pool \
+	"Cannot format a metadata device in read_only mode" "$P $meta $data 8 1024 1 read_only"
 check "a metadata device holding something else" \
 	sh -c "yes junk | head -c 65536 | dd of=$meta2 conv=notrunc 2>/dev/null"
 $T "pool: metadata device holds something that is not a pool" ddt-bad dedup-pool \
@@ -136,6 +182,8 @@ POOLDEV=/dev/mapper/ddt-pool
 PN=$(dd_devno "$POOLDEV")
 V="0 2048 dedup"
 check "a linear device to pose as a pool" sh -c "echo '0 2048 linear $data2 0' | dmsetup create ddt-linear"
+$T "volume: no arguments at all" ddt-vbad dedup "Too few volume arguments" \
+	"$V"
 $T "volume: too few arguments" ddt-vbad dedup "Too few volume arguments" \
 	"$V $POOLDEV"
 $T "volume: too many arguments" ddt-vbad dedup "Too many volume arguments" \
@@ -144,8 +192,16 @@ $T "volume: non-numeric volume id" ddt-vbad dedup "Invalid volume id" \
 	"$V $POOLDEV vol1"
 $T "volume: negative volume id" ddt-vbad dedup "Invalid volume id" \
 	"$V $POOLDEV -1"
+$T "volume: hexadecimal volume id" ddt-vbad dedup "Invalid volume id" \
+	"$V $POOLDEV 0x10"
+$T "volume: volume id with trailing garbage" ddt-vbad dedup "Invalid volume id" \
+	"$V $POOLDEV 12abc"
 $T "volume: volume id 2^24" ddt-vbad dedup "Volume id out of range" \
 	"$V $POOLDEV 16777216"
+$T "volume: volume id 2^32 (0 in 32 bits)" ddt-vbad dedup "Volume id out of range" \
+	"$V $POOLDEV 4294967296"
+$T "volume: volume id 2^64" ddt-vbad dedup "Volume id out of range" \
+	"$V $POOLDEV $TWO64"
 $T "volume: volume id beyond 64 bits" ddt-vbad dedup "Volume id out of range" \
 	"$V $POOLDEV 99999999999999999999999"
 $T "volume: pool device does not exist" ddt-vbad dedup "Error opening pool device" \
@@ -169,6 +225,9 @@ MAXLEN=$((1 << 51))
 $T "volume: one sector longer than 2^48 blocks" ddt-vbad dedup \
 	"Volume longer than the address space (2^48 blocks)" \
 	"0 $((MAXLEN + 1)) dedup $POOLDEV 16777215"
+$T "volume: 2^53 sectors long (the most dm core takes)" ddt-vbad dedup \
+	"Volume longer than the address space (2^48 blocks)" \
+	"0 $((1 << 53)) dedup $POOLDEV 16777215"
 check "volume: a volume of exactly 2^48 blocks is accepted" \
 	sh -c "echo '0 $MAXLEN dedup $POOLDEV 16777215' | dmsetup create ddt-vmax"
 check_eq "volume: its last block reads as zeroes" \
@@ -189,6 +248,12 @@ check_eq "volume: dmsetup table prints the line back" \
 check "volume: dmsetup load accepts the printed line" \
 	sh -c 'dmsetup table ddt-vol | dmsetup load ddt-vol && dmsetup resume ddt-vol'
 check_eq "volume: the reloaded table is unchanged" "$(dmsetup table ddt-vol)" "$V $PN 16777215"
+$T "volume: the volume is active in another device" ddt-vbad dedup \
+	"Volume is already in use by another device" \
+	"$V $POOLDEV 16777215"
+$T "volume: pool device is a dedup volume, not a dedup-pool" ddt-vbad dedup \
+	"Pool device is not a dedup-pool" \
+	"$V /dev/mapper/ddt-vol 16777215"
 expect_fail "pool: cannot be removed while a volume holds it" dmsetup remove ddt-pool
 check "volume: removed" dmsetup remove ddt-vol
 check "pool: removed once its volume is gone" dmsetup remove ddt-pool

@@ -221,6 +221,45 @@ expect_table_error() {
 	ok "$1: rejected with '$4'"
 }
 
+# expect_message_error DESC DEV ERROR LOG MESSAGE...
+#   `dmsetup message DEV 0 MESSAGE...` must fail, dmsetup must print ERROR (the errno's
+#   text: "Invalid argument", "Read-only file system"...), the kernel log must show LOG
+#   (e.g. "dedup: 253:1: delete_volume 9: does not exist"), and the kernel must stay
+#   clean.  Counted in DD_CASE with the table errors.
+expect_message_error() {
+	_desc=$1 _dev=$2 _err=$3 _want=$4
+	shift 4
+	DD_CASE=$((DD_CASE + 1))
+	_tag="$DD_TEST.case$DD_CASE.$$"
+	# "--" keeps dmsetup from taking a negative number for an option.
+	_dd_dash=
+	for _a in "$@"; do
+		case $_a in -*) _dd_dash=-- ;; esac
+	done
+	dd_mark "$_tag"
+	if dmsetup message "$_dev" 0 $_dd_dash "$@" >"$DD_STATE/out" 2>&1; then
+		fail "$_desc: the message was accepted ($*)"
+		_dd_show "$DD_STATE/out"
+		return
+	fi
+	if ! grep -F -- "$_err" "$DD_STATE/out" >/dev/null; then
+		fail "$_desc: dmsetup did not say '$_err' ($*)"
+		_dd_show "$DD_STATE/out"
+		return
+	fi
+	if ! dd_dmesg_since "$_tag" | grep -F -- "$_want" >/dev/null; then
+		fail "$_desc: no '$_want' in the kernel log ($*)"
+		dd_dmesg_since "$_tag" >"$DD_STATE/klog"
+		_dd_show "$DD_STATE/klog"
+		return
+	fi
+	if ! dd_kernel_clean_since "$_tag"; then
+		fail "$_desc: kernel trouble after the refusal"
+		return
+	fi
+	ok "$_desc: refused, '$_err', '$_want'"
+}
+
 # dd_cleanup: remove the ddt-* dm devices and the loop devices this script made.
 dd_cleanup() {
 	if command -v dmsetup >/dev/null 2>&1 && [ -e /dev/mapper/control ]; then
