@@ -7,6 +7,18 @@
  * The engine allocates with GFP_KERNEL: every caller runs it inside a
  * memalloc_noio_save() scope (worker, constructor, message handler), so
  * reclaim never recurses into the pool's own I/O.
+ *
+ * Allocations of up to two pages (a shadow block and its bookkeeping) are
+ * __GFP_NOFAIL: the engine makes them in the middle of a change, where a
+ * failure aborts the open transaction (read-only, needs_check, completed
+ * writes dropped).  The kernel does not fail them for want of memory
+ * anyway, except in a task that is being killed or was chosen by the OOM
+ * killer: vmalloc, kvmalloc's fallback above a page, gives up at once on a
+ * fatal signal, and the message handlers run in the caller's task (a
+ * SIGKILLed `dmsetup message ... create_snap` under memory pressure did
+ * that; tests/vm/41-killed-snapshot.sh).  Larger allocations may fail:
+ * their callers fail before changing anything (open, resize, reservation
+ * tables) or give up something advisory (discard passdown, scanner marks).
  */
 #ifndef DD_ENV_KERNEL_H
 #define DD_ENV_KERNEL_H
@@ -29,8 +41,13 @@
 #define DM_MSG_PREFIX "dedup"
 #endif
 
-static inline void *dd_alloc(size_t size) { return kvmalloc(size, GFP_KERNEL); }
-static inline void *dd_zalloc(size_t size) { return kvzalloc(size, GFP_KERNEL); }
+static inline gfp_t dd_gfp(size_t size)
+{
+	return size <= 2 * PAGE_SIZE ? GFP_KERNEL | __GFP_NOFAIL : GFP_KERNEL;
+}
+
+static inline void *dd_alloc(size_t size) { return kvmalloc(size, dd_gfp(size)); }
+static inline void *dd_zalloc(size_t size) { return kvzalloc(size, dd_gfp(size)); }
 static inline void dd_free(void *p) { kvfree(p); }
 
 static inline u32 dd_crc32c(u32 seed, const void *data, size_t len)

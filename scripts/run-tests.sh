@@ -7,8 +7,10 @@
 #                        `make kglue-tsan` (the glue's lock-free cache and epochs, TSan),
 #                        tests/scripts/test-backports-pin.sh (the package plan of
 #                        `make module-backports` on canned apt output; offline, one test)
-#                        and tests/scripts/test-engine-boundary.sh (no file outside
-#                        engine/ includes dd-internal.h; one test)
+#                        tests/scripts/test-engine-boundary.sh (no file outside
+#                        engine/ includes dd-internal.h; one test) and
+#                        tests/scripts/test-oom-reports.sh (the harness's filter of
+#                        OOM-killer reports, on a canned log; one test)
 #   3. userspace build   `make userspace` (library + tools into build/bin/)
 #   4. module build      dm-dedup.ko with the default flags: no warning allowed
 #                        (W=1 is also built and its warnings are reported, not counted)
@@ -133,6 +135,8 @@ counted "module-backports plan never moves the meta-packages (canned apt output)
 	logged "$LOGS/backports-pin.log" tests/scripts/test-backports-pin.sh
 counted "no file outside engine/ includes dd-internal.h" \
 	logged "$LOGS/engine-boundary.log" tests/scripts/test-engine-boundary.sh
+counted "the harness excuses only the stack dumps of OOM-killer reports (oom=1)" \
+	logged "$LOGS/oom-reports.log" tests/scripts/test-oom-reports.sh
 
 stage "lock-free glue under ThreadSanitizer (make kglue-tsan)"
 tap_stage kglue-tsan 300

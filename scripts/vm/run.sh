@@ -13,10 +13,12 @@
 #                 /sys/block/vdX/serial).  The guest images of scripts/images/ go in so.
 #
 # A guest script may ask for resources on a line of its own:
-#   # vm: timeout=120 disks=2 disk_size=2G mem=2G prealloc=1 boots=2
+#   # vm: timeout=120 disks=2 disk_size=2G mem=2G prealloc=1 boots=2 oom=1
 # (disks are sparse raw files in build/vm/out/<name>/, the guest's /dev/vda, /dev/vdb, ...;
 # prealloc=1 adds -mem-prealloc, which benchmarks want; boots=N runs the script N times
-# in N boots over the same disks, with DD_BOOT=1..N, to test persistence across reboots).
+# in N boots over the same disks, with DD_BOOT=1..N, to test persistence across reboots;
+# oom=1: the script provokes the OOM killer, whose reports' stack dumps are not kernel
+# trouble (tests/vm/oom-reports.awk); mem= below 512M cannot hold the initramfs).
 #
 # Results land in build/vm/out/<name>/: console.log, share/{test.log,dmesg.txt,rc,results/}.
 # The last line printed is "VM-RESULT <name>: PASS" or "VM-RESULT <name>: FAIL: <reasons>".
@@ -78,6 +80,7 @@ mem=$(opt mem 2G)
 prealloc=()
 [ "$(opt prealloc 0)" = 1 ] && prealloc=(-mem-prealloc)
 boots=$(opt boots 1)
+oom=$(opt oom 0)
 
 OUT=$ROOT/build/vm/out/$name
 rm -rf "$OUT"
@@ -115,11 +118,16 @@ elapsed=$((SECONDS - start))
 # --- verdict -----------------------------------------------------------------------
 # Kernel trouble, in dmesg or on the console.  On the console only what follows a printk
 # timestamp is scanned, so a test's own output cannot match by accident.
-KPAT='WARNING: CPU|WARNING: at |BUG: |kernel BUG at|Oops|Call Trace|Kernel panic|general protection fault|UBSAN:|KASAN:|list_(add|del) corruption|blocked for more than [0-9]+ seconds|RIP: [0-9]{4}:'
+# An initramfs that did not fit the guest's memory leaves programs out: trouble too.
+KPAT='WARNING: CPU|WARNING: at |BUG: |kernel BUG at|Oops|Call Trace|Kernel panic|general protection fault|UBSAN:|KASAN:|list_(add|del) corruption|blocked for more than [0-9]+ seconds|RIP: [0-9]{4}:|Initramfs unpacking failed'
+# With oom=1 the stack dumps of the OOM killer's reports are taken out first.
+oom_filter() {
+	if [ "$oom" = 1 ]; then awk -f "$ROOT/tests/vm/oom-reports.awk"; else cat; fi
+}
 kernel_lines=$(
 	{
-		grep -aoE '\[ *[0-9]+\.[0-9]{6}\] .*' "$OUT/console.log" || true
-		cat "$OUT/share/dmesg.txt" 2>/dev/null || true
+		{ grep -aoE '\[ *[0-9]+\.[0-9]{6}\] .*' "$OUT/console.log" || true; } | oom_filter
+		{ cat "$OUT/share/dmesg.txt" 2>/dev/null || true; } | oom_filter
 	} | grep -aE "$KPAT" | head -n 5 || true
 )
 

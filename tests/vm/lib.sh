@@ -38,7 +38,11 @@ mkdir -p "$DD_STATE"
 : >"$DD_STATE/loops"
 
 # Kernel messages that mean the kernel is in trouble (the harness scans for the same).
-DD_KPAT='WARNING: CPU|WARNING: at |BUG: |kernel BUG at|Oops|Call Trace|Kernel panic|general protection fault|UBSAN:|KASAN:|list_(add|del) corruption|blocked for more than [0-9]+ seconds'
+DD_KPAT='WARNING: CPU|WARNING: at |BUG: |kernel BUG at|Oops|Call Trace|Kernel panic|general protection fault|UBSAN:|KASAN:|list_(add|del) corruption|blocked for more than [0-9]+ seconds|Initramfs unpacking failed'
+# A script whose "# vm:" line says oom=1 provokes the OOM killer: the stack dumps of its
+# reports are not trouble (oom-reports.awk; the harness takes them out as well).
+DD_OOM_EXPECTED=0
+sed -n 's/^# vm:.*\boom=\([^ ]*\).*/\1/p' "$0" 2>/dev/null | grep -qx 1 && DD_OOM_EXPECTED=1
 
 log() { echo "# $*"; }
 
@@ -118,9 +122,14 @@ dd_mark() { echo "dd-mark: $1" >/dev/kmsg; }
 # dd_dmesg_since TAG: the kernel log from the marker TAG on.
 dd_dmesg_since() { dmesg | sed -n "/dd-mark: $1\$/,\$p"; }
 
-# dd_kernel_clean_since TAG: no WARN/BUG/oops/... since the marker TAG.
+_dd_oom_filter() {
+	if [ "$DD_OOM_EXPECTED" = 1 ]; then awk -f "$DD_TESTS/oom-reports.awk"; else cat; fi
+}
+
+# dd_kernel_clean_since TAG: no WARN/BUG/oops/... since the marker TAG (with oom=1,
+# the stack dumps of OOM-killer reports left out).
 dd_kernel_clean_since() {
-	if dd_dmesg_since "$1" | grep -E "$DD_KPAT" >"$DD_STATE/kbad"; then
+	if dd_dmesg_since "$1" | _dd_oom_filter | grep -E "$DD_KPAT" >"$DD_STATE/kbad"; then
 		_dd_show "$DD_STATE/kbad"
 		return 1
 	fi

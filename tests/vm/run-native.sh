@@ -7,12 +7,13 @@
 # Each script's output goes to the terminal; its result files to
 # build/native/out/<name>/.  Like the VM harness, a WARN/BUG/oops/hung task in the
 # kernel log while a script ran fails it.  The harness self-tests (selftest-*) are
-# refused unless DD_NATIVE_SELFTESTS=1: they WARN or crash the host's kernel on purpose.
+# refused unless DD_NATIVE_SELFTESTS=1: they WARN or crash the host's kernel on purpose;
+# so are scripts that provoke the OOM killer ("# vm: ... oom=1") unless DD_NATIVE_OOM=1.
 # Exit status: 0 if every script passed.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-[ $# -ge 1 ] || { sed -n '2,13s/^# \{0,1\}//p' "$0" >&2; exit 2; }
+[ $# -ge 1 ] || { sed -n '2,12s/^# \{0,1\}//p' "$0" >&2; exit 2; }
 [ "$(id -u)" -eq 0 ] || { echo "run-native: needs root" >&2; exit 2; }
 
 export DD_MODULE=${DD_MODULE:-$ROOT/kernel/dm-dedup.ko}
@@ -21,6 +22,7 @@ if [ -d "$ROOT/build/bin" ]; then
 	export PATH=$ROOT/build/bin:$PATH
 fi
 
+# (oom=1 scripts: the stack dumps of OOM-killer reports are left out, tests/vm/oom-reports.awk)
 KPAT='WARNING: CPU|WARNING: at |BUG: |kernel BUG at|Oops|Call Trace|Kernel panic|general protection fault|UBSAN:|KASAN:|list_(add|del) corruption|blocked for more than [0-9]+ seconds'
 
 failures=0
@@ -40,6 +42,11 @@ for s in "$@"; do
 		fi
 		;;
 	esac
+	oom=$(sed -n 's/^# vm:.*\boom=\([^ ]*\).*/\1/p' "$script" | head -n1)
+	if [ "$oom" = 1 ] && [ "${DD_NATIVE_OOM:-0}" != 1 ]; then
+		echo "run-native: $name exhausts the machine's memory (oom=1): skipped (DD_NATIVE_OOM=1 to run it)" >&2
+		continue
+	fi
 	out=$ROOT/build/native/out/$name
 	rm -rf "$out"
 	mkdir -p "$out"
@@ -55,7 +62,8 @@ for s in "$@"; do
 	rm -rf "$tmp"
 
 	dmesg | sed -n "/$mark\$/,\$p" >"$out/dmesg.txt"
-	if grep -E "$KPAT" "$out/dmesg.txt" >"$out/kernel-problems.txt"; then
+	if { if [ "$oom" = 1 ]; then awk -f "$ROOT/tests/vm/oom-reports.awk" "$out/dmesg.txt"; else cat "$out/dmesg.txt"; fi; } |
+		grep -E "$KPAT" >"$out/kernel-problems.txt"; then
 		echo "NATIVE-RESULT $name: FAIL: kernel problem: $(head -n1 "$out/kernel-problems.txt")"
 		failures=$((failures + 1))
 	elif [ "$rc" -ne 0 ]; then
