@@ -298,6 +298,8 @@ int dd_pool_open(struct dd_bm *bm, unsigned flags, const struct dd_pool_hooks *h
 		r = dd_scan_open(pool);
 		if (r)
 			goto bad;
+		/* A change above that met damage: read-only, needs_check. */
+		dd_pool_settle(pool, 0);
 	}
 	*out = pool;
 	return 0;

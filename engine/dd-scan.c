@@ -484,12 +484,21 @@ int dd_scan_open(struct dd_pool *pool)
 	r = dd_scan_load_marks(pool);
 	if (!r)
 		r = dd_scan_load_index(pool);
-	if (!r)
+	if (!r) {
 		r = dd_scan_drop_saved_index(pool);
-	if (r) {
+		/* A change of the metadata (the metadata bitmap, the index's
+		 * nodes) that failed: the error ladder, as any other change
+		 * (dd_pool_open() settles it).  The scanner stays off. */
+		if (r && r != -ENOMEM) {
+			dd_err("cannot free the saved scanner index (%d): no deduplication", r);
+			dd_tx_fail(pool, r, "freeing the saved scanner index");
+		}
+	} else if (r != -ENOMEM) {
 		/* Losing it costs savings only: the scanner stays off for this
 		 * open and leaves the damage for dedup_check to report. */
 		dd_err("scanner state unreadable (%d): no deduplication until it is checked", r);
+	}
+	if (r) {
 		pool->scan = NULL;
 		dd_index_destroy(sc->index);
 		dd_wset_destroy(&sc->marked);

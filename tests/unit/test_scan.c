@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "ddscan.h"
+#include "dd-walk.h"
 #include <dm-dedup/format.h>
 
 #define META	4096
@@ -414,6 +415,48 @@ static void written_marks_and_the_index_survive_a_clean_reopen(void **state)
 		assert_int_equal(get(s, b, i + 1000), 300 + i);
 	dd_volume_close(b);
 	sys_free(s);
+}
+
+/*
+ * A writable open frees the saved index; a damaged metadata bitmap makes that
+ * change fail.  It was taken for unreadable scanner state (the pool stayed
+ * read-write with no needs_check); it is a failed change like any other.
+ */
+static void a_damaged_metadata_bitmap_met_freeing_the_saved_index_opens_read_only(void **state)
+{
+	struct ddsys *s = sys_new(DATA);
+	struct dd_volume *a = vol_in(s, 1, 0);
+	struct dd_pool_stats st;
+	struct dd_scan_stats ss;
+	struct dd_walk_info g;
+	u8 page[DD_BLOCK_SIZE];
+	u64 i;
+
+	for (i = 0; i < 50; i++)
+		put(s, a, i, 500 + i);
+	assert_int_equal(scan_pass(s, false, NULL, NULL), 0);	/* indexed: saved at close */
+	dd_volume_close(a);
+	dd_walk_get_info(s->tp.pool, &g);
+	assert_int_equal(dd_scan_save(s->tp.pool), 0);
+	assert_int_equal(dd_pool_commit(s->tp.pool), 0);
+	sys_close(s);
+
+	memcpy(page, dd_ramdev_block(s->tp.rd, g.mbitmap_start), DD_BLOCK_SIZE);
+	page[2000] ^= 4;				/* the checksum no longer matches */
+	dd_ramdev_poke(s->tp.rd, g.mbitmap_start, page);
+	assert_int_equal(sys_open(s), 0);
+	dd_pool_get_stats(s->tp.pool, &st);
+	assert_int_equal(st.mode, DD_MODE_RO);
+	assert_true(st.needs_check);
+	dd_scan_get_stats(s->tp.pool, &ss);
+	assert_int_equal(ss.index.bytes, 0);			/* the scanner is off */
+	assert_int_equal(dd_volume_open(s->tp.pool, 1, &a), 0);
+	for (i = 0; i < 50; i += 7)
+		assert_int_equal(get(s, a, i), 500 + i);
+	dd_volume_close(a);
+	sys_close(s);
+	sys_destroy(s);
+	free(s);
 }
 
 /* Written again after the pass began: skipped now, scanned in the next pass. */
@@ -1113,6 +1156,7 @@ int main(void)
 		cmocka_unit_test(the_sharing_cap_is_honoured),
 		cmocka_unit_test(runs_are_found_from_one_hook_by_prediction),
 		cmocka_unit_test(written_marks_and_the_index_survive_a_clean_reopen),
+		cmocka_unit_test(a_damaged_metadata_bitmap_met_freeing_the_saved_index_opens_read_only),
 		cmocka_unit_test(blocks_written_again_during_a_pass_are_skipped_as_volatile),
 		cmocka_unit_test(writes_after_a_merge_copy_on_write),
 		cmocka_unit_test(a_full_pass_finds_what_lost_marks_hid),

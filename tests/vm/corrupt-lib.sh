@@ -223,7 +223,6 @@ expect_lazy() {
 }
 
 COW="dd if=$DD_TMP/d2 of=/dev/mapper/ddt-v3 bs=4096 count=1 oflag=direct conv=notrunc,fsync"
-NEWLEAF="dd if=$DD_TMP/d2 of=/dev/mapper/ddt-v2 bs=4096 seek=3000 count=1 oflag=direct conv=fsync"
 DAMAGED="Metadata damaged (superblock, journal or volume table): run dedup_check"
 
 # corrupt_finish: the undamaged image opens read-write with all data once more (the
