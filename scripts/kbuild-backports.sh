@@ -1,6 +1,8 @@
 #!/bin/bash
 # Build dm-dedup against Debian's bookworm-backports kernel headers (6.12), to keep
-# dd-kcompat.h honest: every kernel-API difference must compile on both kernels.
+# dd-kcompat.h honest (every kernel-API difference must compile on both kernels) and for
+# the 6.12 test guest: the module lands in build/kbuild-612/kernel/, the kernel's ABI in
+# build/kver-6.12 (make test-6.12, scripts/lib/guest-kernel.sh).
 #   scripts/kbuild-backports.sh          (root; installs the headers once, then builds)
 #   scripts/kbuild-backports.sh --plan   print what it would install and apt's simulation
 #                                        of it; install and build nothing
@@ -112,4 +114,10 @@ if grep -E '(warning|error):' "$log"; then
 	echo "kbuild-backports: warnings" >&2
 	exit 1
 fi
+# The ABI of the kernel the 6.12 test guest boots (scripts/lib/guest-kernel.sh).
+abi=${hdr##*/linux-headers-}
+for f in "/boot/vmlinuz-$abi" "/lib/modules/$abi/modules.dep"; do
+	[ -e "$f" ] || { bp_err "$f is missing: the 6.12 image does not match the headers $abi"; exit 1; }
+done
+[ "$(cat "$ROOT/build/kver-6.12" 2>/dev/null || true)" = "$abi" ] || echo "$abi" >"$ROOT/build/kver-6.12"
 echo "kbuild-backports: dm-dedup.ko built for $(basename "$hdr") with no warnings"

@@ -6,40 +6,49 @@
 #   our dm-dedup.ko (and the self-test module) in lib/modules/$K/extra/, depmod'ed,
 #   tests/vm/ in /tests, every executable in build/bin/ in /usr/local/bin, and /init.
 #
-# Output: build/vm/initramfs.cpio (uncompressed: the fastest to build and to unpack).
-# The image is rebuilt only when one of its inputs changed (build/vm/initramfs.inputs).
-#   scripts/vm/build-initramfs.sh [--force]
+# Output: build/vm/initramfs.cpio (uncompressed: the fastest to build and to unpack);
+# with DD_GUEST=6.12, build/vm/initramfs-6.12.cpio for bookworm-backports' 6.12 kernel
+# and the module built for it (scripts/lib/guest-kernel.sh; make initramfs-6.12).
+# The image is rebuilt only when one of its inputs changed (build/vm/initramfs*.inputs).
+#   [DD_GUEST=6.12] scripts/vm/build-initramfs.sh [--force]
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 BUILD=$ROOT/build
 OUT=$BUILD/vm
-IMG=$OUT/initramfs.cpio
 force=0
 [ "${1:-}" = --force ] && force=1
 
 [ "${DD_DEPS_DONE:-0}" = 1 ] || "$ROOT/scripts/deps.sh"
-K=$(cat "$BUILD/kver")
+# shellcheck source=scripts/lib/guest-kernel.sh
+. "$ROOT/scripts/lib/guest-kernel.sh"
+guest_kernel_select || exit 1
+K=$GUEST_K
 MODDIR=/lib/modules/$K
+IMG=$GUEST_INITRD
+INPUTS=${IMG%.cpio}.inputs
 
-DD_KO=$ROOT/kernel/dm-dedup.ko
-WARN_KO=$ROOT/tests/vm/selftest-warn/dd_selftest_warn.ko
+DD_KO=$GUEST_KO
+WARN_KO=$GUEST_WARN_KO
 if [ ! -f "$DD_KO" ]; then
-	echo "build-initramfs: $DD_KO is missing (run 'make module')" >&2
+	echo "build-initramfs: $DD_KO is missing (run 'make $([ "$GUEST_NAME" = 6.1 ] && echo module || echo module-backports)')" >&2
 	exit 1
 fi
+for f in "/boot/vmlinuz-$K" "$MODDIR/modules.dep"; do
+	[ -e "$f" ] || { echo "build-initramfs: $f is missing (kernel $K)" >&2; exit 1; }
+done
 
 # Host programs copied into the guest, found in the system PATH (absent optional ones
 # are skipped).
 REQUIRED_BINS=(
 	busybox dmsetup lvm fio pdata_tools mke2fs e2fsck mkfs.btrfs btrfs duperemove kmod
-	losetup blockdev blkdiscard fallocate wipefs
+	losetup blockdev blkdiscard fallocate wipefs sfdisk debugfs qemu-nbd qemu-img
 )
 OPTIONAL_BINS=(xxhsum cmp sha256sum stat perf)
 # Kernel modules the guest tests may load; their dependencies come along.
 MODULES=(
 	dm-mod dm-bufio dm-persistent-data dm-bio-prison dm-thin-pool dm-log-writes
-	dm-flakey dm-delay dm-snapshot brd loop virtio_pci virtio_blk 9p 9pnet_virtio
+	dm-flakey dm-delay dm-snapshot brd loop nbd virtio_pci virtio_blk 9p 9pnet_virtio
 	libcrc32c crc32c ext4 btrfs
 )
 
@@ -74,8 +83,8 @@ fi
 # --- input fingerprint: skip the build when nothing changed --------------------------
 fingerprint() {
 	echo "kernel $K"
-	sha256sum "${BASH_SOURCE[0]}" "$DD_KO"
-	[ -f "$WARN_KO" ] && sha256sum "$WARN_KO"
+	sha256sum "${BASH_SOURCE[0]}" "$ROOT/scripts/vm/guest-init.sh" "$DD_KO"
+	[ -z "$WARN_KO" ] || [ ! -f "$WARN_KO" ] || sha256sum "$WARN_KO"
 	# Host files change only through packages: size and mtime are enough.
 	stat -L -c '%n %s %Y' "${bins[@]}" "${mods[@]}"
 	find "$ROOT/tests/vm" "$ROOT/bench/guest" -path "$ROOT/tests/vm/selftest-warn" -prune \
@@ -88,7 +97,7 @@ mkdir -p "$OUT"
 exec 9>"$OUT/.initramfs.lock"
 flock 9
 fp=$(fingerprint | sha256sum | cut -d' ' -f1)
-if [ "$force" = 0 ] && [ -f "$IMG" ] && [ "$(cat "$OUT/initramfs.inputs" 2>/dev/null)" = "$fp" ]; then
+if [ "$force" = 0 ] && [ -f "$IMG" ] && [ "$(cat "$INPUTS" 2>/dev/null)" = "$fp" ]; then
 	echo "build-initramfs: up to date ($IMG)"
 	exit 0
 fi
@@ -168,7 +177,7 @@ for f in modules.order modules.builtin modules.builtin.modinfo; do
 done
 mkdir -p "$R/lib/modules/$K/extra"
 cp "$DD_KO" "$R/lib/modules/$K/extra/"
-[ -f "$WARN_KO" ] && cp "$WARN_KO" "$R/lib/modules/$K/extra/"
+[ -z "$WARN_KO" ] || [ ! -f "$WARN_KO" ] || cp "$WARN_KO" "$R/lib/modules/$K/extra/"
 depmod -b "$R" "$K"
 
 # LVM without udev, lvmetad, dmeventd, backups (see docs/testing.md).
@@ -197,7 +206,7 @@ install -m 0755 "$ROOT/scripts/vm/guest-init.sh" "$R/init"
 
 (cd "$R" && find . -print0 | sort -z | cpio --quiet -o -0 -H newc) >"$IMG.tmp"
 mv "$IMG.tmp" "$IMG"
-echo "$fp" >"$OUT/initramfs.inputs"
+echo "$fp" >"$INPUTS"
 end=$(date +%s.%N)
 printf 'build-initramfs: built %s (%s MB, %.1f s)\n' "${IMG#"$ROOT"/}" \
 	"$(($(stat -c %s "$IMG") / 1048576))" "$(echo "$end - $start" | bc)"

@@ -14,14 +14,18 @@ mount -t devpts devpts /dev/pts
 mount -t tmpfs -o mode=1777 tmpfs /tmp
 mount -t tmpfs -o mode=0755 tmpfs /run
 mkdir -p /run/lock /run/lvm
+# As on Debian: /var/lock is /run/lock (qemu-nbd --connect keeps its socket there).
+[ -e /var/lock ] || { mkdir -p /var && ln -s /run/lock /var/lock; }
 [ -e /dev/fd ] || ln -s /proc/self/fd /dev/fd
 
 test=
 boot=1
+timeout=
 for arg in $(cat /proc/cmdline); do
 	case "$arg" in
 	dd.test=*) test=${arg#dd.test=} ;;
 	dd.boot=*) boot=${arg#dd.boot=} ;;
+	dd.timeout=*) timeout=${arg#dd.timeout=} ;;
 	esac
 done
 
@@ -70,11 +74,35 @@ mkdir -p "$DD_OUT"
 echo "dd-harness: running $test" >/dev/kmsg
 echo "dd-harness: running $test (disks: ${DD_DISKS:-none})"
 cd /tmp || halt_guest
+# Near run.sh's timeout, say where the script's tasks are before the guest is killed:
+# each user task's state, wait channel and kernel stack, then the blocked tasks (sysrq w).
+watchdog() {
+	sleep "$1"
+	echo "dd-harness: $test still runs near the timeout; its tasks:"
+	for p in /proc/[0-9]*; do
+		[ "${p#/proc/}" = 1 ] && continue
+		c=$(tr '\0' ' ' <"$p/cmdline" 2>/dev/null | cut -c1-120)
+		set -- $(cat "$p/stat" 2>/dev/null)
+		# (no command line: a kernel thread, or a zombie, which is shown)
+		[ -n "$c" ] || [ "$3" = Z ] || continue
+		echo "dd-harness: task ${p#/proc/} [$3] parent $4" \
+			"wchan $(cat "$p/wchan" 2>/dev/null): ${c:-$2}"
+		sed 's/^/dd-harness:     /' "$p/stack" 2>/dev/null
+	done
+	echo w >/proc/sysrq-trigger 2>/dev/null
+}
+wd=
+if [ -n "$timeout" ] && [ "$timeout" -gt 60 ]; then
+	watchdog $((timeout - 30)) &
+	wd=$!
+	echo "dd-harness: task report in $((timeout - 30)) s unless the script ends"
+fi
 {
 	sh "/tests/$test" </dev/null
 	echo $? >/tmp/rc
 } 2>&1 | tee /out/test.log
 rc=$(cat /tmp/rc 2>/dev/null || echo 126)
+[ -z "$wd" ] || kill "$wd" 2>/dev/null
 echo "dd-harness: $test exited $rc" >/dev/kmsg
 echo "dd-harness: $test exited $rc"
 

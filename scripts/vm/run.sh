@@ -18,9 +18,17 @@
 # prealloc=1 adds -mem-prealloc, which benchmarks want; boots=N runs the script N times
 # in N boots over the same disks, with DD_BOOT=1..N, to test persistence across reboots;
 # oom=1: the script provokes the OOM killer, whose reports' stack dumps are not kernel
-# trouble (tests/vm/oom-reports.awk); mem= below 512M cannot hold the initramfs).
+# trouble (tests/vm/oom-reports.awk); mem= below 512M cannot hold the initramfs;
+# append=WORD adds one word to the kernel command line, for the harness self-tests).
 #
 # Results land in build/vm/out/<name>/: console.log, share/{test.log,dmesg.txt,rc,results/}.
+#
+# The guest kernel: Debian's 6.1 by default; DD_GUEST=6.12 boots bookworm-backports' 6.12
+# with build/vm/initramfs-6.12.cpio, results in build/vm/out-6.12/<name>/
+# (scripts/lib/guest-kernel.sh; make test-6.12).
+# A boot that dies (kernel problem or no result) before the guest script started is
+# retried once, saying so (6.12 under TCG sometimes oopses in early boot); a failure
+# after "dd-harness: running" is never retried.
 # The last line printed is "VM-RESULT <name>: PASS" or "VM-RESULT <name>: FAIL: <reasons>".
 # Exit status: 0 pass; 1 the script failed; 2 kernel WARN/BUG/oops/panic/hung task;
 # 3 timeout; 4 no result file (guest died before the end); 5 harness error.
@@ -61,10 +69,13 @@ script=$ROOT/tests/vm/$name.sh
 [ -f "$script" ] || { echo "run.sh: no guest script $name.sh in tests/vm/ or bench/guest/" >&2; exit 5; }
 
 if [ "$build" = 1 ]; then
-	make -s --no-print-directory -C "$ROOT" initramfs
+	make -s --no-print-directory -C "$ROOT" "$([ "${DD_GUEST:-6.1}" = 6.1 ] && echo initramfs || echo "initramfs-${DD_GUEST}")"
 fi
-K=$(cat "$ROOT/build/kver")
-INITRD=$ROOT/build/vm/initramfs.cpio
+# shellcheck source=scripts/lib/guest-kernel.sh
+. "$ROOT/scripts/lib/guest-kernel.sh"
+guest_kernel_select || exit 5
+K=$GUEST_K
+INITRD=$GUEST_INITRD
 [ -f "$INITRD" ] || { echo "run.sh: $INITRD missing" >&2; exit 5; }
 
 # Per-script resources.
@@ -81,8 +92,9 @@ prealloc=()
 [ "$(opt prealloc 0)" = 1 ] && prealloc=(-mem-prealloc)
 boots=$(opt boots 1)
 oom=$(opt oom 0)
+append=$(opt append "")
 
-OUT=$ROOT/build/vm/out/$name
+OUT=$GUEST_OUT/$name
 rm -rf "$OUT"
 mkdir -p "$OUT/share"
 drives=()
@@ -96,8 +108,8 @@ run_boot() { # run_boot BOOT: one boot; sets code and reasons
 local boot=$1
 cmd=(timeout --kill-after=10 "$tmo"
 	qemu-system-x86_64 -accel tcg,thread=multi,tb-size=512 -cpu max -smp 2 -m "$mem"
-	-nographic -no-reboot -kernel "/boot/vmlinuz-$K" -initrd "$INITRD"
-	-append "console=ttyS0 panic=-1 oops=panic quiet loglevel=5 dd.test=$name.sh dd.boot=$boot"
+	-nographic -nic none -no-reboot -kernel "/boot/vmlinuz-$K" -initrd "$INITRD"
+	-append "console=ttyS0 panic=-1 oops=panic quiet loglevel=5 dd.test=$name.sh dd.boot=$boot dd.timeout=$tmo${append:+ $append}"
 	-virtfs "local,path=$OUT/share,mount_tag=out,security_model=none,id=out"
 	"${prealloc[@]}" "${drives[@]}")
 
@@ -175,6 +187,13 @@ fi
 final=0
 for ((boot = 1; boot <= boots; boot++)); do
 	run_boot "$boot"
+	# Died before the guest script started (the guest prints "dd-harness: running"
+	# first): an early-boot failure of the kernel, not of the test.  Once.
+	if { [ "$code" -eq 2 ] || [ "$code" -eq 4 ]; } && ! grep -aq 'dd-harness: running' "$OUT/console.log"; then
+		cp "$OUT/console.log" "$OUT/console-boot$boot-died-early.log"
+		echo "vm: $name: the guest died before the script started (${reasons[0]}); retrying this boot once (console kept in ${OUT#"$ROOT"/}/console-boot$boot-died-early.log)"
+		run_boot "$boot"
+	fi
 	if [ "$boots" -gt 1 ]; then
 		mkdir -p "$OUT/boot$boot"
 		cp -a "$OUT/console.log" "$OUT/share" "$OUT/boot$boot/" 2>/dev/null || true

@@ -2,7 +2,9 @@
 # tests/vm/oom-reports.awk takes out of a kernel log only the lines of an OOM-killer
 # report's stack dump that the harness would take for trouble ("Call Trace:", "RIP:"),
 # and nothing else: a WARN printed inside a report, a Call Trace after it or without
-# one, and a dump that never ends (past 80 lines) still show.  Run with the host's awk
+# one, and a dump that never ends (past 80 lines) still show; the killed task's own
+# page-fault failure is excused, another task's or a kernel allocation's is not.  Run
+# with the host's awk
 # and with busybox awk (the guest's), when there is one.  The report is a real one, from
 # a guest of the test harness (oom-reports/report.txt).
 #
@@ -12,6 +14,8 @@ set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 FILTER=$ROOT/tests/vm/oom-reports.awk
 REPORT=$ROOT/tests/scripts/oom-reports/report.txt
+# The OOM killer's victim failing a page fault while it dies (a 6.12 guest's log).
+VICTIM=$ROOT/tests/scripts/oom-reports/victim-alloc-failure.txt
 KPAT='WARNING: CPU|WARNING: at |BUG: |kernel BUG at|Oops|Call Trace|Kernel panic|general protection fault|UBSAN:|KASAN:|list_(add|del) corruption|blocked for more than [0-9]+ seconds|RIP: [0-9]{4}:'
 n=0
 failed=0
@@ -47,6 +51,13 @@ cp "$REPORT" "$t/plain"
 { echo "$trace"; echo '[   20.000003] RIP: 0010:f+0x1/0x2'; } >"$t/alone"
 { sed -n '1,4p' "$REPORT"; for i in $(seq 100); do echo "[   20.1] frame$i+0x1/0x2"; done
   echo "$trace"; } >"$t/endless"
+# The victim's user-memory failure, then the same failure by another task, and a kernel
+# allocation (GFP_NOIO) by the victim.
+cp "$VICTIM" "$t/victim"
+sed 's/dd_memhog: page allocation failure/kworker\/1:2: page allocation failure/' "$VICTIM" >"$t/other"
+sed 's/(GFP_HIGHUSER_MOVABLE|__GFP_COMP|__GFP_ZERO)/(GFP_NOIO)/' "$VICTIM" >"$t/noio"
+# Another task of the same name (another PID).
+sed 's/ PID: 402 Comm: dd_memhog/ PID: 499 Comm: dd_memhog/' "$VICTIM" >"$t/samename"
 
 awks=(awk)
 command -v busybox >/dev/null && awks+=("busybox awk")
@@ -65,6 +76,13 @@ for AWK in "${awks[@]}"; do
 	case_is "a trace without a report shows" \
 		"$(printf '%s\n%s' 'Call Trace:' 'RIP: 0010:f+0x1/0x2')" "$t/alone"
 	case_is "a dump without its end stops being excused after 80 lines" "Call Trace:" "$t/endless"
+	case_is "the killed task failing a page fault of its own is excused" "" "$t/victim"
+	case_is "a page allocation failure of another task shows" \
+		"$(printf '%s\n%s' 'Call Trace:' 'RIP: 0033:0x7fd1bb1de54a')" "$t/other"
+	case_is "a kernel allocation failure (GFP_NOIO) of the killed task shows" \
+		"$(printf '%s\n%s' 'Call Trace:' 'RIP: 0033:0x7fd1bb1de54a')" "$t/noio"
+	case_is "a page allocation failure of another task with the killed one's name shows" \
+		"$(printf '%s\n%s' 'Call Trace:' 'RIP: 0033:0x7fd1bb1de54a')" "$t/samename"
 done
 echo "# $n cases, $failed failed"
 [ "$failed" -eq 0 ]

@@ -35,26 +35,12 @@ for v in 1 2; do
 done
 
 # --- fio on volumes 1 and 2, run after run until told to stop ---------------------------
-FIO="fio --ioengine=libaio --direct=1 --iodepth=8 --verify=crc32c --verify_fatal=1
+DD_FIO="fio --ioengine=libaio --direct=1 --iodepth=8 --verify=crc32c --verify_fatal=1
 	--do_verify=1 --randrepeat=0 --size=32M --io_size=4M --rate=2m,2m"
-fio_loop() { # fio_loop V ARGS...: runs fio until $DD_TMP/stop; counts runs, keeps failures
-	_v=$1
-	shift
-	_n=0
-	while [ ! -e "$DD_TMP/stop" ]; do
-		_n=$((_n + 1))
-		if ! $FIO --name=f$_v --filename=/dev/mapper/ddt-f$_v "$@" \
-			--output="$DD_TMP/fio$_v.out"; then
-			cp "$DD_TMP/fio$_v.out" "$DD_OUT/fio$_v-failed-run$_n.txt"
-			echo "run $_n failed" >>"$DD_TMP/fio$_v.failed"
-		fi
-		echo $_n >"$DD_TMP/fio$_v.runs"
-	done
-}
 rm -f "$DD_TMP/stop"
-fio_loop 1 --rw=randwrite --bsrange=4k-64k &
+dd_fio_loop 1 /dev/mapper/ddt-f1 --rw=randwrite --bsrange=4k-64k &
 f1=$!
-fio_loop 2 --rw=randwrite --bsrange=512-64k --blockalign=512 &
+dd_fio_loop 2 /dev/mapper/ddt-f2 --rw=randwrite --bsrange=512-64k --blockalign=512 &
 f2=$!
 
 # --- the two loops --------------------------------------------------------------------

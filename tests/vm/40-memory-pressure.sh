@@ -9,7 +9,7 @@
 # data (every file and every snapshot's files read back with the checksums of what was
 # written, after sync and drop_caches; e2fsck clean), the pool still rw without
 # needs_check, and the metadata checks clean offline.
-# vm: timeout=400 mem=512M disks=2 disk_size=256M oom=1
+# vm: timeout=400 mem=512M disks=2 disk_size=256M oom=1 solo=1
 . "$(dirname "$0")/lib.sh"
 
 [ "$DD_NATIVE" = 1 ] && die "exhausts the machine's memory: run it in the guest"

@@ -343,6 +343,25 @@ dd_sum() {
 	fi
 }
 
+# dd_fio_loop N DEV ARGS...: `$DD_FIO --name=fN --filename=DEV ARGS` (DD_FIO: fio and
+# the options the caller's runs share) run after run, until $DD_TMP/stop exists.  The
+# runs done so far go to $DD_TMP/fioN.runs, one line per run that failed to
+# $DD_TMP/fioN.failed (its output to $DD_OUT/fioN-failed-runR.txt).  Run it in the
+# background; touch $DD_TMP/stop and wait for it.
+dd_fio_loop() {
+	_fv=$1 _fdev=$2
+	shift 2
+	_fn=0
+	while [ ! -e "$DD_TMP/stop" ]; do
+		_fn=$((_fn + 1))
+		if ! $DD_FIO --name=f$_fv --filename="$_fdev" "$@" --output="$DD_TMP/fio$_fv.out"; then
+			cp "$DD_TMP/fio$_fv.out" "$DD_OUT/fio$_fv-failed-run$_fn.txt"
+			echo "run $_fn failed" >>"$DD_TMP/fio$_fv.failed"
+		fi
+		echo $_fn >"$DD_TMP/fio$_fv.runs"
+	done
+}
+
 # --- the scanner ----------------------------------------------------------------------
 # `dmsetup message POOL 0 scan ...` (docs/dm-dedup.rst, "Scanner").  `scan stats` prints
 # one "name value" pair a line.
