@@ -21,7 +21,8 @@
  * `list` prints one line per entry: index, flags (F flush, U fua, D discard,
  * M mark, m metadata), first sector, sector count and a mark's name.
  *
- * `replay` writes every entry, in order, to the TARGETs (O_DIRECT), each
+ * `replay` writes every entry, in order, to the TARGETs (O_DIRECT where the
+ * target allows it: devices, or image files), each
  * given as DEV:FIRST:COUNT (in 512-byte sectors of the logged device: the
  * part [FIRST, FIRST+COUNT) of it goes to the start of DEV), so the two
  * slices of one logged device can be replayed onto two devices.  A discard
@@ -40,16 +41,10 @@
  * Exit status: 0 every check passed; 1 a check failed; 2 usage, a device or
  * a malformed log.
  */
-#include <errno.h>
-#include <stdarg.h>
 #include <fcntl.h>
-#include <inttypes.h>
-#include <stdbool.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
+
+#define TOOL_NAME "dd_logreplay"
+#include "tool-io.h"
 
 #define LW_MAGIC	0x6a736677736872ULL
 #define LW_VERSION	1ULL
@@ -85,27 +80,14 @@ struct target {
 	uint64_t count;
 };
 
-static const char *prog = "dd_logreplay";
 
-static void die(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3), noreturn));
-static void die(int code, const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "%s: ", prog);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	exit(code);
-}
 
 static void usage(void)
 {
 	fprintf(stderr,
 		"usage: %s list LOG\n"
 		"       %s replay LOG [--at flush|fua|mark|write] [--stride N] [--offset N]\n"
-		"                     [--exec CMD] DEV:FIRST:COUNT...\n", prog, prog);
+		"                     [--exec CMD] DEV:FIRST:COUNT...\n", TOOL_NAME, TOOL_NAME);
 	exit(2);
 }
 
@@ -119,39 +101,6 @@ struct log {
 	char *hdr;		/* one log sector */
 };
 
-static void pread_all(int fd, void *buf, size_t len, uint64_t off, const char *what)
-{
-	size_t done = 0;
-
-	while (done < len) {
-		ssize_t n = pread(fd, (char *)buf + done, len - done, (off_t)(off + done));
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			die(2, "%s: read at byte %" PRIu64 ": %s", what, off + done, strerror(errno));
-		if (n == 0)
-			die(2, "%s: ends at byte %" PRIu64 " (log truncated?)", what, off + done);
-		done += (size_t)n;
-	}
-}
-
-static void pwrite_all(int fd, const void *buf, size_t len, uint64_t off, const char *what)
-{
-	size_t done = 0;
-
-	while (done < len) {
-		ssize_t n = pwrite(fd, (const char *)buf + done, len - done, (off_t)(off + done));
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			die(2, "%s: write at byte %" PRIu64 ": %s", what, off + done,
-			    n < 0 ? strerror(errno) : "short write");
-		done += (size_t)n;
-	}
-}
-
 static void log_open(struct log *lg, const char *path)
 {
 	struct lw_super sb;
@@ -161,7 +110,7 @@ static void log_open(struct log *lg, const char *path)
 	lg->fd = open(path, O_RDONLY);
 	if (lg->fd < 0)
 		die(2, "%s: %s", path, strerror(errno));
-	pread_all(lg->fd, first, sizeof(first), 0, path);
+	read_all(lg->fd, first, sizeof(first), 0, path);
 	memcpy(&sb, first, sizeof(sb));
 	if (sb.magic != LW_MAGIC)
 		die(2, "%s: not a dm-log-writes log (magic %#" PRIx64 ")", path, sb.magic);
@@ -184,7 +133,7 @@ static bool log_next(struct log *lg, struct lw_entry *e, char *mark, size_t mark
 {
 	if (lg->index >= lg->nr_entries)
 		return false;
-	pread_all(lg->fd, lg->hdr, lg->ss, lg->pos, lg->path);
+	read_all(lg->fd, lg->hdr, lg->ss, lg->pos, lg->path);
 	memcpy(e, lg->hdr, sizeof(*e));
 	mark[0] = 0;
 	if (e->flags & LW_MARK) {
@@ -265,6 +214,10 @@ static void parse_target(struct target *t, char *arg)
 		die(2, "target %s: bad sector count '%s'", arg, c2 + 1);
 	t->path = arg;
 	t->fd = open(arg, O_WRONLY | O_DIRECT);
+	/* Image files on a filesystem without O_DIRECT (tmpfs): buffered, which a
+	 * reader of the same file sees all the same. */
+	if (t->fd < 0 && errno == EINVAL)
+		t->fd = open(arg, O_WRONLY);
 	if (t->fd < 0)
 		die(2, "%s: %s", arg, strerror(errno));
 }
@@ -290,7 +243,7 @@ static void put(struct target *t, int nt, uint64_t sector, uint64_t nr, const ch
 		if (n > nr)
 			n = nr;
 		if (buf) {
-			pwrite_all(t[i].fd, buf, n * SECTOR, (sector - t[i].first) * SECTOR, t[i].path);
+			write_all(t[i].fd, buf, n * SECTOR, (sector - t[i].first) * SECTOR, t[i].path);
 			buf += n * SECTOR;
 		} else {
 			uint64_t done = 0;
@@ -300,7 +253,7 @@ static void put(struct target *t, int nt, uint64_t sector, uint64_t nr, const ch
 
 				if (m > CHUNK / SECTOR)
 					m = CHUNK / SECTOR;
-				pwrite_all(t[i].fd, fill, m * SECTOR,
+				write_all(t[i].fd, fill, m * SECTOR,
 					   (sector - t[i].first + done) * SECTOR, t[i].path);
 				done += m;
 			}
@@ -392,7 +345,7 @@ static int cmd_replay(int argc, char **argv)
 
 				if (m > CHUNK / SECTOR)
 					m = CHUNK / SECTOR;
-				pread_all(lg.fd, buf, m * SECTOR, data + done * SECTOR, lg.path);
+				read_all(lg.fd, buf, m * SECTOR, data + done * SECTOR, lg.path);
 				put(t, nt, s512 + done, m, buf, NULL, index);
 				done += m;
 			}

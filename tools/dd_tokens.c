@@ -6,6 +6,7 @@
  *   dd_tokens write DEV JOURNAL --seed S --count N [--dups K] [--no-sync]
  *   dd_tokens verify DEV [--map FILE]... [--journal FILE]... [--zero]
  *                    [--out FILE] [--name NAME]
+ *   dd_tokens verify ID --pool META,DATA --sectors N [the same options]
  *   dd_tokens flush DEV
  *
  * Every 512-byte sector written holds a token: a magic, the write's id W, the
@@ -33,21 +34,26 @@
  * --out FILE writes the map of what was read (8 bytes per sector: 0 zeroes,
  * W * 2^16 + offset a token, all ones garbage).
  *
+ * With --pool, `verify` reads volume ID of the pool on the metadata device (or
+ * image) META and the data device DATA through the userspace engine instead of
+ * a device.  The pool is opened as the kernel opens it after a crash (writable:
+ * the journal replayed, interrupted deletes and snapshots taken up), but every
+ * metadata write stays in memory, so a crash image stays as it was; a pool
+ * that opens read-only or with needs_check fails (exit 2).  The volume's first
+ * N sectors are read (unmapped blocks are zeroes).  Exit 3 when the pool opens
+ * but has no volume ID (never created, deleted or incomplete).
+ *
  * `flush` calls fsync on DEV.
- * Exit status: 0 ok; 1 wrong sectors (verify); 2 usage or I/O error.
+ * Exit status: 0 ok; 1 wrong sectors (verify); 2 usage or I/O error, or a
+ * pool that does not open; 3 no such volume (verify --pool).
  */
-#include <errno.h>
 #include <fcntl.h>
-#include <inttypes.h>
-#include <stdarg.h>
-#include <stdbool.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <sys/ioctl.h>
 #include <linux/fs.h>
-#include <unistd.h>
+
+#define TOOL_NAME "dd_tokens"
+#include "tool-io.h"
+#include "libdmdedup.h"
 
 #define SECTOR		512u
 #define BLOCK_SECTORS	8u
@@ -57,20 +63,7 @@
 #define MAX_FILES	64
 #define MAX_WRITE	(64u * BLOCK_SECTORS)
 
-static const char *prog = "dd_tokens";
 
-static void die(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3), noreturn));
-static void die(int code, const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "%s: ", prog);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	exit(code);
-}
 
 static void usage(void)
 {
@@ -78,7 +71,8 @@ static void usage(void)
 		"usage: %s write DEV JOURNAL --seed S --count N [--dups K] [--no-sync]\n"
 		"       %s verify DEV [--map FILE]... [--journal FILE]... [--zero] [--out FILE]"
 		" [--name NAME]\n"
-		"       %s flush DEV\n", prog, prog, prog);
+		"       %s verify ID --pool META,DATA --sectors N [the same options]\n"
+		"       %s flush DEV\n", TOOL_NAME, TOOL_NAME, TOOL_NAME, TOOL_NAME);
 	exit(2);
 }
 
@@ -152,23 +146,6 @@ static int open_dev(const char *path, int flags, uint64_t *sectors)
 	}
 	*sectors = bytes / SECTOR;
 	return fd;
-}
-
-static void io_all(bool wr, int fd, void *buf, size_t len, uint64_t off, const char *path)
-{
-	size_t done = 0;
-
-	while (done < len) {
-		ssize_t n = wr ? pwrite(fd, (char *)buf + done, len - done, (off_t)(off + done))
-			       : pread(fd, (char *)buf + done, len - done, (off_t)(off + done));
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			die(2, "%s: %s at byte %" PRIu64 ": %s", path, wr ? "write" : "read",
-			    off + done, n < 0 ? strerror(errno) : "end of device");
-		done += (size_t)n;
-	}
 }
 
 static uint64_t rng_state;
@@ -279,7 +256,7 @@ static int cmd_write(int argc, char **argv)
 		/* The journal line is on its way before the write can be. */
 		if (fflush(j))
 			die(2, "%s: %s", jpath, strerror(errno));
-		io_all(true, fd, buf, nr * SECTOR, first * SECTOR, dev);
+		write_all(fd, buf, nr * SECTOR, first * SECTOR, dev);
 	}
 	if (fclose(j))
 		die(2, "%s: %s", jpath, strerror(errno));
@@ -365,13 +342,123 @@ static bool is_allowed(const struct allowed *a, uint64_t x, uint64_t v)
 	return false;
 }
 
+/* What verify reads: a device or file, or a volume of a pool through the engine. */
+struct source {
+	int fd;			/* the device, or the pool's data device */
+	const char *what;
+	struct dd_dev *mdev;	/* the pool's metadata, or NULL for a device */
+	struct dd_bm *bm;
+	struct dd_pool *pool;
+	struct dd_volume *vol;
+	char *block;		/* one 4 KiB block (a partial last block) */
+};
+
+static void quiet_engine(enum dd_log_level lvl, const char *msg)
+{
+	(void)lvl;
+	(void)msg;
+}
+
+/* Opens volume ID of the pool on META,DATA read-only; exit 3 if it has none. */
+static void source_open_pool(struct source *s, const char *pool, const char *id_str)
+{
+	struct dd_bm_opts ro = { .read_only = true };
+	char *meta = strdup(pool), *data, *end;
+	struct dd_pool_stats st;
+	unsigned long id;
+	int r;
+
+	if (!meta)
+		die(2, "out of memory");
+	data = strchr(meta, ',');
+	if (!data)
+		die(2, "--pool %s: want META,DATA", pool);
+	*data++ = 0;
+	errno = 0;
+	id = strtoul(id_str, &end, 10);
+	if (errno || *end || end == id_str || id > UINT32_MAX)
+		die(2, "verify --pool: '%s' is not a volume id", id_str);
+	dd_set_log_hook(quiet_engine);
+	r = dd_dev_file_open(meta, true, &s->mdev);
+	if (r)
+		die(2, "%s: %s", meta, strerror(-r));
+	r = dd_bm_create(s->mdev, &ro, &s->bm);
+	if (r)
+		die(2, "%s: %s", meta, strerror(-r));
+	/* A writable open, as the kernel's after a crash: the journal replayed, the
+	 * deletes and snapshots a crash interrupted taken up, the scanner's state
+	 * read; the block manager keeps what it writes in memory. */
+	r = dd_pool_open(s->bm, 0, NULL, &s->pool);
+	if (r)
+		die(2, "%s: the pool does not open: %s", meta, strerror(-r));
+	dd_pool_get_stats(s->pool, &st);
+	if (st.mode != DD_MODE_RW || st.needs_check)
+		die(2, "%s: the pool opens %s%s, not read-write", meta,
+		    st.mode == DD_MODE_RW ? "read-write" : "read-only or failed",
+		    st.needs_check ? " with needs_check" : "");
+	r = dd_volume_open(s->pool, (u32)id, &s->vol);
+	if (r == -ENOENT) {
+		printf("verify: the pool on %s has no volume %lu\n", meta, id);
+		exit(3);
+	}
+	if (r)
+		die(2, "%s: volume %lu does not open: %s", meta, id, strerror(-r));
+	s->fd = open(data, O_RDONLY);
+	if (s->fd < 0)
+		die(2, "%s: %s", data, strerror(errno));
+	s->what = data;
+	if (posix_memalign((void **)&s->block, 4096, 4096))
+		die(2, "out of memory");
+	free(meta);
+}
+
+static void source_close(struct source *s)
+{
+	close(s->fd);
+	if (!s->mdev)
+		return;
+	dd_volume_close(s->vol);
+	dd_pool_close(s->pool);
+	dd_bm_destroy(s->bm);
+	dd_dev_destroy(s->mdev);
+	free(s->block);
+}
+
+/* Reads NR sectors from sector X (X a multiple of a block). */
+static void source_read(struct source *s, char *buf, uint64_t nr, uint64_t x)
+{
+	uint64_t done;
+
+	if (!s->vol) {
+		read_all(s->fd, buf, nr * SECTOR, x * SECTOR, s->what);
+		return;
+	}
+	for (done = 0; done < nr; done += BLOCK_SECTORS) {
+		uint64_t n = nr - done < BLOCK_SECTORS ? nr - done : BLOCK_SECTORS;
+		uint64_t lbn = (x + done) / BLOCK_SECTORS;
+		struct dd_mapping m;
+		int r = dd_map_lookup(s->vol, lbn, 0, &m);
+
+		if (r)
+			die(2, "volume %u, block %" PRIu64 ": lookup: %s", dd_volume_id(s->vol),
+			    lbn, strerror(-r));
+		if (!m.mapped) {
+			memset(buf + done * SECTOR, 0, n * SECTOR);
+			continue;
+		}
+		read_all(s->fd, s->block, 4096, m.pbn * 4096, s->what);
+		memcpy(buf + done * SECTOR, s->block, n * SECTOR);
+	}
+}
+
 static int cmd_verify(int argc, char **argv)
 {
 	struct allowed a = { .nmaps = 0 };
-	const char *dev, *out = NULL, *name = NULL;
-	uint64_t sectors, x, bad = 0, *buf, *map;
+	const char *dev, *out = NULL, *name = NULL, *pool = NULL;
+	uint64_t sectors = 0, x, bad = 0, *buf, *map;
 	const uint64_t chunk = 2048;	/* sectors per read */
-	int fd, i;
+	struct source src = { .fd = -1 };
+	int i;
 
 	if (argc < 1)
 		usage();
@@ -387,10 +474,23 @@ static int cmd_verify(int argc, char **argv)
 			out = argv[++i];
 		else if (!strcmp(argv[i], "--name") && i + 1 < argc)
 			name = argv[++i];
+		else if (!strcmp(argv[i], "--pool") && i + 1 < argc)
+			pool = argv[++i];
+		else if (!strcmp(argv[i], "--sectors") && i + 1 < argc)
+			sectors = parse_u64("--sectors", argv[++i]);
 		else
 			usage();
 	}
-	fd = open_dev(dev, O_RDONLY, &sectors);
+	if (!pool && sectors)
+		die(2, "verify: --sectors is for --pool only (a device has its own size)");
+	if (pool) {
+		if (!sectors || sectors > (UINT64_C(1) << 40))
+			die(2, "verify --pool: --sectors N (the volume's size, at most 2^40) is needed");
+		source_open_pool(&src, pool, dev);
+	} else {
+		src.fd = open_dev(dev, O_RDONLY, &sectors);
+		src.what = dev;
+	}
 	if (posix_memalign((void **)&buf, 4096, chunk * SECTOR))
 		die(2, "out of memory");
 	map = malloc(sectors * 8 + 8);
@@ -399,7 +499,7 @@ static int cmd_verify(int argc, char **argv)
 	for (x = 0; x < sectors; x += chunk) {
 		uint64_t n = sectors - x < chunk ? sectors - x : chunk, s;
 
-		io_all(false, fd, buf, n * SECTOR, x * SECTOR, dev);
+		source_read(&src, (char *)buf, n, x);
 		for (s = 0; s < n; s++) {
 			uint64_t v = decode(buf + s * (SECTOR / 8));
 
@@ -422,7 +522,7 @@ static int cmd_verify(int argc, char **argv)
 			}
 		}
 	}
-	close(fd);
+	source_close(&src);
 	if (out) {
 		FILE *f = fopen(out, "wb");
 

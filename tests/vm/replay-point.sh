@@ -8,6 +8,14 @@
 # RP_DS (their sizes in sectors), RP_FULL (every RP_FULL-th point also writes new
 # data, reads it back and checks the metadata the pool left).
 #
+# RP_MODE=engine checks the point without the kernel (tests/scripts/replay-engine.sh
+# runs it on the host, at every flush of the log the guest recorded): `dedup_check`,
+# then every volume read through the userspace engine (`dd_tokens verify ID --pool`:
+# the pool opened as the kernel opens it after a crash, every metadata write kept in
+# memory, and it must come up read-write without needs_check) against the same spec;
+# RP_META and RP_DATA may be image files, and
+# RP_COWM, RP_COWD, RP_MS, RP_DS and RP_FULL are not used.
+#
 # A point after mark mK is checked against $RP_DIR/iK/spec, one line per volume id:
 #   ID must ARGS   the volume existed at mark K and was not deleted before mark K+1: it
 #                  must open, and read back what `dd_tokens verify ARGS` accepts (the
@@ -16,7 +24,9 @@
 #   ID gone        deleted (and flushed) before mark K: it must not open
 # Points before mark m0 (the pool being made) promise nothing and are not counted.
 # Each checked point appends a line to $RP_DIR/checked.  Exit 0 when the point holds.
+# The spec's file names are relative to $RP_DIR.
 
+cd "$RP_DIR" || exit 1
 case "$DD_REPLAY_MARK" in
 m[0-9]*) k=${DD_REPLAY_MARK#m} ;;
 *) exit 0 ;;
@@ -25,11 +35,13 @@ spec=$RP_DIR/i$k/spec
 where="point $DD_REPLAY_POINT (log entry $DD_REPLAY_INDEX, after mark $DD_REPLAY_MARK)"
 vols=
 
+# vol_devs: the device names of the volumes opened so far.
+vol_devs() { for _v in $vols; do printf ' rp-v%s' "$_v"; done; }
+
 cleanup() {
-	_d=
-	for _v in $vols; do _d="$_d rp-v$_v"; done
-	# shellcheck disable=SC2086
-	dmsetup remove $_d rp-pool rp-meta rp-data 2>/dev/null
+	[ "${RP_MODE:-kernel}" = kernel ] || return 0
+	# shellcheck disable=SC2046
+	dmsetup remove $(vol_devs) rp-pool rp-meta rp-data 2>/dev/null
 	:
 }
 
@@ -43,8 +55,27 @@ bad() {
 [ -f "$spec" ] || bad "no model for mark $DD_REPLAY_MARK ($spec)"
 
 # The metadata as the crash left it (dedup_check replays the journal in memory only).
-blockdev --flushbufs "$RP_META"
+[ ! -b "$RP_META" ] || blockdev --flushbufs "$RP_META"
 dedup_check "$RP_META" >"$RP_DIR/out" 2>&1 || bad "dedup_check of the replayed metadata fails"
+
+if [ "${RP_MODE:-kernel}" = engine ]; then
+	# Every volume through the engine: must/may read back, gone/may may be absent (3).
+	while read -r id how args; do
+		# shellcheck disable=SC2086
+		dd_tokens verify "$id" --pool "$RP_META,$RP_DATA" --sectors "$(cat "size.$id")" \
+			$args --name "volume $id" >"$RP_DIR/out" 2>&1
+		rc=$?
+		case "$how:$rc" in
+		must:0 | may:0 | may:3 | gone:3) ;;
+		gone:0 | gone:1) bad "volume $id, deleted before this mark, is in the pool" ;;
+		must:3) bad "volume $id is not in the pool" ;;
+		*:1) bad "volume $id does not read back what was written" ;;
+		*) bad "volume $id: dd_tokens verify exited $rc" ;;
+		esac
+	done <"$spec"
+	echo "$DD_REPLAY_INDEX" >>"$RP_DIR/checked"
+	exit 0
+fi
 
 # The pool opens read-write; its writes go to snapshots, the replay devices stay as
 # the log left them.
@@ -101,10 +132,8 @@ if [ -n "$first" ] && [ $((DD_REPLAY_POINT % RP_FULL)) = 0 ]; then
 	dd_tokens verify "/dev/mapper/rp-v$first" --map "$RP_DIR/pmap.$first" --journal "$RP_DIR/pj" \
 		--name "volume $first after new writes" >"$RP_DIR/out" 2>&1 ||
 		bad "new writes to volume $first do not read back"
-	_d=
-	for _v in $vols; do _d="$_d rp-v$_v"; done
-	# shellcheck disable=SC2086
-	dmsetup remove $_d rp-pool >"$RP_DIR/out" 2>&1 || bad "the volumes and the pool cannot be removed"
+	# shellcheck disable=SC2046
+	dmsetup remove $(vol_devs) rp-pool >"$RP_DIR/out" 2>&1 || bad "the volumes and the pool cannot be removed"
 	vols=
 	dedup_check /dev/mapper/rp-meta >"$RP_DIR/out" 2>&1 ||
 		bad "dedup_check after the recovered pool was used and removed fails"
