@@ -39,6 +39,17 @@ UNIT_BINS  := $(patsubst tests/%.c,$(US_SAN)/tests/%,$(UNIT_SRCS))
 TEST_LIB_SRCS := $(wildcard tests/lib/*.c)
 TEST_LIB_OBJS := $(patsubst %.c,$(US_SAN)/%.o,$(TEST_LIB_SRCS))
 
+# dedupctl, the administration tool (tools/dedupctl/: one directory, several files),
+# over libdevmapper; the import reads partition tables (libblkid) and ext2/3/4 (libext2fs).
+DEDUPCTL_SRCS := $(addprefix tools/dedupctl/,main.c dm.c label.c pool.c volume.c import.c monitor.c nbd.c \
+		   source.c)
+DEDUPCTL_OBJS := $(patsubst %.c,$(US_BUILD)/%.o,$(DEDUPCTL_SRCS))
+DEDUPCTL      := build/bin/dedupctl
+TOOLS         += $(DEDUPCTL)
+$(DEDUPCTL): $(DEDUPCTL_OBJS) $(LIBDD)
+	@mkdir -p $(@D)
+	$(US_CC) $(US_CFLAGS) -o $@ $^ -ldevmapper -lext2fs -lcom_err -lblkid $(US_LIBS)
+
 .PHONY: userspace tools unit unit-tap
 userspace: $(LIBDD) $(TOOLS)
 tools: $(TOOLS)
@@ -118,9 +129,24 @@ unit-tap: $(UNIT_BINS)
 	done; exit $$rc
 
 -include $(LIB_OBJS:.o=.d) $(LIB_SAN_OBJS:.o=.d)
--include $(wildcard $(US_BUILD)/tools/*.d) $(wildcard $(US_SAN)/tests/*/*.d)
+-include $(wildcard $(US_BUILD)/tools/*.d) $(DEDUPCTL_OBJS:.o=.d) $(wildcard $(US_SAN)/tests/*/*.d)
 -include $(KGLUE_OBJS:.o=.d)
 
 # libFuzzer targets (clang) and engine benchmarks live in their own files.
 -include mk/fuzz.mk
 -include mk/bench.mk
+
+# --- import source map (tools/dedupctl/source.c) and its test driver -------------------
+# build/bin/dd_srcmap (the driver of tests/scripts/test-import-source.sh) and the same under
+# ASan/UBSan; source.c needs libblkid and libext2fs (and libcom_err for its messages).
+SRCMAP_SRCS := tests/import/dd_srcmap.c tools/dedupctl/source.c
+SRCMAP_LIBS := -lext2fs -lcom_err -lblkid
+.PHONY: srcmap
+srcmap: build/bin/dd_srcmap $(US_SAN)/import/dd_srcmap
+build/bin/dd_srcmap: $(patsubst %.c,$(US_BUILD)/%.o,$(SRCMAP_SRCS))
+	@mkdir -p $(@D)
+	$(US_CC) $(US_CFLAGS) -o $@ $^ $(SRCMAP_LIBS)
+$(US_SAN)/import/dd_srcmap: $(patsubst %.c,$(US_SAN)/%.o,$(SRCMAP_SRCS))
+	@mkdir -p $(@D)
+	$(US_CC) $(SAN_CFLAGS) -o $@ $^ $(SRCMAP_LIBS)
+-include $(patsubst %.c,$(US_BUILD)/%.d,$(SRCMAP_SRCS)) $(patsubst %.c,$(US_SAN)/%.d,$(SRCMAP_SRCS))

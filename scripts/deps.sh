@@ -21,10 +21,13 @@ PACKAGES=(
 	# guest kernel, its headers and the source of its private dm headers
 	linux-image-amd64 linux-headers-amd64 linux-source-6.1
 	# emulator and guest userland
-	qemu-system-x86 busybox-static dmsetup lvm2 fio thin-provisioning-tools
+	qemu-system-x86 qemu-utils busybox-static dmsetup lvm2 fio thin-provisioning-tools
 	btrfs-progs duperemove kmod cpio e2fsprogs util-linux xxhash
 	# builds: module, userspace engine, unit tests, sparse
 	build-essential gcc make clang llvm libcmocka-dev libxxhash-dev sparse bc
+	# dedupctl: libdevmapper
+	libdevmapper-dev libblkid-dev libfdisk-dev libext2fs-dev
+	fdisk
 	# tar -J for the kernel source
 	xz-utils
 	# the guest images (scripts/images/): debootstrap trees, their ideal deduplication

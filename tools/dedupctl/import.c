@@ -1,0 +1,359 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * dedupctl import SOURCE POOL VOLUME: copies a disk, a partition or a raw image (a
+ * physical machine's disk: P2V) into a new volume of the pool.  The source is opened
+ * read-only.  Blocks of zeroes are not written (a new volume reads zeroes already),
+ * nor blocks in the free space of an ext2/3/4 filesystem (source.c) unless
+ * --all-blocks.  The rest goes to the volume in runs, with O_DIRECT.  A qcow2, vmdk,
+ * vdi, vhdx or vpc image is attached read-only through qemu-nbd first (nbd.c).
+ *
+ * Resumable: the volume's label record is IMPORTING with import_next, the source
+ * block before which everything is durable.  Every CHECKPOINT_BYTES (or 5 s) the
+ * volume is flushed (a completed flush is durable in the pool) and then import_next
+ * is written to the label; after a kill or a crash the same command starts again at
+ * import_next, rewriting at most the blocks after it, which is harmless.
+ */
+#include <endian.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "dedupctl.h"
+#include "source.h"
+
+#define CHUNK_BLOCKS		256			/* read 1 MiB at a time */
+#define CHECKPOINT_BYTES	(256ULL << 20)
+#define CHECKPOINT_SECONDS	5.0
+
+struct import {
+	struct dd_source *src;
+	int vol_fd;
+	uint64_t blocks, next;		/* source blocks, the next one to look at */
+	uint64_t read, written, zero, free_skipped;
+	uint64_t rate;			/* bytes/s read, 0 = unlimited */
+	double start, last_progress;
+	uint64_t start_block;
+	bool tty;
+};
+
+static double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static bool all_zero(const char *p, size_t len)
+{
+	const uint64_t *w = (const uint64_t *)p;
+
+	for (size_t i = 0; i < len / 8; i++)
+		if (w[i])
+			return false;
+	return true;
+}
+
+static void progress(struct import *im, bool last)
+{
+	double t = now(), el = t - im->start;
+	double done = (double)(im->next - im->start_block), todo = (double)(im->blocks - im->next);
+	double rate = el > 0 ? done * BLOCK / el : 0;
+	char a[32], b[32], c[32];
+
+	if (!last && t - im->last_progress < (im->tty ? 0.5 : 5.0))
+		return;
+	im->last_progress = t;
+	if (opt_quiet || opt_json)
+		return;
+	human_size(im->next * BLOCK, a, sizeof(a));
+	human_size(im->blocks * BLOCK, b, sizeof(b));
+	human_size((uint64_t)rate, c, sizeof(c));
+	if (rate > 0 && !last) {
+		long eta = (long)(todo * BLOCK / rate);
+
+		printf("%simport: %5.1f %%  %s of %s  %s/s  ETA %ld:%02ld:%02ld%s",
+		       im->tty ? "\r" : "", 100.0 * (double)im->next / (double)im->blocks, a, b, c,
+		       eta / 3600, eta / 60 % 60, eta % 60, im->tty ? "  " : "\n");
+	} else {
+		printf("%simport: %5.1f %%  %s of %s  %s/s%s", im->tty ? "\r" : "",
+		       100.0 * (double)im->next / (double)im->blocks, a, b, c,
+		       im->tty ? (last ? "\n" : "  ") : "\n");
+	}
+	fflush(stdout);
+}
+
+/* Sleeps as long as reading BYTES more may take at the rate limit. */
+static void throttle(struct import *im)
+{
+	double want, el;
+
+	if (!im->rate)
+		return;
+	want = (double)im->read * BLOCK / (double)im->rate;
+	el = now() - im->start;
+	if (want > el)
+		usleep((useconds_t)((want - el) * 1e6));
+}
+
+static int flush_and_record(struct import *im, struct pool_label *pl, const char *name)
+{
+	struct ddl_vol *v;
+
+	if (fdatasync(im->vol_fd))
+		return err(-errno, "volume %s: flush: %s", name, strerror(errno));
+	v = label_find(pl, name);
+	v->import_next = htole64(im->next);
+	return label_write(pl);
+}
+
+/* SIGINT, SIGTERM, SIGHUP: stop at the next chunk, so that an image's qemu-nbd is
+ * detached; the last checkpoint stays, and the same command resumes there. */
+static volatile sig_atomic_t stop_signal;
+
+static void on_stop(int sig)
+{
+	stop_signal = sig;
+}
+
+static int copy(struct import *im, struct pool_label *pl, const char *name, const char *vdev)
+{
+	size_t len = CHUNK_BLOCKS * BLOCK;
+	char *buf = NULL;
+	double last_cp = now();
+	uint64_t since_cp = 0;
+	int r = 0;
+
+	if (posix_memalign((void **)&buf, BLOCK, len))
+		return err(-ENOMEM, "out of memory");
+	while (!r && im->next < im->blocks) {
+		uint64_t n = im->blocks - im->next < CHUNK_BLOCKS ? im->blocks - im->next : CHUNK_BLOCKS;
+		if (stop_signal) {
+			r = err(-EINTR, "import of %s stopped by signal %d: run the same command "
+				"to resume", name, (int)stop_signal);
+			break;
+		}
+		uint64_t want = dd_source_size(im->src) - im->next * BLOCK;
+		size_t got = 0;
+		ssize_t k;
+
+		if (want > n * BLOCK)
+			want = n * BLOCK;
+		memset(buf, 0, n * BLOCK);	/* the last block may be partial */
+		while (got < want) {
+			k = pread(dd_source_fd(im->src), buf + got, want - got,
+				  (off_t)(im->next * BLOCK + got));
+			if (k < 0 && errno == EINTR)
+				continue;
+			if (k <= 0) {
+				r = err(k < 0 ? -errno : -EIO, "source: read at byte %" PRIu64 ": %s",
+					im->next * BLOCK + got, k < 0 ? strerror(errno) : "end of file");
+				break;
+			}
+			got += (size_t)k;
+		}
+		if (r)
+			break;
+		im->read += n;
+		/* write runs of blocks that are in use and not zero */
+		for (uint64_t i = 0; !r && i < n;) {
+			uint64_t j;
+
+			if (!dd_source_in_use(im->src, im->next + i)) {
+				im->free_skipped++;
+				i++;
+				continue;
+			}
+			if (all_zero(buf + i * BLOCK, BLOCK)) {
+				im->zero++;
+				i++;
+				continue;
+			}
+			for (j = i + 1; j < n && dd_source_in_use(im->src, im->next + j) &&
+			     !all_zero(buf + j * BLOCK, BLOCK); j++)
+				;
+			for (size_t off = 0; off < (j - i) * BLOCK;) {
+				k = pwrite(im->vol_fd, buf + i * BLOCK + off, (j - i) * BLOCK - off,
+					   (off_t)((im->next + i) * BLOCK + off));
+				if (k < 0 && errno == EINTR)
+					continue;
+				if (k <= 0) {
+					r = err(k < 0 ? -errno : -EIO, "%s: write at byte %" PRIu64 ": %s",
+						vdev, (im->next + i) * BLOCK + off,
+						k < 0 ? strerror(errno) : "short write");
+					break;
+				}
+				off += (size_t)k;
+			}
+			im->written += j - i;
+			i = j;
+		}
+		if (r)
+			break;
+		im->next += n;
+		since_cp += n * BLOCK;
+		if (since_cp >= CHECKPOINT_BYTES || now() - last_cp >= CHECKPOINT_SECONDS) {
+			r = flush_and_record(im, pl, name);
+			since_cp = 0;
+			last_cp = now();
+		}
+		progress(im, false);
+		throttle(im);
+	}
+	free(buf);
+	return r;
+}
+
+int cmd_import(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "rate", required_argument, NULL, 'r' },
+		{ "all-blocks", no_argument, NULL, 'a' },
+		{ "domain", required_argument, NULL, 'd' },
+		{ "raw", no_argument, NULL, 'R' },
+		{ NULL, 0, NULL, 0 }
+	};
+	struct import im = { .vol_fd = -1 };
+	struct pool_label pl;
+	struct ddl_vol *v;
+	char serr[256], vdev[200], a[32];
+	const char *name, *source, *fmt = NULL;
+	char nbd[32] = "";
+	bool raw = false;
+	unsigned int flags = 0;
+	uint64_t rate = 0, dom = 0;
+	int o, r;
+
+	optind = 1;
+	while ((o = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+		if (o == 'r') {
+			if (parse_size(optarg, &rate))
+				return err(-EINVAL, "bad --rate %s (MiB/s)", optarg);
+		} else if (o == 'a') {
+			flags |= DD_SRC_ALL;
+		} else if (o == 'd') {
+			if (parse_size(optarg, &dom) || dom > 255)
+				return err(-EINVAL, "bad --domain %s (0..255)", optarg);
+		} else if (o == 'R') {
+			raw = true;
+		} else {
+			return -EINVAL;
+		}
+	}
+	if (argc - optind != 3)
+		return -EINVAL;
+	name = argv[optind + 2];
+	im.rate = rate << 20;
+	{
+		struct sigaction sa = { .sa_handler = on_stop };
+
+		sigemptyset(&sa.sa_mask);
+		sigaction(SIGINT, &sa, NULL);
+		sigaction(SIGTERM, &sa, NULL);
+		sigaction(SIGHUP, &sa, NULL);
+	}
+	/* A qcow2, vmdk, ... image is read through qemu-nbd (nbd.c), unless --raw. */
+	source = argv[optind];
+	if (!raw)
+		fmt = image_format(source);
+	if (fmt) {
+		r = nbd_attach(source, fmt, nbd, sizeof(nbd));
+		if (r)
+			return r;
+		source = nbd;
+	}
+	r = dd_source_open(source, flags, &im.src, serr, sizeof(serr));
+	if (r) {
+		r = err(r, "%s", serr);
+		goto out_nbd;
+	}
+	im.blocks = dd_source_blocks(im.src);
+	r = pool_open_active(argv[optind + 1], &pl);
+	if (r)
+		goto out_src;
+	v = label_find(&pl, name);
+	if (v && (le32toh(v->state) != DDL_VOL_IMPORTING ||
+		  le64toh(v->import_bytes) != dd_source_size(im.src))) {
+		r = err(-EEXIST, "pool %s has a volume %s already (and it is not an unfinished "
+			"import of a source of this size)", pl.hdr.name, name);
+		goto out;
+	}
+	if (v) {
+		im.next = le64toh(v->import_next);
+		human_size(im.next * BLOCK, a, sizeof(a));
+		info("import: resuming %s at %s", name, a);
+	} else {
+		if (!im.blocks) {
+			r = err(-EINVAL, "%s is empty", argv[optind]);
+			goto out;
+		}
+		r = volume_new(&pl, name, im.blocks * (BLOCK / SECTOR), (uint32_t)dom, NULL,
+			       DDL_VOL_IMPORTING, true);
+		if (r)
+			goto out;
+		v = label_find(&pl, name);
+		v->import_bytes = htole64(dd_source_size(im.src));
+		v->import_next = 0;
+		r = label_write(&pl);
+		if (r)
+			goto out;
+	}
+	if (!opt_quiet && !opt_json)
+		dd_source_describe(im.src, stdout);
+	r = volume_activate(&pl, v);
+	if (r)
+		goto out;
+	volume_dm_name(&pl, v, vdev + 12, sizeof(vdev) - 12);
+	memcpy(vdev, "/dev/mapper/", 12);
+	im.vol_fd = open(vdev, O_WRONLY | O_DIRECT | O_CLOEXEC);
+	if (im.vol_fd < 0) {
+		r = err(-errno, "%s: %s", vdev, strerror(errno));
+		goto out;
+	}
+	im.tty = isatty(STDOUT_FILENO);
+	im.start = now();
+	im.start_block = im.next;
+	r = copy(&im, &pl, name, vdev);
+	if (!r && fdatasync(im.vol_fd))
+		r = err(-errno, "%s: flush: %s", vdev, strerror(errno));
+	if (!r) {
+		v = label_find(&pl, name);
+		v->state = htole32(DDL_VOL_OK);
+		v->import_next = 0;
+		v->import_bytes = 0;
+		r = label_write(&pl);
+	}
+	if (!r) {
+		double el = now() - im.start;
+
+		progress(&im, true);
+		if (opt_json)
+			printf("{\"volume\": \"%s\", \"blocks\": %" PRIu64 ", \"read\": %" PRIu64
+			       ", \"written\": %" PRIu64 ", \"skipped_zero\": %" PRIu64
+			       ", \"skipped_free\": %" PRIu64 ", \"shared_at_import\": 0"
+			       ", \"seconds\": %.2f}\n", name, im.blocks, im.read, im.written,
+			       im.zero, im.free_skipped, el);
+		else
+			info("import: %s done in %.1f s: blocks read %" PRIu64 ", written %" PRIu64
+			     ", skipped as zero %" PRIu64 ", skipped as free %" PRIu64
+			     ", shared at import 0", name, el, im.read, im.written, im.zero,
+			     im.free_skipped);
+	}
+out:
+	if (im.vol_fd >= 0)
+		close(im.vol_fd);
+	label_free(&pl);
+out_src:
+	dd_source_close(im.src);
+out_nbd:
+	if (nbd[0])
+		nbd_detach(nbd);
+	return r;
+}
