@@ -1,6 +1,7 @@
 # dm-dedup: top-level Makefile.
 #
 #   make test        everything (installs dependencies first); ends with "N passed, N failed"
+#   make test-6.12   every guest test on bookworm-backports' 6.12 kernel (make test: a subset)
 #   make check       a faster subset: unit tests, module build, two guest tests
 #   make module      build kernel/dm-dedup.ko against Debian's 6.1 headers (no warnings)
 #   make sparse      sparse (C=2) over the module; warnings in our files fail
@@ -8,7 +9,9 @@
 #   make images      the guest images in build/images/ (cached); images-ideal: their ideal dedup
 #   make demo        the scanner on the three guest images: savings against the ideal
 #   make bench-scanner   the scanner benchmark (bench/scanner.sh, docs/benchmarks-scanner.md)
-#   make soak        the long guest tests (tests/vm/soak-*.sh: the full crash replay), not in make test
+#   make install     tools, man pages, systemd unit, module sources + dkms (mk/install.mk)
+#   make uninstall   removes what make install put in place
+#   make soak        the long guest tests (tests/vm/soak-*.sh: fio soak, full crash replay), not in make test
 #   make clean
 # See README.md and docs/testing.md.
 
@@ -20,6 +23,7 @@ SHELL := /bin/bash
 -include mk/userspace.mk
 include mk/kernel.mk
 include mk/vm.mk
+include mk/install.mk
 
 .PHONY: all test check clean help demo images images-ideal
 
@@ -47,4 +51,4 @@ clean: kernel-clean
 	rm -rf build
 
 help:
-	@sed -n '3,13s/^# \{0,1\}//p' Makefile
+	@sed -n '3,16s/^# \{0,1\}//p' Makefile

@@ -1061,3 +1061,6 @@ module_exit(dm_dedup_exit);
 MODULE_DESCRIPTION(DM_NAME " out-of-band deduplication of virtual machine disks");
 MODULE_AUTHOR("dm-dedup developers");
 MODULE_LICENSE("GPL");
+/* device-mapper asks for "dm-<target>" when a table names a target not loaded yet;
+ * "dm-dedup" is the module's own name. */
+MODULE_ALIAS("dm-dedup-pool");
