@@ -1,13 +1,14 @@
 #!/bin/bash
-# `make demo`: dm-dedup's background scanner on three real Debian guest disks.
+# `make demo`: dedupctl and the background scanner on three real Debian guest disks.
 #   1. installs the dependencies (scripts/deps.sh), builds the module, the tools and
 #      the test guest;
 #   2. builds the three guest images (scripts/images/make-guest-images.sh: cached in
 #      build/images/, a few minutes and about 600 MB of packages the first time; root);
 #   3. computes their ideal deduplication on the host (scripts/images/ideal.py);
 #   4. boots the test guest with the images as read-only disks and runs
-#      bench/guest/demo-scan.sh: a pool, the images copied into three volumes, one
-#      scan at the default rate, the volumes compared with the images;
+#      bench/guest/demo-scan.sh: `dedupctl create` a pool, `dedupctl import` the images
+#      into three volumes, one scan at the default rate (`dedupctl status` every 15 s),
+#      the volumes compared with the images;
 #   5. prints the savings against the ideal.
 # Works on a fresh Debian 12 machine (as root, or with password-less sudo for the
 # packages; the images need root).
@@ -68,18 +69,26 @@ print(f"  {'together':10} {a['blocks']:9} {a['zero']:9} {a['nonzero']:9} {a['dis
 nz, distinct = int(r["nonzero"]), int(r["distinct"])
 before, after = int(r["used_before"]), int(r["used_after"])
 agree = "agrees" if (nz, distinct) == (a["nonzero"], a["distinct"]) else "DISAGREES"
-print(f"\nIdeal: ideal.py on the host (SHA-256) and dd_blockcount in the guest (bytes compared) {agree}:"
-      f" {a['nonzero']}/{a['distinct']} vs {nz}/{distinct} non-zero/distinct.")
+print(f"\nIdeal: ideal.py on the host (SHA-256, the images) and dd_blockcount in the guest (bytes"
+      f" compared, the imported volumes) {agree}: {a['nonzero']}/{a['distinct']} vs {nz}/{distinct}"
+      f" non-zero/distinct.")
+print("\ndedupctl import (P2V), per image          logical    written  skipped: zero    free"
+      "   shared at import")
+for im in ideal["per_image"]:
+    n = im["name"].removesuffix(".img")
+    g = lambda k: int(r.get(f"img_{n}_{k}", 0))
+    print(f"  {n:10} {mib(g('blocks'))} {g('written'):10} {g('skipped_as_zero'):14} "
+          f"{g('skipped_as_free'):7} {g('shared_at_import'):10}")
 print("\ndm-dedup pool                       blocks          size")
-print(f"  data used after the copy       {before:9}  {mib(before)}   (zero blocks elided on write)")
-print(f"  data used after one scan       {after:9}  {mib(after)}")
+print(f"  physical used after the import {before:9}  {mib(before)}   (zero and free blocks never written)")
+print(f"  physical used after one scan   {after:9}  {mib(after)}")
 print(f"  ideal (distinct non-zero)      {distinct:9}  {mib(distinct)}")
 print(f"  freed by the scan              {before - after:9}  {mib(before - after)}")
 print(f"  ideal savings                  {nz - distinct:9}  {mib(nz - distinct)}")
-print(f"\n  savings {r['savings_pct']}% of the non-zero data (ideal {r['ideal_pct']}%):"
+print(f"\n  saving {r['savings_pct']}% of the non-zero data (ideal {r['ideal_pct']}%):"
       f" {r['achieved_pct']}% of the ideal savings achieved")
 print(f"  scan: {r['scan_seconds']} s at the default rate ({r['rate_mib']} MiB/s;"
-      f" last pass read {r['read_mib_s']} MiB/s), copy of the images {r['copy_seconds']} s,"
+      f" last pass read {r['read_mib_s']} MiB/s), import of the images {r['copy_seconds']} s,"
       f" index {int(r['index_bytes']) >> 20} MiB ({r['index_entries']} entries,"
       f" {r['index_hits']} hits), false hits {r['false_hits']}")
 EOF
