@@ -15,7 +15,8 @@
 #     second loop writes buffers of the first again at other offsets, so blocks
 #     overwritten in place leave index entries whose old bytes reappear elsewhere
 #     (stale hints the byte compare refuses, counted as false hits: with --loops=2
-#     the check below failed, with one loop two runs of two had none).
+#     a check for zero failed; with one loop two runs of two had none, and CI once saw 1 of
+#     323,282 index hits, so the check bounds them instead of wanting zero).
 # No verify error, merges and COW breaks counted, the three B regions equal, the
 # volumes read the same after the pool is removed, checked clean and brought back.
 # vm: timeout=900
@@ -86,7 +87,12 @@ check "merges were made while fio ran ($m0 -> $(scan_stat $P merged_blocks))" \
 check "merged blocks were broken by writes ($c0 -> $(scan_stat $P cow_breaks))" \
 	test "$(scan_stat $P cow_breaks)" -gt "$c0"
 check "full passes were made ($(scan_stat $P full_passes))" test "$(scan_stat $P full_passes)" -ge 2
-check_eq "no false hit" "$(scan_stat $P false_hits)" 0
+# A false hit (an index entry whose block was rewritten between its hash and the
+# compare) is refused by the byte compare, which the verification above proves; what
+# is checked here is that they stay rare: at most 1 in 1,000 index hits.
+fh=$(scan_stat $P false_hits) ih=$(scan_stat $P index_hits)
+check "false hits are rare ($fh of $ih index hits, at most 1 in 1,000)" \
+	test $((fh * 1000)) -le "$ih"
 check "blocks are shared at the end ($(scan_stat $P blocks_shared))" \
 	test "$(scan_stat $P blocks_shared)" -gt 0
 log "pool status: $(dmsetup status $P)"
