@@ -103,6 +103,9 @@ struct dd_scan_settings {
 };
 
 struct dd_scan;		/* dd-scan.c */
+struct dd_import;	/* dd-import.c */
+struct dd_scan_stats;	/* dd-scan.h */
+struct dd_index;	/* dd-index.h */
 
 /* Data blocks freed in the open transaction, for the freed hook. */
 struct dd_extents {
@@ -179,6 +182,8 @@ struct dd_pool {
 	struct dd_extents freed;
 
 	struct dd_resv pins;		/* blocks the scanner compares: never exclusive */
+	struct dd_resv import_pins;	/* blocks dedup at import compares: the same */
+	struct dd_import *import;	/* dedup at import (dd-import.c), or NULL */
 	/* Blocks the pre-commit steps may still dirty (the scanner's written
 	 * leaves; the volume table is counted by nr_dirty_vols). */
 	u32 pre_commit_room;
@@ -313,6 +318,10 @@ int dd_vol_make_exclusive(struct dd_volume *vol, u64 lbn, bool *excl);
  * it maps pbn. */
 int dd_vol_remap(struct dd_volume *vol, u64 lbn, u64 pbn);
 int dd_vol_clear_excl(struct dd_volume *vol, u64 lbn, u64 pbn);
+/* For dedup at import: the unmapped (vol, lbn) maps the referenced block
+ * pbn, not exclusive, and pbn gains a reference; -EEXIST if (vol, lbn) is
+ * mapped (nothing changed).  The caller reserved the room. */
+int dd_vol_map_share(struct dd_volume *vol, u64 lbn, u64 pbn);
 /* For unsharing: (vol, lbn), which maps old, maps new instead; new is a
  * reserved block (first: its record is made, owned by (vol, lbn), and the
  * entry exclusive if excl) or one an earlier call of the same group gave
@@ -321,6 +330,17 @@ int dd_vol_clear_excl(struct dd_volume *vol, u64 lbn, u64 pbn);
 int dd_vol_unshare_one(struct dd_volume *vol, u64 lbn, u64 old, u64 new, bool first, bool excl);
 
 /* ---- 5s scan (dd-scan.c), beside the volume layer: dd-scan.h ------------ */
+/* A block the scanner or dedup at import compares: never reported exclusive,
+ * never made exclusive, never allocated. */
+static inline bool dd_block_pinned(const struct dd_pool *pool, u64 pbn)
+{
+	return dd_resv_contains(&pool->pins, pbn) || dd_resv_contains(&pool->import_pins, pbn);
+}
+struct dd_index *dd_scan_index(struct dd_pool *pool);	/* NULL without a scanner */
+u32 dd_scan_share_cap(struct dd_pool *pool);
+/* Dedup at import (dd-import.c), beside the scanner. */
+void dd_import_close(struct dd_pool *pool);
+void dd_import_get_stats(struct dd_pool *pool, struct dd_scan_stats *st);
 int dd_scan_open(struct dd_pool *pool);		/* writable opens */
 void dd_scan_close(struct dd_pool *pool);
 int dd_scan_resize(struct dd_pool *pool);

@@ -525,6 +525,7 @@ void dd_scan_close(struct dd_pool *pool)
 {
 	struct dd_scan *sc = pool->scan;
 
+	dd_import_close(pool);
 	if (!sc)
 		return;
 	dd_index_destroy(sc->index);
@@ -1237,6 +1238,17 @@ void dd_scan_get_stats(struct dd_pool *pool, struct dd_scan_stats *st)
 	st->marked = sc->marked.count;
 	st->share_cap = sc->share_cap;
 	dd_index_get_stats(sc->index, &st->index);
+	dd_import_get_stats(pool, st);
+}
+
+struct dd_index *dd_scan_index(struct dd_pool *pool)
+{
+	return pool->scan ? pool->scan->index : NULL;
+}
+
+u32 dd_scan_share_cap(struct dd_pool *pool)
+{
+	return pool->scan ? pool->scan->share_cap : DD_SCAN_DEFAULT_SHARE_CAP;
 }
 
 /* ---- unsharing ------------------------------------------------------------------

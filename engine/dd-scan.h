@@ -108,6 +108,12 @@ struct dd_scan_stats {
 	/* Blocks actually freed by merges now: merged - cow_breaks - unshared
 	 * (0 if negative; docs/scanner.md says where it is approximate). */
 	u64 freed;
+	/* dedup at import, since the pool was opened (the blocks shared at
+	 * import also count in merged: they were never written) */
+	u64 import_hinted;	/* LBNs dd_import_plan named a candidate for */
+	u64 import_shared;	/* LBNs mapped to a byte-equal block instead of written */
+	u64 import_missed;	/* candidates whose bytes differed (written instead) */
+	u64 import_raced;	/* candidates dropped: gone, mapped, pinned, full */
 };
 
 /* Configure (at open, and at run time: a new index size moves the entries). */
@@ -223,5 +229,70 @@ void dd_scan_unshare_stop(struct dd_pool *pool);
  * next commit): run 0/1, rate in MiB/s (0 = the caller's default). */
 void dd_scan_get_settings(struct dd_pool *pool, u32 *run, u32 *rate_mib);
 int dd_scan_set_settings(struct dd_pool *pool, u32 run, u32 rate_mib);
+
+/*
+ * Dedup at import (docs/scanner.md, "Dedup at import").  A writer that knows
+ * what it is about to write to unmapped LBNs of a volume (dedupctl import)
+ * gives the engine the hashes first; the engine names a candidate block C
+ * for each LBN it can (the index for a hook, else a prediction along the run
+ * of the previous item's candidate, as the scanner predicts).  When the
+ * write arrives, the caller holds it and asks, under the pool lock:
+ *
+ *   dd_import_prepare()  checks each item again (the LBN unmapped, C
+ *                        referenced, same domain, below the sharing cap,
+ *                        not pinned by the scanner) and pins C; the caller
+ *                        forgets the lookup-cache entries of the owners it
+ *                        lists (DD_II_CAND_OWNED), drains the epoch, reads
+ *                        each C and sets DD_II_SAME where C's bytes equal
+ *                        the write's;
+ *   dd_import_apply()    maps each DD_II_SAME item's LBN to C (C gains a
+ *                        reference, its owner loses the exclusive bit),
+ *                        after checking again that the LBN is unmapped and
+ *                        C still fits, and unpins everything.  The caller
+ *                        forgets the cache entries of (vol, lbn) and of
+ *                        C's owner first (apply may commit).  Items not
+ *                        DD_II_SHARED afterwards are written as any write.
+ *
+ * The mappings join the open transaction, as a written block's would: the
+ * write is durable after the next commit (a FLUSH).  Nothing is written to
+ * the data device, so no data ordering is needed; C cannot change while it
+ * is pinned (dd-scan.h's pins, in a set of their own: a scan batch and an
+ * import batch never rely on each other's pins).
+ *
+ * dd_import_index() is called once the writes of a planned set are done:
+ * each hook hash whose LBN now owns a block of its own is indexed, so later
+ * sets (and the next machine imported) find it without a scan pass.
+ */
+#define DD_II_HASHED		(1u << 0)	/* caller: hash is the bytes to be written */
+#define DD_II_CAND		(1u << 1)	/* plan/prepare: C (cand) is the candidate */
+#define DD_II_CAND_OWNED	(1u << 2)	/* prepare: C is owned by (cand_vol, cand_lbn) */
+#define DD_II_SAME		(1u << 3)	/* caller: C's bytes equal the write's */
+#define DD_II_SHARED		(1u << 4)	/* apply: (vol, lbn) maps C */
+#define DD_II_FROM_INDEX	(1u << 5)	/* plan: C came from the index */
+
+struct dd_import_item {
+	u32 vol;
+	u32 flags;		/* DD_II_* */
+	u64 lbn;
+	u64 hash;		/* xxh64 of the block to be written, seed DD_INDEX_SEED */
+	u64 cand;		/* C */
+	u64 cand_lbn;		/* C's owner (DD_II_CAND_OWNED) */
+	u32 cand_vol;
+};
+
+/* Names candidates for the DD_II_HASHED items of one volume, in LBN order
+ * (no pins, nothing changes).  The number named; -EROFS (no scanner, not
+ * writable), -ENOENT (no such volume, or being deleted), -EINVAL. */
+int dd_import_plan(struct dd_pool *pool, struct dd_import_item *it, u32 n);
+/* The DD_II_CAND items that may go on keep it, pinned; the number kept. */
+int dd_import_prepare(struct dd_pool *pool, struct dd_import_item *it, u32 n);
+/* Shares the DD_II_SAME items (DD_II_SHARED) and unpins all.  0, or an
+ * error (the items shared before it stay shared, in the open transaction;
+ * -EROFS, metadata space, damage, I/O).  May commit; ladder. */
+int dd_import_apply(struct dd_pool *pool, struct dd_import_item *it, u32 n);
+/* Unpins items not applied.  Never fails. */
+void dd_import_release(struct dd_pool *pool, struct dd_import_item *it, u32 n);
+/* Indexes the hooks of a set whose writes are done (see above).  No commit. */
+void dd_import_index(struct dd_pool *pool, const struct dd_import_item *it, u32 n);
 
 #endif

@@ -127,7 +127,7 @@ int dd_dalloc_test(struct dd_pool *pool, u64 pbn, bool *open_used, bool *committ
  */
 static bool dd_data_held(struct dd_pool *pool, u64 pbn)
 {
-	return dd_resv_contains(&pool->resv, pbn) || dd_resv_contains(&pool->pins, pbn);
+	return dd_resv_contains(&pool->resv, pbn) || dd_block_pinned(pool, pbn);
 }
 
 /* Finds a block free in the open and the committed state and not held,

@@ -417,7 +417,7 @@ int dd_map_lookup(struct dd_volume *vol, u64 lbn, unsigned flags, struct dd_mapp
 		}
 		m->mapped = true;
 		/* A block the scanner compares is written copy-on-write only. */
-		m->excl = dd_me_excl(e) && !dd_resv_contains(&vol->pool->pins, dd_me_pbn(e));
+		m->excl = dd_me_excl(e) && !dd_block_pinned(vol->pool, dd_me_pbn(e));
 		m->pbn = dd_me_pbn(e);
 	}
 	return 0;
@@ -632,7 +632,7 @@ int dd_vol_make_exclusive(struct dd_volume *vol, u64 lbn, bool *excl)
 		*excl = true;
 		return 0;
 	}
-	if (dd_resv_contains(&pool->pins, m.pbn))
+	if (dd_block_pinned(pool, m.pbn))
 		return 0;	/* the scanner is comparing it */
 	r = dd_rec_read(pool, m.pbn, 0, &rec);
 	if (r)
@@ -741,6 +741,31 @@ int dd_vol_clear_excl(struct dd_volume *vol, u64 lbn, u64 pbn)
 		dd_me_store(entry, dd_me_without_excl(e));
 	dd_blk_put(leaf);
 	return 0;
+}
+
+int dd_vol_map_share(struct dd_volume *vol, u64 lbn, u64 pbn)
+{
+	struct dd_pool *pool = vol->pool;
+	struct dd_buf *leaf;
+	__le64 *entry;
+	int r;
+
+	if (lbn > DD_MAX_ADDR || pbn >= pool->nr_data_blocks)
+		return -EINVAL;
+	r = dd_map_open(vol, lbn, true, &leaf, &entry);
+	if (r)
+		return r;
+	if (dd_me_mapped(dd_me_load(entry))) {
+		dd_blk_put(leaf);
+		return -EEXIST;
+	}
+	dd_me_store(entry, dd_me_without_excl(dd_me_new(pbn)));
+	dd_map_count(leaf, 1);
+	dd_blk_put(leaf);
+	vol->mapped++;
+	pool->st.mapped_blocks++;
+	dd_vol_dirty(vol);
+	return dd_rec_inc(pool, pbn);
 }
 
 /* Room left in the journal for one more entry update. */

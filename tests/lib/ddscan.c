@@ -147,3 +147,82 @@ out:
 	free(d);
 	return r < 0 ? r : 0;
 }
+
+static void import_hook(const struct import_hooks *h, struct ddsys *s, enum import_phase ph,
+			struct dd_import_item *it, u32 n)
+{
+	if (h && h->between)
+		h->between(h->ctx, s, ph, it, n);
+}
+
+int import_write(struct ddsys *s, struct dd_volume *v, u64 lbn, u32 n, const void *blocks,
+		 const bool *skip, const struct import_hooks *h, struct import_result *res)
+{
+	struct dd_dev *dev = dd_ramdev_dev(s->data);
+	struct dd_import_item *it = calloc(n ? n : 1, sizeof(*it));
+	const u8 *data = blocks;
+	u8 *c = malloc(DD_BLOCK_SIZE);
+	struct import_result dummy;
+	u32 i;
+	int r;
+
+	if (!res)
+		res = &dummy;
+	if (!it || !c) {
+		r = -ENOMEM;
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		it[i].vol = dd_volume_id(v);
+		it[i].lbn = lbn + i;
+		if (skip && skip[i])
+			continue;
+		it[i].flags = DD_II_HASHED;
+		it[i].hash = h && h->fake_hash ? h->fake_hash :
+			     dd_xxh64(data + (size_t)i * DD_BLOCK_SIZE, DD_BLOCK_SIZE, DD_INDEX_SEED);
+	}
+	r = dd_import_plan(s->tp.pool, it, n);
+	if (r < 0)
+		goto out;
+	res->hinted += (u64)r;
+	import_hook(h, s, IMPORT_AFTER_PLAN, it, n);
+	r = dd_import_prepare(s->tp.pool, it, n);
+	if (r < 0)
+		goto out;
+	res->kept += (u64)r;
+	import_hook(h, s, IMPORT_AFTER_PREPARE, it, n);
+	for (i = 0; i < n; i++) {
+		if (!(it[i].flags & DD_II_CAND))
+			continue;
+		r = dd_dev_read(dev, it[i].cand, c);
+		if (r) {
+			dd_import_release(s->tp.pool, it, n);
+			goto out;
+		}
+		if (!memcmp(c, data + (size_t)i * DD_BLOCK_SIZE, DD_BLOCK_SIZE)) {
+			it[i].flags |= DD_II_SAME;
+			res->same++;
+		}
+	}
+	import_hook(h, s, IMPORT_AFTER_COMPARE, it, n);
+	r = dd_import_apply(s->tp.pool, it, n);
+	if (r)
+		goto out;
+	for (i = 0; i < n; i++) {
+		if (it[i].flags & DD_II_SHARED) {
+			res->shared++;
+			continue;
+		}
+		if (skip && skip[i])
+			continue;
+		r = sys_write(s, v, lbn + i, data + (size_t)i * DD_BLOCK_SIZE);
+		if (r)
+			goto out;
+		res->written++;
+	}
+	dd_import_index(s->tp.pool, it, n);
+out:
+	free(it);
+	free(c);
+	return r < 0 ? r : 0;
+}

@@ -58,4 +58,32 @@ struct unshare_result {
 
 int scan_unshare(struct ddsys *s, const struct unshare_hooks *h, struct unshare_result *res);
 
+/*
+ * Dedup at import, as the kernel runs it for dedupctl import (the
+ * import_hint message, then the writes): the hashes of the n blocks from
+ * lbn planned (blocks with skip[i] set are not written, as zeroes and free
+ * space are not), the candidates pinned, read and compared with the
+ * blocks, the equal ones shared; every other block written as sys_write
+ * writes it; then the set indexed.  Engine errors returned.
+ */
+enum import_phase {
+	IMPORT_AFTER_PLAN,	/* candidates named, nothing pinned */
+	IMPORT_AFTER_PREPARE,	/* candidates pinned, not yet read */
+	IMPORT_AFTER_COMPARE,	/* compared, not yet shared */
+};
+
+struct import_hooks {
+	void (*between)(void *ctx, struct ddsys *s, enum import_phase ph,
+			struct dd_import_item *it, u32 n);
+	void *ctx;
+	u64 fake_hash;		/* as scan_hooks' */
+};
+
+struct import_result {
+	u64 hinted, kept, same, shared, written;
+};
+
+int import_write(struct ddsys *s, struct dd_volume *v, u64 lbn, u32 n, const void *blocks,
+		 const bool *skip, const struct import_hooks *h, struct import_result *res);
+
 #endif
