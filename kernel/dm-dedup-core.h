@@ -10,6 +10,7 @@
 
 #include "dd-kcompat.h"
 #include "dd-engine.h"
+#include "dd-scan.h"
 #include "dm-dedup-cache.h"
 #include "dm-dedup-cell.h"
 #include "dm-dedup-epoch.h"
@@ -149,13 +150,17 @@ struct pool {
 	struct scanner *scanner;
 	struct written_marks __rcu *marks;
 	/*
-	 * Under 'lock': the scanner holds pins (a batch between prepare and
-	 * apply).  A pinned block looks shared, so a write to it needs a new
-	 * block; one that finds none waits in pin_waiters for the batch's end
-	 * (once) instead of failing or waiting for space.
+	 * Under 'lock': the scanner or the importer holds pins (a batch between
+	 * prepare and apply).  A pinned block looks shared, so a write to it
+	 * needs a new block; one that finds none waits in pin_waiters for the
+	 * batches' end (once) instead of failing or waiting for space.
 	 */
-	bool scan_pins_held;
+	unsigned int pin_holders;	/* batches holding pins: the scanner's, the importer's */
 	struct bio_list pin_waiters;
+	/* Dedup at import (dm-dedup-import.c): the volumes being imported and the worker. */
+	struct xarray imports;		/* volume id -> struct import_vol; changed under 'lock' */
+	atomic_t nr_imports;		/* map() looks for hints only when non-zero */
+	struct importer *importer;
 	u64 index_bytes;		/* the index_memory feature of the bound table, or 0 */
 
 	struct list_head volumes;	/* volume_c, under 'lock' */
@@ -229,6 +234,7 @@ struct dd_bio_hook {
 	bio_end_io_t *saved_end_io;
 	void *saved_private;
 	struct dd_cell cell;		/* while writing a new block */
+	struct dd_import_item hint;	/* a write held for dedup at import */
 	struct bio rmw_bio;		/* RMW read, then write */
 	struct bio_vec rmw_bvec;
 };
@@ -293,6 +299,7 @@ int volume_end_io(struct dm_target *ti, struct bio *bio, blk_status_t *err);
 void do_worker(struct work_struct *ws);		/* pool->worker: what map() deferred */
 void do_waker(struct work_struct *ws);		/* pool->waker: commits every COMMIT_PERIOD */
 void wake_worker(struct pool *pool);		/* any context */
+void defer_bio(struct pool *pool, struct bio *bio);	/* to the worker; any context */
 void request_commit(struct pool *pool);		/* by the next worker pass; any context */
 /* Lets a block held with __dd_cell_lock() go; the bios that waited go to the worker. */
 void __cell_unlock(struct pool *pool, struct dd_cell *cell);
@@ -309,8 +316,21 @@ void scanner_wake(struct pool *pool);		/* a setting changed */
 void __scanner_save(struct pool *pool);		/* clean close: index and marks to disk */
 int __marks_resize(struct pool *pool, u64 nr_data_blocks);	/* the data device grew */
 void __scanner_mark(struct pool *pool, u64 pbn);	/* a worker write in place */
+/* Reads data blocks pbns[i] into pages[i] (runs in one bio, idle priority); sleeps. */
+int pool_read_blocks(struct pool *pool, const u64 *pbns, struct page **pages, unsigned int n);
+/* A batch's pins are gone: the last holder requeues the pin waiters. */
+void __pins_released(struct pool *pool);
 /* Returns 1 when @result holds text (scan stats). */
 int scanner_message(struct pool *pool, unsigned int argc, char **argv, char *result,
 		    unsigned int maxlen);
+
+/* dm-dedup-import.c, dedup at import. */
+/* map(): a write of @nr blocks while imports run; 0 if held, else the blocks it keeps. */
+unsigned int import_map(struct pool *pool, struct volume_c *vc, struct bio *bio,
+			unsigned int nr);
+void import_destroy(struct pool *pool);	/* pool destruction, no volume left */
+/* `import_hint ...`, `import_done ...`: 1 when @result holds text. */
+int import_message(struct pool *pool, unsigned int argc, char **argv, char *result,
+		   unsigned int maxlen);
 
 #endif /* DM_DEDUP_CORE_H */

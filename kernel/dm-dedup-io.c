@@ -62,7 +62,7 @@ void wake_worker(struct pool *pool)
  * pool that may already be gone (the bio it queued completed, its volume and
  * pool torn down).
  */
-static void defer_bio(struct pool *pool, struct bio *bio)
+void defer_bio(struct pool *pool, struct bio *bio)
 {
 	unsigned long flags;
 
@@ -479,6 +479,12 @@ int volume_map(struct dm_target *ti, struct bio *bio)
 	 */
 	if (op_is_flush(bio->bi_opf) || (write && unlikely(mode >= PM_READ_ONLY)))
 		goto defer_first;
+	/* Dedup at import: a hinted block is held for its compare. */
+	if (write && unlikely(atomic_read(&pool->nr_imports))) {
+		nr = import_map(pool, vc, bio, nr);
+		if (!nr)
+			return DM_MAPIO_SUBMITTED;
+	}
 
 	/* Counted before the lookups, one count for every block: see epoch_get(). */
 	epoch_get(pool, h);
@@ -732,7 +738,7 @@ static void process_write(struct pool *pool, struct bio *bio)
 		drop_rmw_page(pool, h);
 		if (r != -ENOSPC)
 			goto metadata_error;
-		if (m.mapped && pool->scan_pins_held && !h->pin_retried) {
+		if (m.mapped && pool->pin_holders && !h->pin_retried) {
 			/* Its block may only look shared: try again after the batch. */
 			h->pin_retried = true;
 			bio_list_add(&pool->pin_waiters, bio);
@@ -851,7 +857,7 @@ static enum segment_start __next_segment(struct pool *pool, struct dd_bio_hook *
 
 fail:
 	__cell_unlock(pool, &h->cell);
-	if (r == -ENOSPC && pool->scan_pins_held && !h->pin_retried) {
+	if (r == -ENOSPC && pool->pin_holders && !h->pin_retried) {
 		/* Its blocks may only look shared: try again after the batch. */
 		h->pin_retried = true;
 		bio_list_add(&pool->pin_waiters, hook_bio(h));

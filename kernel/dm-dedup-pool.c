@@ -340,6 +340,7 @@ static void pool_destroy(struct pool *pool)
 		cancel_delayed_work_sync(&pool->no_space_timeout);
 		drain_workqueue(pool->wq);
 	}
+	import_destroy(pool);
 	if (pool->eng) {
 		noio = memalloc_noio_save();
 		down_write(&pool->lock);
@@ -491,6 +492,7 @@ static struct pool *pool_create(struct mapped_device *md, struct pool_c *pc, cha
 	bio_list_init(&pool->commit_waiters);
 	bio_list_init(&pool->no_space);
 	bio_list_init(&pool->pin_waiters);
+	xa_init(&pool->imports);
 	INIT_LIST_HEAD(&pool->volumes);
 	dd_epochs_init(&pool->epochs);
 	dd_cells_init(&pool->cells, &pool->lock);

@@ -223,7 +223,7 @@ static int scan_io(struct pool *pool, enum req_op op, const u64 *pbns, struct pa
 	return blk_status_to_errno(io.status);
 }
 
-static int scan_read(struct pool *pool, const u64 *pbns, struct page **pages, unsigned int n)
+int pool_read_blocks(struct pool *pool, const u64 *pbns, struct page **pages, unsigned int n)
 {
 	return scan_io(pool, REQ_OP_READ, pbns, pages, n);
 }
@@ -285,15 +285,18 @@ static void __forget_and_drain(struct pool *pool, struct dd_scan_batch *b, bool 
 }
 
 /*
- * The batch's pins are gone (lock held for write): writes that found no free
- * block while a pin made their block look shared try again.
+ * A batch's pins are gone (lock held for write): once no batch holds any,
+ * writes that found no free block while a pin made their block look shared
+ * try again.
  */
-static void __pins_released(struct pool *pool)
+void __pins_released(struct pool *pool)
 {
 	struct bio_list bios;
 	unsigned long flags;
 
-	pool->scan_pins_held = false;
+	lockdep_assert_held_write(&pool->lock);
+	if (WARN_ON_ONCE(!pool->pin_holders) || --pool->pin_holders)
+		return;
 	if (bio_list_empty(&pool->pin_waiters))
 		return;
 	bios = pool->pin_waiters;
@@ -328,7 +331,7 @@ static int scan_batch(struct scanner *s)
 			__scan_failed(s, "preparing a scan batch", r);
 		goto unlock;
 	}
-	pool->scan_pins_held = true;
+	pool->pin_holders++;
 	__forget_and_drain(pool, b, false);
 	up_write(&pool->lock);
 
@@ -339,7 +342,7 @@ static int scan_batch(struct scanner *s)
 		s->pbns[n] = b->item[i].pbn;
 		s->pages[n++] = s->d[i];
 	}
-	r = scan_read(pool, s->pbns, s->pages, n);
+	r = pool_read_blocks(pool, s->pbns, s->pages, n);
 	if (r)
 		goto read_failed;
 	for (i = 0; i < b->nr; i++) {
@@ -369,7 +372,7 @@ static int scan_batch(struct scanner *s)
 		s->pbns[n] = b->item[i].cand;
 		s->pages[n++] = s->c[i];
 	}
-	r = scan_read(pool, s->pbns, s->pages, n);
+	r = pool_read_blocks(pool, s->pbns, s->pages, n);
 	if (r)
 		goto read_failed;
 	for (i = 0; i < b->nr; i++) {
@@ -461,7 +464,7 @@ static int unshare_batch(struct scanner *s)
 		s->pbns[n] = b->item[i].old_pbn;
 		s->pages[n++] = s->d[i];
 	}
-	r = scan_read(pool, s->pbns, s->pages, n);
+	r = pool_read_blocks(pool, s->pbns, s->pages, n);
 	if (!r) {
 		for (i = n = 0; i < b->nr; i++) {
 			if (!(b->item[i].flags & DD_UI_COPY))
@@ -908,6 +911,10 @@ static void __scan_emit_stats(struct pool *pool, char *result, unsigned int maxl
 	DMEMIT("unshare_done %llu\n", st.unshare_done);
 	DMEMIT("unshare_todo %llu\n", st.unshare_todo);
 	DMEMIT("unshared %llu\n", st.unshared);
+	DMEMIT("import_hinted %llu\n", st.import_hinted);
+	DMEMIT("import_shared %llu\n", st.import_shared);
+	DMEMIT("import_missed %llu\n", st.import_missed);
+	DMEMIT("import_raced %llu\n", st.import_raced);
 }
 
 static int parse_u32(const char *arg, u32 min, u32 max, u32 *v)

@@ -704,6 +704,8 @@ static int pool_message(struct dm_target *ti, unsigned int argc, char **argv,
 		return -EINVAL;
 	if (!strcasecmp(argv[0], "scan"))
 		return scanner_message(pool, argc, argv, result, maxlen);
+	if (!strcasecmp(argv[0], "import_hint") || !strcasecmp(argv[0], "import_done"))
+		return import_message(pool, argc, argv, result, maxlen);
 	for (i = 0; i < ARRAY_SIZE(pool_messages); i++)
 		if (!strcasecmp(argv[0], pool_messages[i].name))
 			break;

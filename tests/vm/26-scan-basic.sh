@@ -46,7 +46,8 @@ log "--- stats, fresh pool"
 FIELDS="state run rate_mib passes full_passes pass_done pass_todo eta_seconds read_mib_s
 blocks_shared references_sharing merged_blocks bytes_freed zero_unmapped volatile cow_breaks
 raced false_hits index_entries index_capacity index_bytes index_hits marked marks_dropped
-scanned share_cap unshare_done unshare_todo unshared"
+scanned share_cap unshare_done unshare_todo unshared
+import_hinted import_shared import_missed import_raced"
 check "scan stats answers" scan_stats $P
 check_eq "scan stats: the fields, in order" "$(scan_stats $P | awk '{print $1}' | tr '\n' ' ')" \
 	"$(echo "$FIELDS" | tr "\n" " ")"

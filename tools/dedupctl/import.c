@@ -7,6 +7,11 @@
  * --all-blocks.  The rest goes to the volume in runs, with O_DIRECT.  A qcow2, vmdk,
  * vdi, vhdx or vpc image is attached read-only through qemu-nbd first (nbd.c).
  *
+ * Dedup at import: before each chunk is written, the hashes of its blocks go to the
+ * pool (the import_hint message, docs/dm-dedup.rst); the pool holds the write of each
+ * block it holds a copy of, compares the bytes and maps the block to that copy instead
+ * of writing it.  import_done ends it and says how many blocks were shared.
+ *
  * Resumable: the volume's label record is IMPORTING with import_next, the source
  * block before which everything is durable.  Every CHECKPOINT_BYTES (or 5 s) the
  * volume is flushed (a completed flush is durable in the pool) and then import_next
@@ -24,9 +29,11 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #include "dedupctl.h"
 #include "source.h"
+#include "dm-dedup/format.h"
 
 #define CHUNK_BLOCKS		256			/* read 1 MiB at a time */
 #define CHECKPOINT_BYTES	(256ULL << 20)
@@ -35,6 +42,11 @@
 struct import {
 	struct dd_source *src;
 	int vol_fd;
+	const char *pool;		/* the pool's dm name */
+	uint32_t vol_id;
+	bool hints;			/* dedup at import: import_hint before each chunk */
+	uint64_t shared;		/* blocks the pool shared instead of writing */
+	char *msg;			/* the import_hint message */
 	uint64_t blocks, next;		/* source blocks, the next one to look at */
 	uint64_t read, written, zero, free_skipped;
 	uint64_t rate;			/* bytes/s read, 0 = unlimited */
@@ -123,6 +135,58 @@ static void on_stop(int sig)
 	stop_signal = sig;
 }
 
+/* "hinted H shared S missed M": S, the blocks shared at import so far. */
+static void hint_reply(struct import *im, const char *resp)
+{
+	const char *p = resp ? strstr(resp, "shared ") : NULL;
+
+	if (p)
+		im->shared = strtoull(p + 7, NULL, 10);
+}
+
+/* Names the hashes of the chunk's blocks to be written (the others "-"). */
+static void send_hints(struct import *im, const char *buf, uint64_t n)
+{
+	char *resp = NULL, *p = im->msg;
+	int r;
+
+	if (!im->hints)
+		return;
+	p += sprintf(p, "import_hint %u %" PRIu64, im->vol_id, im->next);
+	for (uint64_t i = 0; i < n; i++) {
+		const char *b = buf + i * BLOCK;
+
+		if (!dd_source_in_use(im->src, im->next + i) || all_zero(b, BLOCK))
+			p += sprintf(p, " -");
+		else
+			p += sprintf(p, " %016llx",
+				     (unsigned long long)XXH64(b, BLOCK, DD_INDEX_SEED));
+	}
+	r = dmc_message(im->pool, im->msg, &resp);
+	if (r) {
+		/* Savings only: the blocks are written as they are. */
+		info("import: the pool does not share at import (%s): writing every block",
+		     strerror(-r));
+		im->hints = false;
+	}
+	hint_reply(im, resp);
+	free(resp);
+}
+
+/* Ends the pool's side of the import (after the last write). */
+static void end_hints(struct import *im)
+{
+	char msg[64], *resp = NULL;
+
+	if (!im->hints)
+		return;
+	snprintf(msg, sizeof(msg), "import_done %u", im->vol_id);
+	if (!dmc_message(im->pool, msg, &resp))
+		hint_reply(im, resp);
+	free(resp);
+	im->hints = false;
+}
+
 static int copy(struct import *im, struct pool_label *pl, const char *name, const char *vdev)
 {
 	size_t len = CHUNK_BLOCKS * BLOCK;
@@ -162,6 +226,7 @@ static int copy(struct import *im, struct pool_label *pl, const char *name, cons
 		if (r)
 			break;
 		im->read += n;
+		send_hints(im, buf, n);
 		/* write runs of blocks that are in use and not zero */
 		for (uint64_t i = 0; !r && i < n;) {
 			uint64_t j;
@@ -317,10 +382,22 @@ int cmd_import(int argc, char **argv)
 		r = err(-errno, "%s: %s", vdev, strerror(errno));
 		goto out;
 	}
+	im.pool = pl.hdr.name;
+	im.vol_id = le32toh(v->id);
+	im.msg = malloc(64 + CHUNK_BLOCKS * 17);
+	im.hints = im.msg != NULL;
+	if (im.hints) {
+		/* An import killed before its end left its hints: forget them. */
+		char msg[64];
+
+		snprintf(msg, sizeof(msg), "import_done %u", im.vol_id);
+		(void)dmc_message(im.pool, msg, NULL);
+	}
 	im.tty = isatty(STDOUT_FILENO);
 	im.start = now();
 	im.start_block = im.next;
 	r = copy(&im, &pl, name, vdev);
+	end_hints(&im);
 	if (!r && fdatasync(im.vol_fd))
 		r = err(-errno, "%s: flush: %s", vdev, strerror(errno));
 	if (!r) {
@@ -337,16 +414,18 @@ int cmd_import(int argc, char **argv)
 		if (opt_json)
 			printf("{\"volume\": \"%s\", \"blocks\": %" PRIu64 ", \"read\": %" PRIu64
 			       ", \"written\": %" PRIu64 ", \"skipped_zero\": %" PRIu64
-			       ", \"skipped_free\": %" PRIu64 ", \"shared_at_import\": 0"
-			       ", \"seconds\": %.2f}\n", name, im.blocks, im.read, im.written,
-			       im.zero, im.free_skipped, el);
+			       ", \"skipped_free\": %" PRIu64 ", \"shared_at_import\": %" PRIu64
+			       ", \"seconds\": %.2f}\n", name, im.blocks, im.read,
+			       im.written - im.shared, im.zero, im.free_skipped, im.shared, el);
 		else
 			info("import: %s done in %.1f s: blocks read %" PRIu64 ", written %" PRIu64
 			     ", skipped as zero %" PRIu64 ", skipped as free %" PRIu64
-			     ", shared at import 0", name, el, im.read, im.written, im.zero,
-			     im.free_skipped);
+			     ", shared at import %" PRIu64, name, el, im.read,
+			     im.written - im.shared, im.zero, im.free_skipped, im.shared);
 	}
 out:
+	end_hints(&im);
+	free(im.msg);
 	if (im.vol_fd >= 0)
 		close(im.vol_fd);
 	label_free(&pl);
