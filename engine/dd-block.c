@@ -189,14 +189,16 @@ u64 dd_meta_free_blocks(struct dd_pool *pool)
 
 int dd_meta_alloc(struct dd_pool *pool, u64 *b)
 {
-	u32 scanned, page, bit;
+	u32 scanned, page, pages, bit;
 	struct dd_buf *buf;
 	struct dd_disk_bitmap *bm;
 	int r;
 
 	if (pool->meta_cursor >= pool->nr_meta_blocks)
 		pool->meta_cursor = 0;
-	for (scanned = 0; scanned <= pool->mbitmap_blocks; scanned++) {
+	/* the pages in use, the one of the cursor twice (its start last) */
+	pages = (u32)((pool->nr_meta_blocks + DD_BITS_PER_BITMAP - 1) / DD_BITS_PER_BITMAP);
+	for (scanned = 0; scanned <= pages; scanned++) {
 		page = (u32)(pool->meta_cursor / DD_BITS_PER_BITMAP);
 		r = dd_mbitmap_get(pool, page, false, &buf);
 		if (r)
@@ -223,6 +225,50 @@ int dd_meta_alloc(struct dd_pool *pool, u64 *b)
 	}
 	dd_err("metadata device is full");
 	return -ENOSPC;
+}
+
+/*
+ * Grows the metadata space in place.  The bits of the blocks past the end
+ * are set (format wrote every reserved page so), so the space grows a page
+ * at a time: clear the new blocks' bits in the page, then move the end over
+ * them.  A commit between two pages (the journal filled) records a
+ * consistent space that ends at a page boundary; the caller checked the
+ * reserved pages and the device.
+ */
+int dd_meta_grow(struct dd_pool *pool, u64 nr_meta_blocks)
+{
+	struct dd_disk_bitmap *bm;
+	struct dd_buf *buf;
+	u64 end;
+	u32 page, bit, last;
+	int r;
+
+	while (pool->nr_meta_blocks < nr_meta_blocks) {
+		page = (u32)(pool->nr_meta_blocks / DD_BITS_PER_BITMAP);
+		end = (u64)(page + 1) * DD_BITS_PER_BITMAP;
+		if (end > nr_meta_blocks)
+			end = nr_meta_blocks;
+		r = dd_tx_room(pool, 1);
+		if (r)
+			return r;
+		r = dd_mbitmap_get(pool, page, true, &buf);
+		if (r)
+			return dd_tx_fail(pool, r, "growing the metadata space");
+		bm = dd_data(buf);
+		last = (u32)(end - (u64)page * DD_BITS_PER_BITMAP);
+		for (bit = (u32)(pool->nr_meta_blocks % DD_BITS_PER_BITMAP); bit < last; bit++) {
+			if (!dd_bitmap_change(bm, bit, false)) {
+				dd_blk_put(buf);
+				dd_err("metadata block %llu past the end is marked free",
+				       (unsigned long long)((u64)page * DD_BITS_PER_BITMAP + bit));
+				return dd_tx_fail(pool, -EILSEQ, "growing the metadata space");
+			}
+		}
+		dd_blk_put(buf);
+		pool->nr_meta_blocks = end;
+		pool->sb_dirty = true;
+	}
+	return 0;
 }
 
 int dd_meta_free(struct dd_pool *pool, u64 b)

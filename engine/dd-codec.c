@@ -276,7 +276,7 @@ int dd_sb_check_geometry(const struct dd_disk_superblock *sb, u64 dev_blocks)
 	    j < DD_JOURNAL_MIN_BLOCKS || j > DD_JOURNAL_MAX_BLOCKS ||
 	    le64_to_cpu(sb->journal_start) != DD_SB_SLOTS ||
 	    mstart != DD_SB_SLOTS + (u64)DD_JOURNAL_AREAS * j ||
-	    le32_to_cpu(sb->mbitmap_blocks) !=
+	    le32_to_cpu(sb->mbitmap_blocks) <
 		    (nr_meta + DD_BITS_PER_BITMAP - 1) / DD_BITS_PER_BITMAP ||
 	    mstart + le32_to_cpu(sb->mbitmap_blocks) >= nr_meta ||
 	    le64_to_cpu(sb->nr_data_blocks) > DD_MAX_ADDR + 1) {

@@ -59,6 +59,10 @@ struct dd_format_params {
 	u64 nr_data_blocks;
 	u32 data_block_sectors;	/* must be DD_SECTORS_PER_BLOCK in version 1 */
 	u32 journal_blocks;	/* per journal area, 0 = sized from the device */
+	/* The metadata space may grow (dd_pool_resize_meta) up to this many
+	 * blocks: bitmap pages for it are reserved now.  0 = the default
+	 * (DD_MBITMAP_RESERVE, docs/format.md). */
+	u64 meta_max_blocks;
 };
 
 struct dd_pool_hooks {
@@ -147,6 +151,13 @@ int dd_pool_set_user_txn(struct dd_pool *pool, u64 old_id, u64 new_id);
 /* -EROFS not writable; -EINVAL smaller than now, or beyond 2^48 blocks.  No
  * commit (the next one writes it); [X]. */
 int dd_pool_resize_data(struct dd_pool *pool, u64 nr_data_blocks);
+/* Grows the metadata space to nr_meta_blocks of the block manager's device
+ * (which the caller has grown first).  -EROFS not writable; -EINVAL smaller
+ * than now or than the device; -EFBIG beyond the bitmap pages reserved at
+ * format (meta_max_blocks in the stats).  May commit when the journal
+ * fills (each bitmap page it opens is a dirtied block); the new size is
+ * durable with the next commit.  [X] */
+int dd_pool_resize_meta(struct dd_pool *pool, u64 nr_meta_blocks);
 /* A whole-block zero write to an unmapped LBN (nothing to unmap): counted in
  * zero_elided, which is written with the next commit or the clean close.
  * [X] */
@@ -156,6 +167,7 @@ struct dd_pool_stats {
 	u64 txn;			/* last committed transaction */
 	u64 user_txn;
 	u64 nr_meta_blocks, meta_used;
+	u64 meta_max_blocks;		/* the metadata space may grow to this */
 	u64 nr_data_blocks, data_used;
 	u64 data_free;			/* allocatable now */
 	u64 data_pending_free;		/* freed in the open transaction */

@@ -219,6 +219,7 @@ static inline void *dd_data(struct dd_buf *buf) { return dd_buf_data(buf); }
 int dd_meta_alloc(struct dd_pool *pool, u64 *b);
 int dd_meta_free(struct dd_pool *pool, u64 b);
 u64 dd_meta_free_blocks(struct dd_pool *pool);
+int dd_meta_grow(struct dd_pool *pool, u64 nr_meta_blocks);
 void dd_freed_add(struct dd_pool *pool, u64 pbn);
 void dd_freed_report(struct dd_pool *pool);
 void dd_freed_reset(struct dd_pool *pool, bool release);

@@ -26,6 +26,29 @@ static u32 dd_default_journal(u64 nr_meta)
 	return (u32)j;
 }
 
+static u64 dd_div_up(u64 n, u64 d)
+{
+	return (n + d - 1) / d;
+}
+
+/*
+ * Metadata bitmap pages for a new pool: those nr_meta needs, and room to
+ * grow.  By default enough for 16 GiB of metadata or 16 times the size,
+ * whichever is more, but no more than 1/64 of the device; max_blocks, if
+ * given, sets the limit instead.
+ */
+static u32 dd_mbitmap_reserve(u64 nr_meta, u64 max_blocks)
+{
+	u64 need = dd_div_up(nr_meta, DD_BITS_PER_BITMAP), pages;
+
+	if (max_blocks)
+		return (u32)dd_div_up(max_blocks, DD_BITS_PER_BITMAP);
+	pages = 16 * need > DD_MBITMAP_RESERVE ? 16 * need : DD_MBITMAP_RESERVE;
+	if (pages > nr_meta / 64)
+		pages = nr_meta / 64;
+	return (u32)(pages > need ? pages : need);
+}
+
 int dd_pool_probe(struct dd_bm *bm, enum dd_probe *result)
 {
 	bool zero = true, magic = false, journal = false;
@@ -76,7 +99,9 @@ int dd_pool_format(struct dd_bm *bm, const struct dd_format_params *p)
 	int r;
 
 	if (nr_meta > dd_bm_nr_blocks(bm) || p->data_block_sectors != DD_SECTORS_PER_BLOCK ||
-	    p->nr_data_blocks > DD_MAX_ADDR + 1 || nr_meta > 0xffffffffULL * DD_BITS_PER_BITMAP)
+	    p->nr_data_blocks > DD_MAX_ADDR + 1 || nr_meta > 0xffffffffULL * DD_BITS_PER_BITMAP ||
+	    p->meta_max_blocks > 0xffffffffULL * DD_BITS_PER_BITMAP ||
+	    (p->meta_max_blocks && p->meta_max_blocks < nr_meta))
 		return -EINVAL;
 	if (nr_meta < DD_META_MIN_BLOCKS)
 		return -ENOSPC;
@@ -96,7 +121,7 @@ int dd_pool_format(struct dd_bm *bm, const struct dd_format_params *p)
 	pool->journal_start = DD_SB_SLOTS;
 	pool->journal_blocks = j;
 	pool->mbitmap_start = DD_SB_SLOTS + (u64)DD_JOURNAL_AREAS * j;
-	pool->mbitmap_blocks = (u32)((nr_meta + DD_BITS_PER_BITMAP - 1) / DD_BITS_PER_BITMAP);
+	pool->mbitmap_blocks = dd_mbitmap_reserve(nr_meta, p->meta_max_blocks);
 	pool->data_block_sectors = p->data_block_sectors;
 	dd_random_bytes(pool->uuid, sizeof(pool->uuid));
 	first_free = pool->mbitmap_start + pool->mbitmap_blocks;
@@ -531,6 +556,17 @@ int dd_pool_set_user_txn(struct dd_pool *pool, u64 old_id, u64 new_id)
 	return 0;
 }
 
+int dd_pool_resize_meta(struct dd_pool *pool, u64 nr_meta_blocks)
+{
+	if (!dd_writable(pool))
+		return -EROFS;
+	if (nr_meta_blocks < pool->nr_meta_blocks || nr_meta_blocks > dd_bm_nr_blocks(pool->bm))
+		return -EINVAL;
+	if (nr_meta_blocks > (u64)pool->mbitmap_blocks * DD_BITS_PER_BITMAP)
+		return -EFBIG;
+	return dd_pool_settle(pool, dd_meta_grow(pool, nr_meta_blocks));
+}
+
 int dd_pool_resize_data(struct dd_pool *pool, u64 nr_data_blocks)
 {
 	if (!dd_writable(pool))
@@ -558,6 +594,7 @@ void dd_pool_get_stats(struct dd_pool *pool, struct dd_pool_stats *st)
 	st->user_txn = pool->user_txn;
 	st->nr_meta_blocks = pool->nr_meta_blocks;
 	st->meta_used = pool->st.meta_used;
+	st->meta_max_blocks = (u64)pool->mbitmap_blocks * DD_BITS_PER_BITMAP;
 	st->nr_data_blocks = pool->nr_data_blocks;
 	st->data_used = pool->st.data_used;
 	st->data_free = pool->nr_data_blocks > unavailable ? pool->nr_data_blocks - unavailable : 0;

@@ -72,6 +72,8 @@ struct dd_ramdev;
 struct dd_ramdev *dd_ramdev_create(u64 nr_blocks);
 struct dd_ramdev *dd_ramdev_clone(struct dd_ramdev *rd);	/* durable + volatile state */
 struct dd_dev *dd_ramdev_dev(struct dd_ramdev *rd);
+/* The device grows at its end (as an LV does): new blocks read as zeroes. */
+int dd_ramdev_grow(struct dd_ramdev *rd, u64 nr_blocks);
 void dd_ramdev_set_fault(struct dd_ramdev *rd, const struct dd_fault *f);
 /*
  * One power supply for two devices (a pool's metadata and data devices):

@@ -285,6 +285,27 @@ struct dd_ramdev *dd_ramdev_create(u64 nr_blocks)
 	return rd;
 }
 
+int dd_ramdev_grow(struct dd_ramdev *rd, u64 nr_blocks)
+{
+	u64 old = rd->dev.nr_blocks;
+	u8 **img, **dur;
+
+	if (nr_blocks < old)
+		return -EINVAL;
+	img = realloc(rd->img, nr_blocks * sizeof(u8 *));
+	if (!img)
+		return -ENOMEM;
+	rd->img = img;
+	dur = realloc(rd->dur, nr_blocks * sizeof(u8 *));
+	if (!dur)
+		return -ENOMEM;
+	rd->dur = dur;
+	memset(img + old, 0, (nr_blocks - old) * sizeof(u8 *));
+	memset(dur + old, 0, (nr_blocks - old) * sizeof(u8 *));
+	rd->dev.nr_blocks = nr_blocks;
+	return 0;
+}
+
 static int dd_rd_copy_image(u8 **dst, u8 **src, u64 n)
 {
 	u64 b;

@@ -54,6 +54,13 @@
 #define DD_JOURNAL_MIN_BLOCKS	128	/* per area */
 #define DD_JOURNAL_MAX_BLOCKS	4096	/* per area */
 #define DD_META_MIN_BLOCKS	512	/* 2 MiB */
+/*
+ * Metadata bitmap pages a format reserves by default beyond those its size
+ * needs, so that the metadata space can grow in place: enough for 16 GiB of
+ * metadata (2^22 blocks), at most 1/64 of the device, and at least 16 times
+ * the pages the device needs (docs/format.md, section 1).
+ */
+#define DD_MBITMAP_RESERVE	130
 
 /* ---- block types: checksum salt and type check ------------------------ */
 
@@ -266,7 +273,8 @@ struct dd_disk_superblock {
 	__le64 nr_data_blocks;
 	__le64 journal_start;		/* area a starts at journal_start + a * journal_blocks */
 	__le32 journal_blocks;		/* per area */
-	__le32 mbitmap_blocks;
+	__le32 mbitmap_blocks;		/* pages reserved: the metadata space may grow to
+					 * mbitmap_blocks * DD_BITS_PER_BITMAP blocks */
 	__le64 mbitmap_start;
 	__le64 reserved1;
 	__le32 nr_volumes;		/* valid, user-visible volumes */

@@ -218,6 +218,35 @@ static int wl_clean_close(struct tpool *tp)
 	return r;
 }
 
+/*
+ * A full metadata device grown at its end: the growth (three bitmap pages,
+ * the last one partly) and the writes that land in the new blocks.  Runs on
+ * the smallest device (crash_case.meta), so it fills fast.
+ */
+static int wl_grow_metadata(struct tpool *tp)
+{
+	u64 grown = 2 * DD_BITS_PER_BITMAP + 300;
+	struct dd_volume *v;
+	u64 i, n;
+	int r;
+
+	TRY(dd_volume_create(tp->pool, 3));
+	TRY(wopen(tp, 3, &v));
+	for (i = 0, r = 0; i < 100000 && !r; i++)
+		r = tp_write(v, i * DD_MAP_ENTRIES * 7, NULL);
+	n = i - 1;
+	if (r == -ENOSPC)
+		r = dd_ramdev_grow(tp->rd, grown);
+	if (!r)
+		r = dd_pool_resize_meta(tp->pool, grown);
+	for (i = n; i < n + 150 && !r; i++)
+		r = tp_write(v, i * DD_MAP_ENTRIES * 7, NULL);
+	if (!r)
+		r = dd_pool_commit(tp->pool);
+	dd_volume_close(v);
+	return r;
+}
+
 /* ---- the harness ---- */
 
 struct crash_case {
@@ -225,6 +254,7 @@ struct crash_case {
 	workload_fn fn;
 	u32 journal;
 	bool eager;
+	u64 meta;	/* metadata blocks, 0 = 2048 */
 };
 
 struct run {
@@ -254,7 +284,8 @@ static struct dd_ramdev *formatted(const struct crash_case *cc, u64 *data_blocks
 	struct dd_ramdev *rd;
 
 	*data_blocks = 20000;
-	assert_int_equal(tp_create(&tp, 2048, *data_blocks, cc->journal, &bmo), 0);
+	assert_int_equal(tp_create(&tp, cc->meta ? cc->meta : 2048, *data_blocks, cc->journal, &bmo),
+			 0);
 	tp_close(&tp);
 	rd = dd_ramdev_clone(tp.rd);
 	tp_destroy(&tp);
@@ -438,12 +469,13 @@ static void crash_everywhere(const struct crash_case *cc)
 	free(run);
 }
 
-#define CRASH_TEST(name, fn, journal, eager) \
+#define CRASH_TEST_META(name, fn, journal, eager, meta) \
 	static void name(void **state) \
 	{ \
-		static const struct crash_case cc = { #name, fn, journal, eager }; \
+		static const struct crash_case cc = { #name, fn, journal, eager, meta }; \
 		crash_everywhere(&cc); \
 	}
+#define CRASH_TEST(name, fn, journal, eager) CRASH_TEST_META(name, fn, journal, eager, 0)
 
 CRASH_TEST(fill_and_overwrite_survives_a_crash_at_every_write, wl_fill_and_overwrite, 0, false)
 CRASH_TEST(snapshot_split_and_delete_survive_a_crash_at_every_write, wl_snapshot_and_split, 0, false)
@@ -452,6 +484,8 @@ CRASH_TEST(volume_churn_survives_a_crash_at_every_write, wl_volume_churn, 0, fal
 CRASH_TEST(tree_growth_survives_a_crash_at_every_write, wl_far_lbns, 0, false)
 CRASH_TEST(early_home_writes_survive_a_crash_at_every_write, wl_snapshot_and_split, 0, true)
 CRASH_TEST(clean_close_survives_a_crash_at_every_write, wl_clean_close, 0, false)
+CRASH_TEST_META(metadata_growth_survives_a_crash_at_every_write, wl_grow_metadata, 0, false,
+		DD_META_MIN_BLOCKS)
 
 int main(void)
 {
@@ -463,8 +497,11 @@ int main(void)
 		cmocka_unit_test(tree_growth_survives_a_crash_at_every_write),
 		cmocka_unit_test(early_home_writes_survive_a_crash_at_every_write),
 		cmocka_unit_test(clean_close_survives_a_crash_at_every_write),
+		cmocka_unit_test(metadata_growth_survives_a_crash_at_every_write),
 	};
 
 	tp_quiet(true);
+	if (getenv("DD_TEST_FILTER"))	/* a glob over the test names */
+		cmocka_set_test_filter(getenv("DD_TEST_FILTER"));
 	return cmocka_run_group_tests_name("crash", tests, NULL, NULL);
 }

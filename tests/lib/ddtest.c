@@ -294,6 +294,7 @@ u64 tp_digest(struct dd_pool *pool)
 
 	dd_pool_get_stats(pool, &st);
 	h = tp_mix(h, st.nr_data_blocks);
+	h = tp_mix(h, st.nr_meta_blocks);
 	h = tp_mix(h, st.user_txn);
 	h = tp_mix(h, st.data_used);
 	h = tp_mix(h, st.mapped_blocks);

@@ -775,6 +775,176 @@ static void a_full_metadata_device_can_still_unmap_delete_and_reclaim(void **sta
 	tp_free(tp);
 }
 
+/* Scattered LBNs, one map leaf each, until the metadata space runs out. */
+static u64 fill_metadata(struct dd_volume *v, u64 from)
+{
+	u64 i;
+	int r = 0;
+
+	for (i = from; i < from + 1000000 && !r; i++)
+		r = tp_write(v, i * DD_MAP_ENTRIES * 7, NULL);
+	assert_int_equal(r, -ENOSPC);
+	return i - 1;	/* LBNs [from, i - 1) written */
+}
+
+static void expect_mapped(struct tpool *tp, u32 id, u64 from, u64 to)
+{
+	struct dd_volume *v;
+	struct dd_mapping m;
+	u64 i;
+
+	assert_int_equal(dd_volume_open(tp->pool, id, &v), 0);
+	for (i = from; i < to; i++) {
+		lookup(v, i * DD_MAP_ENTRIES * 7, &m);
+		assert_true(m.mapped);
+	}
+	lookup(v, to * DD_MAP_ENTRIES * 7, &m);
+	assert_false(m.mapped);
+	dd_volume_close(v);
+}
+
+/*
+ * A full metadata device grown at its end (lvextend) gives the pool room
+ * at once; what was written before stays, what is written after lands in
+ * the new blocks, and both survive a reopen and the check.  Growth beyond
+ * the bitmap pages reserved at format is refused with -EFBIG.
+ */
+static void the_metadata_space_grows_in_place(void **state)
+{
+	struct tpool *tp = tp_new(DD_META_MIN_BLOCKS, 1ULL << 20);
+	struct dd_volume *v = vol_new(tp, 1);
+	struct dd_pool_stats st;
+	u64 n1, n2, max, grown = DD_BITS_PER_BITMAP + 700;
+
+	n1 = fill_metadata(v, 0);
+	dd_pool_get_stats(tp->pool, &st);
+	max = st.meta_max_blocks;
+	/* 1/64 of the minimum device: 8 pages */
+	assert_int_equal(max, 8ULL * DD_BITS_PER_BITMAP);
+	assert_int_equal(st.nr_meta_blocks, DD_META_MIN_BLOCKS);
+	/* the device has not grown yet */
+	assert_int_equal(dd_pool_resize_meta(tp->pool, DD_META_MIN_BLOCKS + 1), -EINVAL);
+	assert_int_equal(dd_pool_resize_meta(tp->pool, DD_META_MIN_BLOCKS - 1), -EINVAL);
+	assert_int_equal(dd_ramdev_grow(tp->rd, max + 1000), 0);
+	assert_int_equal(dd_pool_resize_meta(tp->pool, max + 1), -EFBIG);
+	/* the rest of the first page and part of the second */
+	assert_int_equal(dd_pool_resize_meta(tp->pool, grown), 0);
+	dd_pool_get_stats(tp->pool, &st);
+	assert_int_equal(st.nr_meta_blocks, grown);
+	assert_int_equal(st.mode, DD_MODE_RW);
+	n2 = n1 + 3000;
+	for (u64 i = n1; i < n2; i++)
+		assert_int_equal(tp_write(v, i * DD_MAP_ENTRIES * 7, NULL), 0);
+	assert_int_equal(dd_pool_commit(tp->pool), 0);
+	dd_volume_close(v);
+	assert_int_equal(tp_reopen(tp), 0);
+	dd_pool_get_stats(tp->pool, &st);
+	assert_int_equal(st.nr_meta_blocks, grown);
+	expect_mapped(tp, 1, 0, n2);
+	/* into a third page, then a fill of it all: allocation crosses pages */
+	grown = 2 * DD_BITS_PER_BITMAP + 50;
+	assert_int_equal(dd_pool_resize_meta(tp->pool, grown), 0);
+	assert_int_equal(dd_volume_open(tp->pool, 1, &v), 0);
+	n2 = fill_metadata(v, n2);
+	dd_volume_close(v);
+	assert_int_equal(dd_pool_commit(tp->pool), 0);
+	dd_pool_get_stats(tp->pool, &st);
+	assert_true(st.meta_used > grown - 2 * DD_OP_MAX_DIRTY);
+	assert_int_equal(tp_reopen(tp), 0);
+	expect_mapped(tp, 1, 0, n2);
+	tp_free(tp);
+}
+
+/* The reserve is the format's choice; growth within the last page still works. */
+static void the_metadata_growth_limit_is_set_at_format(void **state)
+{
+	struct tpool tp = { 0 };
+	struct dd_bm *bm;
+	struct dd_pool_stats st;
+	struct dd_volume *v;
+
+	tp.rd = dd_ramdev_create(8192);
+	assert_non_null(tp.rd);
+	tp.fp.nr_data_blocks = 1000;
+	tp.fp.data_block_sectors = DD_SECTORS_PER_BLOCK;
+	tp.fp.nr_meta_blocks = 1024;
+	assert_int_equal(dd_bm_create(dd_ramdev_dev(tp.rd), &tp.bmo, &bm), 0);
+	tp.fp.meta_max_blocks = 1023;	/* below the size */
+	assert_int_equal(dd_pool_format(bm, &tp.fp), -EINVAL);
+	tp.fp.meta_max_blocks = 4096;	/* one page */
+	assert_int_equal(dd_pool_format(bm, &tp.fp), 0);
+	dd_bm_destroy(bm);
+	assert_int_equal(tp_open(&tp), 0);
+	dd_pool_get_stats(tp.pool, &st);
+	assert_int_equal(st.meta_max_blocks, DD_BITS_PER_BITMAP);
+	assert_int_equal(dd_pool_resize_meta(tp.pool, 8192), 0);
+	assert_int_equal(dd_ramdev_grow(tp.rd, DD_BITS_PER_BITMAP + 1), 0);
+	assert_int_equal(dd_pool_resize_meta(tp.pool, DD_BITS_PER_BITMAP + 1), -EFBIG);
+	v = vol_new(&tp, 1);
+	assert_int_equal(tp_write(v, 3, NULL), 0);
+	dd_volume_close(v);
+	assert_int_equal(dd_pool_commit(tp.pool), 0);
+	assert_int_equal(tp_reopen(&tp), 0);
+	dd_pool_get_stats(tp.pool, &st);
+	assert_int_equal(st.nr_meta_blocks, 8192);
+	expect_mapped(&tp, 1, 0, 0);	/* lbn 0 unmapped ... */
+	assert_int_equal(dd_volume_open(tp.pool, 1, &v), 0);
+	{
+		struct dd_mapping m;
+
+		lookup(v, 3, &m);	/* ... lbn 3 mapped */
+		assert_true(m.mapped);
+	}
+	dd_volume_close(v);
+	assert_int_equal(tp_check(&tp, NULL), 0);
+	tp_destroy(&tp);
+}
+
+/* A growth that fills the journal commits between two pages, consistently. */
+static void a_metadata_growth_may_commit_between_pages(void **state)
+{
+	const u64 grown = 100 * DD_BITS_PER_BITMAP;	/* 100 pages: more than the journal holds */
+	struct tpool tp = { 0 };
+	struct dd_pool_stats st;
+	struct dd_volume *v;
+	u64 i, txn;
+
+	assert_int_equal(tp_create(&tp, 8192, 1ULL << 20, DD_JOURNAL_MIN_BLOCKS, NULL), 0);
+	dd_pool_get_stats(tp.pool, &st);
+	assert_true(st.meta_max_blocks >= grown);
+	v = vol_new(&tp, 1);
+	for (i = 0;; i++) {
+		assert_int_equal(tp_write(v, i * DD_MAP_ENTRIES * 7, NULL), 0);
+		dd_pool_get_stats(tp.pool, &st);
+		if (st.nr_dirty >= 40)
+			break;
+	}
+	txn = st.txn;
+	assert_int_equal(dd_ramdev_grow(tp.rd, grown), 0);
+	assert_int_equal(dd_pool_resize_meta(tp.pool, grown), 0);
+	dd_pool_get_stats(tp.pool, &st);
+	assert_true(st.txn > txn);
+	assert_int_equal(st.nr_meta_blocks, grown);
+	dd_volume_close(v);
+	tp_crash(&tp);	/* the committed part only */
+	assert_int_equal(tp_open(&tp), 0);
+	dd_pool_get_stats(tp.pool, &st);
+	assert_true(st.nr_meta_blocks > 8192 && st.nr_meta_blocks < grown);
+	assert_int_equal(st.nr_meta_blocks % DD_BITS_PER_BITMAP, 0);
+	expect_mapped(&tp, 1, 0, i + 1);	/* committed with the first pages */
+	tp_close(&tp);
+	assert_int_equal(tp_check(&tp, NULL), 0);
+	assert_int_equal(tp_open(&tp), 0);
+	assert_int_equal(dd_pool_resize_meta(tp.pool, grown), 0);
+	assert_int_equal(dd_pool_commit(tp.pool), 0);
+	assert_int_equal(tp_reopen(&tp), 0);
+	dd_pool_get_stats(tp.pool, &st);
+	assert_int_equal(st.nr_meta_blocks, grown);
+	tp_close(&tp);
+	assert_int_equal(tp_check(&tp, NULL), 0);
+	tp_destroy(&tp);
+}
+
 static void a_large_operation_commits_when_the_journal_fills(void **state)
 {
 	struct tpool tp = { 0 };
@@ -1057,6 +1227,9 @@ int main(void)
 		cmocka_unit_test(full_data_device_returns_enospc_and_growing_it_helps),
 		cmocka_unit_test(full_metadata_device_refuses_before_changing_anything),
 		cmocka_unit_test(a_full_metadata_device_can_still_unmap_delete_and_reclaim),
+		cmocka_unit_test(the_metadata_space_grows_in_place),
+		cmocka_unit_test(the_metadata_growth_limit_is_set_at_format),
+		cmocka_unit_test(a_metadata_growth_may_commit_between_pages),
 		cmocka_unit_test(a_large_operation_commits_when_the_journal_fills),
 		cmocka_unit_test(needs_check_opens_read_only_until_cleared),
 		cmocka_unit_test(failing_metadata_device_steps_the_pool_down_to_fail),
@@ -1069,5 +1242,7 @@ int main(void)
 	};
 
 	tp_quiet(false);
+	if (getenv("DD_TEST_FILTER"))	/* a glob over the test names */
+		cmocka_set_test_filter(getenv("DD_TEST_FILTER"));
 	return cmocka_run_group_tests_name("engine", tests, NULL, NULL);
 }
