@@ -38,7 +38,7 @@ int dd_bm_read(struct dd_bm *bm, u64 b, struct dd_buf **out)
 	struct dm_buffer *dmb;
 	void *p;
 
-	if (b >= bm->nr_blocks)
+	if (b >= READ_ONCE(bm->nr_blocks))
 		return -EINVAL;
 	p = dm_bufio_read(bm->c, b, &dmb);
 	return dd_bm_result(p, dmb, out);
@@ -49,7 +49,7 @@ int dd_bm_read_try(struct dd_bm *bm, u64 b, struct dd_buf **out)
 	struct dm_buffer *dmb;
 	void *p;
 
-	if (b >= bm->nr_blocks)
+	if (b >= READ_ONCE(bm->nr_blocks))
 		return -EINVAL;
 	p = dm_bufio_get(bm->c, b, &dmb);
 	return dd_bm_result(p, dmb, out);
@@ -60,7 +60,7 @@ int dd_bm_new(struct dd_bm *bm, u64 b, struct dd_buf **out)
 	struct dm_buffer *dmb;
 	void *p;
 
-	if (b >= bm->nr_blocks)
+	if (b >= READ_ONCE(bm->nr_blocks))
 		return -EINVAL;
 	p = dm_bufio_new(bm->c, b, &dmb);
 	return dd_bm_result(p, dmb, out);
@@ -128,7 +128,22 @@ u64 dd_buf_blocknr(struct dd_buf *buf)
 
 u64 dd_bm_nr_blocks(struct dd_bm *bm)
 {
-	return bm->nr_blocks;
+	return READ_ONCE(bm->nr_blocks);
+}
+
+/*
+ * The metadata device's size now (it may have grown, e.g. lvextend and a
+ * reload of the linear table under it).  Only growth is taken: the engine
+ * never addresses blocks past its own metadata space, and a device that
+ * shrank under the pool is the caller's error to report.
+ */
+u64 dd_bm_bufio_device_blocks(struct dd_bm *bm)
+{
+	u64 n = dm_bufio_get_device_size(bm->c);
+
+	if (n > bm->nr_blocks)
+		WRITE_ONCE(bm->nr_blocks, n);
+	return n;
 }
 
 /* A buffer (re)assigned to a block starts with clean engine state. */

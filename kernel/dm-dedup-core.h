@@ -106,6 +106,7 @@ struct pool {
 	unsigned int features;		/* DD_POOL_*, from the bound table */
 	u64 low_water_blocks;
 	bool low_water_triggered;
+	bool meta_limit_warned;		/* the metadata device outgrew the format's limit */
 	enum pool_mode mode;
 
 	/*
@@ -281,6 +282,7 @@ void __check_engine_mode(struct pool *pool);	/* follows the engine after an engi
 /* @op failed with @r: damage sets needs_check and steps down; -ENOMEM, -EINVAL... do not. */
 void __metadata_operation_failed(struct pool *pool, const char *op, int r);
 bool pool_can_change_metadata(struct pool *pool);	/* rw or out_of_space; lock held */
+int __pool_grow_metadata(struct pool *pool);	/* at resume: a metadata device that grew */
 
 /* dm-dedup-pool.c, the commit: fails once a metadata error dropped completed writes. */
 int __commit(struct pool *pool, bool flush_data);	/* else flushes data if @flush_data */

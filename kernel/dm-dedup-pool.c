@@ -466,6 +466,55 @@ static int __pool_open_metadata(struct pool *pool, struct pool_c *pc, char **err
 	return r;
 }
 
+/*
+ * At resume: takes the room of a metadata device that grew (lvextend of the
+ * metadata LV, then a reload of the table under the pool), as far as the
+ * bitmap pages reserved at format allow, and commits it.  A device smaller
+ * than the metadata space fails the resume.
+ */
+int __pool_grow_metadata(struct pool *pool)
+{
+	struct dd_pool_stats st;
+	u64 dev, want;
+	int r;
+
+	lockdep_assert_held_write(&pool->lock);
+	dd_pool_get_stats(pool->eng, &st);
+	dev = dd_bm_bufio_device_blocks(pool->bm);
+	if (dev < st.nr_meta_blocks) {
+		DMERR("%s: the metadata device (%llu blocks) is smaller than the metadata space (%llu blocks)",
+		      pool_name(pool), (unsigned long long)dev,
+		      (unsigned long long)st.nr_meta_blocks);
+		return -EINVAL;
+	}
+	want = min(dev, st.meta_max_blocks);
+	if (dev > st.meta_max_blocks && !pool->meta_limit_warned) {
+		DMWARN("%s: the metadata device has %llu blocks; the pool can use %llu (the limit set at format)",
+		       pool_name(pool), (unsigned long long)dev,
+		       (unsigned long long)st.meta_max_blocks);
+		pool->meta_limit_warned = true;
+	}
+	if (want <= st.nr_meta_blocks)
+		return 0;
+	if (!pool_can_change_metadata(pool)) {
+		/* harmless: the room is taken at a later resume in write mode */
+		DMWARN("%s: the metadata device grew; not taken in %s mode", pool_name(pool),
+		       pool_mode_name(pool->mode));
+		return 0;
+	}
+	r = dd_pool_resize_meta(pool->eng, want);
+	if (!r)
+		r = __commit(pool, false);
+	__check_engine_mode(pool);
+	if (r) {
+		DMERR("%s: cannot grow the metadata space: %d", pool_name(pool), r);
+		return r;
+	}
+	DMINFO("%s: metadata space grown from %llu to %llu blocks", pool_name(pool),
+	       (unsigned long long)st.nr_meta_blocks, (unsigned long long)want);
+	return 0;
+}
+
 /* A new pool object with one reference, its metadata open; not yet registered. */
 static struct pool *pool_create(struct mapped_device *md, struct pool_c *pc, char **error)
 {

@@ -367,8 +367,8 @@ static int pool_map(struct dm_target *ti, struct bio *bio)
 }
 
 /*
- * Binds the table being resumed to the pool object and grows the data space
- * if the table got longer.
+ * Binds the table being resumed to the pool object, grows the data space if
+ * the table got longer and the metadata space if its device did.
  */
 static int pool_preresume(struct dm_target *ti)
 {
@@ -410,6 +410,8 @@ static int pool_preresume(struct dm_target *ti)
 				DMERR("%s: cannot grow the data space: %d", pool_name(pool), r);
 		}
 	}
+	if (!r)
+		r = __pool_grow_metadata(pool);
 	if (!r) {
 		__pool_configure_scanner(pool, pc);
 		__retry_no_space(pool);
