@@ -247,6 +247,7 @@ static void dump_superblock(struct out *o, const struct dd_disk_superblock *sb, 
 		j_u64(o, "journal_blocks", jblocks);
 		j_u64(o, "metadata_bitmap_start", le64_to_cpu(sb->mbitmap_start));
 		j_u64(o, "metadata_bitmap_blocks", le32_to_cpu(sb->mbitmap_blocks));
+		j_u64(o, "metadata_max_blocks", (u64)le32_to_cpu(sb->mbitmap_blocks) * DD_BITS_PER_BITMAP);
 		j_u64(o, "volumes", le32_to_cpu(sb->nr_volumes));
 		j_open(o, "journal", '{', true);
 		j_u64(o, "transaction", le64_to_cpu(sb->journal.txn));
@@ -270,6 +271,9 @@ static void dump_superblock(struct out *o, const struct dd_disk_superblock *sb, 
 	       le32_to_cpu(sb->data_block_sectors));
 	printf("  %-20s %llu (%s)\n", "metadata blocks", (unsigned long long)nr_meta,
 	       human_size(nr_meta, s1, sizeof(s1)));
+	printf("  %-20s %llu (%s)\n", "metadata limit",
+	       (unsigned long long)le32_to_cpu(sb->mbitmap_blocks) * DD_BITS_PER_BITMAP,
+	       human_size((u64)le32_to_cpu(sb->mbitmap_blocks) * DD_BITS_PER_BITMAP, s1, sizeof(s1)));
 	printf("  %-20s %llu (%s)\n", "data blocks", (unsigned long long)nr_data,
 	       human_size(nr_data, s2, sizeof(s2)));
 	printf("  %-20s 2 areas of %u blocks from block %llu\n", "journal", jblocks,

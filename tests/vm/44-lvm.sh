@@ -6,8 +6,10 @@
 # pools): fio never sees an error and verifies every block; a dedup volume is a PV
 # of a second VG whose LV reads back what was written; after the pool and both VGs
 # are deactivated and the VG activated again, `dedupctl activate --all` finds the
-# pool on its LVs and everything reads back; the metadata checks clean.  (The
-# metadata LV cannot grow yet: the engine does not resize its metadata space.)
+# pool on its LVs and everything reads back; the metadata checks clean.  The
+# metadata LV grows too (lvextend, then `dedupctl resize`): the pool's metadata
+# space follows it at resume, survives the reactivation, and a resize with
+# nothing grown is refused with one line.
 # vm: timeout=600 disks=2 disk_size=1G
 . "$(dirname "$0")/lib.sh"
 
@@ -41,6 +43,21 @@ before=$(data_total)
 check "lvextend the data LV by 64 MiB" lvextend -q -L +64M ddt-vg/data
 check "dedupctl resize" $C resize $P
 check_eq "the pool grew with it (16384 blocks)" "$(data_total)" $((before + 16384))
+
+# The metadata LV: lvextend, then resize (the pool's resume takes the room).
+meta_total() { dd_pool_field $P 2 | cut -d/ -f2; }
+mbefore=$(meta_total)
+check "lvextend the metadata LV by 32 MiB" lvextend -q -L +32M ddt-vg/meta
+check "dedupctl resize (metadata)" sh -c "$C resize $P >$DD_TMP/resize.out 2>&1"
+log "$(cat "$DD_TMP/resize.out")"
+check_eq "the metadata space grew with it (8192 blocks)" "$(meta_total)" $((mbefore + 8192))
+check "resize said so" grep -q "metadata space grown" "$DD_TMP/resize.out"
+check_eq "the data space did not change" "$(data_total)" $((before + 16384))
+$C resize $P >/dev/null 2>"$DD_TMP/err"
+check_eq "resize with nothing grown: exit 1, one line" \
+	"$?:$(wc -l <"$DD_TMP/err"):$(grep -c 'neither' "$DD_TMP/err")" "1:1:1"
+check_eq "pool mode is rw after the metadata growth" "$(dd_pool_field $P 9)" rw
+check "the kernel logged the growth" sh -c "dmesg | grep -q 'metadata space grown'"
 
 $C monitor ddt-none --extend-by 64M >/dev/null 2>"$DD_TMP/err"
 check_eq "monitor of a pool that is not active: exit 1, one line" \
@@ -88,6 +105,7 @@ check "dedupctl deactivate" $C deactivate $P
 check "the outer VG deactivates and activates again" sh -c "vgchange -q -an ddt-vg && vgchange -q -ay ddt-vg"
 check "dedupctl activate --all finds the pool on its LVs" $C activate --all
 check "fio verifies v1 after the reactivation" vfio --rw=write --verify_only=1
+check_eq "the metadata space is still grown after the reactivation" "$(meta_total)" $((mbefore + 8192))
 check "the inner VG activates on the dedup volume" vgchange -q -ay ddt-in
 check "echo 3 > drop_caches" sh -c 'echo 3 >/proc/sys/vm/drop_caches'
 check_eq "the inner LV reads back after the reactivation" "$(dd_sum $INNER)" "$sum"

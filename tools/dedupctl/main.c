@@ -167,7 +167,7 @@ static const struct command {
 	{ "list", cmd_vol_list, "POOL [--json]", "the pool's volumes" },
 	{ "scan", cmd_scan, "POOL start|stop|full|unshare|stats|rate MIB_S|index-memory MIB|"
 	  "share-cap N", "control the scanner" },
-	{ "resize", cmd_resize, "POOL", "grow the data space to the data device's new size" },
+	{ "resize", cmd_resize, "POOL", "grow the data and metadata space to their devices' new sizes" },
 	{ "monitor", cmd_monitor, "POOL --extend-by SIZE [--max SIZE] [--once]",
 	  "extend the data LV (lvextend) and the pool whenever free space is below low water" },
 	{ "check", cmd_check, "METADATA_DEV", "check the metadata of an inactive pool" },

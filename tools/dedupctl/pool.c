@@ -787,11 +787,50 @@ int cmd_resize(int argc, char **argv)
 	return argc == 2 ? pool_resize(argv[1]) : -EINVAL;
 }
 
+/* The metadata space of an active pool, in blocks (its status line). */
+static int pool_meta_total(const char *pool, uint64_t *total)
+{
+	char type[32], *params = NULL;
+	uint64_t txn, used;
+	int r = dmc_status(pool, false, type, sizeof(type), &params);
+
+	if (r > 0 && sscanf(params, "%" SCNu64 " %" SCNu64 "/%" SCNu64, &txn, &used, total) == 3)
+		r = 0;
+	else if (r >= 0)
+		r = err(-EINVAL, "pool %s: cannot read its status", pool);
+	free(params);
+	return r;
+}
+
+/* NAME_tmeta over the whole metadata part of a raw metadata device that grew. */
+static int tmeta_grow(const struct pool_label *pl, uint64_t meta_bytes)
+{
+	char tmeta[128], params[400];
+	int r;
+
+	pool_dm_names(pl->hdr.name, tmeta, sizeof(tmeta));
+	snprintf(params, sizeof(params), "%s %" PRIu64, pl->meta_path,
+		 (uint64_t)(DDL_META_OFFSET / SECTOR));
+	r = dmc_reload(tmeta, (meta_bytes - DDL_META_OFFSET) / SECTOR, "linear", params);
+	if (!r)
+		r = dmc_suspend(tmeta);
+	if (!r)
+		r = dmc_resume(tmeta);
+	return r;
+}
+
+/*
+ * Takes the room of a data device and/or a metadata device that grew (e.g.
+ * lvextend): the data label at the new end, the pool's label, the tables;
+ * the pool's resume grows its data space to its new length and its
+ * metadata space to its metadata device (up to the limit set at format).
+ */
 int pool_resize(const char *pool)
 {
 	struct pool_label pl;
-	uint64_t bytes, blocks, cur;
-	char params[1024], a[32], b[32];
+	uint64_t bytes, blocks, cur, meta_raw = 0, meta_now = 0, meta_before = 0, meta_after;
+	char params[1024], tmeta[160], a[32], b[32];
+	bool data_grew, meta_grew, tmeta_grew;
 	int r;
 
 	r = pool_open_active(pool, &pl);
@@ -800,28 +839,57 @@ int pool_resize(const char *pool)
 	cur = le64toh(pl.hdr.data_blocks);
 	r = dev_size(pl.data_path, &bytes);
 	blocks = bytes / BLOCK - 1;
-	if (!r && blocks <= cur)
-		r = err(-EINVAL, "pool %s: %s has not grown (%" PRIu64 " blocks of data space)",
-			pool, pl.data_path, cur);
-	/* the new data label first, then the label that points at it, then the pool */
+	snprintf(tmeta, sizeof(tmeta), "/dev/mapper/");
+	pool_dm_names(pool, tmeta + strlen(tmeta), sizeof(tmeta) - strlen(tmeta));
 	if (!r)
+		r = dev_size(pl.meta_path, &meta_raw);
+	if (!r)
+		r = dev_size(tmeta, &meta_now);
+	if (!r)
+		r = pool_meta_total(pool, &meta_before);
+	data_grew = blocks > cur;
+	/* the device under NAME_tmeta grew, or the pool has not taken NAME_tmeta's room */
+	tmeta_grew = meta_raw - DDL_META_OFFSET > meta_now;
+	meta_grew = tmeta_grew || meta_now / BLOCK > meta_before;
+	if (!r && !data_grew && !meta_grew)
+		r = err(-EINVAL, "pool %s: neither %s (%" PRIu64 " blocks of data space) nor %s "
+			"has grown", pool, pl.data_path, cur, pl.meta_path);
+	/* the new data label first, then the label that points at it, then the pool */
+	if (!r && data_grew)
 		r = data_label_write(pl.data_path, pl.hdr.uuid, blocks);
-	if (!r) {
+	if (!r && data_grew) {
 		pl.hdr.prev_data_blocks = htole64(cur);
 		pl.hdr.data_blocks = htole64(blocks);
 		r = label_write(&pl);
 	}
+	if (!r && tmeta_grew)
+		r = tmeta_grow(&pl, meta_raw);
 	pool_table(&pl, params, sizeof(params));
 	if (!r)
-		r = dmc_reload(pl.hdr.name, blocks * (BLOCK / SECTOR), "dedup-pool", params);
+		r = dmc_reload(pl.hdr.name, le64toh(pl.hdr.data_blocks) * (BLOCK / SECTOR),
+			       "dedup-pool", params);
 	if (!r)
 		r = dmc_suspend(pl.hdr.name);
 	if (!r)
 		r = dmc_resume(pl.hdr.name);
-	if (!r) {
+	if (!r && data_grew) {
 		human_size(cur * BLOCK, a, sizeof(a));
 		human_size(blocks * BLOCK, b, sizeof(b));
 		info("pool %s: data space grown from %s to %s", pool, a, b);
+	}
+	if (!r && meta_grew)
+		r = pool_meta_total(pool, &meta_after);
+	if (!r && meta_grew) {
+		human_size(meta_before * BLOCK, a, sizeof(a));
+		human_size(meta_after * BLOCK, b, sizeof(b));
+		if (meta_after == meta_before && !data_grew)
+			r = err(-EFBIG, "pool %s: the metadata space stays at %s: the limit set when "
+				"the pool was created (see the kernel log)", pool, a);
+		else if (meta_after > meta_before)
+			info("pool %s: metadata space grown from %s to %s", pool, a, b);
+		if (!r && meta_after < (meta_raw - DDL_META_OFFSET) / BLOCK)
+			info("note: the pool cannot use more metadata than %s (its limit, set "
+			     "when it was created)", b);
 	}
 	label_free(&pl);
 	return r;
