@@ -3,7 +3,7 @@
 # a table.  docs/benchmarks-import.md describes the method.
 #   bench/import.sh [--reps N] [--image NAME]
 #     --reps N      interleaved repetitions of each run (default 5)
-#     --image NAME  the guest image of scripts/images/ imported (default server);
+#     --image NAME  the guest image of scripts/images/ imported (default minbase);
 #                   the second machine is build/bench-import/NAME-b.img, made from it
 #                   by bench/similar-image.sh
 # Builds what is needed (dependencies, module, tools, the guest image: root, the test
@@ -12,7 +12,7 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
-reps=5 image=server
+reps=5 image=minbase
 while [ $# -gt 0 ]; do
 	case $1 in
 	--reps) reps=$2; shift 2 ;;
