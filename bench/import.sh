@@ -71,11 +71,14 @@ print()
 names = {
     "dd": "(a) dd bs=1M oflag=direct conv=fsync -> dm-linear",
     "sparse": "(a') dd ... conv=sparse,fsync -> dm-linear",
+    "ddpool": "(d) dd ... conv=fsync -> fresh dedup volume",
     "imp-a": "(b) dedupctl import A -> fresh pool",
     "imp-b": "(c) dedupctl import B -> same pool (shares A)",
 }
 print(f"{'':48} {'MB/s (logical)':>18} {'wall s':>16} {'MB read':>9} {'MB written':>11} {'blocks written':>15} {'shared':>8}")
-for k in ("dd", "sparse", "imp-a", "imp-b"):
+for k in ("dd", "sparse", "ddpool", "imp-a", "imp-b"):
+    if k not in by:
+        continue
     d = by[k]
     mbs = [size / MB / d[r]["s"] for r in reps]
     secs = [d[r]["s"] for r in reps]
@@ -86,8 +89,10 @@ for k in ("dd", "sparse", "imp-a", "imp-b"):
     print(f"{names[k]:48} {spread(mbs):>18} {spread(secs, '{:.1f}'):>16} {rd:9.0f} {wr:11.0f} {wb:>15} {sb:>8}")
 print()
 print("ratios of MB/s within each repetition (median, min-max):")
-for k in ("imp-a", "imp-b", "sparse"):
-    for base in ("dd", "sparse"):
+for k in ("imp-a", "imp-b", "sparse", "ddpool"):
+    for base in ("dd", "sparse", "ddpool"):
+        if k not in by or base not in by or (k == "ddpool" and base != "dd"):
+            continue
         if k == base:
             continue
         rt = [by[base][r]["s"] / by[k][r]["s"] for r in reps]
@@ -95,7 +100,7 @@ for k in ("imp-a", "imp-b", "sparse"):
 print()
 print("ratios of the medians: " + ", ".join(
     f"{k}/dd {med([by['dd'][r]['s'] for r in reps]) / med([by[k][r]['s'] for r in reps]):.2f}"
-    for k in ("imp-a", "imp-b", "sparse")))
+    for k in ("imp-a", "imp-b", "sparse", "ddpool") if k in by))
 ts = [float(by["imp-a"][r]["ts"]) for r in reps if by["imp-a"][r]["ts"] not in ("", "-")]
 if ts:
     print(f"imp-a: the import's own 'done in' time (the copy loop only) median {med(ts):.1f} s,"

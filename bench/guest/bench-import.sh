@@ -7,6 +7,8 @@
 #   dd      coreutils dd of image A into a dm-linear device over a virtio disk of the
 #           same kind as the pool's data device: bs=1M oflag=direct conv=fsync
 #   sparse  the same with conv=sparse,fsync (1 MiB blocks of zeroes are skipped)
+#   ddpool  the same dd (no conv=sparse) into a fresh volume of a fresh pool: the
+#           dm-dedup write path without dedupctl (the pool elides zero blocks itself)
 #   imp-a   dedupctl import of image A into a fresh volume of a fresh pool (first
 #           machine: nothing to share)
 #   imp-b   dedupctl import of image B into the same pool (dedup at import shares most)
@@ -19,7 +21,8 @@
 #   rep,kind,seconds,source_bytes_read,target_bytes_written,written,shared,tool_seconds
 # (bytes from /sys/block/*/stat of the source disk and of the target disks: the
 # linear's disk, or the pool's data + metadata disks; written/shared/tool_seconds from
-# the import's report, "-" for dd) and $DD_OUT/import.txt ("key value" lines).
+# the import's report, "-" for dd) and $DD_OUT/import.txt ("key value" lines).  The
+# imports run with DEDUPCTL_PROFILE=1: their profile lines are in the log.
 # vm: timeout=3600 disks=3 disk_size=2G mem=3G prealloc=1
 . "$(dirname "$0")/lib.sh"
 
@@ -63,20 +66,25 @@ fresh_pool() {
 # run REP KIND: one timed run, its line in $CSV
 run() {
 	case $2 in
-	dd | sparse) src=$A tw=$(wr "$lin") ;;
-	imp-a) src=$A tw=$(($(wr "$data") + $(wr "$meta"))) ;;
-	imp-b) src=$B tw=$(($(wr "$data") + $(wr "$meta"))) ;;
+	imp-a) fresh_pool || die "a fresh pool" ;;
+	ddpool) { fresh_pool && $C -q create-volume "$P" vm-d $((sz * 512)) >/dev/null; } ||
+		die "a fresh pool and volume" ;;
 	esac
-	[ "$2" != imp-a ] || fresh_pool || die "a fresh pool"
 	sync
 	echo 3 >/proc/sys/vm/drop_caches
+	case $2 in
+	dd | sparse) src=$A tw=$(wr "$lin") ;;
+	imp-a | ddpool) src=$A tw=$(($(wr "$data") + $(wr "$meta"))) ;;
+	imp-b) src=$B tw=$(($(wr "$data") + $(wr "$meta"))) ;;
+	esac
 	r0=$(rd "$src")
 	t0=$(dd_uptime_cs)
 	case $2 in
 	dd) $DD if="$A" of=/dev/mapper/ddt-lin bs=1M oflag=direct conv=fsync 2>"$DD_TMP/out" ;;
 	sparse) $DD if="$A" of=/dev/mapper/ddt-lin bs=1M oflag=direct conv=sparse,fsync 2>"$DD_TMP/out" ;;
-	imp-a) $C import "$A" "$P" vm-a >"$DD_TMP/out" 2>&1 ;;
-	imp-b) $C import "$B" "$P" vm-b >"$DD_TMP/out" 2>&1 ;;
+	ddpool) $DD if="$A" of="/dev/mapper/$P-vm-d" bs=1M oflag=direct conv=fsync 2>"$DD_TMP/out" ;;
+	imp-a) DEDUPCTL_PROFILE=1 $C import "$A" "$P" vm-a >"$DD_TMP/out" 2>&1 ;;
+	imp-b) DEDUPCTL_PROFILE=1 $C import "$B" "$P" vm-b >"$DD_TMP/out" 2>&1 ;;
 	esac
 	rc=$?
 	t1=$(dd_uptime_cs)
@@ -84,6 +92,7 @@ run() {
 	r1=$(rd "$src")
 	case $2 in
 	dd | sparse) w=$(($(wr "$lin") - tw)) wb=- sb=- ts=- ;;
+	ddpool) w=$(($(wr "$data") + $(wr "$meta") - tw)) wb=- sb=- ts=- ;;
 	*)
 		w=$(($(wr "$data") + $(wr "$meta") - tw))
 		wb=$(field "$DD_TMP/out" written) sb=$(field "$DD_TMP/out" "shared at import")
@@ -93,18 +102,18 @@ run() {
 	s=$(secs "$t0" "$t1")
 	[ "$1" = 0 ] || echo "$1,$2,$s,$((r1 - r0)),$w,$wb,$sb,$ts" >>"$CSV"
 	log "rep $1 $2: $s s, read $(((r1 - r0) >> 20)) MiB, written $((w >> 20)) MiB (blocks written $wb, shared $sb)"
-	if [ "$1" = 0 ]; then sed 's/^/#   /' "$DD_TMP/out"; fi
+	if [ "$1" = 0 ]; then sed 's/^/#   /' "$DD_TMP/out"; else grep '^import profile' "$DD_TMP/out" | sed 's/^/#   /'; fi
 	return 0
 }
 
 log "=== warm-up (uncounted)"
-for k in dd sparse imp-a imp-b; do run 0 $k; done
+for k in dd sparse ddpool imp-a imp-b; do run 0 $k; done
 for rep in $(seq "$REPS"); do
 	log "=== repetition $rep"
 	if [ $((rep % 2)) = 1 ]; then
-		order="dd sparse imp-a imp-b"
+		order="dd sparse ddpool imp-a imp-b"
 	else
-		order="imp-a imp-b sparse dd"
+		order="imp-a imp-b ddpool sparse dd"
 	fi
 	for k in $order; do run "$rep" "$k"; done
 done
