@@ -9,6 +9,7 @@
 #   make images      the guest images in build/images/ (cached); images-ideal: their ideal dedup
 #   make demo        the scanner on the three guest images: savings against the ideal
 #   make bench-scanner   the scanner benchmark (bench/scanner.sh, docs/benchmarks-scanner.md)
+#   make bench-import    dedupctl import against dd (bench/import.sh, docs/benchmarks-import.md)
 #   make install     tools, man pages, systemd unit, module sources + dkms (mk/install.mk)
 #   make uninstall   removes what make install put in place
 #   make soak        the long guest tests (tests/vm/soak-*.sh: fio soak, full crash replay), not in make test
@@ -51,4 +52,4 @@ clean: kernel-clean
 	rm -rf build
 
 help:
-	@sed -n '3,16s/^# \{0,1\}//p' Makefile
+	@sed -n '3,17s/^# \{0,1\}//p' Makefile

@@ -37,6 +37,13 @@ bench:
 bench-scanner:
 	@bench/scanner.sh --reps $(or $(REPS),5)
 
+# make bench-import [REPS=5] [IMAGE=minbase]: dedupctl import against dd into dm-linear, in
+# the guest, on a guest image and a diverged copy of it (bench/import.sh;
+# docs/benchmarks-import.md).
+.PHONY: bench-import
+bench-import:
+	@bench/import.sh --reps $(or $(REPS),5) --image $(or $(IMAGE),minbase)
+
 # make soak: the long guest tests, not in `make test` (tests/vm/soak-*.sh, each in its own
 # boot; scripts/deps.sh first), and the host's replay of soak-log-replay's log at every
 # flush through the userspace engine.  Ends with "N passed, N failed" like make test.

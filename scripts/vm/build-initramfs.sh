@@ -44,7 +44,7 @@ REQUIRED_BINS=(
 	busybox dmsetup lvm fio pdata_tools mke2fs e2fsck mkfs.btrfs btrfs duperemove kmod
 	losetup blockdev blkdiscard fallocate wipefs sfdisk debugfs qemu-nbd qemu-img
 )
-OPTIONAL_BINS=(xxhsum cmp sha256sum stat perf)
+OPTIONAL_BINS=(xxhsum cmp sha256sum stat perf dd)
 # Kernel modules the guest tests may load; their dependencies come along.
 MODULES=(
 	dm-mod dm-bufio dm-persistent-data dm-bio-prison dm-thin-pool dm-log-writes
