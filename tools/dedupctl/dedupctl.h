@@ -71,11 +71,22 @@ struct pool_label {
 	struct ddl_vol *vols;		/* hdr.nr_vols entries */
 	char meta_path[256];		/* the raw devices */
 	char data_path[256];
+	int lock_fd;			/* the pool's lock, held while lock_depth > 0 */
+	unsigned int lock_depth;
 };
 
 int label_probe(const char *meta_path, uint8_t uuid[16]);	/* 1 if it holds a label */
 int label_read(const char *meta_path, struct pool_label *pl);
 int label_write(struct pool_label *pl);		/* the other slot, seq + 1, durable */
+/*
+ * Every change of the label is label_begin(), the change, label_write(),
+ * label_end().  label_begin() takes the pool's lock (flock LOCK_EX on the metadata
+ * device's /dev node, waiting at most DEDUPCTL_LOCK_TIMEOUT seconds, 60 by default)
+ * and re-reads the label from the device into PL (pointers into pl->vols are stale
+ * after it); nested calls only count.  label_write() refuses a label not locked.
+ */
+int label_begin(struct pool_label *pl);
+void label_end(struct pool_label *pl);
 int label_format(struct pool_label *pl);	/* a new pool: id block, slot 0, zeroed metadata */
 void label_free(struct pool_label *pl);
 int data_label_write(const char *data_path, const uint8_t uuid[16], uint64_t blocks);

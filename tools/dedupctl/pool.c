@@ -795,8 +795,12 @@ int pool_resize(const char *pool)
 	int r;
 
 	r = pool_open_active(pool, &pl);
-	if (r)
+	if (!r)
+		r = label_begin(&pl);	/* the size as the label holds it now; label_free() */
+	if (r) {
+		label_free(&pl);
 		return r;
+	}
 	cur = le64toh(pl.hdr.data_blocks);
 	r = dev_size(pl.data_path, &bytes);
 	blocks = bytes / BLOCK - 1;
