@@ -11,8 +11,8 @@
 # Boot 2 (nothing kept but the disks): `dedupctl activate --all` finds the pool on the
 # disks alone, and every volume reads back what boot 1 wrote; a second pool on loop
 # devices grows its data device (`dedupctl resize`) and is found again after that;
-# `pools --json`;
-# `deactivate --all` with one pool busy removes the other and names the busy one.
+# `pools --json` (a quote and a backslash in a device path escaped); `deactivate
+# --all` with one pool busy removes the other and names the busy one.
 # vm: timeout=600 disks=3 disk_size=256M boots=2
 . "$(dirname "$0")/lib.sh"
 
@@ -197,6 +197,13 @@ fails "activate: no such pool" "no pool named" $C activate ddt-none "$lm" "$ld"
 
 check "pools --json lists both pools" \
 	sh -c "$C pools --json | grep -q '\"name\": \"$P\"' && $C pools --json | grep -q '\"name\": \"ddt-r\"'"
+odd=$DD_TMP/'m"q\x'
+ln -s "$lm" "$odd"
+printf '"metadata": "%s/m\\"q\\\\x"' "$DD_TMP" >"$DD_TMP/want"
+$C pools --json "$odd" "$ld" >"$DD_TMP/pj" 2>&1
+_dd_show "$DD_TMP/pj"
+check "pools --json escapes a quote and a backslash in a device path" \
+	grep -qF -f "$DD_TMP/want" "$DD_TMP/pj"
 # deactivate --all with one pool busy: the other still goes, the busy one is named.
 exec 3</dev/mapper/ddt-r-big
 fails "deactivate --all: one pool busy" "ddt-r is busy" $C deactivate --all

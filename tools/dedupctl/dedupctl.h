@@ -40,6 +40,9 @@ int run_program(char *const argv[]);
 /* The first line of a (sysfs) file into BUF, without its newline: 0, or -errno with
  * BUF empty. */
 int read_line(const char *path, char *buf, size_t len);
+/* S escaped for the inside of a JSON string (" \\ and control characters); the
+ * result stays valid until four more calls. */
+const char *json_esc(const char *s);
 int parse_size(const char *s, uint64_t *bytes);	/* "10G", "512M", "4096" (bytes) */
 void human_size(uint64_t bytes, char *buf, size_t len);
 

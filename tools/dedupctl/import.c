@@ -444,7 +444,7 @@ int cmd_import(int argc, char **argv)
 			printf("{\"volume\": \"%s\", \"blocks\": %" PRIu64 ", \"read\": %" PRIu64
 			       ", \"written\": %" PRIu64 ", \"skipped_zero\": %" PRIu64
 			       ", \"skipped_free\": %" PRIu64 ", \"shared_at_import\": %" PRIu64
-			       ", \"seconds\": %.2f}\n", name, im.blocks, im.read,
+			       ", \"seconds\": %.2f}\n", json_esc(name), im.blocks, im.read,
 			       im.written - im.shared, im.zero, im.free_skipped, im.shared, el);
 		else
 			info("import: %s done in %.1f s: blocks read %" PRIu64 ", written %" PRIu64

@@ -471,7 +471,7 @@ int cmd_vol_list(int argc, char **argv)
 			printf("  {\"name\": \"%s\", \"id\": %u, \"size_bytes\": %" PRIu64
 			       ", \"mapped_bytes\": %s, \"domain\": %u, \"state\": \"%s\", "
 			       "\"active\": %s}%s\n",
-			       v->name, le32toh(v->id), le64toh(v->sectors) * SECTOR, mb,
+			       json_esc(v->name), le32toh(v->id), le64toh(v->sectors) * SECTOR, mb,
 			       le32toh(v->domain), vol_state(v), act == 1 ? "true" : "false",
 			       i + 1 < le32toh(pl.hdr.nr_vols) ? "," : "");
 		}
