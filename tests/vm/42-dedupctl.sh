@@ -4,13 +4,15 @@
 # written and read back; the scanner through `dedupctl scan` and the savings through
 # `dedupctl status` (and --json); each refusal (too small a metadata device, the same
 # device twice, a name or device in use, a busy volume or pool, a bad size, ...) exits
-# non-zero with its own line; a dedupctl killed at each step of a volume change
-# (DEDUPCTL_FAULT) is finished by the next activation; deactivate, `dedupctl check`,
-# activate again; the pool is left active at the end of the boot.  Boot 2 (nothing
-# kept but the disks): `dedupctl activate --all` finds the pool on the disks alone, and
-# every volume reads back what boot 1 wrote; a second pool on loop devices grows its
-# data device (`dedupctl resize`) and is found again after that; `pools --json`;
-# `deactivate --all` with one pool busy removes the other and names the busy one.
+# non-zero with its own line; a dedupctl holding the pool's lock makes another wait,
+# or give up past DEDUPCTL_LOCK_TIMEOUT with one line; a dedupctl killed at each step
+# of a volume change (DEDUPCTL_FAULT) is finished by the next activation; deactivate,
+# `dedupctl check`, activate again; the pool is left active at the end of the boot.
+# Boot 2 (nothing kept but the disks): `dedupctl activate --all` finds the pool on the
+# disks alone, and every volume reads back what boot 1 wrote; a second pool on loop
+# devices grows its data device (`dedupctl resize`) and is found again after that;
+# `pools --json` (a quote and a backslash in a device path escaped); `deactivate
+# --all` with one pool busy removes the other and names the busy one.
 # vm: timeout=600 disks=3 disk_size=256M boots=2
 . "$(dirname "$0")/lib.sh"
 
@@ -86,6 +88,31 @@ if [ "$DD_BOOT" = 1 ]; then
 	fails "rename-volume: no such volume" "no volume" $C rename-volume $P nothere x
 	check "list shows v1, v2b, s1" sh -c "$C list $P | awk 'NR > 1 {print \$1}' | sort | tr '\n' ' ' | grep -qx 's1 v1 v2b '"
 	check "list --json" sh -c "$C list $P --json | grep -q '\"name\": \"v2b\"'"
+
+	# The pool's lock: while one dedupctl holds it (DEDUPCTL_FAULT=locked holds it until
+	# the file goes), another waits for it; past DEDUPCTL_LOCK_TIMEOUT it gives up.
+	hold=$DD_TMP/hold
+	touch "$hold"
+	DEDUPCTL_FAULT=locked DEDUPCTL_FAULT_WAIT=$hold $C create-volume $P h1 8M >/dev/null 2>&1 &
+	ph=$!
+	n=0
+	while [ ! -e "$hold.locked" ] && [ $n -lt 600 ]; do sleep 0.1; n=$((n + 1)); done
+	check "a create-volume holds the pool's lock" test -e "$hold.locked"
+	fails "create-volume: the lock held past DEDUPCTL_LOCK_TIMEOUT" \
+		"another dedupctl (pid [0-9]*) has held its lock (flock on /dev/.*) for more than 1 s" \
+		env DEDUPCTL_LOCK_TIMEOUT=1 $C create-volume $P h2 8M
+	$C create-volume $P h3 8M >"$DD_TMP/h3" 2>&1 &
+	pw=$!
+	rm -f "$hold"
+	wait $ph
+	check_eq "the create-volume that held the lock succeeded" $? 0
+	wait $pw
+	check_eq "the create-volume that waited for it succeeded" $? 0
+	_dd_show "$DD_TMP/h3"
+	check_eq "h1 and h3 are in the label, h2 is not" \
+		"$($C list $P | awk 'NR > 1 && $1 ~ /^h/ {print $1}' | sort | tr '\n' ' ')" "h1 h3 "
+	check "delete-volume h1" $C delete-volume $P h1
+	check "delete-volume h3" $C delete-volume $P h3
 
 	check "scan rate 0 (no limit)" $C scan $P rate 0
 	check "scan start" $C scan $P start
@@ -170,6 +197,13 @@ fails "activate: no such pool" "no pool named" $C activate ddt-none "$lm" "$ld"
 
 check "pools --json lists both pools" \
 	sh -c "$C pools --json | grep -q '\"name\": \"$P\"' && $C pools --json | grep -q '\"name\": \"ddt-r\"'"
+odd=$DD_TMP/'m"q\x'
+ln -s "$lm" "$odd"
+printf '"metadata": "%s/m\\"q\\\\x"' "$DD_TMP" >"$DD_TMP/want"
+$C pools --json "$odd" "$ld" >"$DD_TMP/pj" 2>&1
+_dd_show "$DD_TMP/pj"
+check "pools --json escapes a quote and a backslash in a device path" \
+	grep -qF -f "$DD_TMP/want" "$DD_TMP/pj"
 # deactivate --all with one pool busy: the other still goes, the busy one is named.
 exec 3</dev/mapper/ddt-r-big
 fails "deactivate --all: one pool busy" "ddt-r is busy" $C deactivate --all

@@ -7,8 +7,11 @@
 # clean.  A volume written by the guest while a copy of it is imported (its blocks
 # are what the import compares with), the scanner running, keeps exactly what the
 # guest wrote, and the copies equal the image; a copy in another dedup domain shares
-# nothing.  The pool checks clean afterwards.
-# vm: timeout=600 disks=2 disk_size=1G
+# nothing.  Two imports into two volumes run at once while a third dedupctl creates,
+# renames, snapshots and deletes volumes in a loop: every change stays in the label
+# (each dedupctl takes the pool's lock and re-reads the label), both copies equal
+# their images, and the pool deactivates.  The pool checks clean afterwards.
+# vm: timeout=720 disks=2 disk_size=1G
 . "$(dirname "$0")/lib.sh"
 
 dd_mark "$DD_TEST.start"
@@ -86,8 +89,7 @@ check "the pool counts the shares" sh -c "$C scan $P stats | grep -Eq '^import_s
 
 # Races: machine D is imported again while the guest writes the first copy (vm-p,
 # whose blocks, owned by it alone, are what the import compares with), the scanner
-# running at full speed; then once more.  (Two dedupctl imports at once are not run:
-# dedupctl's label updates are not serialised yet.)
+# running at full speed; then once more.
 D=$DD_TMP/d.img
 check "image D: 64 MiB of ext4 with its own files" mkfs "$D" 64M
 check "image D: mounted" mount -o loop -t ext4 "$D" "$MNT"
@@ -125,6 +127,51 @@ check_eq "vm-e equals image B" "$(dd_sum /dev/mapper/$P-vm-e)" "$bsum"
 check "bad hints are refused" sh -c "! dmsetup message $P 0 import_hint 1 0 xyz 2>/dev/null"
 check "hints for a volume that does not exist are refused" \
 	sh -c "! dmsetup message $P 0 import_hint 999 0 - 2>/dev/null"
+
+# Label updates at once: two imports (checkpoints every 5 s, --rate keeps them
+# going for several) and a loop of volume changes, all on one pool's label.
+$C import --rate 16 "$A" $P vm-s1 >"$DD_TMP/is1" 2>&1 &
+p1=$!
+$C import --rate 16 "$B" $P vm-s2 >"$DD_TMP/is2" 2>&1 &
+p2=$!
+: >"$DD_TMP/loop-err"
+: >"$DD_TMP/loop-kept"
+# step CMD...: a dedupctl command of the loop; a failure is noted with its line
+step() {
+	$C "$@" >/dev/null 2>"$DD_TMP/le" || echo "$*: $(cat "$DD_TMP/le")" >>"$DD_TMP/loop-err"
+}
+i=0
+while [ $i -lt 40 ] && { [ $i -lt 4 ] || kill -0 $p1 2>/dev/null || kill -0 $p2 2>/dev/null; }; do
+	step create-volume $P c$i 4M
+	step rename-volume $P c$i r$i
+	if [ $((i % 2)) = 1 ]; then
+		step delete-volume $P r$i
+	else
+		echo r$i >>"$DD_TMP/loop-kept"
+	fi
+	if [ $((i % 4)) = 0 ]; then
+		step snapshot $P r$i s$i
+		echo s$i >>"$DD_TMP/loop-kept"
+	fi
+	i=$((i + 1))
+done
+wait $p1; r1=$?
+wait $p2; r2=$?
+log "$i rounds of volume changes ran beside the two imports"
+_dd_show "$DD_TMP/is1"
+_dd_show "$DD_TMP/is2"
+check_eq "import into vm-s1 beside the others succeeded" "$r1" 0
+check_eq "import into vm-s2 beside the others succeeded" "$r2" 0
+_dd_show "$DD_TMP/loop-err"
+check_eq "every volume change of the loop succeeded" "$(wc -l <"$DD_TMP/loop-err")" 0
+want=$( (printf '%s\n' vm-a vm-b vm-e vm-p vm-q vm-r vm-s1 vm-s2; cat "$DD_TMP/loop-kept") | sort | tr '\n' ' ')
+check_eq "dedupctl list has every volume, and no other" \
+	"$($C list $P | awk 'NR > 1 {print $1}' | sort | tr '\n' ' ')" "$want"
+check_eq "every volume is ok (none left creating or importing)" \
+	"$($C list $P | awk 'NR > 1 && $(NF - 1) != "ok" {print $1 ": " $(NF - 1)}')" ""
+check_eq "vm-s1 equals image A" "$(dd_sum /dev/mapper/$P-vm-s1)" "$asum"
+check_eq "vm-s2 equals image B" "$(dd_sum /dev/mapper/$P-vm-s2)" "$bsum"
+check "vm-a still equals image A" test "$(dd_sum /dev/mapper/$P-vm-a)" = "$asum"
 
 check "deactivate" $C deactivate $P
 check "the metadata checks clean" $C check "$1"

@@ -40,6 +40,9 @@ int run_program(char *const argv[]);
 /* The first line of a (sysfs) file into BUF, without its newline: 0, or -errno with
  * BUF empty. */
 int read_line(const char *path, char *buf, size_t len);
+/* S escaped for the inside of a JSON string (" \\ and control characters); the
+ * result stays valid until four more calls. */
+const char *json_esc(const char *s);
 int parse_size(const char *s, uint64_t *bytes);	/* "10G", "512M", "4096" (bytes) */
 void human_size(uint64_t bytes, char *buf, size_t len);
 
@@ -71,11 +74,22 @@ struct pool_label {
 	struct ddl_vol *vols;		/* hdr.nr_vols entries */
 	char meta_path[256];		/* the raw devices */
 	char data_path[256];
+	int lock_fd;			/* the pool's lock, held while lock_depth > 0 */
+	unsigned int lock_depth;
 };
 
 int label_probe(const char *meta_path, uint8_t uuid[16]);	/* 1 if it holds a label */
 int label_read(const char *meta_path, struct pool_label *pl);
 int label_write(struct pool_label *pl);		/* the other slot, seq + 1, durable */
+/*
+ * Every change of the label is label_begin(), the change, label_write(),
+ * label_end().  label_begin() takes the pool's lock (flock LOCK_EX on the metadata
+ * device's /dev node, waiting at most DEDUPCTL_LOCK_TIMEOUT seconds, 60 by default)
+ * and re-reads the label from the device into PL (pointers into pl->vols are stale
+ * after it); nested calls only count.  label_write() refuses a label not locked.
+ */
+int label_begin(struct pool_label *pl);
+void label_end(struct pool_label *pl);
 int label_format(struct pool_label *pl);	/* a new pool: id block, slot 0, zeroed metadata */
 void label_free(struct pool_label *pl);
 int data_label_write(const char *data_path, const uint8_t uuid[16], uint64_t blocks);

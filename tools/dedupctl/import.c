@@ -22,6 +22,11 @@
  * volume is flushed (a completed flush is durable in the pool) and then import_next
  * is written to the label; after a kill or a crash the same command starts again at
  * import_next, rewriting at most the blocks after it, which is harmless.
+ *
+ * The pool's lock (label_begin) is held while the volume is made, at each checkpoint
+ * and for the final record, never across the copy: each takes the lock, re-reads the
+ * label (other commands change it meanwhile), updates this volume's record (by id:
+ * it may have been renamed) and writes it.
  */
 #include <endian.h>
 #include <errno.h>
@@ -124,15 +129,36 @@ static void throttle(struct import *im)
 		usleep((useconds_t)((want - el) * 1e6));
 }
 
-static int flush_and_record(struct import *im, struct pool_label *pl, const char *name)
+/* Under the lock, from the label the device holds: this import's record, updated to
+ * IMPORTING at NEXT (import_bytes kept), or finished (OK). */
+static int record(struct import *im, struct pool_label *pl, const char *name, bool done)
 {
 	struct ddl_vol *v;
+	int r = label_begin(pl);
 
+	if (r)
+		return r;
+	v = label_find_id(pl, im->vol_id);
+	if (!v || le32toh(v->state) != DDL_VOL_IMPORTING) {
+		r = err(-ENOENT, "import of %s: its volume (id %u) is no longer importing in the "
+			"label of pool %s", name, im->vol_id, pl->hdr.name);
+	} else {
+		v->import_next = htole64(done ? 0 : im->next);
+		if (done) {
+			v->state = htole32(DDL_VOL_OK);
+			v->import_bytes = 0;
+		}
+		r = label_write(pl);
+	}
+	label_end(pl);
+	return r;
+}
+
+static int flush_and_record(struct import *im, struct pool_label *pl, const char *name)
+{
 	if (fdatasync(im->vol_fd))
 		return err(-errno, "volume %s: flush: %s", name, strerror(errno));
-	v = label_find(pl, name);
-	v->import_next = htole64(im->next);
-	return label_write(pl);
+	return record(im, pl, name, false);
 }
 
 /* SIGINT, SIGTERM, SIGHUP: stop at the next chunk, so that an image's qemu-nbd is
@@ -401,8 +427,14 @@ int cmd_import(int argc, char **argv)
 	}
 	im.blocks = dd_source_blocks(im.src);
 	r = pool_open_active(argv[optind + 1], &pl);
-	if (r)
+	if (r) {
+		label_free(&pl);
 		goto out_src;
+	}
+	/* locked from the look-up to the open of the volume; label_free() lets it go */
+	r = label_begin(&pl);
+	if (r)
+		goto out;
 	v = label_find(&pl, name);
 	if (v && (le32toh(v->state) != DDL_VOL_IMPORTING ||
 		  le64toh(v->import_bytes) != dd_source_size(im.src))) {
@@ -444,6 +476,8 @@ int cmd_import(int argc, char **argv)
 	}
 	im.pool = pl.hdr.name;
 	im.vol_id = le32toh(v->id);
+	label_end(&pl);		/* v is stale after the next label_begin() */
+	v = NULL;
 	im.msg = malloc(64 + CHUNK_BLOCKS * 17);
 	im.hints = im.msg != NULL;
 	if (im.hints) {
@@ -460,13 +494,8 @@ int cmd_import(int argc, char **argv)
 	end_hints(&im);
 	if (!r && fdatasync(im.vol_fd))
 		r = err(-errno, "%s: flush: %s", vdev, strerror(errno));
-	if (!r) {
-		v = label_find(&pl, name);
-		v->state = htole32(DDL_VOL_OK);
-		v->import_next = 0;
-		v->import_bytes = 0;
-		r = label_write(&pl);
-	}
+	if (!r)
+		r = record(&im, &pl, name, true);
 	if (!r) {
 		double el = now() - im.start;
 
@@ -475,7 +504,7 @@ int cmd_import(int argc, char **argv)
 			printf("{\"volume\": \"%s\", \"blocks\": %" PRIu64 ", \"read\": %" PRIu64
 			       ", \"written\": %" PRIu64 ", \"skipped_zero\": %" PRIu64
 			       ", \"skipped_free\": %" PRIu64 ", \"shared_at_import\": %" PRIu64
-			       ", \"seconds\": %.2f}\n", name, im.blocks, im.read,
+			       ", \"seconds\": %.2f}\n", json_esc(name), im.blocks, im.read,
 			       im.written - im.shared, im.zero, im.free_skipped, im.shared, el);
 		else
 			info("import: %s done in %.1f s: blocks read %" PRIu64 ", written %" PRIu64

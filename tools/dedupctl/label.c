@@ -4,6 +4,13 @@
  * writes the slot that is not current with seq + 1 and makes it durable (O_DIRECT
  * and O_DSYNC, then fsync) before anything relies on it: a crash during the write
  * leaves the other slot, which is the previous label.
+ *
+ * Updates are serialised by the pool's lock: an exclusive flock() on the metadata
+ * device's own /dev node (the name sysfs gives it, so that /dev/mapper/X, /dev/dm-N,
+ * /dev/VG/LV and by-id links all meet on one inode).  It needs no directory of its
+ * own (no /run), lives exactly as long as the device, and is the lock udev already
+ * honours for a device whose contents a tool is changing.  Whoever holds it re-reads
+ * the label, applies its one change, writes it, and lets go.
  */
 #include <endian.h>
 #include <errno.h>
@@ -15,8 +22,10 @@
 #include <unistd.h>
 #include <linux/fs.h>
 #include <sys/ioctl.h>
+#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 
 #include "dedupctl.h"
 #include "dm-dedup/format.h"
@@ -199,8 +208,12 @@ static int write_slot(struct pool_label *pl, int fd, unsigned int i)
 int label_write(struct pool_label *pl)
 {
 	uint64_t seq = le64toh(pl->hdr.seq) + 1;
-	int fd = open_dev(pl->meta_path, true), r;
+	int fd, r;
 
+	if (!pl->lock_depth)
+		return err(-EPERM, "internal error: the label of pool %s written without its lock",
+			   pl->hdr.name);
+	fd = open_dev(pl->meta_path, true);
 	if (fd < 0)
 		return fd;
 	pl->hdr.seq = htole64(seq);
@@ -256,8 +269,162 @@ out:
 
 void label_free(struct pool_label *pl)
 {
+	if (pl->lock_depth) {
+		pl->lock_depth = 1;
+		label_end(pl);
+	}
 	free(pl->vols);
 	pl->vols = NULL;
+}
+
+/* The /dev node the kernel names the block device at PATH (else PATH itself). */
+static void lock_node(const char *path, char *out, size_t len)
+{
+	char sys[96], line[256], node[300];
+	struct stat st, st2;
+	FILE *f;
+
+	snprintf(out, len, "%s", path);
+	if (stat(path, &st) || !S_ISBLK(st.st_mode))
+		return;
+	snprintf(sys, sizeof(sys), "/sys/dev/block/%u:%u/uevent", major(st.st_rdev),
+		 minor(st.st_rdev));
+	f = fopen(sys, "r");
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		if (strncmp(line, "DEVNAME=", 8))
+			continue;
+		line[strcspn(line, "\n")] = 0;
+		snprintf(node, sizeof(node), "/dev/%s", line + 8);
+		if (!stat(node, &st2) && S_ISBLK(st2.st_mode) && st2.st_rdev == st.st_rdev)
+			snprintf(out, len, "%s", node);
+	}
+	fclose(f);
+}
+
+/* The pid holding a flock on FD's inode (/proc/locks), 0 if not known. */
+static int lock_holder(int fd)
+{
+	char line[256], type[16];
+	unsigned int ma, mi;
+	unsigned long ino;
+	struct stat st;
+	int pid = 0, p;
+	FILE *f;
+
+	if (fstat(fd, &st))
+		return 0;
+	f = fopen("/proc/locks", "r");
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (!strstr(line, "->") &&
+		    sscanf(line, "%*d: %15s %*s %*s %d %x:%x:%lu", type, &p, &ma, &mi, &ino) == 5 &&
+		    !strcmp(type, "FLOCK") && ma == major(st.st_dev) && mi == minor(st.st_dev) &&
+		    ino == st.st_ino)
+			pid = p;
+	fclose(f);
+	return pid;
+}
+
+static double mono(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* For the tests: DEDUPCTL_FAULT=locked holds the lock, once taken, until the file
+ * DEDUPCTL_FAULT_WAIT names is removed (FILE.locked is made when it is taken). */
+static void fault_locked(void)
+{
+	const char *f = getenv("DEDUPCTL_FAULT"), *w = getenv("DEDUPCTL_FAULT_WAIT");
+	char path[512];
+	int fd;
+
+	if (!f || strcmp(f, "locked") || !w)
+		return;
+	snprintf(path, sizeof(path), "%s.locked", w);
+	fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+	if (fd >= 0)
+		close(fd);
+	while (!access(w, F_OK))
+		usleep(20000);
+}
+
+int label_begin(struct pool_label *pl)
+{
+	const char *t = getenv("DEDUPCTL_LOCK_TIMEOUT");
+	struct pool_label cur;
+	double limit = 60, deadline;
+	char node[300];
+	int fd, r;
+
+	if (pl->lock_depth) {	/* held already: the copy is the label */
+		pl->lock_depth++;
+		return 0;
+	}
+	if (t && *t) {
+		char *end;
+
+		limit = strtod(t, &end);
+		if (*end || limit < 0)
+			return err(-EINVAL, "bad DEDUPCTL_LOCK_TIMEOUT %s (seconds)", t);
+	}
+	lock_node(pl->meta_path, node, sizeof(node));
+	fd = open(node, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return err(-errno, "%s: cannot open it to lock pool %s: %s", node, pl->hdr.name,
+			   strerror(errno));
+	deadline = mono() + limit;
+	while (flock(fd, LOCK_EX | LOCK_NB)) {
+		if (errno == EINTR)
+			continue;
+		if (errno != EWOULDBLOCK) {
+			r = err(-errno, "%s: cannot lock pool %s: %s", node, pl->hdr.name,
+				strerror(errno));
+			close(fd);
+			return r;
+		}
+		if (mono() >= deadline) {
+			int pid = lock_holder(fd);
+			char who[32] = "";
+
+			if (pid)
+				snprintf(who, sizeof(who), " (pid %d)", pid);
+			r = err(-ETIMEDOUT, "pool %s: another dedupctl%s has held its lock (flock "
+				"on %s) for more than %g s; try again when it has finished",
+				pl->hdr.name, who, node, limit);
+			close(fd);
+			return r;
+		}
+		usleep(20000);
+	}
+	fault_locked();
+	/* what the device holds now, not the copy read before the lock */
+	r = label_read(pl->meta_path, &cur);
+	if (!r && memcmp(cur.hdr.uuid, pl->hdr.uuid, 16))
+		r = err(-ESTALE, "%s: holds another pool's label now", pl->meta_path);
+	if (r) {
+		label_free(&cur);
+		close(fd);
+		return r;
+	}
+	free(pl->vols);
+	pl->hdr = cur.hdr;
+	pl->vols = cur.vols;
+	pl->lock_fd = fd;
+	pl->lock_depth = 1;
+	return 0;
+}
+
+void label_end(struct pool_label *pl)
+{
+	if (!pl->lock_depth || --pl->lock_depth)
+		return;
+	close(pl->lock_fd);	/* which releases the flock */
 }
 
 int data_label_write(const char *data_path, const uint8_t uuid[16], uint64_t blocks)

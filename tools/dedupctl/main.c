@@ -48,6 +48,29 @@ void info(const char *fmt, ...)
 	fflush(stdout);
 }
 
+const char *json_esc(const char *s)
+{
+	static char bufs[4][2048];
+	static unsigned int next;
+	char *out = bufs[next++ % 4];
+	size_t n = 0;
+
+	for (; *s && n + 7 < sizeof(bufs[0]); s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c == '"' || c == '\\') {
+			out[n++] = '\\';
+			out[n++] = (char)c;
+		} else if (c < 0x20 || c == 0x7f) {
+			n += (size_t)sprintf(out + n, "\\u%04x", c);
+		} else {
+			out[n++] = (char)c;
+		}
+	}
+	out[n] = 0;
+	return out;
+}
+
 int read_line(const char *path, char *buf, size_t len)
 {
 	FILE *f = fopen(path, "r");

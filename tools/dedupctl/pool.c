@@ -625,7 +625,7 @@ static void print_status(const char *pool, const struct pool_stats *s, bool last
 		       ", \"bytes_freed\": %s,\n"
 		       "   \"scanner\": {\"state\": \"%s\", \"pass_percent\": %.1f, "
 		       "\"eta_seconds\": %s, \"read_mib_s\": %s, \"rate_mib_s\": %s}}%s\n",
-		       pool, s->mode, strcmp(s->needs_check, "-") ? "true" : "false",
+		       json_esc(pool), s->mode, strcmp(s->needs_check, "-") ? "true" : "false",
 		       s->mapped * BLOCK, s->data_used * BLOCK, s->data_total * BLOCK,
 		       s->meta_used * BLOCK, s->meta_total * BLOCK, pct, saved * BLOCK,
 		       strcmp(freed, "-") ? freed : "null", st, pass,
@@ -725,8 +725,8 @@ int cmd_pools(int argc, char **argv)
 		if (opt_json)
 			printf("%s\n  {\"name\": \"%s\", \"uuid\": \"%s\", \"metadata\": \"%s\", "
 			       "\"data\": \"%s\", \"volumes\": %u, \"active\": %s}", n ? "," : "",
-			       pl.hdr.name, u, *c, pl.data_path, le32toh(pl.hdr.nr_vols),
-			       act == 1 ? "true" : "false");
+			       json_esc(pl.hdr.name), u, json_esc(*c), json_esc(pl.data_path),
+			       le32toh(pl.hdr.nr_vols), act == 1 ? "true" : "false");
 		else
 			printf("%s uuid %s metadata %s data %s volumes %u %s\n", pl.hdr.name, u, *c,
 			       pl.data_path, le32toh(pl.hdr.nr_vols), act == 1 ? "active" : "inactive");
@@ -834,8 +834,12 @@ int pool_resize(const char *pool)
 	int r;
 
 	r = pool_open_active(pool, &pl);
-	if (r)
+	if (!r)
+		r = label_begin(&pl);	/* the size as the label holds it now; label_free() */
+	if (r) {
+		label_free(&pl);
 		return r;
+	}
 	cur = le64toh(pl.hdr.data_blocks);
 	r = dev_size(pl.data_path, &bytes);
 	blocks = bytes / BLOCK - 1;

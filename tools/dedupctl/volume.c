@@ -7,6 +7,8 @@
  *   CREATING: the volume exists in the pool (a probe device can load it) -> OK;
  *             it does not -> the record goes (the command never reported success);
  *   DELETING: delete_volume again (gone already is fine), then the record goes.
+ * Each command holds the pool's lock (label_begin) from its re-read of the label to
+ * its end, so that two dedupctl commands never change the label from stale copies.
  */
 #include <endian.h>
 #include <errno.h>
@@ -102,8 +104,10 @@ static int volume_exists(struct pool_label *pl, uint32_t id)
 int volumes_settle(struct pool_label *pl)
 {
 	bool changed = false;
-	int r;
+	int r = label_begin(pl);
 
+	if (r)
+		return r;
 	for (uint32_t i = 0; i < le32toh(pl->hdr.nr_vols);) {
 		struct ddl_vol *v = &pl->vols[i];
 		uint32_t id = le32toh(v->id);
@@ -128,9 +132,12 @@ int volumes_settle(struct pool_label *pl)
 				snprintf(msg, sizeof(msg), "delete_volume %u", id);
 				r = dmc_message(pl->hdr.name, msg, NULL);
 			}
-			if (r && r != -ENOENT)
-				return err(r, "volume %s: delete_volume %u: %s", v->name, id,
-					   strerror(-r));
+			if (r && r != -ENOENT) {
+				r = err(r, "volume %s: delete_volume %u: %s", v->name, id,
+					strerror(-r));
+				label_end(pl);
+				return r;
+			}
 			info("volume %s: its deletion was interrupted; finished", v->name);
 			label_del(pl, v);
 			changed = true;
@@ -138,7 +145,9 @@ int volumes_settle(struct pool_label *pl)
 		}
 		i++;
 	}
-	return changed ? label_write(pl) : 0;
+	r = changed ? label_write(pl) : 0;
+	label_end(pl);
+	return r;
 }
 
 static int next_id(struct pool_label *pl, uint32_t from, uint32_t *id)
@@ -156,17 +165,14 @@ static int next_id(struct pool_label *pl, uint32_t from, uint32_t *id)
  * ORIGIN), confirms it.  An id the pool has already (a volume made without dedupctl)
  * is skipped.
  */
-int volume_new(struct pool_label *pl, const char *name, uint64_t sectors, uint32_t domain,
-	       struct ddl_vol *origin, uint32_t state, bool activate)
+static int volume_new_locked(struct pool_label *pl, const char *name, uint64_t sectors,
+			     uint32_t domain, struct ddl_vol *origin, uint32_t state, bool activate)
 {
 	char msg[96];
 	struct ddl_vol *v;
 	uint32_t id = 0;
 	int r;
 
-	if (!valid_name(name, DDL_NAME_MAX - 1))
-		return err(-EINVAL, "bad volume name %s (letters, digits, + _ . -; at most %d)",
-			   name, DDL_NAME_MAX - 1);
 	if (label_find(pl, name))
 		return err(-EEXIST, "pool %s has a volume %s already", pl->hdr.name, name);
 	for (;;) {
@@ -213,6 +219,24 @@ int volume_new(struct pool_label *pl, const char *name, uint64_t sectors, uint32
 	r = label_write(pl);
 	if (!r && activate)
 		r = volume_activate(pl, label_find(pl, name));
+	return r;
+}
+
+/* The whole change under the pool's lock, from the label as the device holds it
+ * (ORIGIN is a copy, not a pointer into pl->vols, which the re-read replaces). */
+int volume_new(struct pool_label *pl, const char *name, uint64_t sectors, uint32_t domain,
+	       struct ddl_vol *origin, uint32_t state, bool activate)
+{
+	int r;
+
+	if (!valid_name(name, DDL_NAME_MAX - 1))
+		return err(-EINVAL, "bad volume name %s (letters, digits, + _ . -; at most %d)",
+			   name, DDL_NAME_MAX - 1);
+	r = label_begin(pl);
+	if (r)
+		return r;
+	r = volume_new_locked(pl, name, sectors, domain, origin, state, activate);
+	label_end(pl);
 	return r;
 }
 
@@ -270,8 +294,12 @@ int cmd_vol_snapshot(int argc, char **argv)
 	if (argc != 4)
 		return -EINVAL;
 	r = pool_open_active(argv[1], &pl);
-	if (r)
+	if (!r)
+		r = label_begin(&pl);	/* held until the end, across the suspend */
+	if (r) {
+		label_free(&pl);
 		return r;
+	}
 	o = label_find(&pl, argv[2]);
 	if (!o) {
 		label_free(&pl);
@@ -312,8 +340,12 @@ int cmd_vol_delete(int argc, char **argv)
 	if (argc != 3)
 		return -EINVAL;
 	r = pool_open_active(argv[1], &pl);
-	if (r)
+	if (!r)
+		r = label_begin(&pl);	/* label_free() lets it go */
+	if (r) {
+		label_free(&pl);
 		return r;
+	}
 	v = label_find(&pl, argv[2]);
 	if (!v)
 		r = err(-ENOENT, "pool %s has no volume %s", argv[1], argv[2]);
@@ -358,8 +390,12 @@ int cmd_vol_rename(int argc, char **argv)
 	if (!valid_name(argv[3], DDL_NAME_MAX - 1))
 		return err(-EINVAL, "bad volume name %s", argv[3]);
 	r = pool_open_active(argv[1], &pl);
-	if (r)
+	if (!r)
+		r = label_begin(&pl);	/* label_free() lets it go */
+	if (r) {
+		label_free(&pl);
 		return r;
+	}
 	v = label_find(&pl, argv[2]);
 	if (!v)
 		r = err(-ENOENT, "pool %s has no volume %s", argv[1], argv[2]);
@@ -435,7 +471,7 @@ int cmd_vol_list(int argc, char **argv)
 			printf("  {\"name\": \"%s\", \"id\": %u, \"size_bytes\": %" PRIu64
 			       ", \"mapped_bytes\": %s, \"domain\": %u, \"state\": \"%s\", "
 			       "\"active\": %s}%s\n",
-			       v->name, le32toh(v->id), le64toh(v->sectors) * SECTOR, mb,
+			       json_esc(v->name), le32toh(v->id), le64toh(v->sectors) * SECTOR, mb,
 			       le32toh(v->domain), vol_state(v), act == 1 ? "true" : "false",
 			       i + 1 < le32toh(pl.hdr.nr_vols) ? "," : "");
 		}
