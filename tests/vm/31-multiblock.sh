@@ -81,19 +81,28 @@ head -c $((16 * MiB)) /dev/urandom >"$DD_TMP/rand"
 # --- volume 1: a contiguous run, reversed blocks, interleaved blocks, holes -----------
 check "0-8 MiB written sequentially (1 MiB bios: contiguous PBNs)" w 0 $((8 * MiB)) 0
 # 8-9 MiB block by block, last block first: every PBN one below its left neighbour's.
+# The reference gets the same bytes in one copy; volume 1 one 4 KiB dd per block (each a
+# first write of its own, in this order).
 rev() {
+	dd if="$DD_TMP/rand" of="$REF" bs=4096 skip=$((8 * 256)) seek=$((8 * 256)) count=256 \
+		conv=notrunc 2>/dev/null || return 1
 	i=255
 	while [ $i -ge 0 ]; do
-		w $((8 * MiB + i * 4096)) 4096 $((8 * MiB + i * 4096)) 4096 || return 1
+		dd if="$DD_TMP/rand" of="$V1" bs=4096 skip=$((8 * 256 + i)) seek=$((8 * 256 + i)) \
+			count=1 oflag=direct conv=notrunc 2>/dev/null || return 1
 		i=$((i - 1))
 	done
 }
 check "8-9 MiB written block by block in reverse order" rev
 # 9-10 MiB in 8 KiB pieces alternating with volume 2: runs of two blocks.
+# The reference gets volume 1's bytes in one copy; the volumes one 8 KiB dd each in turn.
 alt() {
+	dd if="$DD_TMP/rand" of="$REF" bs=8192 skip=$((9 * 128)) seek=$((9 * 128)) count=128 \
+		conv=notrunc 2>/dev/null || return 1
 	i=0
 	while [ $i -lt 128 ]; do
-		w $((9 * MiB + i * 8192)) 8192 $((9 * MiB + i * 8192)) 8192 || return 1
+		dd if="$DD_TMP/rand" of="$V1" bs=8192 skip=$((9 * 128 + i)) seek=$((9 * 128 + i)) \
+			count=1 oflag=direct conv=notrunc 2>/dev/null || return 1
 		dd if="$DD_TMP/rand" of=$V2 bs=8192 skip=$i seek=$i count=1 oflag=direct \
 			conv=notrunc 2>/dev/null || return 1
 		i=$((i + 1))
@@ -142,7 +151,9 @@ check_eq "the unmapped hole reads as zeroes twice (zero-filled runs)" \
 	"$(rref /dev/zero 0 $((2 * MiB)))$(rref /dev/zero 0 $((2 * MiB)))"
 
 # --- in-place writes of several blocks --------------------------------------------------
-sleep 2	# a commit: the blocks are exclusive in the committed state too
+# A commit (a flush commits; it waited for the periodic one with a fixed sleep 2): the
+# blocks are exclusive in the committed state too.
+check "volume 1 is flushed (a commit)" sync $V1
 r $V1 0 $((8 * MiB)) >/dev/null
 b0=$(data_bios write)
 check "1 MiB in-place overwrites of 0-4 MiB" w $((4 * MiB)) $((4 * MiB)) 0
@@ -183,7 +194,7 @@ check "1 MiB writes from a 512-byte start over shared blocks" \
 check "writes over shared and unmapped blocks" w $((3 * MiB)) $((3 * MiB)) $((9 * MiB + 1024))
 splits=$(($(dd_pool_field ddt-pool 8) - splits_before))
 check "the writes split shared blocks ($splits)" test "$splits" -ge 1500
-sleep 2
+check "volume 1 is flushed (a commit: the new blocks are exclusive)" sync $V1
 check "the same range again, now in place" w $((2 * MiB)) $((6 * MiB + 512)) $((MiB + 2560))
 check "page cache is dropped" drop_caches
 check_eq "the snapshot is untouched" "$(r /dev/mapper/ddt-v3 0 33554432)" "$snap_sum"
@@ -211,7 +222,7 @@ wait_stat() {
 	done
 	[ "$(stat_of "$1")" -ge "$2" ]
 }
-sleep 2
+check "volumes 4 and 5 are flushed (a commit)" sync $V4 $V5
 check "scan at full speed" dmsetup message ddt-pool 0 scan rate 0
 check "scan runs" dmsetup message ddt-pool 0 scan run 1
 check "a full pass" dmsetup message ddt-pool 0 scan full
@@ -285,7 +296,8 @@ run_fio() { # run_fio TAG
 }
 check "fio: first pass, no verify error" run_fio pass1
 grep -E "err=" "$DD_OUT/fio-pass1.txt" | sed 's/^/# /'
-sleep 2
+check "volumes 6-8 are flushed (a commit)" \
+	sync /dev/mapper/ddt-v6 /dev/mapper/ddt-v7 /dev/mapper/ddt-v8
 check "fio: in-place pass, no verify error" run_fio pass2
 check "volume 7 is suspended" dmsetup suspend ddt-v7
 check "snapshot 9 of volume 7" dmsetup message ddt-pool 0 create_snap 9 7
