@@ -32,7 +32,7 @@ R=$DD_OUT/import.txt
 : >"$CSV"
 : >"$R"
 put() { echo "$1 $2" >>"$R"; log "$1: $2"; }
-P=ddt-imp
+P=ddtimp
 C=dedupctl
 # coreutils dd if the guest has it (conv=sparse); busybox's otherwise
 DD=/usr/bin/dd

@@ -22,7 +22,7 @@ dd_load_module || die "dm-dedup does not load"
 set -- $DD_DISKS
 [ $# -ge 3 ] || die "three virtio disks wanted, got '$DD_DISKS'"
 meta=$1 data=$2 notes=$3
-P=ddt-p
+P=ddtp
 C=dedupctl
 note_get() { head -c 4096 "$notes" | tr -d '\0' | awk -v k="$1" '$1 == k {print $2}'; }
 # fails DESC PATTERN CMD...: CMD exits 1 and its one stderr line matches PATTERN.
@@ -43,19 +43,19 @@ vsum() { dd_sum "/dev/mapper/$P-$1" $((32 << 20)); }
 if [ "$DD_BOOT" = 1 ]; then
 	small=$(dd_loop 5M) || die "no loop device"
 	fails "create: metadata device too small" "metadata device too small.*suggested" \
-		$C create ddt-x "$small" "$data"
-	fails "create: the same device twice" "same device" $C create ddt-x "$data" "$data"
-	fails "create: a missing device" "/dev/nonexistent" $C create ddt-x /dev/nonexistent "$data"
+		$C create ddtx "$small" "$data"
+	fails "create: the same device twice" "same device" $C create ddtx "$data" "$data"
+	fails "create: a missing device" "/dev/nonexistent" $C create ddtx /dev/nonexistent "$data"
 	fails "create: a bad pool name" "bad pool name" $C create "a/b" "$meta" "$data"
 	fails "create: an unknown feature" "unknown feature" \
-		$C create --feature frobnicate ddt-x "$meta" "$data"
-	fails "create: a regular file" "not a block device" $C create ddt-x /etc/passwd "$data"
+		$C create --feature frobnicate ddtx "$meta" "$data"
+	fails "create: a regular file" "not a block device" $C create ddtx /etc/passwd "$data"
 	check "create: a pool on the two disks" $C create $P "$meta" "$data"
 	check "the pool is a dedup-pool over ${P}_tmeta" \
 		sh -c "dmsetup table $P | grep -q ' dedup-pool ' && dmsetup table ${P}_tmeta | grep -q linear"
 	fails "create: the name in use" "exists already" $C create $P "$small" "$notes"
-	fails "create: a device in use" "busy" $C create ddt-y "$meta" "$notes"
-	fails "status: no such pool" "not active" $C status ddt-none
+	fails "create: a device in use" "busy" $C create ddty "$meta" "$notes"
+	fails "status: no such pool" "not active" $C status ddtnone
 
 	check "create-volume v1 (64 MiB)" $C create-volume $P v1 64M
 	check "create-volume v2 (64 MiB, domain 0)" $C create-volume $P v2 64M --domain 0
@@ -63,7 +63,14 @@ if [ "$DD_BOOT" = 1 ]; then
 	fails "create-volume: a size not a multiple of 4 KiB" "bad size" $C create-volume $P v3 12345
 	fails "create-volume: a bad name" "bad volume name" $C create-volume $P "a/b" 64M
 	fails "create-volume: a bad domain" "bad --domain" $C create-volume $P v3 64M --domain 300
-	fails "create-volume: no such pool" "not active" $C create-volume ddt-none v3 64M
+	fails "create-volume: no such pool" "not active" $C create-volume ddtnone v3 64M
+	# Pool names take no '-' and no _tmeta suffix: POOL-VOLUME and POOL_tmeta are dm names.
+	fails "create: a pool named like volume v1's device" "bad pool name .*no '-'" \
+		$C create "$P-v1" "$small" "$notes"
+	fails "create: a pool named like a metadata device" "bad pool name .*_tmeta" \
+		$C create "${P}_tmeta" "$small" "$notes"
+	check_eq "v1's device is still the dedup volume" \
+		"$(dmsetup table "$P-v1" | awk '{print $3}')" dedup
 	check_eq "v1 is /dev/mapper/$P-v1, 64 MiB" "$(blockdev --getsize64 /dev/mapper/$P-v1)" 67108864
 	check "v1: 32 MiB of random data" \
 		dd if=/dev/urandom of=/dev/mapper/$P-v1 bs=1M count=32 oflag=direct conv=fsync
@@ -177,26 +184,26 @@ check "status of every pool" sh -c "$C status | grep -q '^pool $P'"
 # resize: a pool on loop devices whose data device grows
 lm=$(dd_loop 16M) && ld=$(dd_loop 64M) || die "no loop devices"
 ldf=$(awk -v d="$ld" '$1 == d {print $2}' "$DD_STATE/loops")
-check "create ddt-r on loop devices" $C create ddt-r "$lm" "$ld"
-check "create-volume ddt-r big 1G" $C create-volume ddt-r big 1G
-fails "resize: nothing grew" "neither .* nor .* has grown" $C resize ddt-r
-check "big: 32 MiB" dd if=/dev/urandom of=/dev/mapper/ddt-r-big bs=1M count=32 oflag=direct conv=fsync
-rs=$(dd_sum /dev/mapper/ddt-r-big $((32 << 20)))
+check "create ddtr on loop devices" $C create ddtr "$lm" "$ld"
+check "create-volume ddtr big 1G" $C create-volume ddtr big 1G
+fails "resize: nothing grew" "neither .* nor .* has grown" $C resize ddtr
+check "big: 32 MiB" dd if=/dev/urandom of=/dev/mapper/ddtr-big bs=1M count=32 oflag=direct conv=fsync
+rs=$(dd_sum /dev/mapper/ddtr-big $((32 << 20)))
 check "the data file grows to 128 MiB" sh -c "truncate -s 128M $ldf && losetup -c $ld"
-check "resize ddt-r" $C resize ddt-r
+check "resize ddtr" $C resize ddtr
 check_eq "the data space is 128 MiB less the label block" \
-	"$(dd_pool_field ddt-r 3 | cut -d/ -f2)" $((32768 - 1))
+	"$(dd_pool_field ddtr 3 | cut -d/ -f2)" $((32768 - 1))
 check "big: 64 MiB more (past the old end)" \
-	dd if=/dev/urandom of=/dev/mapper/ddt-r-big bs=1M count=64 seek=32 oflag=direct conv=fsync
-rs2=$(dd_sum /dev/mapper/ddt-r-big $((96 << 20)))
-check "deactivate ddt-r" $C deactivate ddt-r
-check "activate ddt-r from its two devices" $C activate ddt-r "$lm" "$ld"
-check_eq "big reads back after the resize" "$(dd_sum /dev/mapper/ddt-r-big $((96 << 20)))" "$rs2"
-check_eq "its first 32 MiB unchanged" "$(dd_sum /dev/mapper/ddt-r-big $((32 << 20)))" "$rs"
-fails "activate: no such pool" "no pool named" $C activate ddt-none "$lm" "$ld"
+	dd if=/dev/urandom of=/dev/mapper/ddtr-big bs=1M count=64 seek=32 oflag=direct conv=fsync
+rs2=$(dd_sum /dev/mapper/ddtr-big $((96 << 20)))
+check "deactivate ddtr" $C deactivate ddtr
+check "activate ddtr from its two devices" $C activate ddtr "$lm" "$ld"
+check_eq "big reads back after the resize" "$(dd_sum /dev/mapper/ddtr-big $((96 << 20)))" "$rs2"
+check_eq "its first 32 MiB unchanged" "$(dd_sum /dev/mapper/ddtr-big $((32 << 20)))" "$rs"
+fails "activate: no such pool" "no pool named" $C activate ddtnone "$lm" "$ld"
 
 check "pools --json lists both pools" \
-	sh -c "$C pools --json | grep -q '\"name\": \"$P\"' && $C pools --json | grep -q '\"name\": \"ddt-r\"'"
+	sh -c "$C pools --json | grep -q '\"name\": \"$P\"' && $C pools --json | grep -q '\"name\": \"ddtr\"'"
 odd=$DD_TMP/'m"q\x'
 ln -s "$lm" "$odd"
 printf '"metadata": "%s/m\\"q\\\\x"' "$DD_TMP" >"$DD_TMP/want"
@@ -205,14 +212,14 @@ _dd_show "$DD_TMP/pj"
 check "pools --json escapes a quote and a backslash in a device path" \
 	grep -qF -f "$DD_TMP/want" "$DD_TMP/pj"
 # deactivate --all with one pool busy: the other still goes, the busy one is named.
-exec 3</dev/mapper/ddt-r-big
-fails "deactivate --all: one pool busy" "ddt-r is busy" $C deactivate --all
+exec 3</dev/mapper/ddtr-big
+fails "deactivate --all: one pool busy" "ddtr is busy" $C deactivate --all
 check "the pool that was not busy is gone" sh -c "! dmsetup info $P >/dev/null 2>&1"
-check "the busy one is still there" dmsetup info ddt-r
+check "the busy one is still there" dmsetup info ddtr
 exec 3<&-
 check "deactivate --all" $C deactivate --all
 check "no dedup device is left" sh -c "! dmsetup table | grep -q dedup"
 check "check $P" $C check "$meta"
-check "check ddt-r" $C check "$lm"
+check "check ddtr" $C check "$lm"
 check "no WARN/BUG/oops/hung task in the kernel log" dd_kernel_clean_since "$DD_TEST.start"
 finish

@@ -18,7 +18,7 @@ modprobe loop
 # shellcheck disable=SC2086 # two names
 set -- $DD_DISKS
 [ $# -ge 2 ] || die "two virtio disks wanted, got '$DD_DISKS'"
-P=ddt-i
+P=ddti
 C=dedupctl
 IMG=$DD_TMP/disk.img
 MNT=$DD_TMP/mnt

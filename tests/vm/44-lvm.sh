@@ -19,7 +19,7 @@ dd_load_module || die "dm-dedup does not load"
 set -- $DD_DISKS
 [ $# -ge 2 ] || die "two virtio disks wanted, got '$DD_DISKS'"
 C=dedupctl
-P=ddt-lp
+P=ddtlp
 META=/dev/mapper/ddt--vg-meta
 DATA=/dev/mapper/ddt--vg-data
 V=/dev/mapper/$P-v1
@@ -59,9 +59,9 @@ check_eq "resize with nothing grown: exit 1, one line" \
 check_eq "pool mode is rw after the metadata growth" "$(dd_pool_field $P 9)" rw
 check "the kernel logged the growth" sh -c "dmesg | grep -q 'metadata space grown'"
 
-$C monitor ddt-none --extend-by 64M >/dev/null 2>"$DD_TMP/err"
+$C monitor ddtnone --extend-by 64M >/dev/null 2>"$DD_TMP/err"
 check_eq "monitor of a pool that is not active: exit 1, one line" \
-	"$?:$(wc -l <"$DD_TMP/err"):$(grep -c 'pool ddt-none is not active' "$DD_TMP/err")" "1:1:1"
+	"$?:$(wc -l <"$DD_TMP/err"):$(grep -c 'pool ddtnone is not active' "$DD_TMP/err")" "1:1:1"
 # Autoextend: 400 MiB of unique blocks into a pool of 192 MiB.
 $C monitor $P --extend-by 64M --max 768M >"$DD_TMP/monitor.log" 2>&1 &
 mon=$!

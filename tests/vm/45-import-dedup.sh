@@ -20,7 +20,7 @@ modprobe loop
 # shellcheck disable=SC2086 # two names
 set -- $DD_DISKS
 [ $# -ge 2 ] || die "two virtio disks wanted, got '$DD_DISKS'"
-P=ddt-x
+P=ddtx
 C=dedupctl
 A=$DD_TMP/a.img
 B=$DD_TMP/b.img

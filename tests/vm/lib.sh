@@ -18,7 +18,8 @@
 #   DD_BOOT    which boot this is (1..N with "# vm: boots=N"; the disks persist)
 #   DD_MODULE  natively: the dm-dedup.ko to insmod
 #
-# Names: dm devices made by tests start with "ddt-"; dd_cleanup removes them and the
+# Names: dm devices made by tests start with "ddt" ("ddt-NAME"; dedupctl pools are
+# "ddtNAME", since a pool name has no '-'); dd_cleanup removes them and the
 # loop devices made with dd_loop, on exit.
 
 : "${DD_TEST:=$(basename "$0" .sh)}"
@@ -269,12 +270,12 @@ expect_message_error() {
 	ok "$_desc: refused, '$_err', '$_want'"
 }
 
-# dd_cleanup: remove the ddt-* dm devices and the loop devices this script made.
+# dd_cleanup: remove the ddt* dm devices and the loop devices this script made.
 dd_cleanup() {
 	if command -v dmsetup >/dev/null 2>&1 && [ -e /dev/mapper/control ]; then
 		# Volumes before pools: a pool is held open by its volumes.
 		for _pass in 1 2 3; do
-			for _dev in $(dmsetup ls 2>/dev/null | awk '$1 ~ /^ddt-/ {print $1}'); do
+			for _dev in $(dmsetup ls 2>/dev/null | awk '$1 ~ /^ddt/ {print $1}'); do
 				dmsetup remove "$_dev" >/dev/null 2>&1
 			done
 		done

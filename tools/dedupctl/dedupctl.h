@@ -33,6 +33,12 @@ void info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 extern bool opt_json, opt_quiet;
 /* A pool or volume name: letters, digits, + _ . -, not starting with - _ or ., at most MAX. */
 bool valid_name(const char *s, size_t max);
+/* The suffix of a pool's metadata device (POOL_tmeta). */
+#define TMETA_SUFFIX "_tmeta"
+/* A pool name: a valid name of at most DDL_NAME_MAX - 16 bytes with no '-' and not
+ * ending in TMETA_SUFFIX, so that POOL, POOL_tmeta and POOL-VOLUME never name one device
+ * for two pools: a volume's device name splits at its first '-'. */
+bool valid_pool_name(const char *s);
 /* Runs ARGV[0] (PATH searched) with ARGV, its output on our stderr, and waits: its
  * exit status (0 done, 127 not found, 128 + N killed by signal N), or -errno if it
  * could not be started.  The caller writes the error line. */

@@ -121,6 +121,15 @@ bool valid_name(const char *s, size_t max)
 	return true;
 }
 
+bool valid_pool_name(const char *s)
+{
+	size_t n = strlen(s), t = strlen(TMETA_SUFFIX);
+
+	if (!valid_name(s, DDL_NAME_MAX - 16) || strchr(s, '-'))
+		return false;
+	return n <= t || strcmp(s + n - t, TMETA_SUFFIX);
+}
+
 int parse_size(const char *s, uint64_t *bytes)
 {
 	char *end;

@@ -27,7 +27,7 @@
 
 void pool_dm_names(const char *pool, char *tmeta, size_t len)
 {
-	snprintf(tmeta, len, "%s_tmeta", pool);
+	snprintf(tmeta, len, "%s" TMETA_SUFFIX, pool);
 }
 
 void dm_uuid(const struct pool_label *pl, const char *what, char *out, size_t len)
@@ -231,9 +231,9 @@ int cmd_create(int argc, char **argv)
 	if (argc - optind != 3)
 		return -EINVAL;
 	memset(&pl, 0, sizeof(pl));
-	if (!valid_name(argv[optind], DDL_NAME_MAX - 16))
-		return err(-EINVAL, "bad pool name %s (letters, digits, + _ . -; at most %d)",
-			   argv[optind], DDL_NAME_MAX - 16);
+	if (!valid_pool_name(argv[optind]))
+		return err(-EINVAL, "bad pool name %s (letters, digits, + _ .; no '-'; not ending "
+			   "in %s; at most %d)", argv[optind], TMETA_SUFFIX, DDL_NAME_MAX - 16);
 	snprintf(pl.hdr.name, sizeof(pl.hdr.name), "%s", argv[optind]);
 	snprintf(pl.meta_path, sizeof(pl.meta_path), "%s", argv[optind + 1]);
 	snprintf(pl.data_path, sizeof(pl.data_path), "%s", argv[optind + 2]);
@@ -398,6 +398,10 @@ static int activate_one(struct pool_label *pl, char **cands, bool volumes)
 			return r;
 		info("pool %s activated (metadata %s, data %s)", pl->hdr.name, pl->meta_path,
 		     pl->data_path);
+		if (!valid_pool_name(pl->hdr.name))	/* made before names were checked */
+			fprintf(stderr, "dedupctl: warning: pool name %s has a '-' or ends in %s: "
+				"its devices can collide with another pool's\n", pl->hdr.name,
+				TMETA_SUFFIX);
 	} else {
 		struct pool_label act;
 
