@@ -42,13 +42,13 @@ TEST_LIB_OBJS := $(patsubst %.c,$(US_SAN)/%.o,$(TEST_LIB_SRCS))
 # dedupctl, the administration tool (tools/dedupctl/: one directory, several files),
 # over libdevmapper; the import reads partition tables (libblkid) and ext2/3/4 (libext2fs).
 DEDUPCTL_SRCS := $(addprefix tools/dedupctl/,main.c dm.c label.c pool.c volume.c import.c monitor.c nbd.c \
-		   source.c)
+		   source.c reader.c)
 DEDUPCTL_OBJS := $(patsubst %.c,$(US_BUILD)/%.o,$(DEDUPCTL_SRCS))
 DEDUPCTL      := build/bin/dedupctl
 TOOLS         += $(DEDUPCTL)
 $(DEDUPCTL): $(DEDUPCTL_OBJS) $(LIBDD)
 	@mkdir -p $(@D)
-	$(US_CC) $(US_CFLAGS) -o $@ $^ -ldevmapper -lext2fs -lcom_err -lblkid $(US_LIBS)
+	$(US_CC) $(US_CFLAGS) -pthread -o $@ $^ -ldevmapper -lext2fs -lcom_err -lblkid $(US_LIBS)
 
 .PHONY: userspace tools unit unit-tap
 userspace: $(LIBDD) $(TOOLS)
@@ -139,8 +139,8 @@ unit-tap: $(UNIT_BINS)
 # --- import source map (tools/dedupctl/source.c) and its test driver -------------------
 # build/bin/dd_srcmap (the driver of tests/scripts/test-import-source.sh) and the same under
 # ASan/UBSan; source.c needs libblkid and libext2fs (and libcom_err for its messages).
-SRCMAP_SRCS := tests/import/dd_srcmap.c tools/dedupctl/source.c
-SRCMAP_LIBS := -lext2fs -lcom_err -lblkid
+SRCMAP_SRCS := tests/import/dd_srcmap.c tools/dedupctl/source.c tools/dedupctl/reader.c
+SRCMAP_LIBS := -pthread -lext2fs -lcom_err -lblkid -lxxhash
 .PHONY: srcmap
 srcmap: build/bin/dd_srcmap $(US_SAN)/import/dd_srcmap
 build/bin/dd_srcmap: $(patsubst %.c,$(US_BUILD)/%.o,$(SRCMAP_SRCS))

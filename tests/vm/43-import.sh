@@ -8,7 +8,8 @@
 # vmdk images of the changed image are imported through qemu-nbd (read-only, detached
 # afterwards), free blocks skipped, and equal its raw import; a qcow2 import stopped
 # by SIGTERM detaches its nbd device and the same command finishes it; --raw imports
-# the image file itself.
+# the image file itself; a read error in the middle of the source stops the import
+# with status 1 and one line.
 # vm: timeout=600 disks=2 disk_size=1G
 . "$(dirname "$0")/lib.sh"
 
@@ -132,6 +133,23 @@ rm -f "$DD_TMP/int.qcow2"
 check "--raw imports the qcow2 file itself" sh -c "qemu-img convert -f raw -O qcow2 $IMG $DD_TMP/q && $C import --raw $DD_TMP/q $P vm-raw >/dev/null 2>&1"
 check_eq "vm-raw equals the qcow2 file" "$(dd_sum /dev/mapper/$P-vm-raw $(stat -c %s "$DD_TMP/q"))" "$(dd_sum "$DD_TMP/q")"
 rm -f "$DD_TMP/q"
+
+# A read error in the middle of the source (dm-error over 4 MiB at 96 MiB): the reader
+# thread hands it to the copy, which stops with status 1 and one line naming the byte.
+eloop=$(losetup -f) && losetup -r "$eloop" "$IMG" &&
+	dmsetup create --readonly ddt-esrc --table "0 196608 linear $eloop 0
+196608 8192 error
+204800 188416 linear $eloop 204800" || fail "a source with a bad stretch"
+$C import --all-blocks /dev/mapper/ddt-esrc $P vm-err >"$DD_TMP/imp-err" 2>"$DD_TMP/imp-err.2"
+rc=$?
+_dd_show "$DD_TMP/imp-err.2"
+check_eq "the import of a source with a read error exits 1" "$rc" 1
+check_eq "with one line on stderr" "$(wc -l <"$DD_TMP/imp-err.2")" 1
+eb=$(sed -n 's/.*source: read at byte \([0-9]*\): Input\/output error$/\1/p' "$DD_TMP/imp-err.2")
+check "it names the failed byte, inside the bad stretch (${eb:-none})" \
+	sh -c "[ -n '$eb' ] && [ '$eb' -ge $((196608 * 512)) ] && [ '$eb' -lt $((204800 * 512)) ]"
+check "vm-err is left importing" sh -c "$C list $P | grep -q '^vm-err .* importing '"
+dmsetup remove ddt-esrc; losetup -d "$eloop"
 
 check "deactivate" $C deactivate $P
 check "the metadata checks clean" $C check "$1"

@@ -9,6 +9,7 @@
  *   volume.c  volumes by name: create, snapshot, delete, rename, list
  *   import.c  P2V: a disk or image copied into a new volume, resumable
  *   source.c  which blocks of a source hold data (partitions, ext2/3/4 free space)
+ *   reader.c  the import's reader thread: the source read ahead into a ring of chunks
  *
  * Every function that can fail returns 0 or a negative errno after setting the
  * one-line message (err()) that main prints; the commands print their own results.

@@ -12,9 +12,10 @@
  * block it holds a copy of, compares the bytes and maps the block to that copy instead
  * of writing it.  import_done ends it and says how many blocks were shared.
  *
- * Reads: only the span of each chunk that holds blocks in use (a chunk of free blocks
- * is not read at all), and the source's next chunks are asked for (POSIX_FADV_WILLNEED)
- * before the current one is written, so the reads overlap the writes.
+ * Reads: a thread of their own (reader.c) reads the source a few chunks ahead, only
+ * the span of each chunk that holds blocks in use (a chunk of free blocks is not read
+ * at all), O_DIRECT where it can (DEDUPCTL_IMPORT_DIRECT=0: buffered), and sorts and
+ * hashes the blocks, so that reading overlaps the hints and the writes.
  * DEDUPCTL_PROFILE=1 in the environment prints where the time went at the end.
  *
  * Resumable: the volume's label record is IMPORTING with import_next, the source
@@ -39,16 +40,15 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#include <xxhash.h>
 
 #include "dedupctl.h"
+#include "reader.h"
 #include "source.h"
 #include "dm-dedup/format.h"
 
-#define CHUNK_BLOCKS		256			/* read 1 MiB at a time */
+#define CHUNK_BLOCKS		DD_CHUNK_BLOCKS		/* read 1 MiB at a time */
 #define CHECKPOINT_BYTES	(256ULL << 20)
 #define CHECKPOINT_SECONDS	5.0
-#define READ_AHEAD_CHUNKS	4			/* asked for ahead of the writes */
 
 struct import {
 	struct dd_source *src;
@@ -63,9 +63,10 @@ struct import {
 	uint64_t rate;			/* bytes/s read, 0 = unlimited */
 	double start, last_progress;
 	uint64_t start_block;
-	uint64_t ra_next;		/* the source is asked for up to this block */
+	struct dd_reader *reader;	/* the source's reader thread, during copy() */
+	struct dd_reader_stats rst;	/* its figures, at the end */
 	uint64_t read_bytes;		/* bytes read from the source */
-	double t_read, t_hint, t_write, t_flush;	/* DEDUPCTL_PROFILE */
+	double t_read, t_hint, t_write, t_flush;	/* DEDUPCTL_PROFILE; t_read: waits */
 	bool tty;
 };
 
@@ -75,16 +76,6 @@ static double now(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static bool all_zero(const char *p, size_t len)
-{
-	const uint64_t *w = (const uint64_t *)p;
-
-	for (size_t i = 0; i < len / 8; i++)
-		if (w[i])
-			return false;
-	return true;
 }
 
 static void progress(struct import *im, bool last)
@@ -179,30 +170,33 @@ static void hint_reply(struct import *im, const char *resp)
 		im->shared = strtoull(p + 7, NULL, 10);
 }
 
-/* Names the hashes of the chunk's blocks to be written (the others "-"). */
-static void send_hints(struct import *im, const char *buf, uint64_t n)
+/* Names the hashes (the reader's) of the chunk's blocks to be written (the others "-"). */
+static void send_hints(struct import *im, const struct dd_chunk *c)
 {
+	static const char hex[] = "0123456789abcdef";
 	char *resp = NULL, *p = im->msg;
 	int r;
 
 	if (!im->hints)
 		return;
-	p += sprintf(p, "import_hint %u %" PRIu64, im->vol_id, im->next);
-	for (uint64_t i = 0; i < n; i++) {
-		const char *b = buf + i * BLOCK;
-
-		if (!dd_source_in_use(im->src, im->next + i) || all_zero(b, BLOCK))
-			p += sprintf(p, " -");
-		else
-			p += sprintf(p, " %016llx",
-				     (unsigned long long)XXH64(b, BLOCK, DD_INDEX_SEED));
+	p += sprintf(p, "import_hint %u %" PRIu64, im->vol_id, c->first);
+	for (uint64_t i = 0; i < c->n; i++) {
+		*p++ = ' ';
+		if (c->kind[i] != DD_BLK_DATA) {
+			*p++ = '-';
+			continue;
+		}
+		for (int s = 60; s >= 0; s -= 4)
+			*p++ = hex[c->hash[i] >> s & 15];
 	}
+	*p = 0;
 	r = dmc_message(im->pool, im->msg, &resp);
 	if (r) {
 		/* Savings only: the blocks are written as they are. */
 		info("import: the pool does not share at import (%s): writing every block",
 		     strerror(-r));
 		im->hints = false;
+		dd_reader_no_hash(im->reader);
 	}
 	hint_reply(im, resp);
 	free(resp);
@@ -222,133 +216,83 @@ static void end_hints(struct import *im)
 	im->hints = false;
 }
 
-/* The blocks of [b, b + n) from the first to the last in use: [*lo, *hi), empty if none. */
-static void in_use_span(const struct import *im, uint64_t b, uint64_t n, uint64_t *lo,
-			uint64_t *hi)
+/* Writes the chunk's data blocks, in runs. */
+static int write_chunk(struct import *im, const struct dd_chunk *c, const char *vdev)
 {
-	uint64_t i = 0, j = n;
+	for (uint64_t i = 0, j; i < c->n; i = j) {
+		if (c->kind[i] != DD_BLK_DATA) {
+			if (c->kind[i] == DD_BLK_FREE)
+				im->free_skipped++;
+			else
+				im->zero++;
+			j = i + 1;
+			continue;
+		}
+		for (j = i + 1; j < c->n && c->kind[j] == DD_BLK_DATA; j++)
+			;
+		for (size_t off = 0; off < (j - i) * BLOCK;) {
+			ssize_t k = pwrite(im->vol_fd, c->buf + i * BLOCK + off,
+					   (j - i) * BLOCK - off, (off_t)((c->first + i) * BLOCK + off));
 
-	while (i < n && !dd_source_in_use(im->src, b + i))
-		i++;
-	while (j > i && !dd_source_in_use(im->src, b + j - 1))
-		j--;
-	*lo = i;
-	*hi = j;
-}
-
-/* Asks the kernel to read the spans in use of the chunks before block UPTO into the
- * source's page cache: they are read while the current chunk is written. */
-static void read_ahead(struct import *im, uint64_t upto)
-{
-	if (upto > im->blocks)
-		upto = im->blocks;
-	while (im->ra_next < upto) {
-		uint64_t n = im->blocks - im->ra_next < CHUNK_BLOCKS ? im->blocks - im->ra_next
-								     : CHUNK_BLOCKS;
-		uint64_t lo, hi;
-
-		in_use_span(im, im->ra_next, n, &lo, &hi);
-		if (hi > lo)
-			(void)posix_fadvise(dd_source_fd(im->src),
-					    (off_t)((im->ra_next + lo) * BLOCK),
-					    (off_t)((hi - lo) * BLOCK), POSIX_FADV_WILLNEED);
-		im->ra_next += n;
+			if (k < 0 && errno == EINTR)
+				continue;
+			if (k <= 0)
+				return err(k < 0 ? -errno : -EIO, "%s: write at byte %" PRIu64 ": %s",
+					   vdev, (c->first + i) * BLOCK + off,
+					   k < 0 ? strerror(errno) : "short write");
+			off += (size_t)k;
+		}
+		im->written += j - i;
 	}
+	return 0;
 }
 
 static int copy(struct import *im, struct pool_label *pl, const char *name, const char *vdev)
 {
-	size_t len = CHUNK_BLOCKS * BLOCK;
-	char *buf = NULL;
+	const char *d = getenv("DEDUPCTL_IMPORT_DIRECT");
+	unsigned int flags = (d && !strcmp(d, "0") ? 0 : DD_READER_DIRECT) |
+			     (im->hints ? DD_READER_HASH : 0);
 	double last_cp = now();
 	uint64_t since_cp = 0;
-	int r = 0;
+	int r;
 
-	if (posix_memalign((void **)&buf, BLOCK, len))
-		return err(-ENOMEM, "out of memory");
-	im->ra_next = im->next;
-	read_ahead(im, im->next + (1 + READ_AHEAD_CHUNKS) * CHUNK_BLOCKS);
+	r = dd_reader_start(im->src, im->next, flags, DD_INDEX_SEED, &im->reader);
+	if (r)
+		return err(r, "source: the reader thread: %s", strerror(-r));
 	while (!r && im->next < im->blocks) {
-		uint64_t n = im->blocks - im->next < CHUNK_BLOCKS ? im->blocks - im->next : CHUNK_BLOCKS;
+		struct dd_chunk *c;
+		double t0 = now(), t1;
+
 		if (stop_signal) {
 			r = err(-EINTR, "import of %s stopped by signal %d: run the same command "
 				"to resume", name, (int)stop_signal);
 			break;
 		}
-		uint64_t lo, hi, want;
-		size_t got = 0;
-		ssize_t k;
-		double t0 = now(), t1;
-
-		/* only the blocks from the first to the last in use are read */
-		in_use_span(im, im->next, n, &lo, &hi);
-		want = dd_source_size(im->src) - (im->next + lo) * BLOCK;
-		if (want > (hi - lo) * BLOCK)
-			want = (hi - lo) * BLOCK;
-		/* the last block may be partial */
-		memset(buf + lo * BLOCK, 0, (hi - lo) * BLOCK);
-		while (got < want) {
-			k = pread(dd_source_fd(im->src), buf + lo * BLOCK + got, want - got,
-				  (off_t)((im->next + lo) * BLOCK + got));
-			if (k < 0 && errno == EINTR)
-				continue;
-			if (k <= 0) {
-				r = err(k < 0 ? -errno : -EIO, "source: read at byte %" PRIu64 ": %s",
-					(im->next + lo) * BLOCK + got,
-					k < 0 ? strerror(errno) : "end of file");
-				break;
-			}
-			got += (size_t)k;
-		}
-		if (r)
-			break;
-		im->read += hi - lo;	/* blocks read, as --rate counts them */
-		im->read_bytes += got;
-		read_ahead(im, im->next + (1 + READ_AHEAD_CHUNKS) * CHUNK_BLOCKS);
+		c = dd_reader_next(im->reader);
 		t1 = now();
 		im->t_read += t1 - t0;
-		send_hints(im, buf, n);
+		if (!c || c->first != im->next) {	/* cannot happen: the chunks come in order */
+			r = err(-EIO, "source: the reader stopped before block %" PRIu64, im->next);
+			break;
+		}
+		if (c->err) {
+			r = err(c->err, "source: read at byte %" PRIu64 ": %s", c->err_at,
+				c->err == -ENODATA ? "end of file" : strerror(-c->err));
+			break;
+		}
+		im->read += c->read_blocks;	/* blocks read, as --rate counts them */
+		im->read_bytes += c->read_bytes;
+		send_hints(im, c);
 		t0 = now();
 		im->t_hint += t0 - t1;
-		/* write runs of blocks that are in use and not zero */
-		for (uint64_t i = 0; !r && i < n;) {
-			uint64_t j;
-
-			if (!dd_source_in_use(im->src, im->next + i)) {
-				im->free_skipped++;
-				i++;
-				continue;
-			}
-			if (all_zero(buf + i * BLOCK, BLOCK)) {
-				im->zero++;
-				i++;
-				continue;
-			}
-			for (j = i + 1; j < n && dd_source_in_use(im->src, im->next + j) &&
-			     !all_zero(buf + j * BLOCK, BLOCK); j++)
-				;
-			for (size_t off = 0; off < (j - i) * BLOCK;) {
-				k = pwrite(im->vol_fd, buf + i * BLOCK + off, (j - i) * BLOCK - off,
-					   (off_t)((im->next + i) * BLOCK + off));
-				if (k < 0 && errno == EINTR)
-					continue;
-				if (k <= 0) {
-					r = err(k < 0 ? -errno : -EIO, "%s: write at byte %" PRIu64 ": %s",
-						vdev, (im->next + i) * BLOCK + off,
-						k < 0 ? strerror(errno) : "short write");
-					break;
-				}
-				off += (size_t)k;
-			}
-			im->written += j - i;
-			i = j;
-		}
+		r = write_chunk(im, c, vdev);
 		t1 = now();
 		im->t_write += t1 - t0;
+		dd_reader_put(im->reader, c);
 		if (r)
 			break;
-		im->next += n;
-		since_cp += n * BLOCK;
+		im->next += c->n;
+		since_cp += c->n * BLOCK;
 		if (since_cp >= CHECKPOINT_BYTES || t1 - last_cp >= CHECKPOINT_SECONDS) {
 			r = flush_and_record(im, pl, name);
 			since_cp = 0;
@@ -358,7 +302,9 @@ static int copy(struct import *im, struct pool_label *pl, const char *name, cons
 		progress(im, false);
 		throttle(im);
 	}
-	free(buf);
+	dd_reader_stats(im->reader, &im->rst);
+	dd_reader_stop(im->reader);
+	im->reader = NULL;
 	return r;
 }
 
@@ -512,9 +458,12 @@ int cmd_import(int argc, char **argv)
 			     ", shared at import %" PRIu64, name, el, im.read,
 			     im.written - im.shared, im.zero, im.free_skipped, im.shared);
 		if (getenv("DEDUPCTL_PROFILE"))
-			fprintf(stderr, "import profile: %.2f s: read %.2f s (%" PRIu64 " bytes),"
-				" hints %.2f s, writes %.2f s, checkpoints %.2f s, the rest %.2f s\n",
-				el, im.t_read, im.read_bytes, im.t_hint, im.t_write, im.t_flush,
+			fprintf(stderr, "import profile: %.2f s: read waits %.2f s (%" PRIu64
+				" bytes; reader thread busy %.2f s, of which sorting and hashes"
+				" %.2f s; %s), hints %.2f s, writes %.2f s, checkpoints %.2f s,"
+				" the rest %.2f s\n", el, im.t_read, im.read_bytes, im.rst.busy,
+				im.rst.hash, im.rst.direct ? "O_DIRECT" : "buffered", im.t_hint,
+				im.t_write, im.t_flush,
 				el - im.t_read - im.t_hint - im.t_write - im.t_flush);
 	}
 out:
