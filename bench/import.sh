@@ -70,13 +70,15 @@ print(f"image A: {image}.img, {size / 2**20:.0f} MiB ({size / MB:.0f} MB); image
 print()
 names = {
     "dd": "(a) dd bs=1M oflag=direct conv=fsync -> dm-linear",
+    "dddir": "(a'') dd ... iflag=direct -> dm-linear",
     "sparse": "(a') dd ... conv=sparse,fsync -> dm-linear",
     "ddpool": "(d) dd ... conv=fsync -> fresh dedup volume",
+    "ddpooldir": "(d') dd ... iflag=direct -> fresh dedup volume",
     "imp-a": "(b) dedupctl import A -> fresh pool",
     "imp-b": "(c) dedupctl import B -> same pool (shares A)",
 }
 print(f"{'':48} {'MB/s (logical)':>18} {'wall s':>16} {'MB read':>9} {'MB written':>11} {'blocks written':>15} {'shared':>8}")
-for k in ("dd", "sparse", "ddpool", "imp-a", "imp-b"):
+for k in ("dd", "dddir", "sparse", "ddpool", "ddpooldir", "imp-a", "imp-b"):
     if k not in by:
         continue
     d = by[k]
@@ -89,9 +91,9 @@ for k in ("dd", "sparse", "ddpool", "imp-a", "imp-b"):
     print(f"{names[k]:48} {spread(mbs):>18} {spread(secs, '{:.1f}'):>16} {rd:9.0f} {wr:11.0f} {wb:>15} {sb:>8}")
 print()
 print("ratios of MB/s within each repetition (median, min-max):")
-for k in ("imp-a", "imp-b", "sparse", "ddpool"):
-    for base in ("dd", "sparse", "ddpool"):
-        if k not in by or base not in by or (k == "ddpool" and base != "dd"):
+for k in ("imp-a", "imp-b", "dddir", "sparse", "ddpool", "ddpooldir"):
+    for base in ("dd", "dddir", "sparse", "ddpool", "ddpooldir"):
+        if k not in by or base not in by or (k in ("ddpool", "dddir") and base != "dd") or (k == "ddpooldir" and base != "dddir") or (k == "sparse" and base.startswith("ddpool")):
             continue
         if k == base:
             continue
@@ -100,7 +102,7 @@ for k in ("imp-a", "imp-b", "sparse", "ddpool"):
 print()
 print("ratios of the medians: " + ", ".join(
     f"{k}/dd {med([by['dd'][r]['s'] for r in reps]) / med([by[k][r]['s'] for r in reps]):.2f}"
-    for k in ("imp-a", "imp-b", "sparse", "ddpool") if k in by))
+    for k in ("imp-a", "imp-b", "dddir", "sparse", "ddpool", "ddpooldir") if k in by))
 ts = [float(by["imp-a"][r]["ts"]) for r in reps if by["imp-a"][r]["ts"] not in ("", "-")]
 if ts:
     print(f"imp-a: the import's own 'done in' time (the copy loop only) median {med(ts):.1f} s,"

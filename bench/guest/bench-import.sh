@@ -6,9 +6,11 @@
 # Each repetition runs, in an order that alternates from one repetition to the next:
 #   dd      coreutils dd of image A into a dm-linear device over a virtio disk of the
 #           same kind as the pool's data device: bs=1M oflag=direct conv=fsync
+#   dddir   the same with iflag=direct (the source read O_DIRECT, as the import reads it)
 #   sparse  the same with conv=sparse,fsync (1 MiB blocks of zeroes are skipped)
 #   ddpool  the same dd (no conv=sparse) into a fresh volume of a fresh pool: the
 #           dm-dedup write path without dedupctl (the pool elides zero blocks itself)
+#   ddpooldir  the same with iflag=direct
 #   imp-a   dedupctl import of image A into a fresh volume of a fresh pool (first
 #           machine: nothing to share)
 #   imp-b   dedupctl import of image B into the same pool (dedup at import shares most)
@@ -67,22 +69,24 @@ fresh_pool() {
 run() {
 	case $2 in
 	imp-a) fresh_pool || die "a fresh pool" ;;
-	ddpool) { fresh_pool && $C -q create-volume "$P" vm-d $((sz * 512)) >/dev/null; } ||
+	ddpool | ddpooldir) { fresh_pool && $C -q create-volume "$P" vm-d $((sz * 512)) >/dev/null; } ||
 		die "a fresh pool and volume" ;;
 	esac
 	sync
 	echo 3 >/proc/sys/vm/drop_caches
 	case $2 in
-	dd | sparse) src=$A tw=$(wr "$lin") ;;
-	imp-a | ddpool) src=$A tw=$(($(wr "$data") + $(wr "$meta"))) ;;
+	dd | dddir | sparse) src=$A tw=$(wr "$lin") ;;
+	imp-a | ddpool | ddpooldir) src=$A tw=$(($(wr "$data") + $(wr "$meta"))) ;;
 	imp-b) src=$B tw=$(($(wr "$data") + $(wr "$meta"))) ;;
 	esac
 	r0=$(rd "$src")
 	t0=$(dd_uptime_cs)
 	case $2 in
 	dd) $DD if="$A" of=/dev/mapper/ddt-lin bs=1M oflag=direct conv=fsync 2>"$DD_TMP/out" ;;
+	dddir) $DD if="$A" of=/dev/mapper/ddt-lin bs=1M iflag=direct oflag=direct conv=fsync 2>"$DD_TMP/out" ;;
 	sparse) $DD if="$A" of=/dev/mapper/ddt-lin bs=1M oflag=direct conv=sparse,fsync 2>"$DD_TMP/out" ;;
 	ddpool) $DD if="$A" of="/dev/mapper/$P-vm-d" bs=1M oflag=direct conv=fsync 2>"$DD_TMP/out" ;;
+	ddpooldir) $DD if="$A" of="/dev/mapper/$P-vm-d" bs=1M iflag=direct oflag=direct conv=fsync 2>"$DD_TMP/out" ;;
 	imp-a) DEDUPCTL_PROFILE=1 $C import "$A" "$P" vm-a >"$DD_TMP/out" 2>&1 ;;
 	imp-b) DEDUPCTL_PROFILE=1 $C import "$B" "$P" vm-b >"$DD_TMP/out" 2>&1 ;;
 	esac
@@ -91,8 +95,8 @@ run() {
 	[ "$rc" = 0 ] || { cat "$DD_TMP/out"; die "$2 failed (exit $rc)"; }
 	r1=$(rd "$src")
 	case $2 in
-	dd | sparse) w=$(($(wr "$lin") - tw)) wb=- sb=- ts=- ;;
-	ddpool) w=$(($(wr "$data") + $(wr "$meta") - tw)) wb=- sb=- ts=- ;;
+	dd | dddir | sparse) w=$(($(wr "$lin") - tw)) wb=- sb=- ts=- ;;
+	ddpool | ddpooldir) w=$(($(wr "$data") + $(wr "$meta") - tw)) wb=- sb=- ts=- ;;
 	*)
 		w=$(($(wr "$data") + $(wr "$meta") - tw))
 		wb=$(field "$DD_TMP/out" written) sb=$(field "$DD_TMP/out" "shared at import")
@@ -107,13 +111,13 @@ run() {
 }
 
 log "=== warm-up (uncounted)"
-for k in dd sparse ddpool imp-a imp-b; do run 0 $k; done
+for k in dd dddir sparse ddpool ddpooldir imp-a imp-b; do run 0 $k; done
 for rep in $(seq "$REPS"); do
 	log "=== repetition $rep"
 	if [ $((rep % 2)) = 1 ]; then
-		order="dd sparse ddpool imp-a imp-b"
+		order="dd dddir sparse ddpool ddpooldir imp-a imp-b"
 	else
-		order="imp-a imp-b ddpool sparse dd"
+		order="imp-a imp-b ddpooldir ddpool sparse dddir dd"
 	fi
 	for k in $order; do run "$rep" "$k"; done
 done

@@ -221,5 +221,21 @@ check "deactivate --all" $C deactivate --all
 check "no dedup device is left" sh -c "! dmsetup table | grep -q dedup"
 check "check $P" $C check "$meta"
 check "check ddtr" $C check "$lm"
+# needs_check set by hand (DD_SB_NEEDS_CHECK, byte 44 of both superblock slots, the
+# metadata blocks 0 and 1 after the 4 MiB label): the pool opens read-only until
+# check --clear-needs-check.
+check "needs_check set in ddtr's two superblocks" \
+	sh -c "dd_bitflip --restamp $lm 1024 44 1 && dd_bitflip --restamp $lm 1025 44 1"
+check "activate ddtr with needs_check" $C activate ddtr "$lm" "$ld"
+check_eq "ddtr is read-only, needs_check" "$(dd_pool_field ddtr 9) $(dd_pool_field ddtr 10)" \
+	"ro needs_check"
+fails "check: the pool is active" "is active" $C check --clear-needs-check "$lm"
+check "deactivate ddtr" $C deactivate ddtr
+check "check --clear-needs-check ddtr" $C check --clear-needs-check "$lm"
+check "activate ddtr again" $C activate ddtr "$lm" "$ld"
+check_eq "ddtr is read-write, needs_check clear" \
+	"$(dd_pool_field ddtr 9) $(dd_pool_field ddtr 10)" "rw -"
+check_eq "big still reads back" "$(dd_sum /dev/mapper/ddtr-big $((96 << 20)))" "$rs2"
+check "deactivate ddtr" $C deactivate ddtr
 check "no WARN/BUG/oops/hung task in the kernel log" dd_kernel_clean_since "$DD_TEST.start"
 finish

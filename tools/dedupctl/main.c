@@ -202,7 +202,8 @@ static const struct command {
 	{ "resize", cmd_resize, "POOL", "grow the data and metadata space to their devices' new sizes" },
 	{ "monitor", cmd_monitor, "POOL --extend-by SIZE [--max SIZE] [--once]",
 	  "extend the data LV (lvextend) and the pool whenever free space is below low water" },
-	{ "check", cmd_check, "METADATA_DEV", "check the metadata of an inactive pool" },
+	{ "check", cmd_check, "[--clear-needs-check] METADATA_DEV",
+	  "check the metadata of an inactive pool" },
 };
 
 static void usage(FILE *f)

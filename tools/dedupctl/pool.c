@@ -904,32 +904,44 @@ int pool_resize(const char *pool)
 }
 
 /* dedup_check beside this program, else on PATH. */
-static void exec_check(const char *dev)
+static void exec_check(const char *dev, bool clear)
 {
 	char self[4096], path[4200];
 	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	char *argv[] = { "dedup_check", clear ? "--clear-needs-check" : (char *)dev,
+			 clear ? (char *)dev : NULL, NULL };
 
 	if (n > 0) {
 		self[n] = 0;
 		*strrchr(self, '/') = 0;
 		snprintf(path, sizeof(path), "%s/dedup_check", self);
-		execl(path, "dedup_check", dev, (char *)NULL);
+		execv(path, argv);
 	}
-	execlp("dedup_check", "dedup_check", dev, (char *)NULL);
+	execvp("dedup_check", argv);
 	fprintf(stderr, "dedupctl: cannot run dedup_check: %s\n", strerror(errno));
 	_exit(127);
 }
 
 int cmd_check(int argc, char **argv)
 {
+	static const struct option lo[] = {
+		{ "clear-needs-check", no_argument, NULL, 'c' },
+		{ NULL, 0, NULL, 0 },
+	};
 	struct pool_label pl;
 	char tmeta[128], dev[160];
-	int r, st = 0;
+	bool clear = false;
+	int r, st = 0, o;
 	pid_t pid;
 
-	if (argc != 2)
+	while ((o = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+		if (o != 'c')
+			return -EINVAL;
+		clear = true;
+	}
+	if (argc - optind != 1)
 		return -EINVAL;
-	r = label_read(argv[1], &pl);
+	r = label_read(argv[optind], &pl);
 	if (r)
 		return r;
 	if (dmc_info(pl.hdr.name, NULL, NULL) == 1) {
@@ -937,7 +949,7 @@ int cmd_check(int argc, char **argv)
 		return err(-EBUSY, "pool %s is active: deactivate it first", pl.hdr.name);
 	}
 	pool_dm_names(pl.hdr.name, tmeta, sizeof(tmeta));
-	r = tmeta_create(&pl, true);
+	r = tmeta_create(&pl, !clear);	/* written only to clear the flag */
 	if (r) {
 		label_free(&pl);
 		return r;
@@ -946,7 +958,7 @@ int cmd_check(int argc, char **argv)
 	fflush(stdout);
 	pid = fork();
 	if (pid == 0)
-		exec_check(dev);
+		exec_check(dev, clear);
 	if (pid < 0 || waitpid(pid, &st, 0) < 0)
 		r = err(-errno, "cannot run dedup_check: %s", strerror(errno));
 	dmc_remove(tmeta);
@@ -954,7 +966,7 @@ int cmd_check(int argc, char **argv)
 		r = err(-EUCLEAN, "pool %s: the metadata check failed (dedup_check exit %d)",
 			pl.hdr.name, WIFEXITED(st) ? WEXITSTATUS(st) : -1);
 	if (!r)
-		info("pool %s: metadata clean", pl.hdr.name);
+		info("pool %s: metadata clean%s", pl.hdr.name, clear ? ", needs_check clear" : "");
 	label_free(&pl);
 	return r;
 }
