@@ -1,7 +1,8 @@
 #!/bin/bash
 # The test runner behind `make test` (and `make check` with --quick).
 #
-# Stages, in order:
+# Stages (1, the guest images of 7 and 8, then 8 in the foreground with 2-6 beside it,
+# niced, in one background job whose output and counts are printed when 8 ends; then 9):
 #   1. dependencies      scripts/deps.sh
 #   2. unit tests        `make unit-tap` (ASan+UBSan; one TAP line per test case), then
 #                        `make kglue-tsan` (the glue's lock-free cache and epochs, TSan),
@@ -199,7 +200,11 @@ run_guest_items() {
 	order=("${shared[@]}" "${solo[@]}")
 	for item in "${order[@]}"; do
 		local lanes=$VM_JOBS
-		[ ${#solo[@]} -eq 0 ] || [ "$item" != "${solo[0]}" ] || solo_from=1
+		if [ ${#solo[@]} -gt 0 ] && [ "$item" = "${solo[0]}" ]; then
+			solo_from=1
+			# Alone means beside nothing: the host stages end first too.
+			[ -z "${HOST_PID:-}" ] || wait "$HOST_PID" 2>/dev/null || true
+		fi
 		[ "${solo_from:-0}" = 0 ] || lanes=1
 		while [ "$running" -ge "$lanes" ]; do
 			wait -n || true
@@ -260,49 +265,84 @@ if [ $only612 = 1 ]; then
 	exit $?
 fi
 
-stage "unit tests (make unit-tap)"
-tap_stage unit-tap 1500
-# Offline (canned apt output, under a second); the live check against the apt cache is
-# `make test-backports-pin`, not run here.
-counted "module-backports plan never moves the meta-packages (canned apt output)" \
-	logged "$LOGS/backports-pin.log" tests/scripts/test-backports-pin.sh
-counted "no file outside engine/ includes dd-internal.h" \
-	logged "$LOGS/engine-boundary.log" tests/scripts/test-engine-boundary.sh
-counted "the harness excuses only the stack dumps of OOM-killer reports (oom=1)" \
-	logged "$LOGS/oom-reports.log" tests/scripts/test-oom-reports.sh
-counted "import never calls a block with data free (partition tables, ext2/3/4 bitmaps)" \
-	logged "$LOGS/import-source.log" bash -c "make -s srcmap && tests/scripts/test-import-source.sh"
+# host_stages: stages 2-6, everything that runs on the host alone.  They run beside the
+# guest tests (below), niced: a test guest leaves a core idle whenever it waits for its
+# disks or sleeps, and these fill it.  Their output goes to $LOGS/host-stages.out and
+# their counts to $LOGS/host-stages.state, which the runner prints and adds once the
+# guest tests are done.
+host_stages() {
+	PASSED=0 FAILED=0 SKIPPED=0
+	FAILED_NAMES=()
+	stage "unit tests (make unit-tap)"
+	tap_stage unit-tap 2700
+	# Offline (canned apt output, under a second); the live check against the apt cache is
+	# `make test-backports-pin`, not run here.
+	counted "module-backports plan never moves the meta-packages (canned apt output)" \
+		logged "$LOGS/backports-pin.log" tests/scripts/test-backports-pin.sh
+	counted "no file outside engine/ includes dd-internal.h" \
+		logged "$LOGS/engine-boundary.log" tests/scripts/test-engine-boundary.sh
+	counted "the harness excuses only the stack dumps of OOM-killer reports (oom=1)" \
+		logged "$LOGS/oom-reports.log" tests/scripts/test-oom-reports.sh
+	counted "import never calls a block with data free (partition tables, ext2/3/4 bitmaps)" \
+		logged "$LOGS/import-source.log" bash -c "make -s srcmap && tests/scripts/test-import-source.sh"
 
-stage "lock-free glue under ThreadSanitizer (make kglue-tsan)"
-tap_stage kglue-tsan 300
+	stage "lock-free glue under ThreadSanitizer (make kglue-tsan)"
+	tap_stage kglue-tsan 300
 
-stage "userspace build (make userspace)"
-if have_target userspace; then
-	counted "userspace library and tools build" "${MAKE[@]}" userspace
-else
-	echo "(no 'userspace' target yet: 0 tests)"
-fi
+	stage "userspace build (make userspace)"
+	if have_target userspace; then
+		counted "userspace library and tools build" "${MAKE[@]}" userspace
+	else
+		echo "(no 'userspace' target yet: 0 tests)"
+	fi
 
-stage "module build (no warnings)"
-counted "dm-dedup.ko builds with no warnings" scripts/kbuild.sh kernel
-if scripts/kbuild.sh --w1 kernel >"$LOGS/module-w1.out" 2>&1; then
-	echo "info: W=1 build has no warnings either"
-else
-	echo "info: W=1 build reports warnings (not counted):"
-	grep -E '(warning|error):' "$LOGS/module-w1.out" | head -n 20 || true
-fi
+	stage "module build (no warnings)"
+	counted "dm-dedup.ko builds with no warnings" scripts/kbuild.sh kernel
+	if scripts/kbuild.sh --w1 kernel >"$LOGS/module-w1.out" 2>&1; then
+		echo "info: W=1 build has no warnings either"
+	else
+		echo "info: W=1 build reports warnings (not counted):"
+		grep -E '(warning|error):' "$LOGS/module-w1.out" | head -n 20 || true
+	fi
 
-if [ $quick = 0 ]; then
-	stage "make install / uninstall into a staging root (tests/scripts/test-install.sh)"
-	counted "make install puts tools, man pages, unit and module sources in place; the module builds from them; uninstall removes all" \
-		logged "$LOGS/install.log" tests/scripts/test-install.sh
+	if [ $quick = 0 ]; then
+		stage "make install / uninstall into a staging root (tests/scripts/test-install.sh)"
+		counted "make install puts tools, man pages, unit and module sources in place; the module builds from them; uninstall removes all" \
+			logged "$LOGS/install.log" tests/scripts/test-install.sh
 
-	stage "sparse (make sparse)"
-	counted "sparse finds nothing in our files" "${MAKE[@]}" sparse
+		stage "sparse (make sparse)"
+		counted "sparse finds nothing in our files" "${MAKE[@]}" sparse
 
-	stage "fuzz smoke (make fuzz-smoke)"
-	tap_stage fuzz-smoke 900
-fi
+		stage "fuzz smoke (make fuzz-smoke)"
+		tap_stage fuzz-smoke 900
+	fi
+
+	{
+		echo "H_COUNTS $PASSED $FAILED $SKIPPED"
+		[ ${#FAILED_NAMES[@]} -eq 0 ] || printf 'H_NAME %s\n' "${FAILED_NAMES[@]}"
+	} >"$LOGS/host-stages.state"
+}
+
+# host_stages_collect: wait for host_stages, print its output, add its counts.
+host_stages_collect() {
+	local line tag h_p=0 h_f=0 h_s=0
+	wait "$HOST_PID" 2>/dev/null || true
+	HOST_PID=
+	cat "$LOGS/host-stages.out"
+	if [ ! -f "$LOGS/host-stages.state" ]; then
+		failed "host stages (unit, builds, sparse, fuzz) ended without their counts"
+		return
+	fi
+	while read -r line; do
+		case "$line" in
+		"H_COUNTS "*) read -r tag h_p h_f h_s <<<"$line" ;;
+		"H_NAME "*) FAILED_NAMES+=("${line#H_NAME }") ;;
+		esac
+	done <"$LOGS/host-stages.state"
+	PASSED=$((PASSED + h_p))
+	FAILED=$((FAILED + h_f))
+	SKIPPED=$((SKIPPED + h_s))
+}
 
 # --- the test guest --------------------------------------------------------------
 mapfile -t guest_tests < <(cd tests/vm && ls [0-9][0-9]-*.sh 2>/dev/null)
@@ -330,11 +370,17 @@ if [ $quick = 0 ]; then
 		for t in "${GUEST_612[@]}"; do failed "guest 6.12: $t (no module or guest image)"; done
 	fi
 fi
+# Stages 2-6 start now, beside the guest tests.
+rm -f "$LOGS/host-stages.out" "$LOGS/host-stages.state"
+( renice -n 15 "$BASHPID" >/dev/null 2>&1 || true; host_stages ) >"$LOGS/host-stages.out" 2>&1 &
+HOST_PID=$!
 stage "guest tests (${#guest_tests[@]} scripts on 6.1$([ $quick = 1 ] || echo ", ${#GUEST_612[@]} on 6.12"), $VM_JOBS at a time)"
 if [ "$guest_ok" = 0 ]; then
 	for t in "${guest_tests[@]}"; do failed "guest: ${t%.sh} (no guest image)"; done
 fi
 [ ${#items[@]} -eq 0 ] || run_guest_items "${items[@]}"
+stage "host stages, run beside the guest tests (output as they printed it)"
+host_stages_collect
 
 if [ ${#selftests[@]} -gt 0 ]; then
 	stage "harness self-tests (each must FAIL for the stated reason)"

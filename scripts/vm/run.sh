@@ -13,12 +13,13 @@
 #                 /sys/block/vdX/serial).  The guest images of scripts/images/ go in so.
 #
 # A guest script may ask for resources on a line of its own:
-#   # vm: timeout=120 disks=2 disk_size=2G mem=2G prealloc=1 boots=2 oom=1
+#   # vm: timeout=120 disks=2 disk_size=2G mem=2G prealloc=1 boots=2 oom=1 smp=1
 # (disks are sparse raw files in build/vm/out/<name>/, the guest's /dev/vda, /dev/vdb, ...;
 # prealloc=1 adds -mem-prealloc, which benchmarks want; boots=N runs the script N times
 # in N boots over the same disks, with DD_BOOT=1..N, to test persistence across reboots;
-# oom=1: the script provokes the OOM killer, whose reports' stack dumps are not kernel
-# trouble (tests/vm/oom-reports.awk); mem= below 512M cannot hold the initramfs;
+# smp=1 gives the guest one vCPU instead of two (below); oom=1: the script provokes
+# the OOM killer, whose reports' stack dumps are not kernel trouble
+# (tests/vm/oom-reports.awk); mem= below 512M cannot hold the initramfs;
 # append=WORD adds one word to the kernel command line, for the harness self-tests).
 #
 # Results land in build/vm/out/<name>/: console.log, share/{test.log,dmesg.txt,rc,results/}.
@@ -96,6 +97,11 @@ prealloc=()
 boots=$(opt boots 1)
 oom=$(opt oom 0)
 append=$(opt append "")
+# vCPUs: 2 unless the script says smp=1 (DD_VM_SMP overrides both).  Under TCG each vCPU
+# is a host thread; two guests of two vCPUs on the 2-core host leave a vCPU spinning on
+# a lock its descheduled sibling holds, so scripts that race nothing inside the guest
+# run on one (docs/testing.md, "Guest lanes").
+smp=${DD_VM_SMP:-$(opt smp 2)}
 
 OUT=$GUEST_OUT/$name
 rm -rf "$OUT"
@@ -110,13 +116,13 @@ drives+=("${extra[@]}")
 run_boot() { # run_boot BOOT: one boot; sets code and reasons
 local boot=$1
 cmd=(timeout --kill-after=10 "$tmo"
-	qemu-system-x86_64 -accel tcg,thread=multi,tb-size=512 -cpu max -smp 2 -m "$mem"
+	qemu-system-x86_64 -accel tcg,thread=multi,tb-size=512 -cpu max -smp "$smp" -m "$mem"
 	-nographic -nic none -no-reboot -kernel "$KIMAGE" -initrd "$INITRD"
 	-append "console=ttyS0 panic=-1 oops=panic quiet loglevel=5 dd.test=$name.sh dd.boot=$boot dd.timeout=$tmo${append:+ $append}"
 	-virtfs "local,path=$OUT/share,mount_tag=out,security_model=none,id=out"
 	"${prealloc[@]}" "${drives[@]}")
 
-echo "vm: $name: booting ($K$([ "$KIMAGE" != "/boot/vmlinuz-$K" ] || echo ", bzImage"), timeout ${tmo}s, ${ndisks} disk(s)$([ ${#extra[@]} -eq 0 ] || echo " + $((${#extra[@]} / 4)) read-only"), $mem, boot $boot/$boots)"
+echo "vm: $name: booting ($K$([ "$KIMAGE" != "/boot/vmlinuz-$K" ] || echo ", bzImage"), timeout ${tmo}s, ${ndisks} disk(s)$([ ${#extra[@]} -eq 0 ] || echo " + $((${#extra[@]} / 4)) read-only"), $mem, $smp vCPU$([ "$smp" = 1 ] || echo s), boot $boot/$boots)"
 rm -rf "$OUT/share"
 mkdir -p "$OUT/share"
 start=$SECONDS

@@ -3,7 +3,7 @@
 # for, ram disks, a working dm-thin pool checked by thin_check, LVM with its private
 # configuration, ext4 and btrfs, duperemove, fio with libaio and O_DIRECT, xxhsum.
 # Later tests (and the peers they compare with) rely on each of these.
-# vm: timeout=300 disks=2 disk_size=1G
+# vm: timeout=300 disks=2 disk_size=1G smp=1
 . "$(dirname "$0")/lib.sh"
 
 dd_mark "$DD_TEST.start"

@@ -1,6 +1,6 @@
 #!/bin/sh
 # dm-dedup loads, unloads cleanly, and loads and unloads a second time.
-# vm: timeout=180
+# vm: timeout=180 smp=1
 . "$(dirname "$0")/lib.sh"
 
 dd_mark "$DD_TEST.start"

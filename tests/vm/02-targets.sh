@@ -1,7 +1,7 @@
 #!/bin/sh
 # `dmsetup targets` lists dedup-pool and dedup with their versions while dm-dedup is
 # loaded, and neither once it is unloaded.
-# vm: timeout=180
+# vm: timeout=180 smp=1
 . "$(dirname "$0")/lib.sh"
 
 # The target versions in kernel/dm-dedup-target.c; a table/status/message change

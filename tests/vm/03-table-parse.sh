@@ -2,7 +2,7 @@
 # The dedup-pool and dedup constructors reject malformed table lines, each with its own
 # ti->error message and no kernel trouble; well-formed lines are accepted and
 # `dmsetup table` prints lines that `dmsetup load` accepts again.
-# vm: timeout=300
+# vm: timeout=300 smp=1
 . "$(dirname "$0")/lib.sh"
 
 dd_mark "$DD_TEST.start"

@@ -3,7 +3,7 @@
 # zeroes, whole-block, partial (512-byte) and unaligned writes read back exactly,
 # overwrites land, a second volume sees none of the first one's data, and the
 # metadata checks clean after the pool is removed.
-# vm: timeout=300
+# vm: timeout=300 smp=1
 . "$(dirname "$0")/lib.sh"
 
 dd_mark "$DD_TEST.start"

@@ -2,7 +2,7 @@
 # Lifecycle and persistence: a pool with three volumes is written, everything is
 # removed and recreated from the same devices, and the contents are identical; then
 # the guest reboots (second boot, same disk images) and they are identical again.
-# vm: timeout=400 disks=3 disk_size=512M boots=2
+# vm: timeout=400 disks=3 disk_size=512M boots=2 smp=1
 . "$(dirname "$0")/lib.sh"
 
 dd_mark "$DD_TEST.start"

@@ -2,7 +2,7 @@
 # Snapshots: a snapshot of a suspended volume shares all its blocks; both then diverge
 # (overwrites, 512-byte writes, discards on each side) and each reads back exactly its
 # own expected image.  Deleting the snapshot frees exactly the blocks only it held.
-# vm: timeout=300
+# vm: timeout=300 smp=1
 . "$(dirname "$0")/lib.sh"
 
 dd_mark "$DD_TEST.start"

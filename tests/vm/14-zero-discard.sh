@@ -4,7 +4,7 @@
 # partial discards are stored/ignored, whole-block discards unmap; the skip_zero_detect
 # feature stores zero blocks; blocks freed by a commit are discarded on the data
 # device unless no_discard_passdown.
-# vm: timeout=300
+# vm: timeout=300 smp=1
 . "$(dirname "$0")/lib.sh"
 
 dd_mark "$DD_TEST.start"

@@ -6,7 +6,7 @@
 # no_space_timeout seconds the waiting writes fail, and so does every later write that
 # needs a block (none waits forever), until space appears again.  The low water mark
 # raises a dm event.
-# vm: timeout=300
+# vm: timeout=300 smp=1
 . "$(dirname "$0")/lib.sh"
 
 dd_mark "$DD_TEST.start"

@@ -2,7 +2,7 @@
 # A filesystem on a volume: mkfs.ext4, a file tree written, unmounted, e2fsck -fn
 # clean; the pool and volume are removed and recreated, and the tree's checksums are
 # identical after mounting again.
-# vm: timeout=400
+# vm: timeout=400 smp=1
 . "$(dirname "$0")/lib.sh"
 
 dd_mark "$DD_TEST.start"

@@ -5,7 +5,7 @@
 # the pool read-only (reads work; writes, also in place, and messages are refused:
 # the exclusive bits may be damaged), and a pool opened with needs_check stays
 # read-only.
-# vm: timeout=300
+# vm: timeout=300 smp=1
 . "$(dirname "$0")/lib.sh"
 
 dd_mark "$DD_TEST.start"

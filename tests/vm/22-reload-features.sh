@@ -6,7 +6,7 @@
 # reads, completes a whole-block zero write to an unmapped block (nothing to do) and
 # refuses a zero write to a mapped block, a write in place to a block the volume owns
 # exclusively and a write that needs a new block; nothing of it reached the data.
-# vm: timeout=240
+# vm: timeout=240 smp=1
 . "$(dirname "$0")/lib.sh"
 
 dd_mark "$DD_TEST.start"

@@ -4,7 +4,7 @@
 # background: the origin's blocks become exclusive again (no shared blocks, the
 # mapped count back to the origin's), the snapshot id can be used again, and the
 # origin's data reads back.
-# vm: timeout=300
+# vm: timeout=300 smp=1
 . "$(dirname "$0")/lib.sh"
 
 dd_mark "$DD_TEST.start"

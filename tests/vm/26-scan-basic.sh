@@ -8,7 +8,7 @@
 # index (a new copy of indexed data is found); `scan full` walks every used block
 # (and, where the module supports `scan run 2`, finds every merge again after the
 # unshare undid them); the stats come in the documented order.
-# vm: timeout=600
+# vm: timeout=600 smp=1
 . "$(dirname "$0")/lib.sh"
 
 dd_mark "$DD_TEST.start"

@@ -17,7 +17,7 @@
 # hash).  After one pass the pool's data-used must equal that count exactly; the
 # savings (non-zero - used) / non-zero must be within 2 points of N; the volumes read
 # back the same bytes as before the scan.
-# vm: timeout=900
+# vm: timeout=900 smp=1
 . "$(dirname "$0")/lib.sh"
 
 dd_mark "$DD_TEST.start"

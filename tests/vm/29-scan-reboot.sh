@@ -7,7 +7,7 @@
 # and ONE incremental pass, which hashes only the new blocks (the old ones are not
 # marked and are not read again), merges all of it: the matches can only come from
 # the index saved in boot 1.  The data reads back in both boots.
-# vm: timeout=600 disks=3 disk_size=256M boots=2
+# vm: timeout=600 disks=3 disk_size=256M boots=2 smp=1
 . "$(dirname "$0")/lib.sh"
 
 dd_mark "$DD_TEST.start"

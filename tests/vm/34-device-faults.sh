@@ -35,7 +35,7 @@
 #     (17-metadata-errors covers failed metadata writes and damaged blocks.)
 # The faults injected (fault tables) and the I/O errors they caused are counted and
 # printed; the metadata checks clean after every case.
-# vm: timeout=400
+# vm: timeout=400 smp=1
 . "$(dirname "$0")/lib.sh"
 
 dd_mark "$DD_TEST.start"

@@ -7,7 +7,7 @@
 # changing message to a read_only pool and to a pool in fail mode (metadata writes
 # failing through dm-flakey), and a volume table against the failed pool.  At the end
 # the pool holds exactly the volumes the accepted messages made, and checks clean.
-# vm: timeout=300
+# vm: timeout=300 smp=1
 . "$(dirname "$0")/lib.sh"
 
 dd_mark "$DD_TEST.start"

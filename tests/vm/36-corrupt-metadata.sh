@@ -14,7 +14,7 @@
 # says so, data right, writes refused; or the first I/O that needs the block fails
 # and the pool goes read-only with needs_check), never with wrong data or a WARN.
 # (tests/unit/test_corrupt.c proves the engine's side in userspace.)
-# vm: timeout=300
+# vm: timeout=300 smp=1
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/corrupt-lib.sh"
 

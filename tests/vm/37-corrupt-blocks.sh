@@ -13,7 +13,7 @@
 # that needs the block fails (a read of the volume whose map it is, a copy-on-write),
 # after which the pool is read-only with needs_check, the other volumes read right
 # and writes are refused.  Never wrong data, never a WARN.
-# vm: timeout=300
+# vm: timeout=300 smp=1
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/corrupt-lib.sh"
 

@@ -25,7 +25,7 @@
 # log, so the same bytes, at every point.  (Every 16th, 120 points, doubled the
 # guest's time: the extra points repeated the kernel's open and reads at more places
 # that the host's replay checks anyway.)
-# vm: timeout=1500 disks=1 disk_size=4G
+# vm: timeout=1500 disks=1 disk_size=4G smp=1
 . "$(dirname "$0")/lib.sh"
 
 ROUNDS=${DD_REPLAY_ROUNDS:-32}

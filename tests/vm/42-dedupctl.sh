@@ -13,7 +13,7 @@
 # devices grows its data device (`dedupctl resize`) and is found again after that;
 # `pools --json` (a quote and a backslash in a device path escaped); `deactivate
 # --all` with one pool busy removes the other and names the busy one.
-# vm: timeout=600 disks=3 disk_size=256M boots=2
+# vm: timeout=600 disks=3 disk_size=256M boots=2 smp=1
 . "$(dirname "$0")/lib.sh"
 
 dd_mark "$DD_TEST.start"

@@ -10,7 +10,7 @@
 # by SIGTERM detaches its nbd device and the same command finishes it; --raw imports
 # the image file itself; a read error in the middle of the source stops the import
 # with status 1 and one line.
-# vm: timeout=600 disks=2 disk_size=1G
+# vm: timeout=600 disks=2 disk_size=1G smp=1
 . "$(dirname "$0")/lib.sh"
 
 dd_mark "$DD_TEST.start"

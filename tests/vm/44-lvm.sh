@@ -10,7 +10,7 @@
 # metadata LV grows too (lvextend, then `dedupctl resize`): the pool's metadata
 # space follows it at resume, survives the reactivation, and a resize with
 # nothing grown is refused with one line.
-# vm: timeout=600 disks=2 disk_size=1G
+# vm: timeout=600 disks=2 disk_size=1G smp=1
 . "$(dirname "$0")/lib.sh"
 
 dd_mark "$DD_TEST.start"
