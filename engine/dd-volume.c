@@ -194,7 +194,7 @@ int dd_vol_handle(struct dd_pool *pool, u32 id, struct dd_volume **out)
 	v->tree.root = &v->map;
 	v->tree.id = DD_TREE_MAP;
 	v->tree.leaf_type = DD_BT_MAP;
-	v->tree.owner = id;
+	v->tree.owner = v->family;
 	v->next = pool->volumes;
 	pool->volumes = v;
 	*out = v;
@@ -221,6 +221,9 @@ int dd_volumes_reload(struct dd_pool *pool)
 		else if (r)
 			return r;
 		dd_vol_decode(&e, v);
+		if (!(v->flags & DD_VOL_FAMILY))
+			v->family = v->id;
+		v->tree.owner = v->family;
 	}
 	return 0;
 }

@@ -582,7 +582,7 @@ static void dump_records(struct out *o, struct dd_pool *pool)
 static const char *const tree_names[DD_TREE_MAX] = {
 	[DD_TREE_NONE] = "-", [DD_TREE_VOLS] = "vols", [DD_TREE_MAP] = "map",
 	[DD_TREE_REFS] = "refs", [DD_TREE_DALLOC] = "dalloc", [DD_TREE_WRITTEN] = "written",
-	[DD_TREE_INDEX] = "index",
+	[DD_TREE_INDEX] = "index", [DD_TREE_MREFS] = "mrefs",
 };
 
 struct blk_walk {
