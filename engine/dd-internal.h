@@ -191,9 +191,10 @@ struct dd_pool {
 	struct dd_tree vols_tree, refs_tree, dalloc_tree;
 	/* Shared map pages (docs/snapshots.md): their extra parents, the
 	 * incompat features in force, and the last transaction in which a
-	 * page's parent count changed (while it is the open one, no entry of
-	 * a family volume is taken for exclusive: the committed sharing may
-	 * differ from the open one). */
+	 * page lost a parent by a detach (while it is the open one, no entry
+	 * of a family volume is taken for exclusive: below a detached page,
+	 * bits set before it was shared may be trusted again, but the last
+	 * commit still shares it). */
 	struct dd_root mrefs_root;
 	struct dd_tree mrefs_tree;
 	u32 incompat;

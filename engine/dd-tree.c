@@ -557,7 +557,6 @@ int dd_mref_add(struct dd_pool *pool, u64 b, int delta, u32 *now)
 	l->extra[slot] = cpu_to_le32(val);
 	count = dd_block_count_add(l, (val != 0) - (old != 0));
 	dd_blk_put(leaf);
-	pool->mrefs_txn = pool->open_txn;
 	if (!(pool->incompat & DD_INCOMPAT_SHARED_MAPS)) {
 		/* Sharing starts: from this commit on, an engine that does not
 		 * know shared pages must refuse the pool (docs/format.md). */
@@ -649,6 +648,9 @@ int dd_tree_detach(struct dd_pool *pool, const struct dd_tree *t, u64 idx, bool 
 	if (r)
 		return r;
 	*detached = true;
+	/* The pages below may have one parent now, and exclusive bits set
+	 * from before they were shared: not trusted until the commit. */
+	pool->mrefs_txn = pool->open_txn;
 	root->hint_block = 0;
 	for (l = level + 1; l <= root->height; l++) {
 		u16 count;
