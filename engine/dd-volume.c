@@ -516,8 +516,11 @@ static int dd_vol_lookup(struct dd_volume *vol, u64 lbn, unsigned flags, struct 
 	*shared = false;
 	if (lbn > DD_MAX_ADDR)
 		return -EINVAL;
-	r = dd_tree_find_shared(vol->pool, &vol->tree, dd_map_leaf(lbn, &slot), flags, &leaf,
-				vol->tree.cow ? shared : NULL);
+	if (vol->tree.cow)	/* the path is tested: no lookup hint */
+		r = dd_tree_find_shared(vol->pool, &vol->tree, dd_map_leaf(lbn, &slot), flags,
+					&leaf, shared);
+	else
+		r = dd_tree_find(vol->pool, &vol->tree, dd_map_leaf(lbn, &slot), flags, &leaf);
 	if (r == -ENODATA)
 		return 0;
 	if (r)
