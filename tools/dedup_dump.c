@@ -654,6 +654,7 @@ static void dump_blocks(struct out *o, struct dd_pool *pool)
 {
 	static const enum dd_tree_id pool_trees[] = {
 		DD_TREE_VOLS, DD_TREE_REFS, DD_TREE_DALLOC, DD_TREE_WRITTEN, DD_TREE_INDEX,
+		DD_TREE_MREFS,
 	};
 	struct blk_walk w = { .o = o };
 	struct dd_volume_info info;
