@@ -30,6 +30,7 @@ static const char *dd_type_name(u32 type)
 	case DD_BT_DBITMAP: return "data bitmap";
 	case DD_BT_MBITMAP: return "metadata bitmap";
 	case DD_BT_VOLS: return "volume table";
+	case DD_BT_MREFS: return "page reference leaf";
 	default: return "block";
 	}
 }

@@ -202,6 +202,7 @@ void dd_vol_decode(const struct dd_disk_volume *e, struct dd_volume *v)
 	v->created_txn = le64_to_cpu(e->created_txn);
 	v->progress = le64_to_cpu(e->progress);
 	v->domain = (u8)le32_to_cpu(e->domain);
+	v->family = (v->flags & DD_VOL_FAMILY) ? le32_to_cpu(e->family) : le32_to_cpu(e->id);
 }
 
 void dd_vol_encode(const struct dd_volume *v, struct dd_disk_volume *e)
@@ -215,6 +216,8 @@ void dd_vol_encode(const struct dd_volume *v, struct dd_disk_volume *e)
 	e->origin = cpu_to_le32(v->origin);
 	e->progress = cpu_to_le64(v->progress);
 	e->domain = cpu_to_le32(v->domain);
+	if (v->flags & DD_VOL_FAMILY)
+		e->family = cpu_to_le32(v->family);
 }
 
 void dd_vol_encode_new(struct dd_disk_volume *e, u32 id, u32 flags, u32 origin, u64 created_txn,
@@ -236,6 +239,7 @@ void dd_vol_info_decode(const struct dd_disk_volume *e, struct dd_volume_info *i
 	info->mapped_blocks = le64_to_cpu(e->mapped_blocks);
 	info->created_txn = le64_to_cpu(e->created_txn);
 	info->domain = le32_to_cpu(e->domain);
+	info->family = (info->flags & DD_VOL_FAMILY) ? le32_to_cpu(e->family) : info->id;
 }
 
 /* ---- superblock -------------------------------------------------------------------- */
@@ -348,6 +352,8 @@ void dd_sb_encode(const struct dd_pool *pool, struct dd_disk_superblock *sb, u64
 	dd_root_encode(&pool->dalloc_root, &sb->dalloc);
 	dd_root_encode(&pool->written_root, &sb->written);
 	dd_root_encode(&pool->index_root, &sb->index);
+	dd_root_encode(&pool->mrefs_root, &sb->mrefs);
+	sb->incompat = cpu_to_le32(pool->incompat);
 	dd_stats_encode(&pool->st, &sb->stats);
 	sb->scan.index_bytes = cpu_to_le64(pool->scan_cfg.index_bytes);
 	sb->scan.run = cpu_to_le32(pool->scan_cfg.run);
@@ -382,6 +388,8 @@ void dd_sb_decode_state(const struct dd_disk_superblock *sb, struct dd_pool *poo
 	dd_root_decode(&sb->dalloc, &pool->dalloc_root);
 	dd_root_decode(&sb->written, &pool->written_root);
 	dd_root_decode(&sb->index, &pool->index_root);
+	dd_root_decode(&sb->mrefs, &pool->mrefs_root);
+	pool->incompat = le32_to_cpu(sb->incompat);
 	dd_stats_decode(&sb->stats, &pool->st);
 	pool->scan_cfg.index_bytes = le64_to_cpu(sb->scan.index_bytes);
 	pool->scan_cfg.run = le32_to_cpu(sb->scan.run);

@@ -228,6 +228,7 @@ struct dd_volume_info {
 	u64 mapped_blocks;
 	u64 created_txn;
 	u32 domain;			/* dedup domain */
+	u32 family;			/* snapshot family (its own id if none) */
 };
 /* First volume with id >= *id (deleted and incomplete ones too if
  * want_all); -ENOENT at the end; damage (a slot holding another id), I/O.

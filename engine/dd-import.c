@@ -309,17 +309,16 @@ static int dd_import_share_one(struct dd_pool *pool, struct dd_volume *v,
 		return r;
 	if (!c.refcount || c.domain != v->domain || c.refcount >= dd_scan_share_cap(pool))
 		return 0;
-	if (c.refcount == 1 && c.owned) {
-		/* C's owner must stop writing in place: it is shared now. */
-		struct dd_volume *o;
+	{
+		/* C's owner must stop writing in place: it is shared now (an
+		 * owner that is a snapshot family cannot be named: not C). */
+		bool ok;
 
-		r = dd_vol_handle(pool, c.owner_vol, &o);
-		if (r)
-			return r;
-		r = dd_vol_clear_excl(o, c.owner_lbn, x->cand);
-		dd_volume_close(o);
+		r = dd_vol_owner_clear_excl(pool, x->cand, &c, &ok);
 		if (r)
 			return dd_tx_fail(pool, r, "sharing a block at import");
+		if (!ok)
+			return 0;
 	}
 	r = dd_vol_map_share(v, x->lbn, x->cand);
 	if (!r)

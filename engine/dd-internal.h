@@ -85,7 +85,20 @@ struct dd_tree {
 	struct dd_root *root;
 	u8 id;			/* enum dd_tree_id */
 	u32 leaf_type;		/* DD_BT_* of level-0 blocks */
-	u32 owner;		/* header.owner of every block (volume id for maps) */
+	u32 owner;		/* header.owner of every block (family id for maps) */
+	/* Pages may be shared (a map of a family volume): lookups test the
+	 * path, changes copy it first (dd_tree_unshare); no lookup hint. */
+	const struct dd_cow_ops *cow;
+};
+
+/* What copying a shared leaf means to the layer that owns the tree: the
+ * worst-case blocks it dirties (counted before any change), and the work
+ * (the references its entries hold are raised; old and new are the
+ * payloads of the shared leaf, which stays valid for its other parents,
+ * and of its copy). */
+struct dd_cow_ops {
+	u32 (*leaf_cost)(struct dd_pool *pool, const void *leaf);
+	int (*leaf_copied)(struct dd_pool *pool, void *old, void *new);
 };
 
 /* In-core statistics, encoded into the superblock at commit. */
@@ -132,7 +145,9 @@ struct dd_volume {
 	u64 created_txn;
 	u64 progress;
 	u8 domain;		/* dedup domain: blocks are shared within one only */
-	struct dd_tree tree;	/* .root points at .map */
+	u32 family;		/* owner id of its map pages and records (its id if
+				 * not in a family, DD_VOL_FAMILY) */
+	struct dd_tree tree;	/* .root points at .map, .owner is .family */
 };
 
 /* Work of a layer above the transaction layer that must reach the open
@@ -174,6 +189,16 @@ struct dd_pool {
 	struct dd_stats st;
 	struct dd_root vols_root, refs_root, dalloc_root, written_root, index_root;
 	struct dd_tree vols_tree, refs_tree, dalloc_tree;
+	/* Shared map pages (docs/snapshots.md): their extra parents, the
+	 * incompat features in force, and the last transaction in which a
+	 * page lost a parent by a detach (while it is the open one, no entry
+	 * of a family volume is taken for exclusive: below a detached page,
+	 * bits set before it was shared may be trusted again, but the last
+	 * commit still shares it). */
+	struct dd_root mrefs_root;
+	struct dd_tree mrefs_tree;
+	u32 incompat;
+	u64 mrefs_txn;
 
 	/* allocators */
 	u64 meta_cursor, data_cursor;
@@ -245,21 +270,55 @@ u64 dd_tree_capacity(u8 height);
  * of the pool: one descriptor each, for the scanner and the walker. */
 static inline struct dd_tree dd_written_tree(struct dd_pool *pool)
 {
-	return (struct dd_tree){ &pool->written_root, DD_TREE_WRITTEN, DD_BT_WRITTEN, 0 };
+	return (struct dd_tree){ &pool->written_root, DD_TREE_WRITTEN, DD_BT_WRITTEN, 0, NULL };
 }
 
 static inline struct dd_tree dd_index_tree(struct dd_pool *pool)
 {
-	return (struct dd_tree){ &pool->index_root, DD_TREE_INDEX, DD_BT_INDEX, 0 };
+	return (struct dd_tree){ &pool->index_root, DD_TREE_INDEX, DD_BT_INDEX, 0, NULL };
 }
 
 int dd_tree_find(struct dd_pool *pool, const struct dd_tree *t, u64 idx, unsigned flags,
 		 struct dd_buf **leaf);
+/* As dd_tree_find; *shared: a page on the path to the leaf is shared. */
+int dd_tree_find_shared(struct dd_pool *pool, const struct dd_tree *t, u64 idx, unsigned flags,
+			struct dd_buf **leaf, bool *shared);
+/*
+ * Makes the path to leaf idx exclusive to this tree, copying its shared
+ * pages top-down, one page per step, each step with its journal room
+ * reserved first (so the engine may commit between steps, never inside
+ * one).  *copied: pages copied (0 if the path was exclusive).  -EFBIG, with
+ * nothing changed, if one step could not fit in an empty transaction;
+ * -ENOSPC, refused before the step, without metadata space.  An error in a
+ * step is marked failed (dd_tx_fail).
+ */
+int dd_tree_unshare(struct dd_pool *pool, const struct dd_tree *t, u64 idx, u32 *copied);
+int dd_tree_detach(struct dd_pool *pool, const struct dd_tree *t, u64 idx, bool *detached,
+		   u64 *entries);
+/* Distinct v[i] / div over v[0..n) (v is overwritten): a step's other leaves. */
+u32 dd_distinct_leaves(u64 *v, u32 n, u32 div);
 int dd_tree_find_dirty(struct dd_pool *pool, const struct dd_tree *t, u64 idx, bool create,
 		       struct dd_buf **leaf);
 int dd_tree_remove(struct dd_pool *pool, const struct dd_tree *t, u64 idx);
 int dd_tree_next(struct dd_pool *pool, const struct dd_tree *t, u64 idx, u64 *found);
 int dd_tree_last(struct dd_pool *pool, const struct dd_tree *t, u64 *found);
+
+/* Extra parents of metadata block b (0: one parent, or none), in the open
+ * state; dd_mref_add changes them by delta (the result must stay >= 0:
+ * else -EILSEQ), *now the new value.  An add dirties at most
+ * DD_MREF_MAX_DIRTY blocks and allocates at most DD_MREF_MAX_ALLOC. */
+int dd_mref_get(struct dd_pool *pool, u64 b, u32 *extra);
+int dd_mref_add(struct dd_pool *pool, u64 b, int delta, u32 *now);
+#define DD_MREF_MAX_DIRTY	(2 * (DD_MAX_HEIGHT + 1) + 2)
+#define DD_MREF_MAX_ALLOC	(DD_MAX_HEIGHT + 2)
+/* The fixed part of one copy step: the copy and its bitmap page, the shared
+ * page, the parent, and the shared page's own count. */
+#define DD_COW_FIXED_DIRTY	(4 + DD_MREF_MAX_DIRTY)
+/* The smallest journal with which a pool shares map pages: the largest
+ * copy step of a leaf (a record leaf per entry) and an operation's own
+ * room fit in an empty transaction.  Smaller pools copy snapshots. */
+#define DD_COW_MIN_JOURNAL	(DD_COW_FIXED_DIRTY + DD_MAP_ENTRIES + DD_OP_MAX_DIRTY + \
+				 DD_MAX_DIRTY_VOLS + 64)
 
 /* ---- 3 space (dd-space.c): data allocation ---------------------------- */
 int dd_dalloc_set(struct dd_pool *pool, u64 pbn, bool used);
@@ -314,6 +373,15 @@ int dd_vol_map_insert(struct dd_volume *vol, u64 lbn, u64 pbn);
 int dd_vol_map_insert_run(struct dd_volume *vol, u64 lbn, u64 pbn, u32 n, u32 *done);
 int dd_vol_map_unmap(struct dd_volume *vol, u64 lbn, u64 nr, enum dd_unmap_reason why);
 int dd_vol_make_exclusive(struct dd_volume *vol, u64 lbn, bool *excl);
+/* The mapping of (vol, lbn), and whether its block is referenced by that
+ * entry alone, known as its owner, through no shared page (the one answer
+ * the scanner's merges trust). */
+int dd_vol_lookup_owned(struct dd_volume *vol, u64 lbn, struct dd_mapping *m, bool *owned);
+/* The owner of block pbn (record d) is about to lose exclusivity (pbn gains
+ * a reference): its exclusive bit is cleared.  *ok false, nothing changed,
+ * if that entry cannot be named (the owner is a snapshot family, whose
+ * entry may be reached through any member). */
+int dd_vol_owner_clear_excl(struct dd_pool *pool, u64 pbn, const struct dd_record *d, bool *ok);
 /* For the scanner's merges: (vol, lbn) now maps pbn, not exclusive (the
  * references are the caller's); the exclusive bit of (vol, lbn) cleared if
  * it maps pbn. */

@@ -219,9 +219,10 @@ out:
 
 static void dd_pool_init_trees(struct dd_pool *pool)
 {
-	pool->vols_tree = (struct dd_tree){ &pool->vols_root, DD_TREE_VOLS, DD_BT_VOLS, 0 };
-	pool->refs_tree = (struct dd_tree){ &pool->refs_root, DD_TREE_REFS, DD_BT_REFS, 0 };
-	pool->dalloc_tree = (struct dd_tree){ &pool->dalloc_root, DD_TREE_DALLOC, DD_BT_DBITMAP, 0 };
+	pool->vols_tree = (struct dd_tree){ &pool->vols_root, DD_TREE_VOLS, DD_BT_VOLS, 0, NULL };
+	pool->refs_tree = (struct dd_tree){ &pool->refs_root, DD_TREE_REFS, DD_BT_REFS, 0, NULL };
+	pool->dalloc_tree = (struct dd_tree){ &pool->dalloc_root, DD_TREE_DALLOC, DD_BT_DBITMAP, 0, NULL };
+	pool->mrefs_tree = (struct dd_tree){ &pool->mrefs_root, DD_TREE_MREFS, DD_BT_MREFS, 0, NULL };
 }
 
 /* Deleted volumes still being freed (their reclaim resumes after open). */

@@ -949,53 +949,42 @@ unique:
 	return (int)n;
 }
 
-/* The map entry of (vol, lbn) still names pbn, which it alone references. */
+/* The map entry of (vol, lbn) still names pbn, which it alone references
+ * (through no shared map page). */
 static int dd_scan_owned_by(struct dd_pool *pool, struct dd_volume *v, u64 lbn, u64 pbn,
 			    bool *ok)
 {
-	struct dd_disk_rec rec;
 	struct dd_mapping m;
-	struct dd_record d;
 	int r;
 
-	*ok = false;
-	r = dd_map_lookup(v, lbn, 0, &m);
-	if (r || !m.mapped || m.pbn != pbn)
-		return r;
-	r = dd_rec_read(pool, pbn, 0, &rec);
-	if (r)
-		return r;
-	dd_rec_decode(&rec, &d);
-	*ok = d.refcount == 1 && d.owned && d.owner_vol == v->id && d.owner_lbn == lbn;
-	return 0;
+	r = dd_vol_lookup_owned(v, lbn, &m, ok);
+	if (!r && *ok && m.pbn != pbn)
+		*ok = false;
+	return r;
 }
 
 /* Remaps (v, lbn) from D to C: C gains a reference (and loses its owner's
- * exclusive bit), D loses its last.  Caller checked both. */
+ * exclusive bit), D loses its last.  Caller checked both.  1, nothing
+ * changed: C is owned by a snapshot family (not a canonical block). */
 static int dd_scan_merge_one(struct dd_pool *pool, struct dd_volume *v, u64 lbn, u64 dpbn,
 			     u64 cpbn)
 {
 	struct dd_disk_rec rec;
 	struct dd_record c;
-	bool was_shared;
+	bool was_shared, ok;
 	int r;
 
 	r = dd_rec_read(pool, cpbn, 0, &rec);
 	if (r)
 		return r;
 	dd_rec_decode(&rec, &c);
-	if (c.refcount == 1 && c.owned) {
-		/* C's owner must stop writing in place: it is shared now. */
-		struct dd_volume *o;
-
-		r = dd_vol_handle(pool, c.owner_vol, &o);
-		if (r)
-			return r;
-		r = dd_vol_clear_excl(o, c.owner_lbn, cpbn);
-		dd_volume_close(o);
-		if (r)
-			return r;
-	}
+	/* C's owner must stop writing in place: it is shared now.  An owner
+	 * that is a snapshot family cannot be named: C is not used. */
+	r = dd_vol_owner_clear_excl(pool, cpbn, &c, &ok);
+	if (r)
+		return r;
+	if (!ok)
+		return 1;
 	r = dd_rec_inc(pool, cpbn);
 	if (r)
 		return r;
@@ -1073,7 +1062,10 @@ static int dd_scan_merge_reverse(struct dd_pool *pool, struct dd_scan_item *it)
 	}
 	if (!r && ok) {
 		r = dd_scan_merge_one(pool, v, it->cand_lbn, it->cand, it->pbn);
-		if (r) {
+		if (r > 0) {
+			r = 0;
+			sc->raced++;
+		} else if (r) {
 			dd_tx_fail(pool, r, "merging blocks");	/* half-done */
 		} else {
 			pool->st.scan_merged++;
@@ -1188,9 +1180,12 @@ int dd_scan_apply(struct dd_pool *pool, struct dd_scan_batch *b)
 			if (!r && fits) {
 				it->cand = to;
 				r = dd_scan_merge_one(pool, v, it->lbn, it->pbn, it->cand);
-				if (r)
+				if (r > 0) {
+					r = 0;
+					sc->raced++;
+				} else if (r) {
 					dd_tx_fail(pool, r, "merging blocks");	/* half-done */
-				if (!r) {
+				} else {
 					pool->st.scan_merged++;
 					it->flags |= DD_SI_MERGED;
 					if (it->flags & DD_SI_HOOK)
@@ -1651,7 +1646,9 @@ static int dd_unshare_group_apply(struct dd_pool *pool, struct dd_unshare_batch 
 			continue;
 		if (r)
 			return r;
-		if (!(v->flags & (DD_VOL_DELETING | DD_VOL_INCOMPLETE))) {
+		/* A family volume's entry may be in a shared page: it keeps the
+		 * block (unsharing would copy the page, in the middle of a group). */
+		if (!(v->flags & (DD_VOL_DELETING | DD_VOL_INCOMPLETE | DD_VOL_FAMILY))) {
 			r = dd_map_lookup(v, it->lbn, 0, &m);
 			if (!r && m.mapped && m.pbn == it->old_pbn) {
 				it->flags |= DD_UI_STILL;

@@ -23,6 +23,95 @@ static u64 dd_map_leaf(u64 lbn, u32 *slot)
 	return dd_div_u64_rem(lbn, DD_MAP_ENTRIES, slot);
 }
 
+/* ---- shared map pages (docs/snapshots.md) --------------------------------- */
+
+/* Copying a shared map leaf dirties a record leaf per distinct one of its
+ * blocks. */
+static u32 dd_map_leaf_cost(struct dd_pool *pool, const void *leaf)
+{
+	u64 *v = pool->scratch;		/* DD_BLOCK_SIZE bytes: room for 508 */
+	u32 slot, k = 0;
+
+	for (slot = 0; slot < DD_MAP_ENTRIES; slot++) {
+		u64 e = dd_me_get(leaf, slot);
+
+		if (dd_me_mapped(e))
+			v[k++] = dd_me_pbn(e);
+	}
+	return dd_distinct_leaves(v, k, DD_RECS_PER_LEAF);
+}
+
+/* A shared leaf is copied: each of its blocks gains a reference (the copy's
+ * slot), and no entry of either is exclusive any more (the shared one keeps
+ * serving its other parents; a clear bit only sends a write elsewhere). */
+static int dd_map_leaf_copied(struct dd_pool *pool, void *old, void *new)
+{
+	u32 slot;
+	int r;
+
+	for (slot = 0; slot < DD_MAP_ENTRIES; slot++) {
+		u64 e = dd_me_get(old, slot);
+
+		if (!dd_me_mapped(e))
+			continue;
+		r = dd_rec_inc(pool, dd_me_pbn(e));
+		if (r)
+			return r;
+		if (dd_me_excl(e)) {
+			dd_me_store(dd_me_slot(old, slot), dd_me_without_excl(e));
+			dd_me_store(dd_me_slot(new, slot), dd_me_without_excl(e));
+		}
+	}
+	return 0;
+}
+
+static const struct dd_cow_ops dd_map_cow = {
+	.leaf_cost = dd_map_leaf_cost,
+	.leaf_copied = dd_map_leaf_copied,
+};
+
+static void dd_vol_set_tree(struct dd_volume *v)
+{
+	if (!(v->flags & DD_VOL_FAMILY))
+		v->family = v->id;
+	v->tree.owner = v->family;
+	v->tree.cow = (v->flags & DD_VOL_FAMILY) ? &dd_map_cow : NULL;
+}
+
+/*
+ * An exclusive bit of a family volume is trusted only if no page on its
+ * path is shared, and not while the open transaction has detached a page:
+ * a page exclusive now may have been shared at the last commit, where the
+ * detached sibling still reaches its blocks, and its leaves keep the bits
+ * set before the sharing.  (A copy clears the bits of the leaf it copies,
+ * and the pages below a copied node stay shared: no such case.)
+ */
+static bool dd_vol_excl_ok(struct dd_volume *vol, bool shared)
+{
+	if (!vol->tree.cow)
+		return true;
+	return !shared && vol->pool->mrefs_txn != vol->pool->open_txn;
+}
+
+static void dd_vol_dirty(struct dd_volume *v);
+
+/* Makes the path to lbn's leaf this volume's alone (before the caller's
+ * own reservation); *copied: pages copied. */
+static int dd_vol_unshare(struct dd_volume *vol, u64 lbn, u32 *copied)
+{
+	struct dd_root before = vol->map;
+	u32 slot;
+	int r;
+
+	*copied = 0;
+	if (!vol->tree.cow)
+		return 0;
+	r = dd_tree_unshare(vol->pool, &vol->tree, dd_map_leaf(lbn, &slot), copied);
+	if (before.block != vol->map.block || before.height != vol->map.height)
+		dd_vol_dirty(vol);
+	return r;
+}
+
 /* ---- the volume table ---------------------------------------------------- */
 
 static u64 dd_vols_leaf(u32 id, u32 *slot)
@@ -194,7 +283,7 @@ int dd_vol_handle(struct dd_pool *pool, u32 id, struct dd_volume **out)
 	v->tree.root = &v->map;
 	v->tree.id = DD_TREE_MAP;
 	v->tree.leaf_type = DD_BT_MAP;
-	v->tree.owner = id;
+	dd_vol_set_tree(v);
 	v->next = pool->volumes;
 	pool->volumes = v;
 	*out = v;
@@ -221,6 +310,7 @@ int dd_volumes_reload(struct dd_pool *pool)
 		else if (r)
 			return r;
 		dd_vol_decode(&e, v);
+		dd_vol_set_tree(v);
 	}
 	return 0;
 }
@@ -316,7 +406,29 @@ int dd_volume_next(struct dd_pool *pool, u32 *id, bool want_all, struct dd_volum
 
 /* ---- lifecycle -------------------------------------------------------------- */
 
-/* Room for a new volume entry, and the id free (a deleted volume keeps it). */
+/* No volume is in family id: the id names pages and records of that
+ * family while a member exists. */
+static int dd_vol_family_unused(struct dd_pool *pool, u32 id)
+{
+	struct dd_volume_info info;
+	u32 i = 0;
+	int r;
+
+	if (!(pool->incompat & DD_INCOMPAT_SHARED_MAPS))
+		return 0;
+	for (;; i++) {
+		r = dd_volume_next(pool, &i, true, &info);
+		if (r == -ENOENT)
+			return 0;
+		if (r)
+			return r;
+		if (info.family == id)
+			return -EEXIST;
+	}
+}
+
+/* Room for a new volume entry, and the id free (a deleted volume keeps it,
+ * a family its first volume's). */
 static int dd_vol_id_unused(struct dd_pool *pool, u32 id)
 {
 	struct dd_disk_volume e;
@@ -328,7 +440,7 @@ static int dd_vol_id_unused(struct dd_pool *pool, u32 id)
 	r = dd_vol_entry_get(pool, id, &e);
 	if (r != -ENOENT)
 		return r ? r : -EEXIST;
-	return 0;
+	return dd_vol_family_unused(pool, id);
 }
 
 int dd_vol_create(struct dd_pool *pool, u32 id, u32 domain)
@@ -390,7 +502,9 @@ int dd_vol_delete(struct dd_pool *pool, u32 id)
 
 /* ---- the map -------------------------------------------------------------- */
 
-int dd_map_lookup(struct dd_volume *vol, u64 lbn, unsigned flags, struct dd_mapping *m)
+/* As dd_map_lookup; *shared: the entry is reached through a shared page. */
+static int dd_vol_lookup(struct dd_volume *vol, u64 lbn, unsigned flags, struct dd_mapping *m,
+			 bool *shared)
 {
 	struct dd_buf *leaf;
 	u64 e;
@@ -399,9 +513,14 @@ int dd_map_lookup(struct dd_volume *vol, u64 lbn, unsigned flags, struct dd_mapp
 
 	m->mapped = m->excl = false;
 	m->pbn = 0;
+	*shared = false;
 	if (lbn > DD_MAX_ADDR)
 		return -EINVAL;
-	r = dd_tree_find(vol->pool, &vol->tree, dd_map_leaf(lbn, &slot), flags, &leaf);
+	if (vol->tree.cow)	/* the path is tested: no lookup hint */
+		r = dd_tree_find_shared(vol->pool, &vol->tree, dd_map_leaf(lbn, &slot), flags,
+					&leaf, shared);
+	else
+		r = dd_tree_find(vol->pool, &vol->tree, dd_map_leaf(lbn, &slot), flags, &leaf);
 	if (r == -ENODATA)
 		return 0;
 	if (r)
@@ -417,9 +536,36 @@ int dd_map_lookup(struct dd_volume *vol, u64 lbn, unsigned flags, struct dd_mapp
 		}
 		m->mapped = true;
 		/* A block the scanner compares is written copy-on-write only. */
-		m->excl = dd_me_excl(e) && !dd_block_pinned(vol->pool, dd_me_pbn(e));
+		m->excl = dd_me_excl(e) && !dd_block_pinned(vol->pool, dd_me_pbn(e)) &&
+			  dd_vol_excl_ok(vol, *shared);
 		m->pbn = dd_me_pbn(e);
 	}
+	return 0;
+}
+
+int dd_map_lookup(struct dd_volume *vol, u64 lbn, unsigned flags, struct dd_mapping *m)
+{
+	bool shared;
+
+	return dd_vol_lookup(vol, lbn, flags, m, &shared);
+}
+
+int dd_vol_lookup_owned(struct dd_volume *vol, u64 lbn, struct dd_mapping *m, bool *owned)
+{
+	struct dd_disk_rec rec;
+	struct dd_record d;
+	bool shared;
+	int r;
+
+	*owned = false;
+	r = dd_vol_lookup(vol, lbn, 0, m, &shared);
+	if (r || !m->mapped || shared)
+		return r;
+	r = dd_rec_read(vol->pool, m->pbn, 0, &rec);
+	if (r)
+		return r;
+	dd_rec_decode(&rec, &d);
+	*owned = d.refcount == 1 && d.owned && d.owner_vol == vol->family && d.owner_lbn == lbn;
 	return 0;
 }
 
@@ -453,7 +599,7 @@ int dd_map_next(struct dd_volume *vol, u64 *lbn, struct dd_mapping *m)
 		if (slot < DD_MAP_ENTRIES) {
 			*lbn = found * DD_MAP_ENTRIES + slot;
 			m->mapped = true;
-			m->excl = dd_me_excl(e);
+			m->excl = dd_me_excl(e) && !vol->tree.cow;	/* no path test here */
 			m->pbn = dd_me_pbn(e);
 			return 0;
 		}
@@ -467,10 +613,18 @@ int dd_map_next(struct dd_volume *vol, u64 *lbn, struct dd_mapping *m)
 static int dd_map_open(struct dd_volume *vol, u64 lbn, bool create, struct dd_buf **leaf,
 		       __le64 **entry)
 {
-	struct dd_root before = vol->map;
-	u32 slot;
+	struct dd_root before;
+	u32 slot, copied;
 	int r;
 
+	/* Callers made the path exclusive before their reservation; if one
+	 * did not, copy it now and reserve again. */
+	r = dd_vol_unshare(vol, lbn, &copied);
+	if (!r && copied)
+		r = dd_tx_reserve(vol->pool, DD_OP_MAX_DIRTY + DD_ENTRY_MAX_DIRTY);
+	if (r)
+		return r;
+	before = vol->map;
 	r = dd_tree_find_dirty(vol->pool, &vol->tree, dd_map_leaf(lbn, &slot), create, leaf);
 	if (r)
 		return r;
@@ -529,7 +683,7 @@ static int __dd_map_insert_step(struct dd_volume *vol, u64 lbn, u64 pbn, u32 *n)
 	}
 	dd_blk_put(leaf);
 	*n = k;
-	r = dd_rec_new_run(pool, pbn, k, vol->id, lbn, vol->domain);
+	r = dd_rec_new_run(pool, pbn, k, vol->family, lbn, vol->domain);
 	if (r)
 		return r;
 	for (i = 0; i < k; i++) {
@@ -567,7 +721,9 @@ int dd_vol_map_insert_run(struct dd_volume *vol, u64 lbn, u64 pbn, u32 n, u32 *d
 		dd_map_leaf(lbn + *done, &slot);
 		k = DD_MIN(DD_MIN(n - *done, (u32)DD_INSERT_STEP),
 			   DD_MIN(DD_MAP_ENTRIES - slot, dd_rec_run_room(pbn + *done)));
-		r = dd_tx_reserve(pool, DD_OP_MAX_DIRTY);
+		r = dd_vol_unshare(vol, lbn + *done, &slot);
+		if (!r)
+			r = dd_tx_reserve(pool, DD_OP_MAX_DIRTY);
 		if (r)
 			return r;
 		r = __dd_map_insert_step(vol, lbn + *done, pbn + *done, &k);
@@ -620,10 +776,12 @@ int dd_vol_make_exclusive(struct dd_volume *vol, u64 lbn, bool *excl)
 	bool touched, open_used, committed_used;
 	int r;
 
+	bool shared;
+
 	if (lbn > DD_MAX_ADDR)
 		return -EINVAL;
 	*excl = false;
-	r = dd_map_lookup(vol, lbn, 0, &m);
+	r = dd_vol_lookup(vol, lbn, 0, &m, &shared);
 	if (r)
 		return r;
 	if (!m.mapped)
@@ -634,13 +792,15 @@ int dd_vol_make_exclusive(struct dd_volume *vol, u64 lbn, bool *excl)
 	}
 	if (dd_block_pinned(pool, m.pbn))
 		return 0;	/* the scanner is comparing it */
+	if (!dd_vol_excl_ok(vol, shared))
+		return 0;	/* reached through a shared page, now or at the last commit */
 	r = dd_rec_read(pool, m.pbn, 0, &rec);
 	if (r)
 		return r;
 	dd_rec_decode(&rec, &d);
 	if (d.refcount != 1)
 		return 0;
-	if (d.owned && (d.owner_vol != vol->id || d.owner_lbn != lbn)) {
+	if (d.owned && (d.owner_vol != vol->family || d.owner_lbn != lbn)) {
 		dd_err("data block %llu: owner %u/%llu but mapped by %u/%llu",
 		       (unsigned long long)m.pbn, d.owner_vol, (unsigned long long)d.owner_lbn,
 		       vol->id, (unsigned long long)lbn);
@@ -660,7 +820,7 @@ int dd_vol_make_exclusive(struct dd_volume *vol, u64 lbn, bool *excl)
 	if (r)
 		return r;
 	if (!d.owned) {
-		r = dd_rec_set_owner(pool, m.pbn, vol->id, lbn);
+		r = dd_rec_set_owner(pool, m.pbn, vol->family, lbn);
 		if (r)
 			goto bad;
 	}
@@ -714,7 +874,7 @@ int dd_vol_unshare_one(struct dd_volume *vol, u64 lbn, u64 old, u64 new, bool fi
 	dd_me_store(entry, first && excl ? e : dd_me_without_excl(e));
 	dd_blk_put(leaf);
 	if (first) {
-		r = dd_rec_new(pool, new, vol->id, lbn, vol->domain);
+		r = dd_rec_new(pool, new, vol->family, lbn, vol->domain);
 		if (r)
 			return r;
 		dd_resv_remove(&pool->resv, new);
@@ -741,6 +901,31 @@ int dd_vol_clear_excl(struct dd_volume *vol, u64 lbn, u64 pbn)
 		dd_me_store(entry, dd_me_without_excl(e));
 	dd_blk_put(leaf);
 	return 0;
+}
+
+int dd_vol_owner_clear_excl(struct dd_pool *pool, u64 pbn, const struct dd_record *d, bool *ok)
+{
+	struct dd_volume *o;
+	int r;
+
+	*ok = true;
+	if (d->refcount != 1 || !d->owned)
+		return 0;	/* no entry holds an exclusive bit on it */
+	r = dd_vol_handle(pool, d->owner_vol, &o);
+	if (r == -ENOENT && (pool->incompat & DD_INCOMPAT_SHARED_MAPS)) {
+		*ok = false;	/* a family whose first volume is gone */
+		return 0;
+	}
+	if (r)
+		return r;
+	if (o->tree.cow) {
+		*ok = false;
+		dd_volume_close(o);
+		return 0;
+	}
+	r = dd_vol_clear_excl(o, d->owner_lbn, pbn);
+	dd_volume_close(o);
+	return r;
 }
 
 int dd_vol_map_share(struct dd_volume *vol, u64 lbn, u64 pbn)
@@ -863,6 +1048,33 @@ static int dd_unmap_range(struct dd_volume *vol, u64 lbn, u64 end, enum dd_unmap
 			return r;
 		if (found != li)
 			pos = found * DD_MAP_ENTRIES;
+		if (vol->tree.cow && (vol->flags & DD_VOL_DELETING)) {
+			/* Reclaim: what is shared is let go of, not copied. */
+			bool detached;
+			u64 entries;
+
+			r = dd_tx_room(pool, DD_OP_MAX_DIRTY);
+			if (r)
+				return r;
+			r = dd_tree_detach(pool, &vol->tree, found, &detached, &entries);
+			if (r)
+				return dd_tx_fail(pool, r, "detaching a deleted volume");
+			if (detached) {
+				if (entries == ~0ULL)	/* the root: all of it */
+					entries = vol->mapped;
+				vol->mapped -= entries;
+				pool->st.mapped_blocks -= entries;
+				dd_vol_dirty(vol);
+				(*budget)--;
+				continue;
+			}
+		} else if (vol->tree.cow) {
+			u32 copied;
+
+			r = dd_vol_unshare(vol, pos, &copied);
+			if (r)
+				return r;
+		}
 		r = dd_tx_room(pool, DD_OP_MAX_DIRTY + DD_ENTRY_MAX_DIRTY);
 		if (r)
 			return r;
@@ -992,6 +1204,67 @@ static int dd_snap_copy(struct dd_volume *snap, struct dd_volume *origin)
 	}
 }
 
+/*
+ * A snapshot that shares the origin's map (docs/snapshots.md): one
+ * transaction, whatever the origin's size.  Both join the origin's family;
+ * the origin's root gains a parent.  No exclusive bit changes: through the
+ * shared root no lookup trusts them.
+ */
+static int dd_vol_share(struct dd_pool *pool, u32 id, struct dd_volume *origin)
+{
+	struct dd_disk_volume e;
+	struct dd_volume *snap;
+	int r;
+
+	r = dd_tx_reserve(pool, DD_OP_MAX_DIRTY + DD_MREF_MAX_DIRTY);
+	if (r)
+		return r;
+	if (origin->map.block) {
+		r = dd_mref_add(pool, origin->map.block, 1, NULL);
+		if (r)
+			goto bad;
+	}
+	if (!(pool->incompat & DD_INCOMPAT_SHARED_MAPS)) {
+		pool->incompat |= DD_INCOMPAT_SHARED_MAPS;
+		pool->sb_dirty = true;
+	}
+	origin->flags |= DD_VOL_FAMILY;
+	dd_vol_set_tree(origin);
+	origin->map.hint_block = 0;
+	r = dd_vol_sync(origin);
+	if (r)
+		goto bad;
+	dd_vol_encode_new(&e, id, DD_VOL_VALID, origin->id, pool->open_txn, origin->domain);
+	r = dd_vol_entry_put(pool, &e);
+	if (r)
+		goto bad;
+	r = dd_vol_handle(pool, id, &snap);
+	if (r)
+		goto bad;
+	snap->flags |= DD_VOL_FAMILY;
+	snap->family = origin->family;
+	snap->map.block = origin->map.block;
+	snap->map.height = origin->map.height;
+	snap->map.hint_block = 0;
+	snap->mapped = origin->mapped;
+	dd_vol_set_tree(snap);
+	r = dd_vol_sync(snap);
+	dd_volume_close(snap);
+	if (r)
+		goto bad;
+	pool->st.mapped_blocks += origin->mapped;
+	pool->nr_volumes++;
+	return 0;
+bad:
+	return dd_tx_fail(pool, r, "creating a snapshot");
+}
+
+/* Pools whose journal holds the largest copy step share; others copy. */
+static bool dd_pool_shares(struct dd_pool *pool)
+{
+	return pool->journal_blocks >= DD_COW_MIN_JOURNAL;
+}
+
 int dd_vol_snapshot(struct dd_pool *pool, u32 id, u32 origin_id)
 {
 	struct dd_disk_volume e;
@@ -1006,6 +1279,11 @@ int dd_vol_snapshot(struct dd_pool *pool, u32 id, u32 origin_id)
 	r = dd_volume_open(pool, origin_id, &origin);
 	if (r)
 		return r;
+	if (dd_pool_shares(pool)) {
+		r = dd_vol_share(pool, id, origin);
+		dd_volume_close(origin);
+		return r;
+	}
 
 	/* A snapshot shares its origin's blocks: it is in the origin's domain. */
 	dd_vol_encode_new(&e, id, DD_VOL_VALID | DD_VOL_INCOMPLETE, origin_id, pool->open_txn,

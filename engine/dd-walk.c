@@ -37,6 +37,7 @@ void dd_walk_get_info(struct dd_pool *pool, struct dd_walk_info *info)
 	info->cow_splits = pool->st.cow_splits;
 	info->nr_volumes = pool->nr_volumes;
 	info->needs_check = pool->needs_check;
+	info->incompat = pool->incompat;
 }
 
 int dd_walk_read_block(struct dd_pool *pool, u64 blocknr, void *buf)
@@ -76,6 +77,9 @@ static int dd_walk_lookup(struct dd_pool *pool, enum dd_tree_id tree, u32 vol,
 		return 0;
 	case DD_TREE_DALLOC:
 		*t = &pool->dalloc_tree;
+		return 0;
+	case DD_TREE_MREFS:
+		*t = &pool->mrefs_tree;
 		return 0;
 	case DD_TREE_WRITTEN:
 		*tmp = dd_written_tree(pool);
@@ -300,4 +304,19 @@ void dd_pool_drop(struct dd_pool *pool)
 	pool->mode = DD_MODE_FAIL;
 	pool->open_flags |= DD_OPEN_READ_ONLY;
 	dd_pool_close(pool);
+}
+
+int dd_test_mref_add(struct dd_pool *pool, u64 b, int delta, u32 *now)
+{
+	int r = dd_tx_reserve(pool, DD_OP_MAX_DIRTY);
+
+	if (r)
+		return r;
+	r = dd_mref_add(pool, b, delta, now);
+	return dd_pool_settle(pool, r ? dd_tx_fail(pool, r, "changing a page reference") : 0);
+}
+
+int dd_walk_mref(struct dd_pool *pool, u64 b, u32 *extra)
+{
+	return dd_mref_get(pool, b, extra);
 }

@@ -56,6 +56,7 @@ struct dd_walk_info {
 	u64 zero_elided, discarded, cow_splits;
 	u32 nr_volumes;			/* valid, neither INCOMPLETE nor DELETING */
 	bool needs_check;
+	u32 incompat;			/* DD_FEATURE_INCOMPAT_* in force */
 };
 
 /* Never fails. */
@@ -207,5 +208,14 @@ u64 dd_walk_tree_capacity(u8 height);
  * without write-back to simulate the crash).
  */
 void dd_pool_drop(struct dd_pool *pool);
+
+/*
+ * Changes the extra-parent count of metadata block b by delta in the open
+ * transaction (room reserved first), as sharing does: for the tests of the
+ * mrefs tree and of the check's proof of it.  *now: the new count.
+ */
+int dd_test_mref_add(struct dd_pool *pool, u64 b, int delta, u32 *now);
+/* The extra-parent count of metadata block b in the open state. */
+int dd_walk_mref(struct dd_pool *pool, u64 b, u32 *extra);
 
 #endif

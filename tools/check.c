@@ -8,6 +8,16 @@
  * Reference counting takes 4 bytes per data block; a pool larger than
  * opts->max_memory is checked in windows of data blocks, walking the maps
  * once per window.
+ *
+ * Shared map pages (docs/snapshots.md): the walk counts, for every metadata
+ * block, the parents it is reached from (a root, or the first visit of a
+ * node), and proves each equals 1 + its entry in the mrefs tree.  A page is
+ * accounted for once however many volumes reach it: its data references
+ * are counted on its first visit (a data block under a shared leaf has one
+ * reference from that leaf), while every volume's entry count includes it.
+ * An exclusive bit reached through a shared page is not trusted by the
+ * engine and not checked here; elsewhere the record must name the
+ * volume's family and the LBN.
  */
 #include "check.h"
 #include "dd-walk.h"
@@ -27,8 +37,21 @@ struct chk {
 	bool first_pass;
 	u64 map_entries;
 	u32 cur_vol;
+	u32 cur_family;
 	u32 cur_domain;
 	u64 cur_vol_entries;
+	/* parents per metadata block (first pass), extra parents per the mrefs
+	 * tree, visited in this pass; along the walk's current path: whether
+	 * the block at each level was a first visit, and reached through a
+	 * shared page */
+	u32 *arrivals, *mref;
+	u8 *visited;
+	bool first_at[DD_MAX_HEIGHT + 2];
+	bool shared_at[DD_MAX_HEIGHT + 2];
+	bool leaf_first, leaf_shared;
+	/* (id, family) of every volume, for the family checks */
+	u32 *fam_id, *fam_of;
+	u32 nr_fam, cap_fam;
 };
 
 #define DOM_MIXED	0xffffu
@@ -97,6 +120,7 @@ static const char *chk_tree_name(u8 id)
 	case DD_TREE_DALLOC: return "data bitmap";
 	case DD_TREE_WRITTEN: return "written marks";
 	case DD_TREE_INDEX: return "saved index";
+	case DD_TREE_MREFS: return "page reference tree";
 	default: return "tree";
 	}
 }
@@ -130,35 +154,47 @@ struct chk_walk {
 	chk_leaf_fn fn;
 };
 
-/* Accounts for a block the walk found (marks it seen on the first pass) and
- * reports why it cannot be used; false if its contents are not to be used. */
+/* Accounts for a block the walk found (its parent edge on the first pass,
+ * when the parent itself was visited for the first time) and reports why it
+ * cannot be used; false if its contents are not to be used. */
 static bool chk_block(struct chk *c, const struct dd_walk_block *blk)
 {
 	u64 b = blk->blocknr;
+	bool top = !blk->parent, edge, first;
 
+	c->first_at[blk->level] = false;
+	c->shared_at[blk->level] = top ? false : c->shared_at[blk->level + 1];
 	if (blk->error == -ERANGE) {
 		if (c->first_pass)
 			chk_report(c, DD_CHK_TREE, true, "%s points at block %llu, outside the metadata area",
 				   chk_tree_name(blk->tree), (unsigned long long)b);
 		return false;
 	}
+	edge = top || c->first_at[blk->level + 1];
+	first = !(c->visited[b / 8] & (1u << (b % 8)));
+	c->visited[b / 8] |= 1u << (b % 8);
 	if (c->first_pass) {
-		if (c->meta_seen[b / 8] & (1u << (b % 8))) {
-			chk_report(c, DD_CHK_META_SHARED, true, "metadata block %llu is reachable twice",
-				   (unsigned long long)b);
-			return false;
+		if (edge && c->arrivals[b] != 0xffffffffu)
+			c->arrivals[b]++;
+		if (!(c->meta_seen[b / 8] & (1u << (b % 8)))) {
+			c->meta_seen[b / 8] |= 1u << (b % 8);
+			c->res->meta_blocks_seen++;
 		}
-		c->meta_seen[b / 8] |= 1u << (b % 8);
-		c->res->meta_blocks_seen++;
 	}
+	c->first_at[blk->level] = first;
+	if (c->mref[b])
+		c->shared_at[blk->level] = true;
+	/* Only map pages are shared; a block of another tree is used once. */
+	if (!first && blk->tree != DD_TREE_MAP)
+		return false;
 	if (!blk->data.raw) {
-		if (c->first_pass)
+		if (c->first_pass && first)
 			chk_report(c, DD_CHK_BLOCK, true, "block %llu: read error %d",
 				   (unsigned long long)b, blk->error);
 		return false;
 	}
 	if (blk->error) {
-		if (c->first_pass)
+		if (c->first_pass && first)
 			chk_explain(c, b, blk->data.raw, blk->type, blk->tree, blk->level, blk->owner);
 		return false;
 	}
@@ -175,16 +211,20 @@ static int chk_visit(void *ctx, const struct dd_walk_block *blk)
 	if (!chk_block(c, blk))
 		return DD_WALK_SKIP;
 	if (!blk->level) {
+		c->leaf_first = c->first_at[0];
+		c->leaf_shared = c->shared_at[0];
 		w->fn(c, blk->first_leaf, blk->data.raw);
 		return 0;
 	}
+	if (!c->first_pass || !c->first_at[blk->level])
+		return 0;
 	for (i = 0; i < DD_NODE_FANOUT; i++)
 		count += !!n->child[i];
-	if (c->first_pass && count != le16_to_cpu(n->hdr.count))
+	if (count != le16_to_cpu(n->hdr.count))
 		chk_report(c, DD_CHK_TREE, true, "%s node %llu: %u children, header says %u",
 			   chk_tree_name(blk->tree), (unsigned long long)blk->blocknr, count,
 			   le16_to_cpu(n->hdr.count));
-	if (c->first_pass && !count)
+	if (!count)
 		chk_report(c, DD_CHK_TREE, true, "%s node %llu is empty", chk_tree_name(blk->tree),
 			   (unsigned long long)blk->blocknr);
 	return 0;
@@ -217,7 +257,7 @@ static void chk_excl(struct chk *c, u64 lbn, u64 pbn)
 	if (dd_walk_record(c->pool, pbn, &d))
 		return;
 	dd_record_decode(&d, &rec);
-	if (rec.refcount != 1 || !rec.owned || rec.owner_vol != c->cur_vol || rec.owner_lbn != lbn)
+	if (rec.refcount != 1 || !rec.owned || rec.owner_vol != c->cur_family || rec.owner_lbn != lbn)
 		chk_report(c, DD_CHK_EXCL, true,
 			   "volume %u LBN %llu: exclusive bit on block %llu (refcount %u, owner %s%u/%llu)",
 			   c->cur_vol, (unsigned long long)lbn, (unsigned long long)pbn, rec.refcount,
@@ -230,6 +270,14 @@ static void chk_map_leaf(struct chk *c, u64 idx, const void *data)
 	const struct dd_disk_map_leaf *l = data;
 	u32 slot, count = 0;
 
+	if (!c->leaf_first) {
+		/* A shared leaf seen before: its entries are this volume's too,
+		 * its references were counted at its first visit. */
+		for (slot = 0; c->first_pass && slot < DD_MAP_ENTRIES; slot++)
+			if (le64_to_cpu(l->entry[slot]) & DD_ME_MAPPED)
+				c->cur_vol_entries++;
+		return;
+	}
 	for (slot = 0; slot < DD_MAP_ENTRIES; slot++) {
 		u64 e = le64_to_cpu(l->entry[slot]);
 		u64 lbn = idx * DD_MAP_ENTRIES + slot, pbn;
@@ -260,7 +308,7 @@ static void chk_map_leaf(struct chk *c, u64 idx, const void *data)
 					   (unsigned long long)c->g.nr_data_blocks);
 			continue;
 		}
-		if (c->first_pass && m.excl)
+		if (c->first_pass && m.excl && !c->leaf_shared)
 			chk_excl(c, lbn, pbn);
 		if (pbn >= c->win_start && pbn - c->win_start < c->win_len) {
 			u16 *d = &c->dom[pbn - c->win_start];
@@ -279,6 +327,45 @@ static void chk_map_leaf(struct chk *c, u64 idx, const void *data)
 	if (c->first_pass && !count)
 		chk_report(c, DD_CHK_TREE, true, "volume %u map leaf %llu is empty", c->cur_vol,
 			   (unsigned long long)idx);
+}
+
+static void chk_family_add(struct chk *c, u32 id, u32 family)
+{
+	if (c->nr_fam == c->cap_fam) {
+		u32 cap = c->cap_fam ? 2 * c->cap_fam : 64;
+		u32 *a = realloc(c->fam_id, cap * sizeof(u32)), *b;
+
+		if (!a)
+			return;
+		c->fam_id = a;
+		b = realloc(c->fam_of, cap * sizeof(u32));
+		if (!b)
+			return;
+		c->fam_of = b;
+		c->cap_fam = cap;
+	}
+	c->fam_id[c->nr_fam] = id;
+	c->fam_of[c->nr_fam++] = family;
+}
+
+/* A family's id is a volume id that no volume outside the family has: map
+ * page headers and records name it. */
+static void chk_families(struct chk *c)
+{
+	u32 i, j;
+
+	for (i = 0; i < c->nr_fam; i++) {
+		if (c->fam_of[i] == c->fam_id[i])
+			continue;
+		if (c->fam_of[i] > DD_MAX_VOLUME_ID)
+			chk_report(c, DD_CHK_VOLUME, true, "volume %u: family %u out of range",
+				   c->fam_id[i], c->fam_of[i]);
+		for (j = 0; j < c->nr_fam; j++)
+			if (c->fam_id[j] == c->fam_of[i] && c->fam_of[j] != c->fam_of[i])
+				chk_report(c, DD_CHK_VOLUME, true,
+					   "volume %u is in family %u, but volume %u is not",
+					   c->fam_id[i], c->fam_of[i], c->fam_id[j]);
+	}
 }
 
 /* Walks every volume's map (pass: count references in the window). */
@@ -304,7 +391,10 @@ static void chk_maps(struct chk *c, u64 *nr_user_volumes)
 			continue;
 		}
 		c->cur_vol = id;
+		c->cur_family = info.family;
 		c->cur_domain = info.domain;
+		if (c->first_pass)
+			chk_family_add(c, id, info.family);
 		c->cur_vol_entries = 0;
 		if (c->first_pass && info.domain > DD_MAX_DOMAIN)
 			chk_report(c, DD_CHK_DOMAIN, true, "volume %u: domain %u out of range", id,
@@ -448,12 +538,90 @@ static void chk_index_leaf(struct chk *c, u64 idx, const void *data)
 			   (unsigned long long)idx, used, le16_to_cpu(l->hdr.count));
 }
 
+/* The extra parents of shared pages: kept for the walk of the maps. */
+static void chk_mrefs_leaf(struct chk *c, u64 idx, const void *data)
+{
+	const struct dd_disk_mrefs_leaf *l = data;
+	u32 slot, count = 0;
+
+	for (slot = 0; slot < DD_MREFS_PER_LEAF; slot++) {
+		u32 v = le32_to_cpu(l->extra[slot]);
+		u64 b = idx * DD_MREFS_PER_LEAF + slot;
+
+		if (!v)
+			continue;
+		count++;
+		if (b >= c->g.nr_meta_blocks) {
+			chk_report(c, DD_CHK_META_SHARED, true,
+				   "page reference tree names block %llu beyond the metadata device",
+				   (unsigned long long)b);
+			continue;
+		}
+		c->mref[b] = v;
+	}
+	if (count != le16_to_cpu(l->hdr.count))
+		chk_report(c, DD_CHK_TREE, true, "page reference leaf %llu: %u entries, header says %u",
+			   (unsigned long long)idx, count, le16_to_cpu(l->hdr.count));
+	if (!count)
+		chk_report(c, DD_CHK_TREE, true, "page reference leaf %llu is empty",
+			   (unsigned long long)idx);
+}
+
+/* Every block is reached from 1 + (its mrefs entry) parents. */
+static void chk_parents(struct chk *c)
+{
+	u64 b;
+
+	for (b = 0; b < c->g.nr_meta_blocks; b++) {
+		u64 want = (u64)c->mref[b] + 1;
+
+		if (!c->arrivals[b] && !c->mref[b])
+			continue;
+		if (!c->arrivals[b])
+			chk_report(c, DD_CHK_META_SHARED, true,
+				   "metadata block %llu: %llu parents recorded, but it is unreachable",
+				   (unsigned long long)b, (unsigned long long)want);
+		else if (c->arrivals[b] == 2 && !c->mref[b])
+			chk_report(c, DD_CHK_META_SHARED, true, "metadata block %llu is reachable twice",
+				   (unsigned long long)b);
+		else if (c->arrivals[b] != want && !c->mref[b])
+			chk_report(c, DD_CHK_META_SHARED, true, "metadata block %llu is reachable %u times",
+				   (unsigned long long)b, c->arrivals[b]);
+		else if (c->arrivals[b] != want)
+			chk_report(c, DD_CHK_META_SHARED, true,
+				   "metadata block %llu: reached from %u parents, the page reference tree says %llu",
+				   (unsigned long long)b, c->arrivals[b], (unsigned long long)want);
+	}
+}
+
 /* ---- data blocks of one window: records vs references vs bitmap --------- */
 
-static void chk_owner(struct chk *c, u64 pbn, const struct dd_record *rec)
+/* Does volume id map lbn to pbn?  1 yes, 0 no (*got: what it maps, or ~0),
+ * < 0 the volume does not exist or its map is unreadable. */
+static int chk_maps_to(struct chk *c, u32 id, u64 lbn, u64 pbn, u64 *got)
 {
 	struct dd_volume *v;
 	struct dd_mapping m;
+	int r;
+
+	*got = ~0ULL;
+	if (dd_volume_open_any(c->pool, id, &v))
+		return -ENOENT;
+	r = dd_map_lookup(v, lbn, 0, &m);
+	dd_volume_close(v);
+	if (r)
+		return r;
+	if (m.mapped)
+		*got = m.pbn;
+	return m.mapped && m.pbn == pbn;
+}
+
+/* The owner names a family (a volume's own id outside families) and an LBN:
+ * a volume of that family maps the LBN to the block. */
+static void chk_owner(struct chk *c, u64 pbn, const struct dd_record *rec)
+{
+	u64 got = ~0ULL, other;
+	u32 i;
 	int r;
 
 	if (rec->refcount != 1) {
@@ -461,26 +629,33 @@ static void chk_owner(struct chk *c, u64 pbn, const struct dd_record *rec)
 			   (unsigned long long)pbn, rec->refcount);
 		return;
 	}
-	if (dd_volume_open_any(c->pool, rec->owner_vol, &v)) {
-		chk_report(c, DD_CHK_OWNER, true, "block %llu: owner volume %u does not exist",
-			   (unsigned long long)pbn, rec->owner_vol);
+	r = chk_maps_to(c, rec->owner_vol, rec->owner_lbn, pbn, &got);
+	if (r == 1)
 		return;
-	}
-	r = dd_map_lookup(v, rec->owner_lbn, 0, &m);
-	if (r)
+	if (r < 0 && r != -ENOENT) {
 		chk_report(c, DD_CHK_OWNER, true, "block %llu: the map of its owner %u/%llu is unreadable (error %d)",
 			   (unsigned long long)pbn, rec->owner_vol,
 			   (unsigned long long)rec->owner_lbn, r);
-	else if (!m.mapped)
+		return;
+	}
+	for (i = 0; i < c->nr_fam; i++) {
+		if (c->fam_of[i] != rec->owner_vol || c->fam_id[i] == rec->owner_vol)
+			continue;
+		if (chk_maps_to(c, c->fam_id[i], rec->owner_lbn, pbn, &other) == 1)
+			return;
+	}
+	if (r == -ENOENT)
+		chk_report(c, DD_CHK_OWNER, true, "block %llu: owner volume %u does not exist",
+			   (unsigned long long)pbn, rec->owner_vol);
+	else if (got == ~0ULL)
 		chk_report(c, DD_CHK_OWNER, true,
 			   "block %llu: owner %u/%llu does not map it (maps nothing)",
 			   (unsigned long long)pbn, rec->owner_vol, (unsigned long long)rec->owner_lbn);
-	else if (m.pbn != pbn)
+	else
 		chk_report(c, DD_CHK_OWNER, true,
 			   "block %llu: owner %u/%llu does not map it (maps %llu)",
 			   (unsigned long long)pbn, rec->owner_vol, (unsigned long long)rec->owner_lbn,
-			   (unsigned long long)m.pbn);
-	dd_volume_close(v);
+			   (unsigned long long)got);
 }
 
 static void chk_window(struct chk *c, u64 *used, u64 *shared)
@@ -633,18 +808,32 @@ int dd_check(struct dd_bm *bm, const struct dd_check_opts *opts, struct dd_check
 		chk_report(&c, DD_CHK_NEEDS_CHECK, false, "the needs_check flag is set");
 
 	c.meta_seen = calloc((c.g.nr_meta_blocks + 7) / 8, 1);
+	c.visited = calloc((c.g.nr_meta_blocks + 7) / 8, 1);
+	c.arrivals = calloc(c.g.nr_meta_blocks, sizeof(u32));
+	c.mref = calloc(c.g.nr_meta_blocks, sizeof(u32));
 	c.blk = malloc(DD_BLOCK_SIZE);
 	max_mem = opts->max_memory ? opts->max_memory : (1ULL << 30);
 	c.win_len = chk_min(chk_max(max_mem / (sizeof(u32) + sizeof(u16)), 1),
 			    chk_max(c.g.nr_data_blocks, 1));
 	c.refs = malloc(c.win_len * sizeof(u32));
 	c.dom = malloc(c.win_len * sizeof(u16));
-	if (!c.meta_seen || !c.blk || !c.refs || !c.dom) {
+	if (!c.meta_seen || !c.blk || !c.refs || !c.dom || !c.visited || !c.arrivals || !c.mref) {
 		r = -ENOMEM;
 		goto out;
 	}
 
+	if (c.g.incompat & ~DD_FEATURE_INCOMPAT_SUPP)
+		chk_report(&c, DD_CHK_OPEN, true, "unknown incompatible features %#x",
+			   c.g.incompat & ~DD_FEATURE_INCOMPAT_SUPP);
 	c.first_pass = true;
+	chk_tree(&c, DD_TREE_MREFS, 0, chk_mrefs_leaf);
+	if (!(c.g.incompat & DD_INCOMPAT_SHARED_MAPS)) {
+		struct dd_walk_root mr;
+
+		if (!dd_walk_root(pool, DD_TREE_MREFS, 0, &mr) && mr.block)
+			chk_report(&c, DD_CHK_META_SHARED, true,
+				   "page references without the shared-maps feature");
+	}
 	chk_tree(&c, DD_TREE_VOLS, 0, chk_vols_leaf);
 	chk_tree(&c, DD_TREE_REFS, 0, chk_count_leaf_refs);
 	chk_tree(&c, DD_TREE_DALLOC, 0, chk_dalloc_leaf);
@@ -657,8 +846,12 @@ int dd_check(struct dd_bm *bm, const struct dd_check_opts *opts, struct dd_check
 		c.win_len = chk_min(len, c.g.nr_data_blocks - c.win_start);
 		memset(c.refs, 0, c.win_len * sizeof(u32));
 		memset(c.dom, 0, c.win_len * sizeof(u16));
+		if (!c.first_pass)
+			memset(c.visited, 0, (c.g.nr_meta_blocks + 7) / 8);
 		chk_maps(&c, &nr_user_volumes);
 		if (c.first_pass) {
+			chk_parents(&c);
+			chk_families(&c);
 			chk_meta_space(&c);
 			chk_stat(&c, "mapped blocks", c.g.mapped_blocks, c.map_entries);
 			chk_stat(&c, "volume count", c.g.nr_volumes, nr_user_volumes);
@@ -675,6 +868,11 @@ int dd_check(struct dd_bm *bm, const struct dd_check_opts *opts, struct dd_check
 	r = 0;
 out:
 	free(c.meta_seen);
+	free(c.visited);
+	free(c.arrivals);
+	free(c.mref);
+	free(c.fam_id);
+	free(c.fam_of);
 	free(c.blk);
 	free(c.refs);
 	free(c.dom);

@@ -582,7 +582,7 @@ static void dump_records(struct out *o, struct dd_pool *pool)
 static const char *const tree_names[DD_TREE_MAX] = {
 	[DD_TREE_NONE] = "-", [DD_TREE_VOLS] = "vols", [DD_TREE_MAP] = "map",
 	[DD_TREE_REFS] = "refs", [DD_TREE_DALLOC] = "dalloc", [DD_TREE_WRITTEN] = "written",
-	[DD_TREE_INDEX] = "index",
+	[DD_TREE_INDEX] = "index", [DD_TREE_MREFS] = "mrefs",
 };
 
 struct blk_walk {
@@ -654,6 +654,7 @@ static void dump_blocks(struct out *o, struct dd_pool *pool)
 {
 	static const enum dd_tree_id pool_trees[] = {
 		DD_TREE_VOLS, DD_TREE_REFS, DD_TREE_DALLOC, DD_TREE_WRITTEN, DD_TREE_INDEX,
+		DD_TREE_MREFS,
 	};
 	struct blk_walk w = { .o = o };
 	struct dd_volume_info info;

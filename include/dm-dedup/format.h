@@ -37,7 +37,12 @@
  * know them would count their blocks as leaked (read-only for it). */
 #define DD_RO_COMPAT_SCANNER		(1u << 0)
 #define DD_FEATURE_RO_COMPAT_SUPP	DD_RO_COMPAT_SCANNER
-#define DD_FEATURE_INCOMPAT_SUPP	0u
+/* Map pages may be shared between the volumes of a snapshot family: the
+ * mrefs tree counts their extra parents, map page headers carry the family
+ * id, records name families (docs/snapshots.md).  Set by the first shared
+ * snapshot; an engine that does not know it would free shared pages. */
+#define DD_INCOMPAT_SHARED_MAPS		(1u << 0)
+#define DD_FEATURE_INCOMPAT_SUPP	DD_INCOMPAT_SHARED_MAPS
 
 /* Superblock flags */
 #define DD_SB_NEEDS_CHECK	(1u << 0)	/* metadata error seen: check before rw */
@@ -76,6 +81,7 @@
 #define DD_BT_VOLS	DD_FOURCC('V', 'O', 'L', 'S')	/* volume table leaf */
 #define DD_BT_WRITTEN	DD_FOURCC('W', 'B', 'M', 'P')	/* written-since-scan bits */
 #define DD_BT_INDEX	DD_FOURCC('I', 'N', 'D', 'X')	/* scanner hash index */
+#define DD_BT_MREFS	DD_FOURCC('M', 'R', 'E', 'F')	/* extra parents of map pages */
 
 #define DD_CSUM_SEED	0x5eedd0d0u
 
@@ -88,6 +94,7 @@ enum dd_tree_id {
 	DD_TREE_DALLOC = 4,
 	DD_TREE_WRITTEN = 5,
 	DD_TREE_INDEX = 6,
+	DD_TREE_MREFS = 7,
 	DD_TREE_MAX
 };
 
@@ -101,7 +108,7 @@ struct dd_disk_header {
 	__le16 count;	/* live entries (children, mappings, records, set bits) */
 	__u8 level;	/* radix: 0 = leaf, else height above the leaves */
 	__u8 tree;	/* enum dd_tree_id */
-	__le32 owner;	/* map trees: volume id; else 0 */
+	__le32 owner;	/* map trees: the volume's family id; else 0 */
 } DD_PACKED;
 
 #define DD_PAYLOAD_SIZE		(DD_BLOCK_SIZE - sizeof(struct dd_disk_header))
@@ -164,6 +171,18 @@ struct dd_disk_refs_leaf {
 	struct dd_disk_rec rec[DD_RECS_PER_LEAF];
 } DD_PACKED;
 
+/* ---- metadata page reference counts (shared map pages) ------------------
+ * Leaf i holds, for metadata blocks [i * 1016, (i + 1) * 1016), the number
+ * of parents beyond the first (0 = one parent, the usual case: only map
+ * pages reachable from more than one parent have a non-zero entry).
+ */
+#define DD_MREFS_PER_LEAF	(DD_PAYLOAD_SIZE / 4)		/* 1016 */
+
+struct dd_disk_mrefs_leaf {
+	struct dd_disk_header hdr;	/* count = non-zero entries */
+	__le32 extra[DD_MREFS_PER_LEAF];
+} DD_PACKED;
+
 /* ---- bitmaps (data allocation, written-since-scan, metadata) ------------ */
 
 #define DD_BITMAP_WORDS		(DD_PAYLOAD_SIZE / 8)		/* 508 */
@@ -179,7 +198,9 @@ struct dd_disk_bitmap {
 #define DD_VOL_VALID		(1u << 0)
 #define DD_VOL_INCOMPLETE	(1u << 1)	/* snapshot being copied: dropped on open */
 #define DD_VOL_DELETING		(1u << 2)	/* deleted, blocks being freed */
-#define DD_VOL_KNOWN_FLAGS	(DD_VOL_VALID | DD_VOL_INCOMPLETE | DD_VOL_DELETING)
+#define DD_VOL_FAMILY		(1u << 3)	/* in a snapshot family: its map pages may be
+						 * shared, their owner (and its records') is 'family' */
+#define DD_VOL_KNOWN_FLAGS	(DD_VOL_VALID | DD_VOL_INCOMPLETE | DD_VOL_DELETING | DD_VOL_FAMILY)
 
 struct dd_disk_volume {
 	__le32 id;
@@ -190,7 +211,8 @@ struct dd_disk_volume {
 	__le32 origin;		/* snapshot origin id, DD_NO_VOLUME if none */
 	__le32 domain;		/* dedup domain (0 = default) */
 	__le64 progress;	/* INCOMPLETE / DELETING: next LBN to process */
-	__le64 reserved;
+	__le32 family;		/* DD_VOL_FAMILY: the family id (else 0: the volume's own id) */
+	__le32 reserved;
 } DD_PACKED;
 
 #define DD_VOLS_PER_LEAF	(DD_PAYLOAD_SIZE / sizeof(struct dd_disk_volume))	/* 63 */
@@ -256,7 +278,7 @@ struct dd_disk_scan {
 
 /* Bytes of the superblock before 'reserved': asserted against offsetof below,
  * so a field added without shrinking the padding fails to compile. */
-#define DD_SB_USED		400
+#define DD_SB_USED		416
 
 struct dd_disk_superblock {
 	struct dd_disk_header hdr;	/* hdr.txn = committed transaction */
@@ -287,6 +309,7 @@ struct dd_disk_superblock {
 	struct dd_disk_root index;	/* the scanner's index, saved at a clean close */
 	struct dd_disk_stats stats;
 	struct dd_disk_scan scan;
+	struct dd_disk_root mrefs;	/* extra parents of shared map pages (SHARED_MAPS) */
 	__u8 reserved[DD_BLOCK_SIZE - DD_SB_USED];
 } DD_PACKED;
 
@@ -333,6 +356,10 @@ DD_CHECK_SIZE(dd_disk_refs_leaf, DD_BLOCK_SIZE);
 DD_CHECK_OFFSET(dd_disk_refs_leaf, hdr, 0);
 DD_CHECK_OFFSET(dd_disk_refs_leaf, rec, 32);
 
+DD_CHECK_SIZE(dd_disk_mrefs_leaf, DD_BLOCK_SIZE);
+DD_CHECK_OFFSET(dd_disk_mrefs_leaf, hdr, 0);
+DD_CHECK_OFFSET(dd_disk_mrefs_leaf, extra, 32);
+
 DD_CHECK_SIZE(dd_disk_bitmap, DD_BLOCK_SIZE);
 DD_CHECK_OFFSET(dd_disk_bitmap, hdr, 0);
 DD_CHECK_OFFSET(dd_disk_bitmap, word, 32);
@@ -346,7 +373,8 @@ DD_CHECK_OFFSET(dd_disk_volume, created_txn, 32);
 DD_CHECK_OFFSET(dd_disk_volume, origin, 40);
 DD_CHECK_OFFSET(dd_disk_volume, domain, 44);
 DD_CHECK_OFFSET(dd_disk_volume, progress, 48);
-DD_CHECK_OFFSET(dd_disk_volume, reserved, 56);
+DD_CHECK_OFFSET(dd_disk_volume, family, 56);
+DD_CHECK_OFFSET(dd_disk_volume, reserved, 60);
 
 DD_CHECK_SIZE(dd_disk_vols_leaf, DD_BLOCK_SIZE);
 DD_CHECK_OFFSET(dd_disk_vols_leaf, hdr, 0);
@@ -418,9 +446,11 @@ DD_CHECK_OFFSET(dd_disk_superblock, written, 208);
 DD_CHECK_OFFSET(dd_disk_superblock, index, 224);
 DD_CHECK_OFFSET(dd_disk_superblock, stats, 240);
 DD_CHECK_OFFSET(dd_disk_superblock, scan, 368);
+DD_CHECK_OFFSET(dd_disk_superblock, mrefs, 400);
 DD_CHECK_OFFSET(dd_disk_superblock, reserved, DD_SB_USED);
 
 _Static_assert(DD_NODE_FANOUT == 508 && DD_RECS_PER_LEAF == 254 &&
-	       DD_BITS_PER_BITMAP == 32512 && DD_VOLS_PER_LEAF == 63, "fan-outs");
+	       DD_BITS_PER_BITMAP == 32512 && DD_VOLS_PER_LEAF == 63 &&
+	       DD_MREFS_PER_LEAF == 1016, "fan-outs");
 
 #endif /* DM_DEDUP_FORMAT_H */

@@ -8,7 +8,9 @@
  * of one committed transaction (the last one that completed, or the one in
  * flight if its superblock landed), and take new work.  Some recoveries are
  * cut again in the middle of their own journal replay.  DD_CRASH_STRIDE=n
- * tests every n-th write index only.
+ * tests every n-th write index only.  The longest workload (page copies
+ * with the engine's own commits between them) cuts every write once, the
+ * four device behaviours taking turns (crash_case.rotate).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -247,6 +249,119 @@ static int wl_grow_metadata(struct tpool *tp)
 	return r;
 }
 
+/*
+ * Snapshots that share the map (a journal that holds a copy step): a
+ * snapshot, writes on both sides through shared pages (page copies, data
+ * references raised), a snapshot of the snapshot, a discard through shared
+ * pages, the origin deleted (detached) part by part, then the first
+ * snapshot; the journal fills inside, so the engine commits between copy
+ * steps too.
+ */
+static int wl_shared_snapshots(struct tpool *tp)
+{
+	struct dd_volume *v, *s, *t;
+	bool done, excl;
+	u64 i;
+	int r;
+
+	TRY(dd_volume_create(tp->pool, 1));
+	TRY(wopen(tp, 1, &v));
+	for (i = 0, r = 0; i < 300 && !r; i++)
+		r = tp_write(v, i * 37, NULL);
+	if (!r)
+		r = dd_pool_commit(tp->pool);
+	if (!r)
+		r = dd_snapshot_create(tp->pool, 2, 1);
+	if (!r)
+		r = dd_pool_commit(tp->pool);
+	if (!r)
+		r = wopen(tp, 2, &s);
+	if (r) {
+		dd_volume_close(v);
+		return r;
+	}
+	for (i = 0; i < 150 && !r; i++)
+		r = tp_write(s, i * 74, NULL);
+	for (i = 0; i < 100 && !r; i++)
+		r = tp_write(v, i * 111 + 1, NULL);
+	for (i = 0; i < 50 && !r; i++)
+		r = dd_map_make_exclusive(v, i * 37, &excl);
+	if (!r)
+		r = dd_pool_commit(tp->pool);
+	if (!r)
+		r = dd_snapshot_create(tp->pool, 3, 2);
+	if (!r)
+		r = wopen(tp, 3, &t);
+	if (r) {
+		dd_volume_close(s);
+		dd_volume_close(v);
+		return r;
+	}
+	for (i = 0; i < 50 && !r; i++)
+		r = tp_write(t, i * 200 + 5, NULL);
+	if (!r)
+		r = dd_map_unmap(s, 2000, 4000, DD_UNMAP_DISCARD);
+	if (!r)
+		r = dd_pool_commit(tp->pool);
+	dd_volume_close(v);
+	if (!r)
+		r = dd_volume_delete(tp->pool, 1);
+	if (!r)
+		r = dd_pool_reclaim(tp->pool, 40, &done);
+	if (!r)
+		r = dd_pool_commit(tp->pool);
+	if (!r)
+		r = dd_pool_reclaim(tp->pool, ~0ULL, &done);
+	for (i = 0; i < 30 && !r; i++)
+		r = tp_write(t, i * 37, NULL);
+	dd_volume_close(s);
+	if (!r)
+		r = dd_volume_delete(tp->pool, 2);
+	if (!r)
+		r = dd_pool_reclaim(tp->pool, ~0ULL, &done);
+	if (!r)
+		r = dd_pool_commit(tp->pool);
+	dd_volume_close(t);
+	return r;
+}
+
+/*
+ * Copy steps with the engine's own commits between them: a write on each
+ * leaf of a snapshot copies that leaf (and the root, once); 340 leaves
+ * fill the smallest journal that shares, so the write loop commits inside.
+ */
+static int wl_shared_self_commits(struct tpool *tp)
+{
+	struct dd_volume *v, *s;
+	struct dd_pool_stats st0, st;
+	u64 i;
+	int r;
+
+	TRY(dd_volume_create(tp->pool, 1));
+	TRY(wopen(tp, 1, &v));
+	for (i = 0, r = 0; i < 340 && !r; i++)
+		r = tp_write(v, i * DD_MAP_ENTRIES, NULL);
+	if (!r)
+		r = dd_pool_commit(tp->pool);
+	if (!r)
+		r = dd_snapshot_create(tp->pool, 2, 1);
+	if (!r)
+		r = wopen(tp, 2, &s);
+	dd_volume_close(v);
+	if (r)
+		return r;
+	dd_pool_get_stats(tp->pool, &st0);
+	for (i = 0; i < 340 && !r; i++)
+		r = tp_write(s, i * DD_MAP_ENTRIES + 1, NULL);
+	dd_pool_get_stats(tp->pool, &st);
+	if (!r && st.txn == st0.txn)
+		r = -EDOM;	/* the workload no longer tests what it says */
+	if (!r)
+		r = dd_pool_commit(tp->pool);
+	dd_volume_close(s);
+	return r;
+}
+
 /* ---- the harness ---- */
 
 struct crash_case {
@@ -255,6 +370,10 @@ struct crash_case {
 	u32 journal;
 	bool eager;
 	u64 meta;	/* metadata blocks, 0 = 2048 */
+	/* > 1: the policies take turns, policy p cutting writes p + 1,
+	 * p + 1 + rotate...: every write is cut once, not four times (for
+	 * the longest workload; DD_CRASH_STRIDE=1 cuts each under all four) */
+	u32 rotate;
 };
 
 struct run {
@@ -433,8 +552,10 @@ static void crash_everywhere(const struct crash_case *cc)
 	}
 	tp_destroy(&run->base);
 
+	if (!stride_env && cc->rotate > 1)
+		stride = cc->rotate;
 	for (p = 0; p < sizeof(policies) / sizeof(policies[0]); p++) {
-		for (k = 1; k <= total; k += stride) {
+		for (k = 1 + (stride == cc->rotate ? p % stride : 0); k <= total; k += stride) {
 			struct dd_fault f = { .crash_at_write = k, .unflushed = policies[p].u,
 					      .tear = policies[p].tear, .seed = k * 31 + p };
 			struct tpool tp;
@@ -469,12 +590,14 @@ static void crash_everywhere(const struct crash_case *cc)
 	free(run);
 }
 
-#define CRASH_TEST_META(name, fn, journal, eager, meta) \
+#define CRASH_TEST_ROTATE(name, fn, journal, eager, meta, rotate) \
 	static void name(void **state) \
 	{ \
-		static const struct crash_case cc = { #name, fn, journal, eager, meta }; \
+		static const struct crash_case cc = { #name, fn, journal, eager, meta, rotate }; \
 		crash_everywhere(&cc); \
 	}
+#define CRASH_TEST_META(name, fn, journal, eager, meta) \
+	CRASH_TEST_ROTATE(name, fn, journal, eager, meta, 0)
 #define CRASH_TEST(name, fn, journal, eager) CRASH_TEST_META(name, fn, journal, eager, 0)
 
 CRASH_TEST(fill_and_overwrite_survives_a_crash_at_every_write, wl_fill_and_overwrite, 0, false)
@@ -486,6 +609,12 @@ CRASH_TEST(early_home_writes_survive_a_crash_at_every_write, wl_snapshot_and_spl
 CRASH_TEST(clean_close_survives_a_crash_at_every_write, wl_clean_close, 0, false)
 CRASH_TEST_META(metadata_growth_survives_a_crash_at_every_write, wl_grow_metadata, 0, false,
 		DD_META_MIN_BLOCKS)
+CRASH_TEST_META(shared_snapshots_survive_a_crash_at_every_write, wl_shared_snapshots, 700, false,
+		4096)
+CRASH_TEST_META(shared_snapshots_with_early_home_writes_survive_a_crash_at_every_write,
+		wl_shared_snapshots, 700, true, 4096)
+CRASH_TEST_ROTATE(shared_page_copies_survive_a_crash_at_every_write, wl_shared_self_commits, 700,
+		  false, 4096, 4)
 
 int main(void)
 {
@@ -498,6 +627,9 @@ int main(void)
 		cmocka_unit_test(early_home_writes_survive_a_crash_at_every_write),
 		cmocka_unit_test(clean_close_survives_a_crash_at_every_write),
 		cmocka_unit_test(metadata_growth_survives_a_crash_at_every_write),
+		cmocka_unit_test(shared_snapshots_survive_a_crash_at_every_write),
+		cmocka_unit_test(shared_snapshots_with_early_home_writes_survive_a_crash_at_every_write),
+		cmocka_unit_test(shared_page_copies_survive_a_crash_at_every_write),
 	};
 
 	tp_quiet(true);

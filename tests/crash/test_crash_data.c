@@ -1177,6 +1177,12 @@ DATA_CRASH_TEST(flushed_writes_survive_a_crash_at_every_write_of_scan_and_merge,
 		wl_scan, 1024, 512, DD_JOURNAL_MIN_BLOCKS, false, 4, expect_scan)
 DATA_CRASH_TEST(flushed_writes_survive_a_crash_at_every_write_of_scan_merge_and_unshare,
 		wl_scan_unshare, 1024, 512, DD_JOURNAL_MIN_BLOCKS, false, 5, expect_scan_unshare)
+/* The same with snapshots that share the map (a journal that holds a copy
+ * step): in-place writes only where no shared page is on the path. */
+DATA_CRASH_TEST(flushed_writes_survive_a_crash_at_every_write_across_shared_snapshot_splits_and_reclaim,
+		wl_snapshots, 4096, 256, 700, false, 7, expect_snapshots)
+DATA_CRASH_TEST(flushed_writes_survive_a_crash_at_every_write_in_random_io_with_shared_snapshots_and_deletes,
+		wl_random_volumes, 4096, 96, 700, false, 8, expect_random_volumes)
 
 int main(void)
 {
@@ -1190,6 +1196,8 @@ int main(void)
 		cmocka_unit_test(flushed_writes_survive_a_crash_at_every_write_of_multi_block_writes),
 		cmocka_unit_test(flushed_writes_survive_a_crash_at_every_write_of_scan_and_merge),
 		cmocka_unit_test(flushed_writes_survive_a_crash_at_every_write_of_scan_merge_and_unshare),
+		cmocka_unit_test(flushed_writes_survive_a_crash_at_every_write_across_shared_snapshot_splits_and_reclaim),
+		cmocka_unit_test(flushed_writes_survive_a_crash_at_every_write_in_random_io_with_shared_snapshots_and_deletes),
 	};
 
 	const char *seed = getenv("DD_CRASH_DATA_SEED");
@@ -1199,5 +1207,7 @@ int main(void)
 		seed_base = strtoull(seed, NULL, 0);
 	}
 	tp_quiet(true);
+	if (getenv("DD_TEST_FILTER"))	/* a glob over the test names */
+		cmocka_set_test_filter(getenv("DD_TEST_FILTER"));
 	return cmocka_run_group_tests_name("crash-data", tests, NULL, NULL);
 }

@@ -1143,6 +1143,77 @@ static void owned_copies_merge_into_a_block_a_snapshot_shares(void **state)
 	sys_free(s);
 }
 
+/*
+ * A snapshot family that shares its map pages (a journal that holds a copy
+ * step), with a volume outside it holding the same bytes: writes through the
+ * shared pages go to new blocks (the siblings read their own bytes back),
+ * the scanner and unsharing leave every volume's bytes as they were, the
+ * check is clean; then the origin is deleted and the rest still reads.
+ */
+static void a_family_that_shares_its_map_keeps_every_volume_s_bytes_through_scans(void **state)
+{
+	struct ddsys *s = calloc(1, sizeof(*s));
+	struct dd_volume *vg, *vx, *vs, *vt;
+	struct dd_walk_info g;
+	bool done;
+	u64 i;
+
+	assert_non_null(s);
+	assert_int_equal(sys_create(s, 8192, DATA, 1024, NULL), 0);
+	vg = vol_in(s, 1, 0);
+	vx = vol_in(s, 9, 0);
+	for (i = 0; i < 200; i++) {
+		put(s, vg, i, 500 + i);
+		put(s, vx, i + 1000, 500 + i);
+	}
+	assert_int_equal(dd_snapshot_create(s->tp.pool, 2, 1), 0);
+	assert_int_equal(dd_snapshot_create(s->tp.pool, 3, 2), 0);
+	dd_walk_get_info(s->tp.pool, &g);
+	assert_true(g.incompat & DD_INCOMPAT_SHARED_MAPS);
+	assert_int_equal(dd_volume_open(s->tp.pool, 2, &vs), 0);
+	assert_int_equal(dd_volume_open(s->tp.pool, 3, &vt), 0);
+	for (i = 0; i < 50; i++)
+		put(s, vs, i, 9000 + i);		/* through the shared pages */
+	for (i = 50; i < 80; i++)
+		put(s, vg, i, 7000 + i);
+	assert_int_equal(sys_flush(s), 0);
+	for (i = 0; i < 200; i++) {
+		assert_int_equal(get(s, vg, i), i >= 50 && i < 80 ? 7000 + i : 500 + i);
+		assert_int_equal(get(s, vs, i), i < 50 ? 9000 + i : 500 + i);
+		assert_int_equal(get(s, vt, i), 500 + i);
+	}
+	assert_int_equal(scan_pass(s, true, NULL, NULL), 0);
+	assert_int_equal(scan_unshare(s, NULL, NULL), 0);
+	assert_int_equal(scan_pass(s, true, NULL, NULL), 0);
+	assert_int_equal(sys_flush(s), 0);
+	for (i = 0; i < 200; i++) {
+		assert_int_equal(get(s, vg, i), i >= 50 && i < 80 ? 7000 + i : 500 + i);
+		assert_int_equal(get(s, vs, i), i < 50 ? 9000 + i : 500 + i);
+		assert_int_equal(get(s, vt, i), 500 + i);
+		assert_int_equal(get(s, vx, i + 1000), 500 + i);
+	}
+	assert_int_equal(tp_check(&s->tp, NULL), 0);
+	/* Every side writes again after the scan; then the origin goes. */
+	for (i = 0; i < 200; i += 3) {
+		put(s, vt, i, 3000 + i);
+		put(s, vx, i + 1000, 4000 + i);
+	}
+	dd_volume_close(vg);
+	assert_int_equal(dd_volume_delete(s->tp.pool, 1), 0);
+	assert_int_equal(dd_pool_reclaim(s->tp.pool, ~0ULL, &done), 0);
+	assert_true(done);
+	assert_int_equal(sys_flush(s), 0);
+	for (i = 0; i < 200; i++) {
+		assert_int_equal(get(s, vs, i), i < 50 ? 9000 + i : 500 + i);
+		assert_int_equal(get(s, vt, i), i % 3 ? 500 + i : 3000 + i);
+		assert_int_equal(get(s, vx, i + 1000), i % 3 ? 500 + i : 4000 + i);
+	}
+	dd_volume_close(vx);
+	dd_volume_close(vs);
+	dd_volume_close(vt);
+	sys_free(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1167,6 +1238,7 @@ int main(void)
 		cmocka_unit_test(unsharing_stops_at_enospc_and_leaves_everything_readable),
 		cmocka_unit_test(unsharing_goes_on_across_commits_the_engine_makes_on_its_own),
 		cmocka_unit_test(a_merge_refused_for_metadata_space_keeps_the_pool_and_its_writes),
+		cmocka_unit_test(a_family_that_shares_its_map_keeps_every_volume_s_bytes_through_scans),
 		cmocka_unit_test(growing_the_data_device_keeps_marks_and_merges_working),
 		cmocka_unit_test(identical_neighbours_in_one_batch_keep_one_copy),
 		cmocka_unit_test(a_broken_run_does_not_hide_what_the_index_knows),
