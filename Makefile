@@ -10,6 +10,7 @@
 #   make demo        the scanner on the three guest images: savings against the ideal
 #   make bench-scanner   the scanner benchmark (bench/scanner.sh, docs/benchmarks-scanner.md)
 #   make bench-import    dedupctl import against dd (bench/import.sh, docs/benchmarks-import.md)
+#   make bench-snapshot  create_snap time against dm-thin, I/O during snapshots (docs/benchmarks-snapshot.md)
 #   make install     tools, man pages, systemd unit, module sources + dkms (mk/install.mk)
 #   make uninstall   removes what make install put in place
 #   make soak        the long guest tests (tests/vm/soak-*.sh: fio soak, full crash replay), not in make test
@@ -52,4 +53,4 @@ clean: kernel-clean
 	rm -rf build
 
 help:
-	@sed -n '3,17s/^# \{0,1\}//p' Makefile
+	@sed -n '3,18s/^# \{0,1\}//p' Makefile

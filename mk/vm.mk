@@ -44,6 +44,13 @@ bench-scanner:
 bench-import:
 	@bench/import.sh --reps $(or $(REPS),5) --image $(or $(IMAGE),minbase)
 
+# make bench-snapshot [REPS=5]: create_snap of dedup and dm-thin origins of 256 MiB, 1 GiB
+# and 8 GiB, writes during snapshots, first writes after one (bench/snapshot.sh;
+# docs/benchmarks-snapshot.md).
+.PHONY: bench-snapshot
+bench-snapshot:
+	@bench/snapshot.sh --reps $(or $(REPS),5)
+
 # make soak: the long guest tests, not in `make test` (tests/vm/soak-*.sh, each in its own
 # boot; scripts/deps.sh first), and the host's replay of soak-log-replay's log at every
 # flush through the userspace engine.  Ends with "N passed, N failed" like make test.
