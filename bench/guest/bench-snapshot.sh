@@ -10,18 +10,19 @@
 # second volume of the same pool, time-based, once alone and once while the 8 GiB
 # origin is snapshotted (and the snapshot deleted) every second; and the first writes
 # after a snapshot (every write breaks sharing) against dm-linear.
-# The data of both pools is on virtio disks (sparse files on the host, cache=none),
-# their metadata on a brd RAM disk; the origins are written with 4 KiB random writes
-# (256 MiB, 1 GiB) and 64 KiB random writes (8 GiB: 131,072 of them, every map leaf
-# still touched in random order), each block once.
+# The data of both pools is on virtio disks (sparse files on the host, cache=none; the
+# dedup pool's and dm-linear's written whole first), their metadata on a brd RAM disk;
+# the origins are written with 4 KiB random writes (256 MiB, 1 GiB) and 64 KiB random
+# writes (8 GiB: 131,072 of them, every map leaf still touched in random order), each
+# block once.
 # Results: $DD_OUT/snap.csv "rep,size,kind,what,value".
 # vm: timeout=3600 disks=3 disk_size=10G mem=3G
 . "$(dirname "$0")/lib.sh"
+S=2048 # sectors per MiB
 
 REPS=$(cat "$DD_TESTS/bench-reps" 2>/dev/null || echo 5)
 CSV=$DD_OUT/snap.csv
 : >"$CSV"
-S=2048 # sectors per MiB
 
 dd_load_module || die "dm-dedup does not load"
 modprobe dm-thin-pool || die "no dm-thin"
@@ -29,6 +30,13 @@ set -- $DD_DISKS
 DDATA=$1 TDATA=$2 LDATA=$3
 [ -b "$DDATA" ] && [ -b "$TDATA" ] && [ -b "$LDATA" ] || die "three disks wanted, got '$DD_DISKS'"
 dd_brd 1 768 || die "no brd"
+# The host backs each disk with a sparse file: a block's first write there allocates it
+# on the host too.  The COW runs below write new dedup blocks against dm-linear
+# overwriting its own: both disks are written whole first, so that neither pays for that.
+for _d in "$DDATA" "$LDATA"; do
+	check "$_d written whole before the runs" \
+		dd if=/dev/zero of="$_d" bs=1M count=$(($(dd_sectors "$_d") / S)) oflag=direct
+done
 slice() { echo "0 $(($4 * S)) linear $2 $(($3 * S))" | dmsetup create "$1"; }
 check "dedup metadata slice" slice ddt-smeta /dev/ram0 0 512
 check "thin metadata slice" slice ddt-stmeta /dev/ram0 512 256
