@@ -210,6 +210,15 @@ int dd_volume_create_in(struct dd_pool *pool, u32 id, u32 domain);
  * without the ladder is handed to reclaim (deleted).  May commit; ladder
  * (-EOVERFLOW too: it is met during the copy); [X]. */
 int dd_snapshot_create(struct dd_pool *pool, u32 id, u32 origin);
+/*
+ * How the next snapshots are made.  By default a snapshot shares the origin's map
+ * pages when the journal holds a page-copy step (DD_COW_MIN_JOURNAL blocks; else it
+ * copies the map).  With copy set, every snapshot copies the map, as before shared
+ * pages: the volumes of a snapshot family own their blocks as a family, and the
+ * scanner merges no block of a family (docs/snapshots.md), so the kernel copies
+ * unless the pool's table asks for share_snapshots.  Pages already shared stay so.
+ */
+void dd_pool_set_snapshot_copy(struct dd_pool *pool, bool copy);
 /* Marks the volume deleted; its id stays taken until dd_pool_reclaim has
  * freed its blocks.  Works on a full metadata device (no -ENOSPC).
  * -EINVAL; -EBUSY the volume is open; -EROFS; -ENOENT no such volume, or

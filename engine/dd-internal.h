@@ -162,6 +162,7 @@ struct dd_pool {
 	struct dd_pool_hooks hooks;
 	struct dd_pre_commit pre_commit;
 	unsigned open_flags;
+	bool snapshot_copy;	/* dd_pool_set_snapshot_copy(): never share map pages */
 	enum dd_mode mode;
 	bool needs_check;
 

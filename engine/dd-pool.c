@@ -462,6 +462,11 @@ int dd_volume_create_in(struct dd_pool *pool, u32 id, u32 domain)
 	return dd_pool_settle(pool, dd_vol_create(pool, id, domain));
 }
 
+void dd_pool_set_snapshot_copy(struct dd_pool *pool, bool copy)
+{
+	pool->snapshot_copy = copy;
+}
+
 int dd_snapshot_create(struct dd_pool *pool, u32 id, u32 origin)
 {
 	return dd_pool_settle(pool, dd_vol_snapshot(pool, id, origin));

@@ -1262,7 +1262,7 @@ bad:
 /* Pools whose journal holds the largest copy step share; others copy. */
 static bool dd_pool_shares(struct dd_pool *pool)
 {
-	return pool->journal_blocks >= DD_COW_MIN_JOURNAL;
+	return !pool->snapshot_copy && pool->journal_blocks >= DD_COW_MIN_JOURNAL;
 }
 
 int dd_vol_snapshot(struct dd_pool *pool, u32 id, u32 origin_id)

@@ -50,6 +50,7 @@ enum dd_pool_feature {
 	DD_POOL_NO_DISCARD_PASSDOWN	= 1U << 2,
 	DD_POOL_SKIP_ZERO_DETECT	= 1U << 3,
 	DD_POOL_READ_ONLY		= 1U << 4,
+	DD_POOL_SHARE_SNAPSHOTS		= 1U << 5,
 };
 
 struct dd_pool_args {

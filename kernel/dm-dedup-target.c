@@ -59,6 +59,7 @@ static const struct {
 	{ "no_discard_passdown", DD_POOL_NO_DISCARD_PASSDOWN },
 	{ "skip_zero_detect",	 DD_POOL_SKIP_ZERO_DETECT },
 	{ "read_only",		 DD_POOL_READ_ONLY },
+	{ "share_snapshots",	 DD_POOL_SHARE_SNAPSHOTS },
 };
 
 #define DD_POOL_NR_FEATURES ARRAY_SIZE(dd_pool_features)
@@ -310,6 +311,9 @@ static void pool_dtr(struct dm_target *ti)
  *   no_discard_passdown  unmap discarded blocks, but do not pass discards down
  *   skip_zero_detect     store all-zero blocks instead of unmapping them
  *   read_only            open the metadata read-only; no change is made
+ *   share_snapshots      create_snap shares the origin's map pages (constant
+ *                        time) where the journal allows, instead of copying the
+ *                        map; the scanner does not merge a family's blocks
  *
  * A zeroed metadata device is formatted; the data space is the target's
  * length (a reload with a larger length grows it).  The metadata device must
@@ -629,6 +633,8 @@ static int process_create_snap_mesg(struct pool *pool, unsigned int argc, char *
 	/* Before the copy, which commits as it goes: the origin's exclusive
 	 * bits are cleared by it. */
 	__lc_clear(&pool->lc);
+	dd_pool_set_snapshot_copy(pool->eng,
+				  !(READ_ONCE(pool->features) & DD_POOL_SHARE_SNAPSHOTS));
 	r = dd_snapshot_create(pool->eng, id, origin);
 	__lc_clear(&pool->lc);
 	snap_origin_release(pool);

@@ -40,7 +40,7 @@ done
 slice() { echo "0 $(($4 * S)) linear $2 $(($3 * S))" | dmsetup create "$1"; }
 check "dedup metadata slice" slice ddt-smeta /dev/ram0 0 512
 check "thin metadata slice" slice ddt-stmeta /dev/ram0 512 256
-check "dedup pool" dd_pool_create ddt-spool /dev/mapper/ddt-smeta "$DDATA"
+check "dedup pool (share_snapshots)" dd_pool_create ddt-spool /dev/mapper/ddt-smeta "$DDATA" 0 share_snapshots
 check "thin pool" sh -c "echo '0 $(dd_sectors "$TDATA") thin-pool /dev/mapper/ddt-stmeta $TDATA 128 0 1 skip_block_zeroing' | dmsetup create ddt-stpool"
 
 ms() { echo $(($(dd_uptime_cs) * 10)); }

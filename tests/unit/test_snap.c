@@ -314,6 +314,47 @@ static void a_snapshot_shares_the_map_in_one_small_transaction(void **state)
 }
 
 /*
+ * With dd_pool_set_snapshot_copy() (the kernel's default, without the
+ * share_snapshots feature) the same pool copies the map: every block gains
+ * the snapshot's reference, no page is shared, no feature bit is set, and
+ * the origin's later writes are owned by the origin alone again.  A reopen
+ * forgets the setting (the kernel sets it before every snapshot).
+ */
+static void the_copy_mode_copies_on_a_pool_that_could_share(void **state)
+{
+	struct tpool *tp = sp_new();
+	struct dd_volume *v = vol_new(tp, 1), *s;
+	struct dd_pool_stats st;
+	struct dd_record rec;
+	u64 i, pbn[NLBN], p;
+
+	for (i = 0; i < NLBN; i++)
+		assert_int_equal(tp_write(v, lbn_at(i), &pbn[i]), 0);
+	assert_int_equal(dd_pool_commit(tp->pool), 0);
+	dd_pool_set_snapshot_copy(tp->pool, true);
+	assert_int_equal(dd_snapshot_create(tp->pool, 2, 1), 0);
+	assert_int_equal(dd_pool_commit(tp->pool), 0);
+	assert_int_equal(incompat(tp), 0);
+	dd_pool_get_stats(tp->pool, &st);
+	assert_int_equal(st.shared_blocks, NLBN);
+	s = vol_open(tp, 2);
+	for (i = 0; i < NLBN; i++) {
+		assert_int_equal(look(s, lbn_at(i)).pbn, pbn[i]);
+		assert_int_equal(rec_of(tp, pbn[i]).refcount, 2);
+	}
+	/* A new write of the origin: its own block, owned by (1, lbn). */
+	assert_int_equal(tp_write(v, 1, &p), 0);
+	rec = rec_of(tp, p);
+	assert_int_equal(rec.refcount, 1);
+	assert_true(rec.owned);
+	assert_int_equal(rec.owner_vol, 1);
+	assert_int_equal(rec.owner_lbn, 1);
+	dd_volume_close(s);
+	dd_volume_close(v);
+	sp_free(tp);
+}
+
+/*
  * A write through a shared page copies the path: the writer sees its new
  * block, the sibling keeps the old one, and every other entry of the
  * copied leaf still reads the same on both sides, its block now referenced
@@ -529,6 +570,7 @@ int main(void)
 		cmocka_unit_test(the_check_proves_the_parents_of_every_page),
 		cmocka_unit_test(an_unknown_incompatible_feature_refuses_the_pool),
 		cmocka_unit_test(a_snapshot_shares_the_map_in_one_small_transaction),
+		cmocka_unit_test(the_copy_mode_copies_on_a_pool_that_could_share),
 		cmocka_unit_test(a_write_through_shared_pages_copies_them_and_keeps_the_sibling),
 		cmocka_unit_test(a_family_written_on_every_side_and_deleted_in_any_order),
 	};

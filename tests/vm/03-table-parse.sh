@@ -68,7 +68,7 @@ $T "pool: feature count 2^32" ddt-bad dedup-pool "Invalid feature count" \
 $T "pool: feature count 0 followed by a feature" ddt-bad dedup-pool "Too many pool arguments" \
 	"$P $meta $data 8 1024 0 read_only"
 $T "pool: feature count above the number of features" ddt-bad dedup-pool "Too many features" \
-	"$P $meta $data 8 1024 8 a b c d e f g h"
+	"$P $meta $data 8 1024 9 a b c d e f g h i"
 $T "pool: feature count above the arguments given" ddt-bad dedup-pool \
 	"Feature count exceeds the arguments given" \
 	"$P $meta $data 8 1024 2 read_only"
@@ -162,10 +162,10 @@ check "pool: ... with 'Pool cannot be replaced by a pool on other devices'" \
 		grep -F ': dedup-pool: Pool cannot be replaced by a pool on other devices ('"
 check_eq "pool: ... and the live table is unchanged" "$(dmsetup table ddt-pool)" "$P $M $D 8 1024"
 
-check "pool: a line with four features and index_memory is accepted" \
-	sh -c "echo '$P $meta2 $data2 8 0 6 index_memory 4 skip_zero_detect no_discard_passdown error_if_no_space ignore_discard' |
+check "pool: a line with five features and index_memory is accepted" \
+	sh -c "echo '$P $meta2 $data2 8 0 7 index_memory 4 share_snapshots skip_zero_detect no_discard_passdown error_if_no_space ignore_discard' |
 		dmsetup create ddt-pool2"
-FEAT="6 error_if_no_space ignore_discard no_discard_passdown skip_zero_detect index_memory 4"
+FEAT="7 error_if_no_space ignore_discard no_discard_passdown skip_zero_detect share_snapshots index_memory 4"
 check_eq "pool: features are printed back in canonical order" \
 	"$(dmsetup table ddt-pool2)" "$P $M2 $D2 8 0 $FEAT"
 check "pool: dmsetup load accepts the printed line with features" \

@@ -214,10 +214,11 @@ int cmd_create(int argc, char **argv)
 			break;
 		case 'f':
 			if (strcmp(optarg, "error_if_no_space") && strcmp(optarg, "ignore_discard") &&
-			    strcmp(optarg, "no_discard_passdown") && strcmp(optarg, "skip_zero_detect"))
+			    strcmp(optarg, "no_discard_passdown") && strcmp(optarg, "skip_zero_detect") &&
+			    strcmp(optarg, "share_snapshots"))
 				return err(-EINVAL, "unknown feature %s (error_if_no_space, "
-					   "ignore_discard, no_discard_passdown, skip_zero_detect)",
-					   optarg);
+					   "ignore_discard, no_discard_passdown, skip_zero_detect, "
+					   "share_snapshots)", optarg);
 			snprintf(feat + strlen(feat), sizeof(feat) - strlen(feat), "%s%s",
 				 feat[0] ? " " : "", optarg);
 			break;
