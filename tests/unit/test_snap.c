@@ -522,6 +522,54 @@ static void a_family_written_on_every_side_and_deleted_in_any_order(void **state
 	}
 }
 
+/*
+ * Deleting a volume whose pages are all still shared lets go of the shared
+ * root only: one small step, no data reference dropped, the other volume
+ * intact.  Either side may go first.
+ */
+static void deleting_a_volume_that_shares_everything_is_one_small_step(void **state)
+{
+	int first;
+
+	for (first = 1; first <= 2; first++) {
+		struct tpool *tp = sp_new();
+		struct dd_volume *v = vol_new(tp, 1), *other;
+		struct dd_pool_stats st0, st;
+		u64 i, pbn[NLBN];
+		bool done;
+
+		for (i = 0; i < NLBN; i++)
+			assert_int_equal(tp_write(v, lbn_at(i), &pbn[i]), 0);
+		assert_int_equal(dd_snapshot_create(tp->pool, 2, 1), 0);
+		dd_volume_close(v);
+		assert_int_equal(dd_pool_commit(tp->pool), 0);
+		dd_pool_get_stats(tp->pool, &st0);
+		assert_int_equal(dd_volume_delete(tp->pool, (u32)first), 0);
+		assert_int_equal(dd_pool_reclaim(tp->pool, 1, &done), 0);
+		dd_pool_get_stats(tp->pool, &st);
+		assert_int_equal(st.nr_deleting, 0);		/* gone after one step */
+		assert_true(st.nr_dirty <= 8);
+		assert_int_equal(st.data_used, st0.data_used);
+		assert_int_equal(st.mapped_blocks, NLBN);
+		assert_true(st.meta_used <= st0.meta_used);
+		other = vol_open(tp, (u32)(3 - first));
+		for (i = 0; i < NLBN; i++) {
+			struct dd_mapping m = look(other, lbn_at(i));
+
+			assert_true(m.mapped);
+			assert_int_equal(m.pbn, pbn[i]);
+			assert_false(m.excl);	/* detached in this transaction */
+		}
+		assert_int_equal(dd_pool_commit(tp->pool), 0);
+		assert_int_equal(tp_check(tp, NULL), 0);
+		/* After the commit the survivor's blocks are its own again. */
+		assert_true(look(other, lbn_at(5)).excl);
+		assert_int_equal(tp_write(other, lbn_at(5), NULL), 0);
+		dd_volume_close(other);
+		sp_free(tp);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -531,6 +579,7 @@ int main(void)
 		cmocka_unit_test(a_snapshot_shares_the_map_in_one_small_transaction),
 		cmocka_unit_test(a_write_through_shared_pages_copies_them_and_keeps_the_sibling),
 		cmocka_unit_test(a_family_written_on_every_side_and_deleted_in_any_order),
+		cmocka_unit_test(deleting_a_volume_that_shares_everything_is_one_small_step),
 	};
 
 	if (getenv("DD_TEST_FILTER"))	/* a glob over the test names */
