@@ -392,6 +392,21 @@ static void a_write_through_shared_pages_copies_them_and_keeps_the_sibling(void 
 	sp_free(tp);
 }
 
+/* dedup_check of the committed state in windows of data blocks (a small
+ * memory budget): each window walks the shared pages again. */
+static u64 check_windowed(struct tpool *tp)
+{
+	struct dd_check_opts o = { .max_memory = 6 * 1024 };
+	struct dd_check_result res;
+	struct dd_bm_opts ro = { .read_only = true };
+	struct dd_bm *bm;
+
+	assert_int_equal(dd_bm_create(dd_ramdev_dev(tp->rd), &ro, &bm), 0);
+	assert_int_equal(dd_check(bm, &o, &res), 0);
+	dd_bm_drop(bm);
+	return res.errors;
+}
+
 /* Every volume's mappings, as the test expects them. */
 struct fam {
 	struct tpool *tp;
@@ -482,6 +497,7 @@ static void a_family_written_on_every_side_and_deleted_in_any_order(void **state
 		fam_compare(&f);
 		assert_int_equal(dd_pool_commit(f.tp->pool), 0);
 		assert_int_equal(tp_check(f.tp, NULL), 0);
+		assert_int_equal(check_windowed(f.tp), 0);
 		/* Volume 0's id is the family's: no new volume may take it. */
 		for (i = 4; i > 0; i--) {
 			j = (int)tr_below(&f.rng, (u64)i + 1);
