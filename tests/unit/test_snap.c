@@ -586,6 +586,104 @@ static void deleting_a_volume_that_shares_everything_is_one_small_step(void **st
 	}
 }
 
+/* Volume 1 of a new sharing pool: LBNs 0..59, whose 60 blocks lie in 60
+ * record leaves, and LBN 600000 (a tree of height 2); snapshot 2 of it,
+ * committed.  *old: the block of LBN 6. */
+static struct tpool *cow_setup(u64 *old)
+{
+	struct tpool *tp = sp_new();
+	struct dd_volume *v = vol_new(tp, 1);
+	u64 i, k, q;
+	u32 got;
+
+	for (k = 0; k < 60; k++) {
+		assert_int_equal(tp_write(v, k, NULL), 0);
+		assert_int_equal(dd_data_reserve_run(tp->pool, DD_RECS_PER_LEAF, &q, &got), 0);
+		for (i = 0; i < got; i++)
+			dd_data_unreserve(tp->pool, q + i);
+	}
+	assert_int_equal(tp_write(v, 600000, NULL), 0);
+	*old = look(v, 6).pbn;
+	assert_int_equal(dd_snapshot_create(tp->pool, 2, 1), 0);
+	dd_volume_close(v);
+	assert_int_equal(dd_pool_commit(tp->pool), 0);
+	return tp;
+}
+
+/* New leaves of volume f until the open transaction holds 'target' dirty
+ * blocks, or (target 0) until the engine commits: then the most it held. */
+static u32 cow_fill(struct tpool *tp, struct dd_volume *f, u32 target)
+{
+	struct dd_pool_stats st, st0;
+	u32 most = 0;
+	u64 i;
+
+	dd_pool_get_stats(tp->pool, &st0);
+	for (i = 0;; i++) {
+		dd_pool_get_stats(tp->pool, &st);
+		if (st.txn != st0.txn || (target && st.nr_dirty >= target))
+			return target ? st.nr_dirty : most;
+		most = st.nr_dirty > most ? st.nr_dirty : most;
+		assert_int_equal(tp_write(f, i * DD_MAP_ENTRIES, NULL), 0);
+	}
+}
+
+/*
+ * A write through a shared root copies the root, then the pages below it,
+ * one step each, each with its worst case reserved; when the journal could
+ * not hold the next step the engine commits between two steps.  That
+ * commit must hold the volume's new root (its table entry): cut the power
+ * after the write, wherever the journal filled, and the committed state
+ * checks clean and reads right.  The leaf's 60 blocks lie in 60 record
+ * leaves, so its step's worst case (80 blocks) is what does not fit.
+ */
+static void a_commit_between_copy_steps_holds_the_new_root(void **state)
+{
+	struct tpool *tp;
+	struct dd_volume *v, *s, *f;
+	u32 room, hit = 0, most;
+	u64 k, old, p;
+
+	/* How full the journal gets under these writes before a commit. */
+	tp = cow_setup(&old);
+	f = vol_new(tp, 9);
+	most = cow_fill(tp, f, 0);
+	dd_volume_close(f);
+	tp_destroy(tp);
+	free(tp);
+	assert_true(most > 100);
+
+	for (room = 0; room <= 90; room += 2) {
+		struct dd_pool_stats st, st0;
+
+		tp = cow_setup(&old);
+		f = vol_new(tp, 9);
+		s = vol_open(tp, 2);
+		cow_fill(tp, f, most - room);
+		dd_pool_get_stats(tp->pool, &st0);
+		assert_int_equal(tp_write(s, 6, &p), 0);	/* copies root, node, leaf */
+		dd_pool_get_stats(tp->pool, &st);
+		if (st.txn != st0.txn)
+			hit++;
+		dd_volume_close(s);
+		dd_volume_close(f);
+		tp_crash(tp);
+		assert_int_equal(tp_open(tp), 0);
+		assert_int_equal(tp_check(tp, NULL), 0);
+		s = vol_open(tp, 2);
+		assert_int_equal(look(s, 6).pbn, old);		/* the write was not committed */
+		for (k = 0; k < 60; k++)
+			assert_true(look(s, k).mapped);
+		dd_volume_close(s);
+		v = vol_open(tp, 1);
+		assert_int_equal(look(v, 6).pbn, old);
+		dd_volume_close(v);
+		tp_destroy(tp);
+		free(tp);
+	}
+	assert_true(hit > 0);	/* some fill made the engine commit inside the write */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -596,6 +694,7 @@ int main(void)
 		cmocka_unit_test(a_write_through_shared_pages_copies_them_and_keeps_the_sibling),
 		cmocka_unit_test(a_family_written_on_every_side_and_deleted_in_any_order),
 		cmocka_unit_test(deleting_a_volume_that_shares_everything_is_one_small_step),
+		cmocka_unit_test(a_commit_between_copy_steps_holds_the_new_root),
 	};
 
 	if (getenv("DD_TEST_FILTER"))	/* a glob over the test names */
