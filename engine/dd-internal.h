@@ -99,6 +99,9 @@ struct dd_tree {
 struct dd_cow_ops {
 	u32 (*leaf_cost)(struct dd_pool *pool, const void *leaf);
 	int (*leaf_copied)(struct dd_pool *pool, void *old, void *new);
+	/* The root moved to a copy: what holds the root must reach the next
+	 * commit, which may come before the next step. */
+	void (*root_moved)(const struct dd_tree *t);
 };
 
 /* In-core statistics, encoded into the superblock at commit. */

@@ -419,6 +419,7 @@ static int dd_cow_page(struct dd_pool *pool, const struct dd_tree *t, u64 idx, u
 		}
 	} else if (!r) {
 		t->root->block = dd_buf_blocknr(copy);
+		t->cow->root_moved(t);
 	}
 	t->root->hint_block = 0;
 	dd_blk_put(copy);

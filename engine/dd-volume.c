@@ -65,9 +65,19 @@ static int dd_map_leaf_copied(struct dd_pool *pool, void *old, void *new)
 	return 0;
 }
 
+static void dd_vol_dirty(struct dd_volume *v);
+
+/* A copy step moved the map's root: the volume table must have it at the
+ * next commit, which the engine may make before the next step. */
+static void dd_map_root_moved(const struct dd_tree *t)
+{
+	dd_vol_dirty((struct dd_volume *)((char *)t - offsetof(struct dd_volume, tree)));
+}
+
 static const struct dd_cow_ops dd_map_cow = {
 	.leaf_cost = dd_map_leaf_cost,
 	.leaf_copied = dd_map_leaf_copied,
+	.root_moved = dd_map_root_moved,
 };
 
 static void dd_vol_set_tree(struct dd_volume *v)
@@ -92,8 +102,6 @@ static bool dd_vol_excl_ok(struct dd_volume *vol, bool shared)
 		return true;
 	return !shared && vol->pool->mrefs_txn != vol->pool->open_txn;
 }
-
-static void dd_vol_dirty(struct dd_volume *v);
 
 /* Makes the path to lbn's leaf this volume's alone (before the caller's
  * own reservation); *copied: pages copied. */

@@ -434,6 +434,10 @@ static void chk_vols_leaf(struct chk *c, u64 idx, const void *data)
 		if (flags & ~DD_VOL_KNOWN_FLAGS)
 			chk_report(c, DD_CHK_VOLUME, true, "volume %llu: unknown flags %#x",
 				   (unsigned long long)id, flags);
+		if ((flags & DD_VOL_FAMILY) && !(c->g.incompat & DD_INCOMPAT_SHARED_MAPS))
+			chk_report(c, DD_CHK_VOLUME, true,
+				   "volume %llu is in a snapshot family without the shared-maps feature",
+				   (unsigned long long)id);
 		if (id > DD_MAX_VOLUME_ID)
 			chk_report(c, DD_CHK_VOLUME, true, "volume id %llu out of range",
 				   (unsigned long long)id);

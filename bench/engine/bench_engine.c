@@ -808,7 +808,7 @@ int main(int argc, char **argv)
 	print_table("Map inserts and lookups (volume 1 of a 1 TiB pool)", S_INS_SEQ, S_LK_SPARSE_COLD);
 	print_table("Metadata per data block: (meta_used - fixed region) / data_used", S_META_SEQ,
 		    S_META_FILL0 + NR_FILLS - 1);
-	print_table("Snapshot (copies the map, one more reference per block), per GiB of origin",
+	print_table("Snapshot (shares the map: this pool's journal holds a page-copy step), per GiB of origin",
 		    S_SNAP_TIME, S_SNAP_DENSE4K_W);
 	print_table("Commit latency", S_C1K, S_C10K_SHM);
 	printf("\n");
