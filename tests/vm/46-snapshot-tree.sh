@@ -247,8 +247,10 @@ groot=$(vols | awk '$1 == 1 {print $7}')
 check_eq "all 12 volumes have golden's map root ($groot)" \
 	"$(vols | awk -v r="$groot" '$7 == r {n++} END {print n + 0}')" $NV
 dedup_dump --blocks "$meta" >"$DD_TMP/blocks" 2>&1
-# (each volume's walk lists the blocks it reaches: shared ones once per volume)
-leaves=$(awk '$3 == "map" && $4 == 0 && !seen[$1]++ {n++} END {print n + 0}' "$DD_TMP/blocks")
+# Golden's leaves (owner 1: golden's family; each volume's walk lists the blocks it
+# reaches, shared ones once per volume)
+leaves=$(awk '$3 == "map" && $4 == 0 && $5 == 1 && !seen[$1]++ {n++} END {print n + 0}' \
+	"$DD_TMP/blocks")
 log "golden's map: $leaves leaves; metadata used $meta0 -> $meta1 over 11 snapshots"
 check "golden's map has leaves ($leaves)" test "$leaves" -ge $((L / 1016))
 check "11 snapshots grew the metadata by less than one copy of the map ($((meta1 - meta0)) < $leaves)" \
